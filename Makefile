@@ -1,0 +1,55 @@
+# syncline: `make` builds the core and the SQLite extension; `make check` runs
+# every test. Build output goes to build/ (never committed).
+CXX      ?= g++
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++17 -Wall -Wextra -Werror=return-type -fPIC -fvisibility=hidden -I.
+BUILD    := build
+
+CORE_SRC   := $(wildcard core/*.cc)
+CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
+SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
+SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
+
+.PHONY: all check unit-test sqlite-test smoke-test clean format
+
+all: $(BUILD)/syncline.so
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsyncline_core.a: $(CORE_OBJ)
+	ar rcs $@ $^
+
+# The loadable extension links the core statically: it must load into any
+# program without extra shared libraries beside libsqlite3's host.
+$(BUILD)/syncline.so: $(SQLITE_OBJ) $(BUILD)/libsyncline_core.a
+	$(CXX) -shared -o $@ $(SQLITE_OBJ) $(BUILD)/libsyncline_core.a -static-libstdc++ -static-libgcc
+
+UNIT_SRC   := $(wildcard tests/unit/*.cc)
+SQLTEST_SRC := $(wildcard tests/sqlite/*.cc)
+
+$(BUILD)/unit_tests: $(UNIT_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
+	$(CXX) -o $@ $^ -lgtest -lgtest_main -lpthread
+
+$(BUILD)/sqlite_tests: $(SQLTEST_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
+	$(CXX) -o $@ $^ -lsqlite3 -lgtest -lgtest_main -lpthread
+
+unit-test: $(BUILD)/unit_tests
+	$(BUILD)/unit_tests
+
+sqlite-test: $(BUILD)/sqlite_tests $(BUILD)/syncline.so
+	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) $(BUILD)/sqlite_tests
+
+smoke-test: $(BUILD)/syncline.so
+	tests/sqlite/smoke.sh $(abspath $(BUILD)/syncline)
+
+check: unit-test sqlite-test smoke-test
+
+format:
+	clang-format -i core/*.h core/*.cc sqlite_extension/*.h sqlite_extension/*.cc tests/*/*.cc
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

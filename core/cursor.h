@@ -1,0 +1,45 @@
+// Pull options and cursors (docs/protocol.md, "Pulling").
+//
+// A cursor describes itself: "<node id>:<filter fingerprint>:<position>". The
+// node id says which database issued it, the fingerprint which pull options
+// it was taken with, and the position (dot-separated decimal integers, its
+// meaning private to the issuing engine) where the pull stopped. A cursor from
+// another database, taken with other options or never issued is refused
+// rather than silently skipping rows.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/json.h"
+#include "core/status.h"
+
+namespace syncline::core {
+
+struct PullOptions {
+  bool local_only = false;     // {"origin": "local"}
+  std::string exclude_origin;  // {"exclude_origin": "<node id>"}, canonical
+  std::string scope;           // {"scope": value}, the value's canonical JSON; empty when absent
+  bool has_scope = false;
+};
+
+// Parses pull options; an empty or NULL text means no options. Unknown keys
+// are errors, so a misspelt option never silently widens a pull.
+Status ParsePullOptions(std::string_view text, PullOptions* out);
+
+// 16 hex digits that identify the set of rows the options select.
+std::string FilterFingerprint(const PullOptions& options);
+
+struct Cursor {
+  std::string node;
+  std::string filter;
+  std::string position;
+};
+
+std::string EncodeCursor(const Cursor& cursor);
+Status DecodeCursor(std::string_view text, Cursor* out);
+
+// Orders positions as sequences of unsigned decimal integers: <0, 0, >0.
+int ComparePositions(std::string_view a, std::string_view b);
+
+}  // namespace syncline::core

@@ -1,0 +1,265 @@
+#include "core/json.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+
+namespace syncline::core {
+
+const Json* Json::Find(std::string_view key) const {
+  for (const auto& [name, value] : members) {
+    if (name == key) return &value;
+  }
+  return nullptr;
+}
+
+const char* JsonKindName(Json::Kind kind) {
+  switch (kind) {
+    case Json::Kind::kNull: return "null";
+    case Json::Kind::kFalse:
+    case Json::Kind::kTrue: return "boolean";
+    case Json::Kind::kNumber: return "number";
+    case Json::Kind::kString: return "string";
+    case Json::Kind::kArray: return "array";
+    case Json::Kind::kObject: return "object";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Builds a Json tree from SAX events. The stack holds the containers being
+// filled; a value goes into the top container (or becomes the root).
+class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeBuilder> {
+ public:
+  explicit TreeBuilder(Json* root) : root_(root) {}
+
+  bool Null() { return Add(Json{}); }
+  bool Bool(bool b) { return Add(Scalar(b ? Json::Kind::kTrue : Json::Kind::kFalse, {})); }
+  bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+    return Add(Scalar(Json::Kind::kNumber, std::string_view(str, length)));
+  }
+  bool String(const char* str, rapidjson::SizeType length, bool) {
+    return Add(Scalar(Json::Kind::kString, std::string_view(str, length)));
+  }
+  bool StartObject() { return Open(Json::Kind::kObject); }
+  bool Key(const char* str, rapidjson::SizeType length, bool) {
+    Json* object = stack_.back();
+    std::string_view key(str, length);
+    // Duplicate keys make a batch ambiguous (which "id" wins?): refuse them.
+    if (object->Find(key) != nullptr) {
+      error_ = "duplicate key \"" + std::string(key) + "\"";
+      return false;
+    }
+    object->members.emplace_back(std::string(key), Json{});
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) { stack_.pop_back(); return true; }
+  bool StartArray() { return Open(Json::Kind::kArray); }
+  bool EndArray(rapidjson::SizeType) { stack_.pop_back(); return true; }
+
+  const std::string& error() const { return error_; }
+
+ private:
+  static Json Scalar(Json::Kind kind, std::string_view text) {
+    Json json;
+    json.kind = kind;
+    json.text.assign(text);
+    return json;
+  }
+
+  // Places a value and returns where it now lives.
+  Json* Place(Json&& value) {
+    if (stack_.empty()) {
+      *root_ = std::move(value);
+      return root_;
+    }
+    Json* parent = stack_.back();
+    if (parent->kind == Json::Kind::kArray) {
+      parent->items.push_back(std::move(value));
+      return &parent->items.back();
+    }
+    parent->members.back().second = std::move(value);
+    return &parent->members.back().second;
+  }
+
+  bool Add(Json&& value) {
+    Place(std::move(value));
+    return true;
+  }
+
+  bool Open(Json::Kind kind) {
+    if (stack_.size() >= kMaxJsonDepth) {
+      error_ = "nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+      return false;
+    }
+    Json container;
+    container.kind = kind;
+    // Children are appended to the container at the top of the stack; vectors
+    // of siblings may reallocate, but only the innermost open container's
+    // vector grows while it is open, so the pointers on the stack stay valid.
+    stack_.push_back(Place(std::move(container)));
+    return true;
+  }
+
+  Json* root_;
+  std::vector<Json*> stack_;
+  std::string error_;
+};
+
+}  // namespace
+
+Status ParseJson(std::string_view input, Json* out) {
+  *out = Json{};
+  // RapidJSON takes a NUL byte for the end of input, which would let anything
+  // after it pass unread. JSON text never holds a raw NUL (strings escape it).
+  if (const void* nul = std::memchr(input.data(), '\0', input.size()))
+    return Status(Code::kInvalidInput, "malformed JSON at byte " +
+                                           std::to_string(static_cast<const char*>(nul) - input.data()) +
+                                           ": NUL byte in input");
+  TreeBuilder builder(out);
+  rapidjson::Reader reader;
+  rapidjson::MemoryStream stream(input.data(), input.size());
+  constexpr unsigned kFlags =
+      rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
+  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, builder);
+  if (!result) {
+    std::string why = builder.error().empty() ? rapidjson::GetParseError_En(result.Code()) : builder.error();
+    return Status(Code::kInvalidInput, "malformed JSON at byte " + std::to_string(result.Offset()) + ": " + why);
+  }
+  return Status::Ok();
+}
+
+bool IsValidUtf8(std::string_view bytes) {
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  std::size_t n = bytes.size(), i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len;
+    std::uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
+    else return false;
+    if (i + len > n) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF.
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+void JsonWriter::String(std::string_view text) {
+  Separate();
+  static constexpr char kHex[] = "0123456789abcdef";
+  out_->push_back('"');
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out_->append("\\\""); break;
+      case '\\': out_->append("\\\\"); break;
+      case '\n': out_->append("\\n"); break;
+      case '\r': out_->append("\\r"); break;
+      case '\t': out_->append("\\t"); break;
+      case '\b': out_->append("\\b"); break;
+      case '\f': out_->append("\\f"); break;
+      default:
+        if (c < 0x20) {
+          out_->append("\\u00");
+          out_->push_back(kHex[c >> 4]);
+          out_->push_back(kHex[c & 0xf]);
+        } else {
+          out_->push_back(ch);
+        }
+    }
+  }
+  out_->push_back('"');
+}
+
+void JsonWriter::Int(std::int64_t value) {
+  Separate();
+  char buf[24];
+  auto result = std::to_chars(buf, buf + sizeof buf, value);
+  out_->append(buf, result.ptr);
+}
+
+void JsonWriter::Double(double value) {
+  Separate();
+  char buf[40];
+  auto result = std::to_chars(buf, buf + sizeof buf, value);
+  std::string_view text(buf, result.ptr - buf);
+  out_->append(text);
+  // Mark it as a float literal so that readers never take it for an integer.
+  if (text.find_first_of(".e") == std::string_view::npos) out_->append(".0");
+}
+
+std::string Base64Encode(std::string_view bytes) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  std::size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    std::uint32_t v = (s[i] << 16) | (s[i + 1] << 8) | s[i + 2];
+    out.push_back(kAlphabet[v >> 18]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back(kAlphabet[v & 63]);
+  }
+  std::size_t rest = bytes.size() - i;
+  if (rest > 0) {
+    std::uint32_t v = s[i] << 16;
+    if (rest == 2) v |= s[i + 1] << 8;
+    out.push_back(kAlphabet[v >> 18]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(rest == 2 ? kAlphabet[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+bool Base64Decode(std::string_view text, std::string* out) {
+  out->clear();
+  if (text.size() % 4 != 0) return false;
+  auto sextet = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  out->reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    bool last = i + 4 == text.size();
+    int pad = 0;
+    if (last && text[i + 3] == '=') pad = text[i + 2] == '=' ? 2 : 1;
+    std::uint32_t v = 0;
+    for (int k = 0; k < 4; ++k) {
+      int d = k >= 4 - pad ? 0 : sextet(text[i + k]);
+      if (d < 0) return false;
+      v = (v << 6) | static_cast<std::uint32_t>(d);
+    }
+    out->push_back(static_cast<char>(v >> 16));
+    if (pad < 2) out->push_back(static_cast<char>((v >> 8) & 0xff));
+    if (pad < 1) out->push_back(static_cast<char>(v & 0xff));
+    // Canonical form only: the bits under the padding must be zero.
+    if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)) return false;
+  }
+  return true;
+}
+
+}  // namespace syncline::core
