@@ -1,0 +1,408 @@
+#include <cmath>
+#include <map>
+#include <unordered_map>
+
+#include "core/changeset.h"
+#include "core/cursor.h"
+#include "core/version_order.h"
+#include "sqlite_extension/sqlite_util.h"
+#include "sqlite_extension/sync.h"
+#include "sqlite_extension/tracking.h"
+
+namespace syncline::sqlite {
+
+using core::Change;
+using core::Code;
+using core::Status;
+using core::Value;
+
+namespace {
+
+// Capture stays off while apply_push writes user tables: merged changes keep
+// their origin's stamps and must not come back as local ones.
+class CaptureOff {
+ public:
+  explicit CaptureOff(ConnectionState& state) : state_(state) { ++state_.applying; }
+  ~CaptureOff() { --state_.applying; }
+
+ private:
+  ConnectionState& state_;
+};
+
+struct ApplyTable {
+  TableInfo info;
+  Statement upsert;    // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
+  Statement remove;    // DELETE by primary key
+  Statement same_row;  // 1 when the current row equals the bound values
+};
+
+std::string Placeholders(std::size_t count, std::size_t first = 1) {
+  std::string sql;
+  for (std::size_t i = 0; i < count; ++i) sql += (i > 0 ? ", ?" : "?") + std::to_string(first + i);
+  return sql;
+}
+
+Status PrepareApplyTable(sqlite3* db, ApplyTable* table) {
+  const TableInfo& info = table->info;
+  const std::string quoted = QuoteIdentifier(info.name);
+  std::string columns, updates, pk_columns, same;
+  for (std::size_t i = 0; i < info.columns.size(); ++i) {
+    std::string column = QuoteIdentifier(info.columns[i]);
+    columns += (i > 0 ? ", " : "") + column;
+    same += (i > 0 ? " AND " : "") + column + " IS ?" + std::to_string(i + 1);
+    bool in_key = false;
+    for (int k : info.pk) in_key = in_key || k == static_cast<int>(i);
+    if (!in_key) updates += (updates.empty() ? "" : ", ") + column + " = excluded." + column;
+  }
+  for (std::size_t k = 0; k < info.pk.size(); ++k)
+    pk_columns += (k > 0 ? ", " : "") + QuoteIdentifier(info.columns[info.pk[k]]);
+  Status status = table->upsert.Prepare(
+      db, "INSERT INTO " + quoted + "(" + columns + ") VALUES (" + Placeholders(info.columns.size()) +
+              ") ON CONFLICT (" + pk_columns + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates));
+  if (!status.ok()) return status;
+  status = table->remove.Prepare(db, "DELETE FROM " + quoted + " WHERE " + KeyPredicate(info));
+  if (!status.ok()) return status;
+  return table->same_row.Prepare(db, "SELECT 1 FROM " + quoted + " WHERE " + same);
+}
+
+// Values an ordinary (non-STRICT) column would silently convert or mangle are
+// refused, so that every node stores the value the origin wrote.
+Status CheckValue(const TableInfo& table, std::size_t column, const Value& value) {
+  const std::string where = "column \"" + table.columns[column] + "\" ";
+  if (value.type == Value::Type::kReal && std::isnan(value.real))
+    return Status(Code::kTypeMismatch, where + "cannot hold NaN (SQLite stores NaN as NULL)");
+  if (value.type == Value::Type::kNull || table.strict) return Status::Ok();  // STRICT: SQLite checks
+  const std::string& affinity = table.affinity[column];
+  bool ok = true;
+  if (affinity == "INTEGER" || affinity == "REAL")
+    ok = value.type == Value::Type::kInteger || value.type == Value::Type::kReal;
+  else if (affinity == "TEXT")
+    ok = value.type == Value::Type::kText;
+  else if (affinity == "NUMERIC")
+    ok = value.type != Value::Type::kBlob;
+  if (ok) return Status::Ok();
+  std::string expected = affinity == "INTEGER" ? "integer" : affinity == "REAL" ? "real" : affinity == "TEXT" ? "text"
+                                                                                                             : "numeric";
+  return Status(Code::kTypeMismatch, where + "expects " + expected + ", got " + core::TypeName(value.type));
+}
+
+class Applier {
+ public:
+  Applier(ConnectionState& state, const core::Batch& batch, std::string local_node)
+      : state_(state), db_(state.db), batch_(batch), local_node_(std::move(local_node)) {}
+
+  Status Prepare() {
+    max_drift_ms_ = MaxDriftMs(db_);
+    wall_ms_ = core::WallClockMs();
+    Status status = read_meta_.Prepare(db_,
+                                       "SELECT m.hlc, m.node, m.deleted, n.node_id FROM syncline_rows m "
+                                       "LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE m.tid = ?1 AND m.pk = ?2");
+    if (!status.ok()) return status;
+    status = write_meta_.Prepare(db_,
+                                 "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES ("
+                                 "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), ?1, ?2, ?3, ?4, ?5, ?6) "
+                                 "ON CONFLICT (tid, pk) DO UPDATE SET version = excluded.version, "
+                                 "clock = excluded.clock, hlc = excluded.hlc, node = excluded.node, "
+                                 "deleted = excluded.deleted");
+    if (!status.ok()) return status;
+    status = add_node_.Prepare(db_, "INSERT INTO syncline_nodes(node_id) VALUES (?1) ON CONFLICT DO NOTHING");
+    if (!status.ok()) return status;
+    return find_node_.Prepare(db_, "SELECT ref FROM syncline_nodes WHERE node_id = ?1");
+  }
+
+  Status Apply(std::size_t index, const Change& change) {
+    ApplyTable* table = nullptr;
+    Status status = Table(change.table, &table);
+    if (!status.ok()) return status;
+    const TableInfo& info = table->info;
+
+    // The batch names key columns; they must be exactly this table's key.
+    std::vector<Value> key(info.pk.size());
+    std::vector<bool> seen(info.pk.size(), false);
+    for (const core::ColumnValue& column : change.pk) {
+      std::size_t k = 0;
+      while (k < info.pk.size() && info.columns[info.pk[k]] != column.column) ++k;
+      if (k == info.pk.size())
+        return Status(Code::kUndefinedColumn, "\"pk\" names column \"" + column.column +
+                                                  "\", which is not in the table's primary key (" + KeyNames(info) +
+                                                  ")");
+      key[k] = column.value;
+      seen[k] = true;
+    }
+    for (std::size_t k = 0; k < info.pk.size(); ++k) {
+      if (!seen[k])
+        return Status(Code::kUndefinedColumn, "\"pk\" lacks primary key column \"" + info.columns[info.pk[k]] + "\"");
+    }
+    std::string key_text;
+    status = core::EncodeKey(key, &key_text);
+    if (!status.ok()) return status;
+
+    std::vector<const Value*> row;
+    if (change.op == core::Op::kUpsert) {
+      row.assign(info.columns.size(), nullptr);
+      for (const core::ColumnValue& column : change.row) {
+        std::size_t c = 0;
+        while (c < info.columns.size() && info.columns[c] != column.column) ++c;
+        if (c == info.columns.size())
+          return Status(Code::kUndefinedColumn, "unknown column \"" + column.column + "\"");
+        status = CheckValue(info, c, column.value);
+        if (!status.ok()) return status;
+        row[c] = &column.value;
+      }
+      for (std::size_t c = 0; c < info.columns.size(); ++c) {
+        if (row[c] == nullptr)
+          return Status(Code::kUndefinedColumn, "\"row\" lacks column \"" + info.columns[c] + "\"");
+      }
+    }
+
+    // The drift bound applies where a change enters from its origin; a relay
+    // forwards what its first hop already accepted.
+    if (change.node == batch_.source && !core::HlcWithinDrift(change.hlc, wall_ms_, max_drift_ms_)) {
+      std::int64_t ahead_s = (core::HlcPhysicalMs(change.hlc) - wall_ms_) / 1000;
+      return Status(Code::kClockDrift, "hlc " + core::HlcToText(change.hlc) + " is " + std::to_string(ahead_s) +
+                                           " s ahead of this node's clock (the bound is " +
+                                           std::to_string(max_drift_ms_ / 1000) +
+                                           " s); check the origin's clock");
+    }
+    ReceiveStamp(state_, change.hlc);
+
+    // Compare with the row's current version: the stored one, or one an
+    // earlier change of this batch wrote.
+    read_meta_.Reset();
+    read_meta_.BindInt(1, info.tid);
+    read_meta_.BindText(2, key_text);
+    bool stored = false;
+    status = read_meta_.Step(&stored);
+    if (!status.ok()) return status;
+    if (stored) {
+      core::Hlc stored_hlc = static_cast<core::Hlc>(read_meta_.ColumnInt(0));
+      std::string stored_node = read_meta_.ColumnInt(1) == kLocalNodeRef ? local_node_ : read_meta_.ColumnText(3);
+      bool stored_deleted = read_meta_.ColumnInt(2) != 0;
+      read_meta_.Reset();
+      int order = core::CompareStamps(change.hlc, change.node, stored_hlc, stored_node);
+      if (order < 0) return Skip();
+      if (order == 0) {
+        bool same = false;
+        status = SameContent(*table, change, row, stored_deleted, &same);
+        if (!status.ok()) return status;
+        if (!same)
+          return Status(Code::kCorruptBatch, "stamp " + core::HlcToText(change.hlc) + "/" + change.node +
+                                                 " is already known for this row with different content");
+        return Skip();
+      }
+    }
+    read_meta_.Reset();
+    if (change.node == local_node_)
+      return Status(Code::kCorruptBatch,
+                    "stamped with this database's own node id but newer than anything it wrote to that row; this "
+                    "database file is probably a copy of another node's (see docs/sqlite.md, \"Copied database "
+                    "files\")");
+
+    Statement& write = change.op == core::Op::kUpsert ? table->upsert : table->remove;
+    write.Reset();
+    if (change.op == core::Op::kUpsert) {
+      for (std::size_t c = 0; c < row.size(); ++c) write.BindValue(static_cast<int>(c + 1), *row[c]);
+    } else {
+      for (std::size_t k = 0; k < key.size(); ++k) write.BindValue(static_cast<int>(k + 1), key[k]);
+    }
+    status = write.Run();
+    write.Reset();
+    if (!status.ok()) return status;
+
+    std::int64_t node_ref = 0;
+    status = NodeRef(change.node, &node_ref);
+    if (!status.ok()) return status;
+    write_meta_.Reset();
+    write_meta_.BindInt(1, info.tid);
+    write_meta_.BindText(2, key_text);
+    write_meta_.BindInt(3, change.clock);
+    write_meta_.BindInt(4, static_cast<std::int64_t>(change.hlc));
+    write_meta_.BindInt(5, node_ref);
+    write_meta_.BindInt(6, change.op == core::Op::kDelete ? 1 : 0);
+    status = write_meta_.Run();
+    if (!status.ok()) return status;
+    ++applied_;
+    (void)index;
+    return Status::Ok();
+  }
+
+  Status RecordCursor(const core::Cursor& cursor) {
+    Statement read;
+    Status status = read.Prepare(db_, "SELECT position FROM syncline_peers WHERE node_id = ?1 AND filter = ?2");
+    if (!status.ok()) return status;
+    read.BindText(1, cursor.node);
+    read.BindText(2, cursor.filter);
+    bool found = false;
+    status = read.Step(&found);
+    if (!status.ok()) return status;
+    // A page delivered late (after a newer one) must not move the cursor back.
+    if (found && core::ComparePositions(cursor.position, read.ColumnText(0)) <= 0) return Status::Ok();
+    Statement write;
+    status = write.Prepare(db_, "INSERT OR REPLACE INTO syncline_peers(node_id, filter, cursor, position) "
+                                "VALUES (?1, ?2, ?3, ?4)");
+    if (!status.ok()) return status;
+    write.BindText(1, cursor.node);
+    write.BindText(2, cursor.filter);
+    write.BindText(3, core::EncodeCursor(cursor));
+    write.BindText(4, cursor.position);
+    return write.Run();
+  }
+
+  void Finish() {
+    read_meta_ = Statement();
+    write_meta_ = Statement();
+    add_node_ = Statement();
+    find_node_ = Statement();
+    tables_.clear();
+  }
+
+  std::int64_t applied() const { return applied_; }
+  std::int64_t skipped() const { return skipped_; }
+
+ private:
+  Status Skip() {
+    ++skipped_;
+    return Status::Ok();
+  }
+
+  static std::string KeyNames(const TableInfo& info) {
+    std::string names;
+    for (std::size_t k = 0; k < info.pk.size(); ++k) names += (k > 0 ? ", " : "") + info.columns[info.pk[k]];
+    return names;
+  }
+
+  Status Table(const std::string& name, ApplyTable** out) {
+    auto it = tables_.find(name);
+    if (it != tables_.end()) {
+      *out = &it->second;
+      return Status::Ok();
+    }
+    ApplyTable table;
+    bool found = false;
+    Status status = FindTrackedTable(db_, name, &table.info, &found);
+    if (!status.ok()) return status;
+    if (!found) {
+      TableInfo shape;
+      status = LoadTableShape(db_, name, &shape);
+      if (!status.ok()) return status;
+      return Status(Code::kUndefinedTable, "table is not tracked (call syncline_track first)");
+    }
+    status = PrepareApplyTable(db_, &table);
+    if (!status.ok()) return status;
+    *out = &tables_.emplace(name, std::move(table)).first->second;
+    return Status::Ok();
+  }
+
+  Status SameContent(ApplyTable& table, const Change& change, const std::vector<const Value*>& row,
+                     bool stored_deleted, bool* same) {
+    if ((change.op == core::Op::kDelete) != stored_deleted) {
+      *same = false;
+      return Status::Ok();
+    }
+    if (change.op == core::Op::kDelete) {
+      *same = true;
+      return Status::Ok();
+    }
+    Statement& select = table.same_row;
+    select.Reset();
+    for (std::size_t c = 0; c < row.size(); ++c) select.BindValue(static_cast<int>(c + 1), *row[c]);
+    Status status = select.Step(same);
+    select.Reset();
+    return status;
+  }
+
+  Status NodeRef(const std::string& node, std::int64_t* ref) {
+    if (node == local_node_) {
+      *ref = kLocalNodeRef;
+      return Status::Ok();
+    }
+    if (auto it = node_refs_.find(node); it != node_refs_.end()) {
+      *ref = it->second;
+      return Status::Ok();
+    }
+    add_node_.Reset();
+    add_node_.BindText(1, node);
+    Status status = add_node_.Run();
+    if (!status.ok()) return status;
+    find_node_.Reset();
+    find_node_.BindText(1, node);
+    bool found = false;
+    status = find_node_.Step(&found);
+    if (!status.ok()) return status;
+    *ref = find_node_.ColumnInt(0);
+    find_node_.Reset();
+    node_refs_[node] = *ref;
+    return Status::Ok();
+  }
+
+  ConnectionState& state_;
+  sqlite3* db_;
+  const core::Batch& batch_;
+  std::string local_node_;
+  std::int64_t max_drift_ms_ = core::kDefaultMaxDriftMs;
+  std::int64_t wall_ms_ = 0;
+  Statement read_meta_, write_meta_, add_node_, find_node_;
+  std::map<std::string, ApplyTable> tables_;
+  std::unordered_map<std::string, std::int64_t> node_refs_;
+  std::int64_t applied_ = 0;
+  std::int64_t skipped_ = 0;
+};
+
+}  // namespace
+
+Status ApplyPush(ConnectionState& state, const std::string& text, std::string* summary) {
+  sqlite3* db = state.db;
+  core::Batch batch;
+  Status status = core::DecodeBatch(text, &batch);
+  if (!status.ok()) return status;
+  core::Cursor cursor;
+  if (!batch.cursor.empty()) {
+    status = core::DecodeCursor(batch.cursor, &cursor);
+    if (!status.ok()) return status.WithPrefix("batch: ");
+    if (cursor.node != batch.source)
+      return Status(Code::kInvalidInput, "batch: cursor was issued by node " + cursor.node +
+                                             ", not by the batch's source " + batch.source);
+  }
+  status = EnsureMetadata(db);
+  if (!status.ok()) return status;
+  std::string local_node;
+  status = LocalNodeId(db, &local_node);
+  if (!status.ok()) return status;
+
+  Savepoint savepoint(db, "syncline_apply");
+  if (!savepoint.status().ok()) return savepoint.status();
+  const core::Hlc clock_before = state.clock;
+  {
+    CaptureOff capture_off(state);
+    Applier applier(state, batch, local_node);
+    status = applier.Prepare();
+    for (std::size_t i = 0; status.ok() && i < batch.changes.size(); ++i) {
+      status = applier.Apply(i, batch.changes[i]);
+      if (!status.ok()) status = status.WithPrefix(core::ChangeContext(i, batch.changes[i].table));
+    }
+    if (status.ok() && !batch.cursor.empty()) status = applier.RecordCursor(cursor);
+    if (status.ok()) status = PersistClock(state);
+    applier.Finish();
+    if (status.ok()) {
+      summary->clear();
+      core::JsonWriter out(summary);
+      out.BeginObject();
+      out.Key("applied");
+      out.Int(applier.applied());
+      out.Key("skipped");
+      out.Int(applier.skipped());
+      out.Key("source");
+      out.String(batch.source);
+      out.Key("cursor");
+      if (batch.cursor.empty()) out.Null();
+      else out.String(core::EncodeCursor(cursor));
+      out.EndObject();
+    }
+  }
+  if (status.ok()) status = savepoint.Release();
+  // A rejected batch leaves nothing behind, not even an advanced clock.
+  if (!status.ok()) state.clock = clock_before;
+  return status;
+}
+
+}  // namespace syncline::sqlite

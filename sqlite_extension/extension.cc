@@ -1,0 +1,284 @@
+// The SQLite loadable extension's entry point and its SQL functions. Each
+// function checks its arguments, calls into the extension's parts and turns a
+// Status into sqlite3_result_error; no C++ exception leaves a callback.
+#include <sqlite3ext.h>
+
+#include <new>
+#include <optional>
+#include <string>
+
+#include "core/changeset.h"
+#include "core/hlc.h"
+#include "sqlite_extension/sqlite_util.h"
+#include "sqlite_extension/state.h"
+#include "sqlite_extension/sync.h"
+#include "sqlite_extension/tracking.h"
+
+SQLITE_EXTENSION_INIT1
+
+namespace syncline::sqlite {
+namespace {
+
+using core::Code;
+using core::Status;
+
+using Impl = Status (*)(ConnectionState&, sqlite3_context*, int, sqlite3_value**);
+
+template <const char* kName, Impl kImpl>
+void Call(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  auto* state = static_cast<ConnectionState*>(sqlite3_user_data(ctx));
+  try {
+    Status status = kImpl(*state, ctx, argc, argv);
+    if (status.ok()) return;
+    std::string message = std::string(kName) + ": " + status.message();
+    sqlite3_result_error(ctx, message.c_str(), static_cast<int>(message.size()));
+    if (status.code() == Code::kConstraint) sqlite3_result_error_code(ctx, SQLITE_CONSTRAINT);
+  } catch (const std::bad_alloc&) {
+    sqlite3_result_error_nomem(ctx);
+  } catch (const std::exception& e) {
+    std::string message = std::string(kName) + ": internal error: " + e.what();
+    sqlite3_result_error(ctx, message.c_str(), -1);
+  } catch (...) {
+    sqlite3_result_error(ctx, (std::string(kName) + ": internal error").c_str(), -1);
+  }
+}
+
+void ResultText(sqlite3_context* ctx, const std::string& text) {
+  sqlite3_result_text64(ctx, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+// Argument readers: a wrong type is an error naming the argument.
+Status TextArg(sqlite3_value* value, const char* what, bool nullable, std::optional<std::string>* out) {
+  int type = sqlite3_value_type(value);
+  if (type == SQLITE_NULL && nullable) {
+    out->reset();
+    return Status::Ok();
+  }
+  if (type != SQLITE_TEXT)
+    return Status(Code::kInvalidInput, std::string(what) + " must be text" + (nullable ? " or NULL" : ""));
+  *out = std::string(reinterpret_cast<const char*>(sqlite3_value_text(value)),
+                     static_cast<std::size_t>(sqlite3_value_bytes(value)));
+  return Status::Ok();
+}
+
+Status RequiredText(sqlite3_value* value, const char* what, std::string* out) {
+  std::optional<std::string> text;
+  Status status = TextArg(value, what, false, &text);
+  if (status.ok()) *out = std::move(*text);
+  return status;
+}
+
+Status OptionalText(int argc, sqlite3_value** argv, int index, const char* what, std::string* out) {
+  out->clear();
+  if (argc <= index) return Status::Ok();
+  std::optional<std::string> text;
+  Status status = TextArg(argv[index], what, true, &text);
+  if (status.ok() && text) *out = std::move(*text);
+  return status;
+}
+
+// --- public functions -----------------------------------------------------
+
+Status SqlTrack(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string table, options, result;
+  Status status = RequiredText(argv[0], "table", &table);
+  if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
+  if (status.ok()) status = Track(state, table, options, &result);
+  if (status.ok()) ResultText(ctx, result);
+  return status;
+}
+
+Status SqlUntrack(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::string table;
+  bool was_tracked = false;
+  Status status = RequiredText(argv[0], "table", &table);
+  if (status.ok()) status = Untrack(state, table, &was_tracked);
+  if (status.ok()) sqlite3_result_int(ctx, was_tracked ? 1 : 0);
+  return status;
+}
+
+Status SqlPullSince(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::optional<std::string> cursor;
+  Status status = TextArg(argv[0], "cursor", true, &cursor);
+  if (!status.ok()) return status;
+  std::int64_t limit = 1000;
+  int limit_type = sqlite3_value_type(argv[1]);
+  if (limit_type == SQLITE_INTEGER) limit = sqlite3_value_int64(argv[1]);
+  else if (limit_type != SQLITE_NULL) return Status(Code::kInvalidInput, "limit must be an integer or NULL");
+  std::string options, batch;
+  status = OptionalText(argc, argv, 2, "options", &options);
+  if (status.ok()) status = PullSince(state, cursor, limit, options, &batch);
+  if (status.ok()) ResultText(ctx, batch);
+  return status;
+}
+
+Status SqlApplyPush(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::string batch, summary;
+  Status status;
+  // A blob is taken as the batch's bytes (readfile() returns one); the JSON
+  // reader validates them as UTF-8 either way.
+  if (sqlite3_value_type(argv[0]) == SQLITE_BLOB) {
+    const auto* bytes = static_cast<const char*>(sqlite3_value_blob(argv[0]));
+    batch.assign(bytes == nullptr ? "" : bytes, static_cast<std::size_t>(sqlite3_value_bytes(argv[0])));
+  } else {
+    status = RequiredText(argv[0], "batch", &batch);
+  }
+  if (status.ok()) status = ApplyPush(state, batch, &summary);
+  if (status.ok()) ResultText(ctx, summary);
+  return status;
+}
+
+Status SqlPeerCursor(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string node, options;
+  std::optional<std::string> cursor;
+  Status status = RequiredText(argv[0], "node id", &node);
+  if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
+  if (status.ok()) status = PeerCursor(state, node, options, &cursor);
+  if (status.ok()) {
+    if (cursor) ResultText(ctx, *cursor);
+    else sqlite3_result_null(ctx);
+  }
+  return status;
+}
+
+Status SqlNodeId(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
+  std::string node;
+  Status status = EnsureMetadata(state.db);
+  if (status.ok()) status = LocalNodeId(state.db, &node);
+  if (status.ok()) ResultText(ctx, node);
+  return status;
+}
+
+Status SqlHlcNow(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
+  ResultText(ctx, core::HlcToText(NextStamp(state, 0)));
+  return Status::Ok();
+}
+
+// syncline_config(name [, value]): reads or sets a node setting.
+Status SqlConfig(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string name;
+  Status status = RequiredText(argv[0], "name", &name);
+  if (!status.ok()) return status;
+  if (name != "max_drift_ms") return Status(Code::kInvalidInput, "unknown setting \"" + name + "\" (known: max_drift_ms)");
+  status = EnsureMetadata(state.db);
+  if (!status.ok()) return status;
+  if (argc > 1) {
+    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || sqlite3_value_int64(argv[1]) < 0)
+      return Status(Code::kInvalidInput, "max_drift_ms must be a non-negative integer (milliseconds)");
+    status = WriteMeta(state.db, "max_drift_ms", std::to_string(sqlite3_value_int64(argv[1])));
+    if (!status.ok()) return status;
+  }
+  sqlite3_result_int64(ctx, MaxDriftMs(state.db));
+  return Status::Ok();
+}
+
+// --- functions the capture triggers call ----------------------------------
+
+Status SqlCapturing(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
+  sqlite3_result_int(ctx, state.applying > 0 ? 0 : 1);
+  return Status::Ok();
+}
+
+Status SqlKey(ConnectionState&, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::vector<core::Value> values;
+  values.reserve(static_cast<std::size_t>(argc));
+  for (int i = 0; i < argc; ++i) values.push_back(ValueFromSqlite(argv[i]));
+  std::string key;
+  Status status = core::EncodeKey(values, &key);
+  if (status.ok()) ResultText(ctx, key);
+  return status;
+}
+
+Status SqlStamp(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  core::Hlc floor = 0;
+  if (sqlite3_value_type(argv[0]) == SQLITE_INTEGER) floor = static_cast<core::Hlc>(sqlite3_value_int64(argv[0]));
+  sqlite3_result_int64(ctx, static_cast<std::int64_t>(NextStamp(state, floor)));
+  return Status::Ok();
+}
+
+Status SqlRowExists(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::string key;
+  Status status = RequiredText(argv[1], "key", &key);
+  bool exists = false;
+  if (status.ok()) status = RowExists(state.db, sqlite3_value_int64(argv[0]), key, &exists);
+  if (status.ok()) sqlite3_result_int(ctx, exists ? 1 : 0);
+  return status;
+}
+
+constexpr char kTrackName[] = "syncline_track";
+constexpr char kUntrackName[] = "syncline_untrack";
+constexpr char kPullName[] = "syncline_pull_since";
+constexpr char kApplyName[] = "syncline_apply_push";
+constexpr char kPeerCursorName[] = "syncline_peer_cursor";
+constexpr char kNodeIdName[] = "syncline_node_id";
+constexpr char kHlcNowName[] = "syncline_hlc_now";
+constexpr char kConfigName[] = "syncline_config";
+constexpr char kCapturingName[] = "syncline_capturing";
+constexpr char kKeyName[] = "syncline_key";
+constexpr char kStampName[] = "syncline_stamp";
+constexpr char kRowExistsName[] = "syncline_row_exists";
+
+struct Function {
+  const char* name;
+  int min_args;
+  int max_args;
+  int flags;
+  void (*call)(sqlite3_context*, int, sqlite3_value**);
+};
+
+// Functions that write or reveal sync state are DIRECTONLY: a hostile
+// database file cannot call them from its own triggers or views. The ones the
+// capture triggers call are INNOCUOUS so that triggers may use them under
+// PRAGMA trusted_schema=OFF; only syncline_key is deterministic.
+constexpr int kDirect = SQLITE_UTF8 | SQLITE_DIRECTONLY;
+constexpr int kTrigger = SQLITE_UTF8 | SQLITE_INNOCUOUS;
+
+constexpr Function kFunctions[] = {
+    {kTrackName, 1, 2, kDirect, Call<kTrackName, SqlTrack>},
+    {kUntrackName, 1, 1, kDirect, Call<kUntrackName, SqlUntrack>},
+    {kPullName, 2, 3, kDirect, Call<kPullName, SqlPullSince>},
+    {kApplyName, 1, 1, kDirect, Call<kApplyName, SqlApplyPush>},
+    {kPeerCursorName, 1, 2, kDirect, Call<kPeerCursorName, SqlPeerCursor>},
+    {kNodeIdName, 0, 0, kDirect, Call<kNodeIdName, SqlNodeId>},
+    {kHlcNowName, 0, 0, kDirect, Call<kHlcNowName, SqlHlcNow>},
+    {kConfigName, 1, 2, kDirect, Call<kConfigName, SqlConfig>},
+    {kCapturingName, 0, 0, kTrigger, Call<kCapturingName, SqlCapturing>},
+    {kKeyName, -1, -1, kTrigger | SQLITE_DETERMINISTIC, Call<kKeyName, SqlKey>},
+    {kStampName, 1, 1, kTrigger, Call<kStampName, SqlStamp>},
+    {kRowExistsName, 2, 2, kTrigger, Call<kRowExistsName, SqlRowExists>},
+};
+
+void ReleaseState(void* data) {
+  auto* state = static_cast<ConnectionState*>(data);
+  if (--state->function_refs == 0) delete state;
+}
+
+}  // namespace
+}  // namespace syncline::sqlite
+
+extern "C" __attribute__((visibility("default"))) int sqlite3_syncline_init(sqlite3* db, char** error,
+                                                                            const sqlite3_api_routines* api) {
+  SQLITE_EXTENSION_INIT2(api);
+  using namespace syncline::sqlite;
+  auto* state = new (std::nothrow) ConnectionState();
+  if (state == nullptr) return SQLITE_NOMEM;
+  state->db = db;
+  // Each registration holds a reference; the state goes with the last one
+  // (when the connection closes or the functions are replaced).
+  state->function_refs = 1;
+  for (const Function& function : kFunctions) {
+    for (int args = function.min_args; args <= function.max_args; ++args) {
+      ++state->function_refs;
+      int rc = sqlite3_create_function_v2(db, function.name, args, function.flags, state, function.call, nullptr,
+                                          nullptr, ReleaseState);
+      if (rc != SQLITE_OK) {
+        // create_function_v2 calls the destructor itself when it fails.
+        *error = sqlite3_mprintf("syncline: cannot register %s: %s", function.name, sqlite3_errmsg(db));
+        ReleaseState(state);
+        return rc;
+      }
+    }
+  }
+  ReleaseState(state);  // drop the loader's own reference
+  return SQLITE_OK;
+}

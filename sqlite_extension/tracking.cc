@@ -1,0 +1,310 @@
+#include "sqlite_extension/tracking.h"
+
+#include "core/changeset.h"
+#include "core/json.h"
+#include "sqlite_extension/sqlite_util.h"
+
+namespace syncline::sqlite {
+
+using core::Code;
+using core::Status;
+
+namespace {
+
+// The capture triggers (docs/sqlite.md, "Capture"). Each write of a tracked
+// row upserts that row's one metadata row: a new local version (one more than
+// the highest), clock + 1, a stamp above both the connection's clock and the
+// row's previous stamp, origin node 0 (this database), the tombstone flag.
+// The functions they call exist only where the extension is loaded, so a
+// connection without it fails loudly ("no such function") instead of writing
+// unsynced rows.
+
+constexpr const char* kNextVersion = "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows)";
+
+std::string KeyCall(const TableInfo& table, const std::string& prefix) {
+  std::string call = "syncline_key(";
+  for (std::size_t i = 0; i < table.pk.size(); ++i) {
+    if (i > 0) call += ", ";
+    call += prefix + QuoteIdentifier(table.columns[table.pk[i]]);
+  }
+  return call + ")";
+}
+
+// One metadata upsert. `version` must be evaluated per row when the SELECT
+// yields several rows: SQLite computes an uncorrelated subquery once.
+std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, const std::string& from_where,
+                       const std::string& version = kNextVersion) {
+  std::string tid_text = std::to_string(tid);
+  std::string deleted_text = std::to_string(deleted);
+  return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT " + version + ", " +
+         tid_text + ", " + key + ", 1, syncline_stamp(NULL), 0, " + deleted_text + " " + from_where +
+         " ON CONFLICT (tid, pk) DO UPDATE SET version = " + version +
+         ", clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + ";\n";
+}
+
+struct UniqueKeys {
+  std::vector<std::vector<std::string>> keys;  // secondary UNIQUE constraints, by column names
+  std::string expression_index;                // name of a UNIQUE index on expressions, if any
+};
+
+Status LoadUniqueKeys(sqlite3* db, const TableInfo& table, UniqueKeys* out) {
+  Statement indexes;
+  Status status = indexes.Prepare(db, "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" AND origin <> 'pk'");
+  if (!status.ok()) return status;
+  indexes.BindText(1, table.name);
+  while (true) {
+    bool has_row = false;
+    status = indexes.Step(&has_row);
+    if (!status.ok()) return status;
+    if (!has_row) break;
+    std::string index = indexes.ColumnText(0);
+    Statement info;
+    status = info.Prepare(db, "SELECT cid, name FROM pragma_index_info(?1) ORDER BY seqno");
+    if (!status.ok()) return status;
+    info.BindText(1, index);
+    std::vector<std::string> columns;
+    while (true) {
+      status = info.Step(&has_row);
+      if (!status.ok()) return status;
+      if (!has_row) break;
+      if (info.ColumnInt(0) == -2) out->expression_index = index;
+      columns.push_back(info.ColumnInt(0) == -1 ? "rowid" : info.ColumnText(1));
+    }
+    out->keys.push_back(std::move(columns));
+  }
+  return Status::Ok();
+}
+
+std::string TriggerName(const char* event, const std::string& table) {
+  return QuoteIdentifier(std::string("syncline_") + event + "_" + table);
+}
+
+constexpr const char* kTriggerEvents[] = {"insert", "update", "delete", "guard_insert", "guard_update"};
+
+std::string DropTriggers(const std::string& table) {
+  std::string sql;
+  for (const char* event : kTriggerEvents) sql += "DROP TRIGGER IF EXISTS " + TriggerName(event, table) + ";\n";
+  return sql;
+}
+
+std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
+  const std::string quoted = QuoteIdentifier(table.name);
+  const std::string key_new = KeyCall(table, "NEW.");
+  const std::string key_old = KeyCall(table, "OLD.");
+  const std::int64_t tid = table.tid;
+  const std::string when = " WHEN syncline_capturing() BEGIN\n";
+
+  // INSERT OR REPLACE and UPDATE OR REPLACE delete rows that clash on a
+  // secondary UNIQUE key without firing DELETE triggers. The guard triggers
+  // note every row that could clash before the write; after it, the noted rows
+  // that are gone get their tombstones. A note left by a write that did not
+  // happen (OR IGNORE) is harmless: its row still exists when it is checked.
+  std::string displaced_capture;
+  std::string guards;
+  if (!unique.keys.empty()) {
+    std::string clash;
+    for (const auto& key : unique.keys) {
+      if (!clash.empty()) clash += " OR ";
+      clash += "(";
+      for (std::size_t i = 0; i < key.size(); ++i) {
+        if (i > 0) clash += " AND ";
+        clash += QuoteIdentifier(key[i]) + " = NEW." + QuoteIdentifier(key[i]);
+      }
+      clash += ")";
+    }
+    std::string note = "INSERT OR IGNORE INTO syncline_displaced(tid, pk) SELECT " + std::to_string(tid) + ", " +
+                       KeyCall(table, "") + " FROM " + quoted + " WHERE " + clash + ";\n";
+    guards += "CREATE TRIGGER " + TriggerName("guard_insert", table.name) + " BEFORE INSERT ON " + quoted + when +
+              note + "END;\n";
+    guards += "CREATE TRIGGER " + TriggerName("guard_update", table.name) + " BEFORE UPDATE ON " + quoted + when +
+              note + "END;\n";
+    const std::string per_row_version =
+        "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows WHERE d.tid IS NOT NULL)";
+    displaced_capture =
+        MetaUpsert(tid, "d.pk", 1,
+                   "FROM syncline_displaced d WHERE d.tid = " + std::to_string(tid) +
+                       " AND EXISTS (SELECT 1 FROM syncline_rows m WHERE m.tid = d.tid AND m.pk = d.pk AND "
+                       "m.deleted = 0) AND NOT syncline_row_exists(d.tid, d.pk)",
+                   per_row_version) +
+        "DELETE FROM syncline_displaced WHERE tid = " + std::to_string(tid) + ";\n";
+  }
+
+  std::string sql = guards;
+  sql += "CREATE TRIGGER " + TriggerName("insert", table.name) + " AFTER INSERT ON " + quoted + when +
+         MetaUpsert(tid, key_new, 0, "WHERE true") + displaced_capture + "END;\n";
+  // An UPDATE that changes the primary key is a delete of the old key and an
+  // upsert of the new one.
+  sql += "CREATE TRIGGER " + TriggerName("update", table.name) + " AFTER UPDATE ON " + quoted + when +
+         MetaUpsert(tid, key_old, 1, "WHERE " + key_old + " IS NOT " + key_new) +
+         MetaUpsert(tid, key_new, 0, "WHERE true") + displaced_capture + "END;\n";
+  sql += "CREATE TRIGGER " + TriggerName("delete", table.name) + " AFTER DELETE ON " + quoted + when +
+         MetaUpsert(tid, key_old, 1, "WHERE true") + "END;\n";
+  return sql;
+}
+
+Status CheckTrackOptions(const std::string& options) {
+  if (options.empty()) return Status::Ok();
+  core::Json json;
+  Status status = core::ParseJson(options, &json);
+  if (!status.ok()) return status.WithPrefix("options: ");
+  if (!json.is_object()) return Status(Code::kInvalidInput, "options: must be a JSON object");
+  if (!json.members.empty())
+    return Status(Code::kInvalidInput, "options: unknown option \"" + json.members[0].first + "\"");
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string KeyPredicate(const TableInfo& table) {
+  std::string sql;
+  for (std::size_t i = 0; i < table.pk.size(); ++i) {
+    if (i > 0) sql += " AND ";
+    sql += QuoteIdentifier(table.columns[table.pk[i]]) + " IS ?" + std::to_string(i + 1);
+  }
+  return sql;
+}
+
+Status Track(ConnectionState& state, const std::string& name, const std::string& options, std::string* result) {
+  sqlite3* db = state.db;
+  Status status = CheckTrackOptions(options);
+  if (!status.ok()) return status;
+  status = EnsureMetadata(db);
+  if (!status.ok()) return status;
+
+  TableInfo table;
+  status = LoadTableShape(db, name, &table);
+  if (!status.ok()) return status;
+  if (table.name.compare(0, 9, "syncline_") == 0)
+    return Status(Code::kInvalidInput, "table \"" + table.name + "\" belongs to syncline and cannot be tracked");
+  if (table.pk.empty())
+    return Status(Code::kInvalidInput, "table \"" + table.name +
+                                           "\" has no PRIMARY KEY; syncline identifies rows by their primary key");
+  UniqueKeys unique;
+  status = LoadUniqueKeys(db, table, &unique);
+  if (!status.ok()) return status;
+  if (!unique.expression_index.empty())
+    return Status(Code::kInvalidInput, "table \"" + table.name + "\" has a UNIQUE index on an expression (\"" +
+                                           unique.expression_index +
+                                           "\"): rows that INSERT OR REPLACE removes through it could not be "
+                                           "captured; make it a plain index or a UNIQUE constraint on columns");
+
+  Savepoint savepoint(db, "syncline_track");
+  if (!savepoint.status().ok()) return savepoint.status();
+
+  std::string pk_columns;
+  core::JsonWriter writer(&pk_columns);
+  writer.BeginArray();
+  for (int index : table.pk) writer.String(table.columns[index]);
+  writer.EndArray();
+
+  Statement insert;
+  status = insert.Prepare(db,
+                          "INSERT INTO syncline_tables(name, pk_columns) VALUES (?1, ?2) "
+                          "ON CONFLICT (name) DO UPDATE SET pk_columns = excluded.pk_columns RETURNING tid");
+  if (!status.ok()) return status;
+  insert.BindText(1, table.name);
+  insert.BindText(2, pk_columns);
+  bool has_row = false;
+  status = insert.Step(&has_row);
+  if (!status.ok()) return status;
+  table.tid = insert.ColumnInt(0);
+  insert = Statement();
+
+  // Re-tracking refreshes the triggers (the table's keys may have changed).
+  status = Exec(db, DropTriggers(table.name) + CreateTriggers(table, unique));
+  if (!status.ok()) return status;
+
+  // Backfill: every existing row gets metadata so that it syncs too. A row
+  // the metadata holds as deleted but that exists again was written without
+  // capture; it becomes a new local version.
+  Statement backfill;
+  status = backfill.Prepare(
+      db, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT NULL, " +
+              std::to_string(table.tid) + ", " + KeyCall(table, "") + ", 1, syncline_stamp(NULL), 0, 0 FROM " +
+              QuoteIdentifier(table.name) +
+              " WHERE true ON CONFLICT (tid, pk) DO UPDATE SET "
+              "version = (SELECT max(version) + 1 FROM syncline_rows WHERE excluded.tid IS NOT NULL), "
+              "clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = 0 WHERE deleted = 1");
+  if (!status.ok()) return status;
+  status = backfill.Run();
+  if (!status.ok()) return status;
+  std::int64_t backfilled = sqlite3_changes(db);
+  backfill = Statement();
+
+  status = savepoint.Release();
+  if (!status.ok()) return status;
+
+  result->clear();
+  core::JsonWriter out(result);
+  out.BeginObject();
+  out.Key("table");
+  out.String(table.name);
+  out.Key("primary_key");
+  out.Raw(pk_columns);
+  out.Key("backfilled");
+  out.Int(backfilled);
+  out.EndObject();
+  return Status::Ok();
+}
+
+Status Untrack(ConnectionState& state, const std::string& name, bool* was_tracked) {
+  sqlite3* db = state.db;
+  *was_tracked = false;
+  Status status = EnsureMetadata(db);
+  if (!status.ok()) return status;
+  Statement find;
+  status = find.Prepare(db, "SELECT tid, name FROM syncline_tables WHERE name = ?1");
+  if (!status.ok()) return status;
+  find.BindText(1, name);
+  bool found = false;
+  status = find.Step(&found);
+  if (!status.ok() || !found) return status;
+  const std::string tid = std::to_string(find.ColumnInt(0));
+  const std::string canonical = find.ColumnText(1);
+  find = Statement();
+
+  Savepoint savepoint(db, "syncline_untrack");
+  if (!savepoint.status().ok()) return savepoint.status();
+  // Versions must never be reused, or a peer holding a cursor past them would
+  // skip new changes: when the rows removed hold the highest version, a
+  // sentinel row (tid 0, never pulled) keeps it.
+  std::int64_t highest = 0;
+  status = QueryInt(db, "SELECT coalesce(max(version), 0) FROM syncline_rows", &highest);
+  if (!status.ok()) return status;
+  status = Exec(db, DropTriggers(canonical) + "DELETE FROM syncline_rows WHERE tid = " + tid + ";\n" +
+                        "DELETE FROM syncline_displaced WHERE tid = " + tid + ";\n" +
+                        "DELETE FROM syncline_tables WHERE tid = " + tid + ";\n");
+  if (!status.ok()) return status;
+  std::int64_t remaining = 0;
+  status = QueryInt(db, "SELECT coalesce(max(version), 0) FROM syncline_rows", &remaining);
+  if (!status.ok()) return status;
+  if (remaining < highest) {
+    status = Exec(db, "DELETE FROM syncline_rows WHERE tid = 0;\n"
+                      "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES (" +
+                          std::to_string(highest) + ", 0, '', 0, 0, 0, 1);");
+    if (!status.ok()) return status;
+  }
+  status = savepoint.Release();
+  if (!status.ok()) return status;
+  *was_tracked = true;
+  return Status::Ok();
+}
+
+Status RowExists(sqlite3* db, std::int64_t tid, const std::string& key, bool* exists) {
+  TableInfo table;
+  bool found = false;
+  Status status = FindTrackedTableById(db, tid, &table, &found);
+  if (!status.ok()) return status;
+  if (!found) return Status(Code::kUndefinedTable, "no tracked table with id " + std::to_string(tid));
+  std::vector<core::Value> values;
+  status = core::DecodeKey(key, &values);
+  if (!status.ok()) return status;
+  if (values.size() != table.pk.size()) return Status(Code::kInternal, "metadata key arity differs from the table's");
+  Statement select;
+  status = select.Prepare(db, "SELECT 1 FROM " + QuoteIdentifier(table.name) + " WHERE " + KeyPredicate(table));
+  if (!status.ok()) return status;
+  for (std::size_t i = 0; i < values.size(); ++i) select.BindValue(static_cast<int>(i + 1), values[i]);
+  return select.Step(exists);
+}
+
+}  // namespace syncline::sqlite
