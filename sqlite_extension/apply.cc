@@ -78,8 +78,6 @@ Status CheckValue(const TableInfo& table, std::size_t column, const Value& value
     ok = value.type == Value::Type::kInteger || value.type == Value::Type::kReal;
   else if (affinity == "TEXT")
     ok = value.type == Value::Type::kText;
-  else if (affinity == "NUMERIC")
-    ok = value.type != Value::Type::kBlob;
   if (ok) return Status::Ok();
   std::string expected = affinity == "INTEGER" ? "integer" : affinity == "REAL" ? "real" : affinity == "TEXT" ? "text"
                                                                                                              : "numeric";

@@ -56,10 +56,11 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
   status = EnsureMetadata(db);
   if (!status.ok()) return status;
 
-  // One read transaction: the page and the end position must come from the
-  // same snapshot, or a write committed between them could be skipped.
-  Savepoint snapshot(db, "syncline_pull");
-  if (!snapshot.status().ok()) return snapshot.status();
+  // The page and the end position must come from one snapshot, or a write
+  // committed between them could be skipped. They do: a SQL function runs
+  // inside its calling statement, which holds the connection's read
+  // transaction until it finishes. (No savepoint, so pull_since also works
+  // inside a writing statement and in read-only transactions.)
 
   std::string node_id;
   status = LocalNodeId(db, &node_id);
@@ -182,9 +183,7 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
   std::int64_t end = has_more ? last_version : std::max(highest, position);
   std::string cursor = core::EncodeCursor({node_id, filter, std::to_string(end)});
   *batch = writer.Finish(cursor, has_more);
-  for (auto& entry : tables) entry.second.select_row = Statement();
-  page = Statement();
-  return snapshot.Release();
+  return Status::Ok();
 }
 
 Status PeerCursor(ConnectionState& state, const std::string& node_text, const std::string& options_text,

@@ -20,6 +20,10 @@ namespace {
 // unsynced rows.
 
 constexpr const char* kNextVersion = "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows)";
+// The same, correlated with the conflicting row so that SQLite evaluates it
+// for every row of a multi-row upsert rather than once per statement.
+constexpr const char* kNextVersionPerConflict =
+    "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows WHERE excluded.tid IS NOT NULL)";
 
 std::string KeyCall(const TableInfo& table, const std::string& prefix) {
   std::string call = "syncline_key(";
@@ -38,7 +42,7 @@ std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, co
   std::string deleted_text = std::to_string(deleted);
   return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT " + version + ", " +
          tid_text + ", " + key + ", 1, syncline_stamp(NULL), 0, " + deleted_text + " " + from_where +
-         " ON CONFLICT (tid, pk) DO UPDATE SET version = " + version +
+         " ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict +
          ", clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + ";\n";
 }
 
@@ -222,8 +226,7 @@ Status Track(ConnectionState& state, const std::string& name, const std::string&
       db, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT NULL, " +
               std::to_string(table.tid) + ", " + KeyCall(table, "") + ", 1, syncline_stamp(NULL), 0, 0 FROM " +
               QuoteIdentifier(table.name) +
-              " WHERE true ON CONFLICT (tid, pk) DO UPDATE SET "
-              "version = (SELECT max(version) + 1 FROM syncline_rows WHERE excluded.tid IS NOT NULL), "
+              " WHERE true ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict + ", "
               "clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = 0 WHERE deleted = 1");
   if (!status.ok()) return status;
   status = backfill.Run();

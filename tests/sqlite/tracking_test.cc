@@ -1,0 +1,169 @@
+// Tracking and capture: the triggers keep one metadata row per row, in the
+// same transaction as the write.
+#include "tests/sqlite/harness.h"
+
+namespace syncline::test {
+namespace {
+
+class Tracking : public ::testing::Test {
+ protected:
+  TempDir dir;
+  Db db{dir.File("a.db")};
+
+  void SetUp() override {
+    db.Exec("CREATE TABLE notes(id TEXT PRIMARY KEY, org_id INTEGER, title TEXT, body TEXT)");
+  }
+  long long MetaRows() { return db.Int("SELECT count(*) FROM syncline_rows WHERE tid > 0"); }
+  std::string Meta(const std::string& key) {
+    return db.Text("SELECT clock || ':' || deleted FROM syncline_rows WHERE pk = ?1", {key});
+  }
+};
+
+TEST_F(Tracking, BackfillsExistingRowsAndIsHarmlessTwice) {
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b'), ('n2', 7, 'c', 'd')");
+  EXPECT_EQ(db.Text("SELECT json_extract(syncline_track('notes'), '$.backfilled')"), "2");
+  EXPECT_EQ(db.Text("SELECT json_extract(syncline_track('notes'), '$.backfilled')"), "0");
+  EXPECT_EQ(MetaRows(), 2);
+  EXPECT_EQ(db.Int("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 3);
+  std::string batch = db.Text("SELECT syncline_pull_since(NULL, 10)");
+  EXPECT_EQ(db.Text("SELECT json_array_length(?1, '$.changes')", {batch}), "2");
+}
+
+TEST_F(Tracking, RefusesWhatCannotBeTracked) {
+  db.Exec("CREATE TABLE nokey(a, b); CREATE VIEW v AS SELECT 1 AS x;");
+  EXPECT_NE(db.Error("SELECT syncline_track('nokey')").find("has no PRIMARY KEY"), std::string::npos);
+  EXPECT_NE(db.Error("SELECT syncline_track('missing')").find("no such table \"missing\""), std::string::npos);
+  EXPECT_NE(db.Error("SELECT syncline_track('v')").find("is a view"), std::string::npos);
+  db.Text("SELECT syncline_node_id()");
+  EXPECT_NE(db.Error("SELECT syncline_track('syncline_rows')").find("belongs to syncline"), std::string::npos);
+  EXPECT_NE(db.Error("SELECT syncline_track('notes', '{\"bogus\":1}')").find("unknown option \"bogus\""),
+            std::string::npos);
+  db.Exec("CREATE TABLE u(id TEXT PRIMARY KEY, email TEXT); CREATE UNIQUE INDEX u_lower ON u(lower(email));");
+  EXPECT_NE(db.Error("SELECT syncline_track('u')").find("UNIQUE index on an expression"), std::string::npos);
+}
+
+TEST_F(Tracking, InsertUpdateDeleteKeepOneMetadataRowPerRow) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b')");
+  EXPECT_EQ(Meta("[\"n1\"]"), "1:0");
+  db.Exec("BEGIN");
+  for (int i = 0; i < 1000; ++i) db.Exec("UPDATE notes SET title = 't" + std::to_string(i) + "' WHERE id = 'n1'");
+  db.Exec("COMMIT");
+  EXPECT_EQ(MetaRows(), 1);  // a million updates would not grow the log either
+  EXPECT_EQ(Meta("[\"n1\"]"), "1001:0");
+  db.Exec("DELETE FROM notes");
+  EXPECT_EQ(db.Int("SELECT count(*) FROM notes"), 0);  // the user's table stays clean
+  EXPECT_EQ(Meta("[\"n1\"]"), "1002:1");                // the tombstone lives in the metadata
+  db.Exec("INSERT INTO notes VALUES ('n1', 8, 'again', '')");
+  EXPECT_EQ(Meta("[\"n1\"]"), "1003:0");
+}
+
+TEST_F(Tracking, StampsAndVersionsOnlyGrow) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b'), ('n2', 7, 'c', 'd')");
+  long long hlc1 = db.Int("SELECT hlc FROM syncline_rows WHERE pk = '[\"n1\"]'");
+  long long version2 = db.Int("SELECT version FROM syncline_rows WHERE pk = '[\"n2\"]'");
+  db.Exec("UPDATE notes SET title = 'x' WHERE id = 'n1'");
+  EXPECT_GT(db.Int("SELECT hlc FROM syncline_rows WHERE pk = '[\"n1\"]'"), hlc1);
+  EXPECT_GT(db.Int("SELECT version FROM syncline_rows WHERE pk = '[\"n1\"]'"), version2);
+}
+
+TEST_F(Tracking, PrimaryKeyChangeIsDeleteOfOldKeyAndUpsertOfNew) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b')");
+  db.Exec("UPDATE notes SET id = 'n9' WHERE id = 'n1'");
+  EXPECT_EQ(Meta("[\"n1\"]"), "2:1");
+  EXPECT_EQ(Meta("[\"n9\"]"), "1:0");
+  EXPECT_LT(db.Int("SELECT version FROM syncline_rows WHERE pk = '[\"n1\"]'"),
+            db.Int("SELECT version FROM syncline_rows WHERE pk = '[\"n9\"]'"));
+}
+
+TEST_F(Tracking, CompositeKeys) {
+  db.Exec("CREATE TABLE pt(playlist INTEGER, track INTEGER, pos REAL, PRIMARY KEY (track, playlist))");
+  db.Text("SELECT syncline_track('pt')");
+  db.Exec("INSERT INTO pt VALUES (1, 10, 0.5), (1, 11, 1.5)");
+  db.Exec("UPDATE pt SET playlist = 2 WHERE track = 11");
+  // Keys list the columns in primary key order, not table order.
+  EXPECT_EQ(db.Text("SELECT group_concat(pk || '=' || deleted, ' ') FROM (SELECT * FROM syncline_rows ORDER BY "
+                    "version)"),
+            "[10,1]=0 [11,1]=1 [11,2]=0");
+  std::string batch = db.Text("SELECT syncline_pull_since(NULL, 10)");
+  EXPECT_EQ(db.Text("SELECT json_extract(?1, '$.changes[2].pk')", {batch}), "{\"track\":11,\"playlist\":2}");
+}
+
+TEST_F(Tracking, UpsertAndReplaceWritesAreCaptured) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b')");
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a2', 'b') ON CONFLICT (id) DO UPDATE SET title = excluded.title");
+  EXPECT_EQ(Meta("[\"n1\"]"), "2:0");
+  db.Exec("INSERT OR REPLACE INTO notes VALUES ('n1', 7, 'a3', 'b')");
+  EXPECT_EQ(Meta("[\"n1\"]"), "3:0");
+  db.Exec("REPLACE INTO notes VALUES ('n2', 7, 'x', 'y')");
+  EXPECT_EQ(Meta("[\"n2\"]"), "1:0");
+}
+
+TEST_F(Tracking, ReplaceThroughSecondaryUniqueKeyLeavesTombstones) {
+  db.Exec("CREATE TABLE users(id TEXT PRIMARY KEY, email TEXT UNIQUE, handle TEXT, UNIQUE (handle))");
+  db.Text("SELECT syncline_track('users')");
+  db.Exec("INSERT INTO users VALUES ('u1', 'a@x', 'a'), ('u2', 'b@x', 'b'), ('u3', 'c@x', 'c')");
+  // Clashes with u1 on email and u2 on handle: REPLACE silently deletes both,
+  // and no DELETE trigger fires (recursive_triggers is off).
+  db.Exec("INSERT OR REPLACE INTO users VALUES ('u4', 'a@x', 'b')");
+  EXPECT_EQ(db.Dump("users"), "'u3'|'c@x'|'c'\n'u4'|'a@x'|'b'");
+  EXPECT_EQ(db.Text("SELECT group_concat(pk || '=' || deleted, ' ') FROM (SELECT * FROM syncline_rows ORDER BY "
+                    "pk)"),
+            "[\"u1\"]=1 [\"u2\"]=1 [\"u3\"]=0 [\"u4\"]=0");
+  // UPDATE OR REPLACE too.
+  db.Exec("UPDATE OR REPLACE users SET email = 'c@x' WHERE id = 'u4'");
+  EXPECT_EQ(Meta("[\"u3\"]"), "2:1");
+  // A clash that did not delete anything (OR IGNORE) leaves no tombstone.
+  db.Exec("INSERT OR IGNORE INTO users VALUES ('u5', 'c@x', 'z')");
+  db.Exec("INSERT INTO users VALUES ('u6', 'f@x', 'f')");
+  EXPECT_EQ(Meta("[\"u4\"]"), "2:0");
+  EXPECT_EQ(db.Int("SELECT count(*) FROM syncline_displaced"), 0);
+  EXPECT_EQ(db.Int("SELECT count(*) FROM syncline_rows WHERE deleted = 0"),
+            db.Int("SELECT count(*) FROM users"));
+}
+
+TEST_F(Tracking, WriteWithoutTheExtensionFailsLoudly) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b')");
+  Db plain(dir.File("a.db"), /*load_extension=*/false);
+  EXPECT_NE(plain.Error("INSERT INTO notes VALUES ('n2', 7, 'a', 'b')").find("no such function: syncline_"),
+            std::string::npos);
+  EXPECT_NE(plain.Error("UPDATE notes SET title = 'x'").find("no such function: syncline_"), std::string::npos);
+  EXPECT_NE(plain.Error("DELETE FROM notes").find("no such function: syncline_"), std::string::npos);
+  EXPECT_EQ(db.Dump("notes"), "'n1'|7|'a'|'b'");
+}
+
+TEST_F(Tracking, UntrackRemovesTriggersAndMetadataButKeepsRows) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b')");
+  std::string cursor = db.Text("SELECT json_extract(syncline_pull_since(NULL, 10), '$.cursor')");
+  EXPECT_EQ(db.Int("SELECT syncline_untrack('notes')"), 1);
+  EXPECT_EQ(db.Int("SELECT syncline_untrack('notes')"), 0);
+  EXPECT_EQ(db.Int("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 0);
+  EXPECT_EQ(MetaRows(), 0);
+  EXPECT_EQ(db.Dump("notes"), "'n1'|7|'a'|'b'");
+  // Versions are never reused: a cursor taken before untrack still sees
+  // every change made after tracking again.
+  db.Text("SELECT syncline_track('notes')");
+  std::string batch = db.Text("SELECT syncline_pull_since(?1, 10)", {cursor});
+  EXPECT_EQ(db.Text("SELECT json_array_length(?1, '$.changes')", {batch}), "1");
+}
+
+TEST_F(Tracking, InvalidUtf8KeyIsRefusedAtWriteTime) {
+  db.Text("SELECT syncline_track('notes')");
+  EXPECT_NE(db.Error("INSERT INTO notes VALUES (CAST(X'FF' AS TEXT), 1, 'a', 'b')").find("not valid UTF-8"),
+            std::string::npos);
+  EXPECT_EQ(db.Int("SELECT count(*) FROM notes"), 0);
+}
+
+TEST_F(Tracking, RollbackUndoesCapture) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("BEGIN; INSERT INTO notes VALUES ('n1', 7, 'a', 'b'); ROLLBACK;");
+  EXPECT_EQ(MetaRows(), 0);
+}
+
+}  // namespace
+}  // namespace syncline::test
