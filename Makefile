@@ -10,7 +10,7 @@ CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
 SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
 SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all check unit-test sqlite-test smoke-test clean format
+.PHONY: all check demo unit-test sqlite-test smoke-test clean format
 
 all: $(BUILD)/syncline.so
 
@@ -45,6 +45,9 @@ smoke-test: $(BUILD)/syncline.so
 	tests/sqlite/smoke.sh $(abspath $(BUILD)/syncline)
 
 check: unit-test sqlite-test smoke-test
+
+demo: $(BUILD)/syncline.so
+	client/demo.sh $(BUILD)/syncline
 
 format:
 	clang-format -i core/*.h core/*.cc sqlite_extension/*.h sqlite_extension/*.cc tests/*/*.cc
