@@ -214,6 +214,32 @@ TEST_F(SyncTest, DriftBoundAppliesWhereAChangeEntersFromItsOrigin) {
   EXPECT_EQ(Title(b, "n1"), "future");
 }
 
+TEST_F(SyncTest, ReceivedStampsAdvanceTheClock) {
+  const std::string ahead = Hlc(90000);
+  Apply(a, Batch(remote, {Upsert("n1", "x", ahead, remote)}));
+  EXPECT_GT(a.Text("SELECT syncline_hlc_now()"), ahead);
+  // The clock is saved with the apply: a new connection starts past it.
+  Db again(dir.File("a.db"));
+  EXPECT_GT(again.Text("SELECT syncline_hlc_now()"), ahead);
+  std::string first = again.Text("SELECT syncline_hlc_now()");
+  EXPECT_LT(first, again.Text("SELECT syncline_hlc_now()"));
+}
+
+TEST_F(SyncTest, SameIntegerKeyFromTwoOfflineNodesIsOneRow) {
+  // Why client-made keys should be UUIDs: integer keys collide, and the later
+  // insert silently wins.
+  for (Db* db : {&a, &b}) {
+    db->Exec("CREATE TABLE todo(id INTEGER PRIMARY KEY, what TEXT)");
+    db->Text("SELECT syncline_track('todo')");
+  }
+  a.Exec("INSERT INTO todo(what) VALUES ('buy milk')");
+  b.Exec("INSERT INTO todo(what) VALUES ('call mum')");
+  Sync(a, b);
+  Sync(b, a);
+  EXPECT_EQ(a.Dump("todo"), "1|'call mum'");
+  EXPECT_EQ(b.Dump("todo"), "1|'call mum'");
+}
+
 TEST_F(SyncTest, RelayThroughAThirdNode) {
   Db c(dir.File("c.db"));
   c.Exec(kNotes);
