@@ -47,10 +47,20 @@ Status DecodeTaggedValue(const Json& json, Value* out) {
     }
     if (tag == "real") {
       double v;
-      if (payload.text == "NaN") v = std::numeric_limits<double>::quiet_NaN();
-      else if (payload.text == "Infinity") v = std::numeric_limits<double>::infinity();
-      else if (payload.text == "-Infinity") v = -std::numeric_limits<double>::infinity();
-      else return Invalid("real must be \"NaN\", \"Infinity\" or \"-Infinity\", got \"" + payload.text + "\"");
+      if (payload.text == "NaN") {
+        v = std::numeric_limits<double>::quiet_NaN();
+      } else if (payload.text == "Infinity") {
+        v = std::numeric_limits<double>::infinity();
+      } else if (payload.text == "-Infinity") {
+        v = -std::numeric_limits<double>::infinity();
+      } else {
+        const char* begin = payload.text.data();
+        const char* end = begin + payload.text.size();
+        auto [ptr, ec] = std::from_chars(begin, end, v);
+        if (ec != std::errc() || ptr != end || !std::isfinite(v))
+          return Invalid("real must be a decimal number, \"NaN\", \"Infinity\" or \"-Infinity\", got \"" +
+                         payload.text.substr(0, 60) + "\"");
+      }
       *out = Value::Real(v);
       return Status::Ok();
     }
@@ -59,6 +69,20 @@ Status DecodeTaggedValue(const Json& json, Value* out) {
 }
 
 }  // namespace
+
+std::string RealToText(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+  char buf[40];
+  auto result = std::to_chars(buf, buf + sizeof buf, value);
+  std::string text(buf, result.ptr);
+  // Always recognisably a float: 1 -> 1.0, 1e+300 -> 1.0e+300.
+  if (text.find('.') == std::string::npos) {
+    std::size_t exponent = text.find('e');
+    text.insert(exponent == std::string::npos ? text.size() : exponent, ".0");
+  }
+  return text;
+}
 
 Status DecodeValue(const Json& json, Value* out) {
   switch (json.kind) {
@@ -77,16 +101,23 @@ void WriteValue(JsonWriter& writer, const Value& value) {
   switch (value.type) {
     case Value::Type::kNull: writer.Null(); return;
     case Value::Type::kInteger: writer.Int(value.integer); return;
-    case Value::Type::kReal:
-      if (std::isfinite(value.real)) {
-        writer.Double(value.real);
+    case Value::Type::kReal: {
+      // A plain literal only where it survives every reader: jsonb turns
+      // "1e+300" into an integer-looking literal and "-0.0" into "0.0", so
+      // those, like NaN and the infinities, travel as tagged text.
+      std::string text = RealToText(value.real);
+      bool plain = std::isfinite(value.real) && text.find('e') == std::string::npos &&
+                   !(value.real == 0 && std::signbit(value.real));
+      if (plain) {
+        writer.Raw(text);
       } else {
         writer.BeginObject();
         writer.Key("real");
-        writer.String(std::isnan(value.real) ? "NaN" : (value.real > 0 ? "Infinity" : "-Infinity"));
+        writer.String(text);
         writer.EndObject();
       }
       return;
+    }
     case Value::Type::kText: writer.String(value.bytes); return;
     case Value::Type::kBlob:
       writer.BeginObject();

@@ -46,6 +46,9 @@ struct Batch {
 std::string ChangeContext(std::size_t index, std::string_view table);
 
 Status DecodeValue(const Json& json, Value* out);
+// The shortest text that reads back to the same double, always with a '.'
+// ("1.0", "1.0e+300", "-0.0"); "NaN", "Infinity", "-Infinity".
+std::string RealToText(double value);
 void WriteValue(JsonWriter& writer, const Value& value);  // text must be valid UTF-8
 
 Status DecodeBatch(std::string_view text, Batch* out);

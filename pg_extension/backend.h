@@ -1,0 +1,34 @@
+// State of one backend: the clock, the apply flag, the capture cache.
+#pragma once
+
+#include <string>
+
+#include "core/hlc.h"
+#include "pg_extension/pg_headers.h"
+
+namespace syncline::pg {
+
+struct Backend {
+  core::Hlc clock = 0;
+  bool clock_loaded = false;
+  int applying = 0;  // >0 while apply_push writes user tables: capture is off
+};
+
+Backend& backend();
+
+// The next stamp for a local write (loads the saved clock on first use;
+// needs an SPI session).
+core::Hlc NextStamp();
+void ReceiveStamp(core::Hlc remote);
+
+// Capture stays off while apply_push writes; reset on any (sub)transaction
+// abort as well, in case an error skipped the destructor.
+class CaptureOff {
+ public:
+  CaptureOff() { ++backend().applying; }
+  ~CaptureOff() { --backend().applying; }
+};
+
+std::string LocalNodeId();  // needs an SPI session
+
+}  // namespace syncline::pg

@@ -1,0 +1,64 @@
+// The C++/PostgreSQL boundary (STYLE.md, after pg_duckdb). Two rules:
+//
+// 1. A PostgreSQL error (a longjmp) must never skip a C++ destructor. Every
+//    call into PostgreSQL that may raise an error goes through PgGuard, which
+//    catches the error right there, below every C++ object it must protect,
+//    and turns it into a PgError exception. The guarded lambda may hold only
+//    trivially destructible locals and must not throw.
+// 2. A C++ exception must never reach PostgreSQL. Every SQL-callable function
+//    runs through RunAtBoundary, which catches everything, leaves the catch
+//    scope (so all C++ objects are gone) and only then raises the PostgreSQL
+//    error.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+}
+
+#include <utility>
+
+#include "core/status.h"
+
+namespace syncline::pg {
+
+// A PostgreSQL error in flight, copied out of the error state.
+struct PgError {
+  ErrorData* data;
+};
+
+template <typename F>
+void PgGuard(F&& call) {
+  MemoryContext context = CurrentMemoryContext;
+  ErrorData* volatile error = nullptr;
+  PG_TRY();
+  {
+    call();
+  }
+  PG_CATCH();
+  {
+    MemoryContextSwitchTo(context);
+    error = CopyErrorData();
+    FlushErrorState();
+  }
+  PG_END_TRY();
+  if (error != nullptr) throw PgError{error};
+}
+
+// Prefixes the message of an error in flight, e.g. with the change at fault.
+void PrefixError(PgError& error, const std::string& prefix);
+
+// The body of a SQL-callable function: returns a Status and sets *result.
+using FunctionBody = core::Status (*)(FunctionCallInfo fcinfo, Datum* result);
+
+Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body);
+
+}  // namespace syncline::pg
+
+// Defines the C entry point `syncline_<name>` of a SQL function.
+#define SYNCLINE_PG_FUNCTION(c_name, sql_name, body)                                   \
+  extern "C" {                                                                         \
+  PG_FUNCTION_INFO_V1(c_name);                                                         \
+  Datum c_name(PG_FUNCTION_ARGS) { return syncline::pg::RunAtBoundary(fcinfo, sql_name, body); } \
+  }

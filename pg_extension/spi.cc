@@ -1,0 +1,94 @@
+#include "pg_extension/spi.h"
+
+extern "C" {
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+}
+
+namespace syncline::pg {
+
+namespace {
+
+Oid ExtensionOwner() {
+  static Oid owner = InvalidOid;
+  if (owner == InvalidOid) {
+    PgGuard([] {
+      Oid extension = get_extension_oid("syncline", false);
+      HeapTuple tuple = SearchSysCache1(EXTENSIONOID, ObjectIdGetDatum(extension));
+      if (!HeapTupleIsValid(tuple)) elog(ERROR, "syncline: cache lookup failed for extension %u", extension);
+      owner = ((Form_pg_extension)GETSTRUCT(tuple))->extowner;
+      ReleaseSysCache(tuple);
+    });
+  }
+  return owner;
+}
+
+}  // namespace
+
+AsExtensionOwner::AsExtensionOwner() {
+  Oid owner = ExtensionOwner();
+  GetUserIdAndSecContext(&saved_user_, &saved_context_);
+  SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+AsExtensionOwner::~AsExtensionOwner() { SetUserIdAndSecContext(saved_user_, saved_context_); }
+
+SPIPlanPtr Prepare(const std::string& sql, const std::vector<Oid>& types, bool keep) {
+  SPIPlanPtr plan = nullptr;
+  const char* text = sql.c_str();
+  Oid* argtypes = const_cast<Oid*>(types.data());
+  int nargs = static_cast<int>(types.size());
+  PgGuard([&] {
+    plan = SPI_prepare(text, nargs, argtypes);
+    if (plan == nullptr) elog(ERROR, "syncline: SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), text);
+    if (keep) SPI_keepplan(plan);
+  });
+  return plan;
+}
+
+uint64 Execute(SPIPlanPtr plan, Datum* values, const char* nulls, bool read_only, long limit, Snapshot snapshot) {
+  uint64 processed = 0;
+  PgGuard([&] {
+    int rc = snapshot != InvalidSnapshot
+                 ? SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, read_only, false, limit)
+                 : SPI_execute_plan(plan, values, nulls, read_only, limit);
+    if (rc < 0) elog(ERROR, "syncline: SPI execution failed: %s", SPI_result_code_string(rc));
+    processed = SPI_processed;
+  });
+  return processed;
+}
+
+uint64 ExecuteSql(const std::string& sql, bool read_only) {
+  uint64 processed = 0;
+  const char* text = sql.c_str();
+  PgGuard([&] {
+    int rc = SPI_execute(text, read_only, 0);
+    if (rc < 0) elog(ERROR, "syncline: SPI execution failed: %s", SPI_result_code_string(rc));
+    processed = SPI_processed;
+  });
+  return processed;
+}
+
+Datum ResultDatum(uint64 row, int column, bool* isnull) {
+  Datum value = (Datum)0;
+  PgGuard([&] { value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, isnull); });
+  return value;
+}
+
+int64 ResultInt64(uint64 row, int column) {
+  bool isnull = false;
+  Datum value = ResultDatum(row, column, &isnull);
+  if (isnull) return 0;
+  Oid type = SPI_gettypeid(SPI_tuptable->tupdesc, column);
+  if (type == INT4OID) return DatumGetInt32(value);
+  if (type == INT2OID) return DatumGetInt16(value);
+  return DatumGetInt64(value);
+}
+
+std::string ResultText(uint64 row, int column) {
+  char* text = nullptr;
+  PgGuard([&] { text = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column); });
+  return text == nullptr ? std::string() : std::string(text);
+}
+
+}  // namespace syncline::pg

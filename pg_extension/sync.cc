@@ -1,0 +1,655 @@
+// pull_since and apply_push for PostgreSQL. The batch format and the
+// conflict rule are those of docs/protocol.md; gap-free pulls are described
+// in docs/postgres.md.
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <optional>
+
+#include "core/changeset.h"
+#include "core/cursor.h"
+#include "core/node_id.h"
+#include "core/version_order.h"
+#include "pg_extension/backend.h"
+#include "pg_extension/pg_boundary.h"
+#include "pg_extension/spi.h"
+#include "pg_extension/tables.h"
+
+namespace syncline::pg {
+
+using core::Code;
+using core::Status;
+using core::Value;
+
+namespace {
+
+std::string JsonbText(Datum jsonb) {
+  std::string text;
+  PgGuard([&] { text = DatumGetCString(DirectFunctionCall1(jsonb_out, jsonb)); });
+  return text;
+}
+
+Datum JsonbFromText(const std::string& text) {
+  Datum result = (Datum)0;
+  const char* cstring = text.c_str();
+  PgGuard([&] { result = DirectFunctionCall1(jsonb_in, CStringGetDatum(cstring)); });
+  return result;
+}
+
+Datum TextDatum(const std::string& text) {
+  Datum result = (Datum)0;
+  const char* cstring = text.c_str();
+  std::size_t size = text.size();
+  PgGuard([&] { result = PointerGetDatum(cstring_to_text_with_len(cstring, static_cast<int>(size))); });
+  return result;
+}
+
+// A snapshot registered for the life of the object.
+class RegisteredSnapshot {
+ public:
+  RegisteredSnapshot() {
+    PgGuard([&] { snapshot_ = RegisterSnapshot(GetTransactionSnapshot()); });
+  }
+  ~RegisteredSnapshot() { UnregisterSnapshot(snapshot_); }
+  Snapshot get() const { return snapshot_; }
+
+ private:
+  Snapshot snapshot_ = nullptr;
+};
+
+// Positions of PostgreSQL cursors: "<xid>.<seq>", the last version delivered.
+struct Position {
+  uint64 xid = 0;
+  int64 seq = 0;
+};
+
+bool ParsePosition(const std::string& text, Position* out) {
+  std::size_t dot = text.find('.');
+  if (dot == std::string::npos) return false;
+  const char* begin = text.data();
+  auto a = std::from_chars(begin, begin + dot, out->xid);
+  auto b = std::from_chars(begin + dot + 1, begin + text.size(), out->seq);
+  return a.ec == std::errc() && a.ptr == begin + dot && b.ec == std::errc() && b.ptr == begin + text.size();
+}
+
+std::string PositionText(const Position& position) {
+  return std::to_string(position.xid) + "." + std::to_string(position.seq);
+}
+
+struct PullTable {
+  TableInfo info;
+  SPIPlanPtr select_row = nullptr;
+};
+
+Status LoadPullTable(int32 tid, PullTable* out) {
+  bool found = false;
+  Status status = FindTrackedById(tid, CurrentMemoryContext, &out->info, &found);
+  if (!status.ok()) return status;
+  if (!found) return Status(Code::kInternal, "metadata names table id " + std::to_string(tid) + ", not tracked");
+  std::string columns, where;
+  std::vector<Oid> types;
+  for (std::size_t i = 0; i < out->info.columns.size(); ++i)
+    columns += (i > 0 ? ", " : "") + Quote(out->info.columns[i].name);
+  for (std::size_t k = 0; k < out->info.pk.size(); ++k) {
+    const ColumnType& column = out->info.columns[out->info.pk[k]];
+    where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
+    types.push_back(column.base);
+  }
+  out->select_row =
+      Prepare("SELECT " + columns + " FROM " + QualifiedName(out->info) + " WHERE " + where, types);
+  return Status::Ok();
+}
+
+Status KeyDatums(const TableInfo& table, const std::vector<Value>& key, std::vector<Datum>* values,
+                 std::string* nulls) {
+  values->assign(key.size(), (Datum)0);
+  nulls->assign(key.size(), ' ');
+  for (std::size_t k = 0; k < key.size(); ++k) {
+    bool isnull = false;
+    Status status = ValueToDatum(table.columns[table.pk[k]], key[k], &(*values)[k], &isnull);
+    if (!status.ok()) return status;
+    if (isnull) (*nulls)[k] = 'n';
+  }
+  return Status::Ok();
+}
+
+Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
+  std::optional<std::string> cursor_text;
+  if (!PG_ARGISNULL(0)) cursor_text = TextDatumGetCString(PG_GETARG_DATUM(0));
+  int64 limit = PG_ARGISNULL(1) ? 1000 : PG_GETARG_INT32(1);
+  if (limit < 1) return Status(Code::kInvalidInput, "limit must be at least 1, got " + std::to_string(limit));
+  core::PullOptions options;
+  Status status = core::ParsePullOptions(PG_ARGISNULL(2) ? "" : JsonbText(PG_GETARG_DATUM(2)), &options);
+  if (!status.ok()) return status;
+  const std::string filter = core::FilterFingerprint(options);
+
+  std::string batch;
+  {
+    SpiSession spi;
+    std::string node_id = LocalNodeId();
+    // One snapshot for the page, its horizon and every row read.
+    RegisteredSnapshot snapshot;
+    Position horizon;
+    {
+      AsExtensionOwner owner;
+      SPIPlanPtr plan = Prepare("SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text", {});
+      Execute(plan, nullptr, nullptr, true, 0, snapshot.get());
+      std::string xmin = ResultText(0, 1);
+      std::from_chars(xmin.data(), xmin.data() + xmin.size(), horizon.xid);
+    }
+    Position after;
+    if (cursor_text) {
+      core::Cursor cursor;
+      status = core::DecodeCursor(*cursor_text, &cursor);
+      if (!status.ok()) return status;
+      if (cursor.node != node_id)
+        return Status(Code::kInvalidInput, "cursor was issued by another database (node " + cursor.node +
+                                               "), not this one (node " + node_id + ")");
+      if (cursor.filter != filter)
+        return Status(Code::kInvalidInput,
+                      "cursor was taken with other pull options; pull with the options it was issued for, or start "
+                      "again from NULL");
+      if (!ParsePosition(cursor.position, &after) || after.xid > horizon.xid)
+        return Status(Code::kInvalidInput, "cursor position " + cursor.position + " was never issued by this database");
+    }
+
+    std::string where = "(r.xid, r.seq) > ($1::pg_catalog.xid8, $2) AND r.xid < $3::pg_catalog.xid8";
+    std::vector<Oid> types = {TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
+    std::vector<Datum> args = {TextDatum(std::to_string(after.xid)), Int64GetDatum(after.seq),
+                               TextDatum(std::to_string(horizon.xid)), Int64GetDatum(limit + 1),
+                               TextDatum(options.exclude_origin), TextDatum(options.scope)};
+    std::string nulls = "      ";
+    if (options.local_only) where += " AND r.node = 0";
+    if (!options.exclude_origin.empty()) {
+      if (options.exclude_origin == node_id) where += " AND r.node <> 0";
+      else where += " AND r.node IS DISTINCT FROM (SELECT ref FROM syncline.nodes WHERE node_id = $5)";
+    }
+    // A scoped pull reads the scope's versions through its index, plus the
+    // versions of tables tracked without a scope (shared by every scope).
+    std::string from = "syncline.rows r";
+    if (options.has_scope)
+      from = "(SELECT * FROM syncline.rows WHERE scope = $6 UNION ALL SELECT * FROM syncline.rows WHERE scope IS NULL) r";
+    uint64 rows = 0;
+    {
+      AsExtensionOwner owner;
+      SPIPlanPtr plan = Prepare(
+          "SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, n.node_id, r.xid::text, r.seq FROM " + from +
+              " LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE " + where +
+              " ORDER BY r.xid, r.seq LIMIT $4",
+          types);
+      rows = Execute(plan, args.data(), nulls.data(), true, 0, snapshot.get());
+    }
+    // The page's rows, read before the tables' queries replace SPI_tuptable.
+    struct PageRow {
+      int32 tid;
+      std::string pk, node;
+      int64 clock, hlc;
+      bool deleted;
+      Position position;
+    };
+    std::vector<PageRow> page;
+    bool has_more = rows > static_cast<uint64>(limit);
+    for (uint64 r = 0; r < rows && r < static_cast<uint64>(limit); ++r) {
+      PageRow row;
+      row.tid = static_cast<int32>(ResultInt64(r, 1));
+      row.pk = ResultText(r, 2);
+      row.clock = ResultInt64(r, 3);
+      row.hlc = ResultInt64(r, 4);
+      row.node = ResultInt64(r, 5) == 0 ? node_id : ResultText(r, 7);
+      bool isnull = false;
+      row.deleted = DatumGetBool(ResultDatum(r, 6, &isnull));
+      std::string xid = ResultText(r, 8);
+      std::from_chars(xid.data(), xid.data() + xid.size(), row.position.xid);
+      row.position.seq = ResultInt64(r, 9);
+      page.push_back(std::move(row));
+    }
+
+    std::map<int32, PullTable> tables;
+    core::BatchWriter writer(node_id);
+    core::Change change;
+    std::vector<Value> key;
+    for (const PageRow& row : page) {
+      auto it = tables.find(row.tid);
+      if (it == tables.end()) {
+        it = tables.emplace(row.tid, PullTable{}).first;
+        status = LoadPullTable(row.tid, &it->second);
+        if (!status.ok()) return status;
+      }
+      const TableInfo& table = it->second.info;
+      status = core::DecodeKey(row.pk, &key);
+      if (!status.ok()) return status;
+      if (key.size() != table.pk.size())
+        return Status(Code::kInternal, "table " + QualifiedName(table) + ": metadata key " + row.pk +
+                                           " does not match the primary key");
+      change.table = table.name;
+      change.op = row.deleted ? core::Op::kDelete : core::Op::kUpsert;
+      change.clock = row.clock;
+      change.hlc = static_cast<core::Hlc>(row.hlc);
+      change.node = row.node;
+      change.pk.clear();
+      change.row.clear();
+      for (std::size_t k = 0; k < key.size(); ++k) change.pk.push_back({table.columns[table.pk[k]].name, key[k]});
+      if (!row.deleted) {
+        std::vector<Datum> values;
+        std::string key_nulls;
+        status = KeyDatums(table, key, &values, &key_nulls);
+        if (!status.ok()) return status;
+        // Read as the caller: privileges and row-level security decide
+        // what it may see. A row it may not see is left out of its pull.
+        if (Execute(it->second.select_row, values.data(), key_nulls.data(), true, 1, snapshot.get()) == 0) continue;
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        HeapTuple tuple = SPI_tuptable->vals[0];
+        for (std::size_t c = 0; c < table.columns.size(); ++c) {
+          bool isnull = false;
+          Datum datum = (Datum)0;
+          int attnum = static_cast<int>(c + 1);
+          PgGuard([&] { datum = SPI_getbinval(tuple, desc, attnum, &isnull); });
+          change.row.push_back({table.columns[c].name, DatumToValue(table.columns[c], datum, isnull)});
+        }
+      }
+      writer.Add(change);
+    }
+    Position end = has_more ? page.back().position : Position{horizon.xid, 0};
+    if (!has_more && (end.xid < after.xid || (end.xid == after.xid && end.seq < after.seq))) end = after;
+    batch = writer.Finish(core::EncodeCursor({node_id, filter, PositionText(end)}), has_more);
+  }
+  *result = JsonbFromText(batch);
+  return Status::Ok();
+}
+
+}  // namespace
+
+}  // namespace syncline::pg
+
+SYNCLINE_PG_FUNCTION(syncline_pull_since, "syncline.pull_since", syncline::pg::PullSince)
+
+namespace syncline::pg {
+namespace {
+
+struct ApplyTable {
+  TableInfo info;
+  SPIPlanPtr upsert = nullptr;
+  SPIPlanPtr remove = nullptr;
+  SPIPlanPtr select_row = nullptr;
+  std::string notify_payload;
+};
+
+Status PrepareApplyTable(ApplyTable* table) {
+  const TableInfo& info = table->info;
+  std::string columns, values, updates, keys, where;
+  std::vector<Oid> types, key_types;
+  for (std::size_t i = 0; i < info.columns.size(); ++i) {
+    const std::string column = Quote(info.columns[i].name);
+    columns += (i > 0 ? ", " : "") + column;
+    values += (i > 0 ? ", $" : "$") + std::to_string(i + 1);
+    // Parameters of the base type: the planner then adds the domain check.
+    types.push_back(info.columns[i].base);
+    bool in_key = std::find(info.pk.begin(), info.pk.end(), static_cast<int>(i)) != info.pk.end();
+    if (!in_key) updates += (updates.empty() ? "" : ", ") + column + " = EXCLUDED." + column;
+  }
+  for (std::size_t k = 0; k < info.pk.size(); ++k) {
+    const ColumnType& column = info.columns[info.pk[k]];
+    keys += (k > 0 ? ", " : "") + Quote(column.name);
+    where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
+    key_types.push_back(column.base);
+  }
+  const std::string name = QualifiedName(info);
+  table->upsert = Prepare("INSERT INTO " + name + " (" + columns + ") VALUES (" + values + ") ON CONFLICT (" + keys +
+                              ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates),
+                          types);
+  table->remove = Prepare("DELETE FROM " + name + " WHERE " + where, key_types);
+  table->select_row = Prepare("SELECT " + columns + " FROM " + name + " WHERE " + where, key_types);
+  core::JsonWriter writer(&table->notify_payload);
+  writer.BeginObject();
+  writer.Key("table");
+  writer.String(info.name);
+  writer.EndObject();
+  return Status::Ok();
+}
+
+class Applier {
+ public:
+  Applier(const core::Batch& batch, std::string local_node) : batch_(batch), local_node_(std::move(local_node)) {}
+
+  Status Prepare() {
+    AsExtensionOwner owner;
+    if (ExecuteSql("SELECT value::pg_catalog.int8 FROM syncline.meta WHERE key OPERATOR(pg_catalog.=) 'max_drift_ms'",
+                   true) > 0)
+      max_drift_ms_ = ResultInt64(0, 1);
+    wall_ms_ = core::WallClockMs();
+    read_meta_ = pg::Prepare(
+        "SELECT r.hlc, r.node, r.deleted, n.node_id, r.scope FROM syncline.rows r LEFT JOIN syncline.nodes n ON n.ref = "
+        "r.node WHERE r.tid = $1 AND r.pk = $2",
+        {INT4OID, TEXTOID});
+    write_meta_ = pg::Prepare(
+        "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) VALUES ($1, $2, $3, $4, "
+        "$5, $6, $7, pg_catalog.pg_current_xact_id(), pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
+        "ON CONFLICT (tid, pk) DO UPDATE SET clock = EXCLUDED.clock, hlc = EXCLUDED.hlc, node = EXCLUDED.node, "
+        "deleted = EXCLUDED.deleted, scope = coalesce(EXCLUDED.scope, r.scope), xid = EXCLUDED.xid, seq = EXCLUDED.seq",
+        {INT4OID, TEXTOID, INT8OID, INT8OID, INT4OID, BOOLOID, TEXTOID});
+    node_ref_ = pg::Prepare(
+        "WITH added AS (INSERT INTO syncline.nodes (node_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING ref) "
+        "SELECT ref FROM added UNION ALL SELECT ref FROM syncline.nodes WHERE node_id = $1",
+        {TEXTOID});
+    return Status::Ok();
+  }
+
+  Status Apply(const core::Change& change) {
+    ApplyTable* table = nullptr;
+    Status status = Table(change.table, &table);
+    if (!status.ok()) return status;
+    const TableInfo& info = table->info;
+
+    // The key: exactly the table's primary key columns, in canonical form
+    // (a UUID in upper case is the same row).
+    std::vector<Value> key(info.pk.size());
+    std::vector<Datum> key_datums(info.pk.size());
+    std::string key_nulls(info.pk.size(), ' ');
+    std::vector<bool> seen(info.pk.size(), false);
+    for (const core::ColumnValue& column : change.pk) {
+      std::size_t k = 0;
+      while (k < info.pk.size() && info.columns[info.pk[k]].name != column.column) ++k;
+      if (k == info.pk.size())
+        return Status(Code::kUndefinedColumn,
+                      "\"pk\" names column \"" + column.column + "\", which is not in the table's primary key");
+      bool isnull = false;
+      status = ValueToDatum(info.columns[info.pk[k]], column.value, &key_datums[k], &isnull);
+      if (!status.ok()) return status;
+      if (isnull) return Status(Code::kInvalidInput, "primary key column \"" + column.column + "\" is null");
+      key[k] = DatumToValue(info.columns[info.pk[k]], key_datums[k], false);
+      seen[k] = true;
+    }
+    for (std::size_t k = 0; k < info.pk.size(); ++k) {
+      if (!seen[k])
+        return Status(Code::kUndefinedColumn, "\"pk\" lacks primary key column \"" + info.columns[info.pk[k]].name + "\"");
+    }
+    std::string key_text;
+    status = core::EncodeKey(key, &key_text);
+    if (!status.ok()) return status;
+
+    // The row: every column, converted; `canonical` is what PostgreSQL will
+    // store, which may differ from what was sent (char padding, numeric
+    // scale, float4 precision, timestamp precision, jsonb formatting ...).
+    std::vector<Datum> datums;
+    std::string nulls;
+    std::vector<Value> canonical;
+    bool rewritten = false;
+    std::string scope;
+    if (change.op == core::Op::kUpsert) {
+      datums.assign(info.columns.size(), (Datum)0);
+      nulls.assign(info.columns.size(), ' ');
+      canonical.assign(info.columns.size(), Value());
+      std::vector<bool> have(info.columns.size(), false);
+      for (const core::ColumnValue& column : change.row) {
+        std::size_t c = 0;
+        while (c < info.columns.size() && info.columns[c].name != column.column) ++c;
+        if (c == info.columns.size()) return Status(Code::kUndefinedColumn, "unknown column \"" + column.column + "\"");
+        bool isnull = false;
+        status = ValueToDatum(info.columns[c], column.value, &datums[c], &isnull);
+        if (!status.ok()) return status;
+        if (isnull) nulls[c] = 'n';
+        canonical[c] = DatumToValue(info.columns[c], datums[c], isnull);
+        if (!core::SameValue(canonical[c], column.value)) rewritten = true;
+        have[c] = true;
+      }
+      for (std::size_t c = 0; c < info.columns.size(); ++c) {
+        if (!have[c]) return Status(Code::kUndefinedColumn, "\"row\" lacks column \"" + info.columns[c].name + "\"");
+      }
+      if (info.scope >= 0) {
+        core::JsonWriter writer(&scope);
+        core::WriteValue(writer, canonical[info.scope]);
+      }
+    }
+
+    if (change.node == batch_.source && !core::HlcWithinDrift(change.hlc, wall_ms_, max_drift_ms_)) {
+      int64 ahead_s = (core::HlcPhysicalMs(change.hlc) - wall_ms_) / 1000;
+      return Status(Code::kClockDrift, "hlc " + core::HlcToText(change.hlc) + " is " + std::to_string(ahead_s) +
+                                           " s ahead of this node's clock (the bound is " +
+                                           std::to_string(max_drift_ms_ / 1000) + " s); check the origin's clock");
+    }
+    ReceiveStamp(change.hlc);
+
+    // Compare with the row's current version (stored, or written by an
+    // earlier change of this batch).
+    Datum meta_args[2] = {Int32GetDatum(info.tid), TextDatum(key_text)};
+    bool stored = false;
+    core::Hlc stored_hlc = 0;
+    std::string stored_node, stored_scope;
+    bool stored_deleted = false;
+    {
+      AsExtensionOwner owner;
+      stored = Execute(read_meta_, meta_args, "  ", false) > 0;
+      if (stored) {
+        stored_hlc = static_cast<core::Hlc>(ResultInt64(0, 1));
+        stored_node = ResultInt64(0, 2) == 0 ? local_node_ : ResultText(0, 4);
+        bool isnull = false;
+        stored_deleted = DatumGetBool(ResultDatum(0, 3, &isnull));
+        stored_scope = ResultText(0, 5);
+      }
+    }
+    if (stored) {
+      int order = core::CompareStamps(change.hlc, change.node, stored_hlc, stored_node);
+      if (order < 0) return Skip();
+      if (order == 0) {
+        bool same = false;
+        status = SameContent(*table, change, key_datums, key_nulls, canonical, stored_deleted, &same);
+        if (!status.ok()) return status;
+        if (!same)
+          return Status(Code::kCorruptBatch, "stamp " + core::HlcToText(change.hlc) + "/" + change.node +
+                                                 " is already known for this row with different content");
+        return Skip();
+      }
+    }
+    if (change.node == local_node_)
+      return Status(Code::kCorruptBatch,
+                    "stamped with this database's own node id but newer than anything it wrote to that row; this "
+                    "database is probably a copy of another node's (see docs/postgres.md, \"Backups and copies\")");
+
+    // Write as the caller: its privileges and row-level security apply.
+    if (change.op == core::Op::kUpsert) {
+      Execute(table->upsert, datums.data(), nulls.data(), false);
+    } else if (Execute(table->remove, key_datums.data(), key_nulls.data(), false) == 0) {
+      bool exists = false;
+      {
+        AsExtensionOwner owner;
+        exists = Execute(table->select_row, key_datums.data(), key_nulls.data(), true, 1) > 0;
+      }
+      if (exists)
+        return Status(Code::kConstraint, "the row exists but the current role may not delete it (row-level security)");
+    }
+
+    // The metadata keeps the origin's version, unless PostgreSQL stored a
+    // different canonical form: then that form becomes a new local version,
+    // newer than the one received, and flows back to every replica.
+    int64 node_ref = 0;
+    int64 clock = change.clock;
+    core::Hlc hlc = change.hlc;
+    if (rewritten) {
+      hlc = core::HlcNext(NextStamp(), change.hlc, core::WallClockMs());
+      ReceiveStamp(hlc);
+      clock = change.clock + 1;
+      ++rewritten_;
+    } else {
+      status = NodeRef(change.node, &node_ref);
+      if (!status.ok()) return status;
+    }
+    if (change.op == core::Op::kDelete) scope = stored_scope;
+    Datum values[7] = {Int32GetDatum(info.tid),  TextDatum(key_text), Int64GetDatum(clock),
+                       Int64GetDatum(static_cast<int64>(hlc)), Int32GetDatum(static_cast<int32>(node_ref)),
+                       BoolGetDatum(change.op == core::Op::kDelete), scope.empty() ? (Datum)0 : TextDatum(scope)};
+    char meta_nulls[8] = "       ";
+    if (scope.empty()) meta_nulls[6] = 'n';
+    {
+      AsExtensionOwner owner;
+      Execute(write_meta_, values, meta_nulls, false);
+    }
+    if (info.notify) {
+      std::string payload = table->notify_payload;
+      if (!scope.empty()) payload = payload.substr(0, payload.size() - 1) + ",\"scope\":" + scope + "}";
+      const char* text = payload.c_str();
+      PgGuard([&] { Async_Notify("syncline", text); });
+    }
+    ++applied_;
+    return Status::Ok();
+  }
+
+  Status RecordCursor(const core::Cursor& cursor) {
+    AsExtensionOwner owner;
+    SPIPlanPtr read = pg::Prepare("SELECT position FROM syncline.peers WHERE node_id = $1 AND filter = $2",
+                                  {TEXTOID, TEXTOID});
+    Datum args[4] = {TextDatum(cursor.node), TextDatum(cursor.filter), TextDatum(core::EncodeCursor(cursor)),
+                     TextDatum(cursor.position)};
+    // A page delivered late (after a newer one) must not move the cursor back.
+    if (Execute(read, args, "  ", false) > 0 && core::ComparePositions(cursor.position, ResultText(0, 1)) <= 0)
+      return Status::Ok();
+    SPIPlanPtr write = pg::Prepare(
+        "INSERT INTO syncline.peers (node_id, filter, cursor, position) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (node_id, filter) DO UPDATE SET cursor = EXCLUDED.cursor, position = EXCLUDED.position",
+        {TEXTOID, TEXTOID, TEXTOID, TEXTOID});
+    Execute(write, args, "    ", false);
+    return Status::Ok();
+  }
+
+  int64 applied() const { return applied_; }
+  int64 skipped() const { return skipped_; }
+  int64 rewritten() const { return rewritten_; }
+
+ private:
+  Status Skip() {
+    ++skipped_;
+    return Status::Ok();
+  }
+
+  Status Table(const std::string& name, ApplyTable** out) {
+    auto it = tables_.find(name);
+    if (it != tables_.end()) {
+      *out = &it->second;
+      return Status::Ok();
+    }
+    ApplyTable table;
+    bool found = false;
+    Status status = FindTrackedByName(name, CurrentMemoryContext, &table.info, &found);
+    if (!status.ok()) return status;
+    if (!found) return Status(Code::kUndefinedTable, "no tracked table of this name");
+    status = PrepareApplyTable(&table);
+    if (!status.ok()) return status;
+    *out = &tables_.emplace(name, std::move(table)).first->second;
+    return Status::Ok();
+  }
+
+  Status SameContent(const ApplyTable& table, const core::Change& change, std::vector<Datum>& key_datums,
+                     std::string& key_nulls, const std::vector<Value>& canonical, bool stored_deleted, bool* same) {
+    *same = (change.op == core::Op::kDelete) == stored_deleted;
+    if (!*same || change.op == core::Op::kDelete) return Status::Ok();
+    AsExtensionOwner owner;
+    if (Execute(table.select_row, key_datums.data(), key_nulls.data(), true, 1) == 0) {
+      *same = false;
+      return Status::Ok();
+    }
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    HeapTuple tuple = SPI_tuptable->vals[0];
+    for (std::size_t c = 0; c < table.info.columns.size() && *same; ++c) {
+      bool isnull = false;
+      Datum datum = (Datum)0;
+      int attnum = static_cast<int>(c + 1);
+      PgGuard([&] { datum = SPI_getbinval(tuple, desc, attnum, &isnull); });
+      *same = core::SameValue(DatumToValue(table.info.columns[c], datum, isnull), canonical[c]);
+    }
+    return Status::Ok();
+  }
+
+  Status NodeRef(const std::string& node, int64* ref) {
+    if (node == local_node_) {
+      *ref = 0;
+      return Status::Ok();
+    }
+    auto it = node_refs_.find(node);
+    if (it != node_refs_.end()) {
+      *ref = it->second;
+      return Status::Ok();
+    }
+    Datum args[1] = {TextDatum(node)};
+    AsExtensionOwner owner;
+    if (Execute(node_ref_, args, " ", false) == 0) return Status(Code::kInternal, "cannot register node " + node);
+    *ref = ResultInt64(0, 1);
+    node_refs_[node] = *ref;
+    return Status::Ok();
+  }
+
+  const core::Batch& batch_;
+  std::string local_node_;
+  int64 max_drift_ms_ = core::kDefaultMaxDriftMs;
+  int64 wall_ms_ = 0;
+  SPIPlanPtr read_meta_ = nullptr, write_meta_ = nullptr, node_ref_ = nullptr;
+  std::map<std::string, ApplyTable> tables_;
+  std::map<std::string, int64> node_refs_;
+  int64 applied_ = 0, skipped_ = 0, rewritten_ = 0;
+};
+
+Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
+  core::Batch batch;
+  Status status = core::DecodeBatch(JsonbText(PG_GETARG_DATUM(0)), &batch);
+  if (!status.ok()) return status;
+  core::Cursor cursor;
+  if (!batch.cursor.empty()) {
+    status = core::DecodeCursor(batch.cursor, &cursor);
+    if (!status.ok()) return status.WithPrefix("batch: ");
+    if (cursor.node != batch.source)
+      return Status(Code::kInvalidInput,
+                    "batch: cursor was issued by node " + cursor.node + ", not by the batch's source " + batch.source);
+  }
+  std::string summary;
+  {
+    SpiSession spi;
+    CaptureOff capture_off;
+    Applier applier(batch, LocalNodeId());
+    status = applier.Prepare();
+    for (std::size_t i = 0; status.ok() && i < batch.changes.size(); ++i) {
+      const std::string context = core::ChangeContext(i, batch.changes[i].table);
+      try {
+        status = applier.Apply(batch.changes[i]);
+      } catch (PgError& error) {
+        // PostgreSQL's own message (a constraint, an input syntax, a
+        // privilege), prefixed with the change at fault.
+        PrefixError(error, "syncline.apply_push: " + context);
+        throw;
+      }
+      if (!status.ok()) status = status.WithPrefix(context);
+    }
+    if (!status.ok()) return status;
+    if (!batch.cursor.empty()) {
+      status = applier.RecordCursor(cursor);
+      if (!status.ok()) return status;
+    }
+    {
+      AsExtensionOwner owner;
+      SPIPlanPtr save = Prepare(
+          "UPDATE syncline.meta SET value = pg_catalog.int8larger(value::pg_catalog.int8, $1)::text "
+          "WHERE key OPERATOR(pg_catalog.=) 'hlc'",
+          {INT8OID});
+      Datum clock[1] = {Int64GetDatum(static_cast<int64>(backend().clock))};
+      Execute(save, clock, " ", false);
+    }
+    core::JsonWriter out(&summary);
+    out.BeginObject();
+    out.Key("applied");
+    out.Int(applier.applied());
+    out.Key("skipped");
+    out.Int(applier.skipped());
+    out.Key("rewritten");
+    out.Int(applier.rewritten());
+    out.Key("source");
+    out.String(batch.source);
+    out.Key("cursor");
+    if (batch.cursor.empty()) out.Null();
+    else out.String(core::EncodeCursor(cursor));
+    out.EndObject();
+  }
+  *result = JsonbFromText(summary);
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace syncline::pg
+
+SYNCLINE_PG_FUNCTION(syncline_apply_push, "syncline.apply_push", syncline::pg::ApplyPush)

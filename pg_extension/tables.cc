@@ -1,0 +1,169 @@
+#include "pg_extension/tables.h"
+
+#include <algorithm>
+
+#include "core/changeset.h"
+#include "pg_extension/spi.h"
+
+namespace syncline::pg {
+
+using core::Code;
+using core::Status;
+using core::Value;
+
+std::string Quote(const std::string& identifier) {
+  std::string quoted;
+  const char* text = identifier.c_str();
+  PgGuard([&] { quoted = quote_identifier(text); });
+  return quoted;
+}
+
+std::string QuoteLiteral(const std::string& literal) {
+  std::string quoted;
+  const char* text = literal.c_str();
+  PgGuard([&] { quoted = quote_literal_cstr(text); });
+  return quoted;
+}
+
+std::string QualifiedName(const TableInfo& table) { return Quote(table.schema) + "." + Quote(table.name); }
+
+Status LoadShape(Oid relid, MemoryContext context, TableInfo* out) {
+  out->relid = relid;
+  out->columns.clear();
+  out->attnums.clear();
+  out->pk.clear();
+  static SPIPlanPtr plan = nullptr;
+  if (plan == nullptr)
+    plan = Prepare(
+        "SELECT a.attnum, a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, "
+        "coalesce(pg_catalog.array_position(i.indkey::pg_catalog.int2[], a.attnum) "
+        "- pg_catalog.array_lower(i.indkey::pg_catalog.int2[], 1) + 1, 0), "
+        "n.nspname::text, c.relname::text, c.relkind::text "
+        "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND i.indisprimary "
+        "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
+        "ORDER BY a.attnum",
+        {OIDOID}, /*keep=*/true);
+  Datum args[1] = {ObjectIdGetDatum(relid)};
+  uint64 rows = Execute(plan, args, " ", true);
+  if (rows == 0) return Status(Code::kUndefinedTable, "relation " + std::to_string(relid) + " has no columns");
+  std::vector<std::pair<int, int>> key_order;
+  for (uint64 r = 0; r < rows; ++r) {
+    ColumnType column;
+    column.name = ResultText(r, 2);
+    bool isnull = false;
+    Oid type = DatumGetObjectId(ResultDatum(r, 3, &isnull));
+    int32 typmod = DatumGetInt32(ResultDatum(r, 4, &isnull));
+    column.not_null = DatumGetBool(ResultDatum(r, 5, &isnull));
+    LoadColumnType(type, typmod, context, &column);
+    int key_position = static_cast<int>(ResultInt64(r, 6));
+    if (key_position > 0) key_order.emplace_back(key_position, static_cast<int>(out->columns.size()));
+    out->attnums.push_back(static_cast<AttrNumber>(ResultInt64(r, 1)));
+    out->columns.push_back(std::move(column));
+    if (r == 0) {
+      out->schema = ResultText(r, 7);
+      out->name = ResultText(r, 8);
+      std::string kind = ResultText(r, 9);
+      if (kind != "r")
+        return Status(Code::kInvalidInput, QualifiedName(*out) + " is not an ordinary table (relkind " + kind + ")");
+    }
+  }
+  std::sort(key_order.begin(), key_order.end());
+  for (const auto& entry : key_order) out->pk.push_back(entry.second);
+  return Status::Ok();
+}
+
+namespace {
+
+Status FindTracked(const char* where, Oid arg_type, Datum arg, MemoryContext context, TableInfo* out, bool* found) {
+  AsExtensionOwner owner;
+  SPIPlanPtr plan = Prepare(std::string("SELECT tid, pg_catalog.to_regclass(pg_catalog.quote_ident(table_schema) "
+                                        "OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
+                                        "pg_catalog.quote_ident(table_name))::oid, scope_column, notify, "
+                                        "table_schema, table_name FROM syncline.tables WHERE ") +
+                                where,
+                            {arg_type});
+  Datum args[1] = {arg};
+  *found = Execute(plan, args, " ", true) > 0;
+  if (!*found) return Status::Ok();
+  int32 tid = static_cast<int32>(ResultInt64(0, 1));
+  bool isnull = false;
+  Datum relid = ResultDatum(0, 2, &isnull);
+  std::string scope = ResultText(0, 3);
+  bool notify = DatumGetBool(ResultDatum(0, 4, &isnull));
+  std::string schema = ResultText(0, 5), name = ResultText(0, 6);
+  if (isnull)
+    return Status(Code::kUndefinedTable, "tracked table " + Quote(schema) + "." + Quote(name) +
+                                             " no longer exists; call syncline.untrack or recreate it");
+  Status status = LoadShape(DatumGetObjectId(relid), context, out);
+  if (!status.ok()) return status;
+  out->tid = tid;
+  out->notify = notify;
+  out->scope = -1;
+  for (std::size_t i = 0; i < out->columns.size(); ++i) {
+    if (!scope.empty() && out->columns[i].name == scope) out->scope = static_cast<int>(i);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status FindTrackedByRelid(Oid relid, MemoryContext context, TableInfo* out, bool* found) {
+  Datum name = (Datum)0, schema = (Datum)0;
+  std::string qualified;
+  PgGuard([&] {
+    char* rel = get_rel_name(relid);
+    char* nsp = get_namespace_name(get_rel_namespace(relid));
+    if (rel == nullptr || nsp == nullptr) elog(ERROR, "syncline: relation %u vanished", relid);
+    qualified = std::string(nsp) + "\x1f" + rel;
+  });
+  (void)name;
+  (void)schema;
+  std::size_t split = qualified.find('\x1f');
+  std::string nsp = qualified.substr(0, split), rel = qualified.substr(split + 1);
+  Datum arg = (Datum)0;
+  PgGuard([&] { arg = CStringGetTextDatum(rel.c_str()); });
+  Status status = FindTracked("table_name OPERATOR(pg_catalog.=) $1", TEXTOID, arg, context, out, found);
+  if (status.ok() && *found && out->schema != nsp) *found = false;
+  return status;
+}
+
+Status FindTrackedByName(const std::string& name, MemoryContext context, TableInfo* out, bool* found) {
+  Datum arg = (Datum)0;
+  PgGuard([&] { arg = CStringGetTextDatum(name.c_str()); });
+  return FindTracked("table_name OPERATOR(pg_catalog.=) $1", TEXTOID, arg, context, out, found);
+}
+
+Status FindTrackedById(int32 tid, MemoryContext context, TableInfo* out, bool* found) {
+  return FindTracked("tid OPERATOR(pg_catalog.=) $1", INT4OID, Int32GetDatum(tid), context, out, found);
+}
+
+Status RowKey(const TableInfo& table, HeapTuple tuple, TupleDesc desc, std::string* key, std::vector<Value>* values) {
+  std::vector<Value> key_values;
+  key_values.reserve(table.pk.size());
+  for (int index : table.pk) {
+    bool isnull = false;
+    Datum datum = (Datum)0;
+    AttrNumber attnum = table.attnums[index];
+    PgGuard([&] { datum = heap_getattr(tuple, attnum, desc, &isnull); });
+    key_values.push_back(DatumToValue(table.columns[index], datum, isnull));
+  }
+  Status status = core::EncodeKey(key_values, key);
+  if (values != nullptr) *values = std::move(key_values);
+  return status;
+}
+
+std::string RowScope(const TableInfo& table, HeapTuple tuple, TupleDesc desc) {
+  if (table.scope < 0) return "";
+  bool isnull = false;
+  Datum datum = (Datum)0;
+  AttrNumber attnum = table.attnums[table.scope];
+  PgGuard([&] { datum = heap_getattr(tuple, attnum, desc, &isnull); });
+  std::string scope;
+  core::JsonWriter writer(&scope);
+  core::WriteValue(writer, DatumToValue(table.columns[table.scope], datum, isnull));
+  return scope;
+}
+
+}  // namespace syncline::pg

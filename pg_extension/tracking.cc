@@ -1,0 +1,292 @@
+// track, untrack, peer_cursor, hlc_now.
+#include <optional>
+
+#include "core/changeset.h"
+#include "core/cursor.h"
+#include "core/json.h"
+#include "core/node_id.h"
+#include "pg_extension/backend.h"
+#include "pg_extension/pg_boundary.h"
+#include "pg_extension/spi.h"
+#include "pg_extension/tables.h"
+
+namespace syncline::pg {
+
+using core::Code;
+using core::Status;
+
+namespace {
+
+std::string JsonbArgText(Datum jsonb) {
+  std::string text;
+  PgGuard([&] { text = DatumGetCString(DirectFunctionCall1(jsonb_out, jsonb)); });
+  return text;
+}
+
+Datum JsonbResult(const std::string& text) {
+  Datum result = (Datum)0;
+  const char* cstring = text.c_str();
+  PgGuard([&] { result = DirectFunctionCall1(jsonb_in, CStringGetDatum(cstring)); });
+  return result;
+}
+
+Datum Text(const std::string& text) {
+  Datum result = (Datum)0;
+  const char* cstring = text.c_str();
+  PgGuard([&] { result = CStringGetTextDatum(cstring); });
+  return result;
+}
+
+Status CheckOwner(Oid relid) {
+  bool owner = false;
+  PgGuard([&] { owner = pg_class_ownercheck(relid, GetUserId()); });
+  if (!owner) {
+    std::string name;
+    PgGuard([&] { name = get_rel_name(relid); });
+    return Status(Code::kInvalidInput, "must be owner of table " + Quote(name));
+  }
+  return Status::Ok();
+}
+
+struct TrackOptions {
+  std::string scope;
+  bool notify = true;
+};
+
+Status ParseTrackOptions(const std::string& text, TrackOptions* out) {
+  core::Json json;
+  Status status = core::ParseJson(text, &json);
+  if (!status.ok()) return status.WithPrefix("options: ");
+  if (!json.is_object()) return Status(Code::kInvalidInput, "options: must be a JSON object");
+  for (const auto& [key, value] : json.members) {
+    if (key == "scope") {
+      if (!value.is_string() || value.text.empty())
+        return Status(Code::kInvalidInput, "options: \"scope\" must name a column");
+      out->scope = value.text;
+    } else if (key == "notify") {
+      if (value.kind != core::Json::Kind::kTrue && value.kind != core::Json::Kind::kFalse)
+        return Status(Code::kInvalidInput, "options: \"notify\" must be true or false");
+      out->notify = value.kind == core::Json::Kind::kTrue;
+    } else {
+      return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\" (known: scope, notify)");
+    }
+  }
+  return Status::Ok();
+}
+
+Status Track(FunctionCallInfo fcinfo, Datum* result) {
+  Oid relid = PG_GETARG_OID(0);
+  TrackOptions options;
+  Status status = ParseTrackOptions(JsonbArgText(PG_GETARG_DATUM(1)), &options);
+  if (!status.ok()) return status;
+  if (GetDatabaseEncoding() != PG_UTF8)
+    return Status(Code::kInvalidInput, "syncline needs a database with UTF8 encoding (batches are UTF-8)");
+  status = CheckOwner(relid);
+  if (!status.ok()) return status;
+
+  std::string summary;
+  {
+    SpiSession spi;
+    TableInfo table;
+    status = LoadShape(relid, CurrentMemoryContext, &table);
+    if (!status.ok()) return status;
+    const std::string name = QualifiedName(table);
+    if (table.pk.empty())
+      return Status(Code::kInvalidInput,
+                    "table " + name + " has no primary key; syncline identifies rows by their primary key");
+    if (table.schema == "syncline") return Status(Code::kInvalidInput, "syncline's own tables cannot be tracked");
+    if (!options.scope.empty()) {
+      for (std::size_t i = 0; i < table.columns.size(); ++i) {
+        if (table.columns[i].name == options.scope) table.scope = static_cast<int>(i);
+      }
+      if (table.scope < 0)
+        return Status(Code::kUndefinedColumn, "table " + name + " has no column \"" + options.scope + "\" to scope by");
+    }
+
+    std::string pk_columns = "{";
+    for (std::size_t k = 0; k < table.pk.size(); ++k) {
+      std::string column = table.columns[table.pk[k]].name;
+      std::string escaped;
+      for (char c : column) {
+        if (c == '"' || c == '\\') escaped.push_back('\\');
+        escaped.push_back(c);
+      }
+      pk_columns += (k > 0 ? ",\"" : "\"") + escaped + "\"";
+    }
+    pk_columns += "}";
+    {
+      AsExtensionOwner owner;
+      SPIPlanPtr other = Prepare("SELECT table_schema FROM syncline.tables WHERE table_name = $1 AND table_schema <> $2",
+                                 {TEXTOID, TEXTOID});
+      Datum names[2] = {Text(table.name), Text(table.schema)};
+      if (Execute(other, names, "  ", true) > 0)
+        return Status(Code::kInvalidInput, "a table named " + Quote(table.name) + " is already tracked in schema " +
+                                               Quote(ResultText(0, 1)) +
+                                               "; batches name tables unqualified, so names must be unique");
+      SPIPlanPtr upsert = Prepare(
+          "INSERT INTO syncline.tables (table_schema, table_name, pk_columns, scope_column, notify) "
+          "VALUES ($1, $2, $3::text[], $4, $5) ON CONFLICT (table_name) DO UPDATE SET pk_columns = EXCLUDED.pk_columns, "
+          "scope_column = EXCLUDED.scope_column, notify = EXCLUDED.notify RETURNING tid",
+          {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID});
+      Datum values[5] = {Text(table.schema), Text(table.name), Text(pk_columns),
+                         options.scope.empty() ? (Datum)0 : Text(options.scope), BoolGetDatum(options.notify)};
+      char nulls[6] = "     ";
+      if (options.scope.empty()) nulls[3] = 'n';
+      Execute(upsert, values, nulls, false);
+      table.tid = static_cast<int32>(ResultInt64(0, 1));
+    }
+    // Triggers that fire whatever session_replication_role says: a write
+    // under "replica" is captured like any other.
+    // (Re-tracking replaces them; DROP ... IF EXISTS would send a notice.)
+    SPIPlanPtr existing = Prepare(
+        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN ('syncline_capture', "
+        "'syncline_truncate')",
+        {OIDOID});
+    Datum relid_arg[1] = {ObjectIdGetDatum(relid)};
+    uint64 triggers = Execute(existing, relid_arg, " ", true);
+    std::string drops;
+    for (uint64 t = 0; t < triggers; ++t) drops += "DROP TRIGGER " + ResultText(t, 1) + " ON " + name + ";";
+    ExecuteSql(drops + "CREATE TRIGGER syncline_capture " +
+                   "AFTER INSERT OR UPDATE OR DELETE ON " + name +
+                   " FOR EACH ROW EXECUTE FUNCTION syncline.capture();" + "CREATE TRIGGER syncline_truncate " +
+                   "AFTER TRUNCATE ON " + name + " FOR EACH STATEMENT EXECUTE FUNCTION syncline.capture_truncate();" +
+                   "ALTER TABLE " + name + " ENABLE ALWAYS TRIGGER syncline_capture;" + "ALTER TABLE " + name +
+                   " ENABLE ALWAYS TRIGGER syncline_truncate;",
+               false);
+
+    // Backfill: metadata for every existing row, read in chunks through a
+    // cursor so that memory stays flat on large tables.
+    std::string columns;
+    for (std::size_t k = 0; k < table.pk.size(); ++k) columns += (k > 0 ? ", " : "") + Quote(table.columns[table.pk[k]].name);
+    if (table.scope >= 0) columns += ", " + Quote(table.columns[table.scope].name);
+    SPIPlanPtr insert;
+    {
+      AsExtensionOwner owner;
+      insert = Prepare(
+          "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+          "VALUES ($1, $2, 1, $3, 0, false, $4, pg_catalog.pg_current_xact_id(), "
+          "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
+          "ON CONFLICT (tid, pk) DO UPDATE SET clock = r.clock + 1, hlc = pg_catalog.int8larger($3, r.hlc + 1), "
+          "node = 0, deleted = false, scope = EXCLUDED.scope, xid = EXCLUDED.xid, seq = EXCLUDED.seq WHERE r.deleted",
+          {INT4OID, TEXTOID, INT8OID, TEXTOID});
+    }
+    SPIPlanPtr scan = Prepare("SELECT " + columns + " FROM " + name, {});
+    Portal portal = nullptr;
+    PgGuard([&] { portal = SPI_cursor_open("syncline_backfill", scan, nullptr, nullptr, true); });
+    TableInfo key_shape = table;  // the scan's columns: the key, then the scope
+    key_shape.attnums.clear();
+    for (std::size_t c = 0; c < table.columns.size(); ++c) key_shape.attnums.push_back(0);
+    for (std::size_t k = 0; k < table.pk.size(); ++k) key_shape.attnums[table.pk[k]] = static_cast<AttrNumber>(k + 1);
+    if (table.scope >= 0) key_shape.attnums[table.scope] = static_cast<AttrNumber>(table.pk.size() + 1);
+    int64 backfilled = 0;
+    std::optional<CanonicalOutput> pinned;  // dates and times as everywhere else
+    pinned.emplace();
+    while (true) {
+      uint64 fetched = 0;
+      PgGuard([&] {
+        SPI_cursor_fetch(portal, true, 1000);
+        fetched = SPI_processed;
+      });
+      if (fetched == 0) break;
+      SPITupleTable* chunk = SPI_tuptable;
+      for (uint64 r = 0; r < fetched; ++r) {
+        std::string key;
+        status = RowKey(key_shape, chunk->vals[r], chunk->tupdesc, &key);
+        if (!status.ok()) return status;
+        std::string scope = RowScope(key_shape, chunk->vals[r], chunk->tupdesc);
+        Datum values[4] = {Int32GetDatum(table.tid), Text(key), Int64GetDatum(static_cast<int64>(NextStamp())),
+                           scope.empty() ? (Datum)0 : Text(scope)};
+        char nulls[5] = "    ";
+        if (scope.empty()) nulls[3] = 'n';
+        AsExtensionOwner owner;
+        backfilled += static_cast<int64>(Execute(insert, values, nulls, false));
+      }
+      PgGuard([&] { SPI_freetuptable(chunk); });
+    }
+    PgGuard([&] { SPI_cursor_close(portal); });
+
+    core::JsonWriter out(&summary);
+    out.BeginObject();
+    out.Key("table");
+    out.String(table.name);
+    out.Key("schema");
+    out.String(table.schema);
+    out.Key("primary_key");
+    out.BeginArray();
+    for (int index : table.pk) out.String(table.columns[index].name);
+    out.EndArray();
+    out.Key("scope");
+    if (options.scope.empty()) out.Null();
+    else out.String(options.scope);
+    out.Key("backfilled");
+    out.Int(backfilled);
+    out.EndObject();
+  }
+  *result = JsonbResult(summary);
+  return Status::Ok();
+}
+
+Status Untrack(FunctionCallInfo fcinfo, Datum* result) {
+  Oid relid = PG_GETARG_OID(0);
+  Status status = CheckOwner(relid);
+  if (!status.ok()) return status;
+  bool was_tracked = false;
+  {
+    SpiSession spi;
+    TableInfo table;
+    status = FindTrackedByRelid(relid, CurrentMemoryContext, &table, &was_tracked);
+    if (!status.ok()) return status;
+    if (was_tracked) {
+      const std::string name = QualifiedName(table);
+      ExecuteSql("DROP TRIGGER syncline_capture ON " + name + "; DROP TRIGGER syncline_truncate ON " + name + ";", false);
+      AsExtensionOwner owner;
+      ExecuteSql("DELETE FROM syncline.rows WHERE tid = " + std::to_string(table.tid) +
+                     "; DELETE FROM syncline.tables WHERE tid = " + std::to_string(table.tid),
+                 false);
+    }
+  }
+  *result = BoolGetDatum(was_tracked);
+  return Status::Ok();
+}
+
+Status PeerCursor(FunctionCallInfo fcinfo, Datum* result) {
+  std::string node;
+  Datum uuid = PG_GETARG_DATUM(0);
+  PgGuard([&] { node = DatumGetCString(DirectFunctionCall1(uuid_out, uuid)); });
+  core::PullOptions options;
+  Status status = core::ParsePullOptions(JsonbArgText(PG_GETARG_DATUM(1)), &options);
+  if (!status.ok()) return status;
+  std::optional<std::string> cursor;
+  {
+    SpiSession spi;
+    AsExtensionOwner owner;
+    SPIPlanPtr plan = Prepare("SELECT cursor FROM syncline.peers WHERE node_id = $1 AND filter = $2", {TEXTOID, TEXTOID});
+    Datum args[2] = {Text(node), Text(core::FilterFingerprint(options))};
+    if (Execute(plan, args, "  ", true) > 0) cursor = ResultText(0, 1);
+  }
+  if (!cursor) {
+    fcinfo->isnull = true;
+    *result = (Datum)0;
+    return Status::Ok();
+  }
+  *result = Text(*cursor);
+  return Status::Ok();
+}
+
+Status HlcNow(FunctionCallInfo, Datum* result) {
+  std::string text;
+  {
+    SpiSession spi;
+    text = core::HlcToText(NextStamp());
+  }
+  *result = Text(text);
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace syncline::pg
+
+SYNCLINE_PG_FUNCTION(syncline_track, "syncline.track", syncline::pg::Track)
+SYNCLINE_PG_FUNCTION(syncline_untrack, "syncline.untrack", syncline::pg::Untrack)
+SYNCLINE_PG_FUNCTION(syncline_peer_cursor, "syncline.peer_cursor", syncline::pg::PeerCursor)
+SYNCLINE_PG_FUNCTION(syncline_hlc_now, "syncline.hlc_now", syncline::pg::HlcNow)

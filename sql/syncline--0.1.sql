@@ -1,0 +1,150 @@
+-- syncline 0.1: install script. Released scripts are never edited; changes
+-- go into syncline--0.1--0.2.sql and onwards.
+\echo Use "CREATE EXTENSION syncline" to load this file. \quit
+
+-- Metadata. Owned by the extension's owner; no other role may write it: the
+-- capture trigger and apply_push write it in the owner's name.
+CREATE TABLE syncline.meta (
+  key text PRIMARY KEY,
+  value text NOT NULL
+);
+INSERT INTO syncline.meta VALUES
+  ('node_id', pg_catalog.gen_random_uuid()::text),
+  ('max_drift_ms', '300000'),
+  ('hlc', '0');
+
+CREATE TABLE syncline.tables (
+  tid serial PRIMARY KEY,
+  table_schema text NOT NULL,
+  table_name text NOT NULL UNIQUE,  -- batches name tables unqualified
+  pk_columns text[] NOT NULL,
+  scope_column text,
+  notify boolean NOT NULL DEFAULT true
+);
+
+CREATE TABLE syncline.nodes (
+  ref serial PRIMARY KEY,
+  node_id text COLLATE "C" NOT NULL UNIQUE
+);
+
+-- One row per tracked row (tombstones included). (xid, seq) is the local
+-- version: the writing transaction's id and a sequence number within it.
+-- Pulls deliver only versions of transactions older than the pulling
+-- snapshot's xmin, in (xid, seq) order: see docs/postgres.md, "Gap-free pulls".
+CREATE SEQUENCE syncline.rows_seq CACHE 64;
+CREATE TABLE syncline.rows (
+  tid integer NOT NULL,
+  pk text COLLATE "C" NOT NULL,
+  clock bigint NOT NULL,
+  hlc bigint NOT NULL,
+  node integer NOT NULL,  -- 0: this database, else syncline.nodes.ref
+  deleted boolean NOT NULL,
+  scope text COLLATE "C",  -- canonical JSON of the row's scope value
+  xid xid8 NOT NULL,
+  seq bigint NOT NULL,
+  PRIMARY KEY (tid, pk)
+);
+CREATE INDEX rows_version ON syncline.rows (xid, seq);
+CREATE INDEX rows_scope_version ON syncline.rows (scope, xid, seq) WHERE scope IS NOT NULL;
+CREATE INDEX rows_unscoped_version ON syncline.rows (xid, seq) WHERE scope IS NULL;
+
+CREATE TABLE syncline.peers (
+  node_id text COLLATE "C" NOT NULL,
+  filter text COLLATE "C" NOT NULL,
+  cursor text NOT NULL,
+  position text NOT NULL,
+  PRIMARY KEY (node_id, filter)
+);
+
+-- pg_dump keeps the metadata (a restore is a copy of this node: see
+-- docs/postgres.md, "Backups and copies").
+SELECT pg_catalog.pg_extension_config_dump('syncline.meta', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.tables', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.tables_tid_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.nodes', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.nodes_ref_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.rows', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.rows_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.peers', '');
+
+-- Functions. The SQL-facing ones pin search_path and the settings that text
+-- output of dates and times depends on.
+CREATE FUNCTION syncline.track(tbl regclass, options jsonb DEFAULT '{}')
+RETURNS jsonb LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET TimeZone = 'UTC' SET extra_float_digits = 3
+AS 'MODULE_PATHNAME', 'syncline_track';
+
+CREATE FUNCTION syncline.untrack(tbl regclass)
+RETURNS boolean LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'syncline_untrack';
+
+CREATE FUNCTION syncline.pull_since(cursor text, lim integer DEFAULT 1000, options jsonb DEFAULT '{}')
+RETURNS jsonb LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET TimeZone = 'UTC' SET extra_float_digits = 3
+AS 'MODULE_PATHNAME', 'syncline_pull_since';
+
+CREATE FUNCTION syncline.apply_push(batch jsonb)
+RETURNS jsonb LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET TimeZone = 'UTC' SET extra_float_digits = 3
+AS 'MODULE_PATHNAME', 'syncline_apply_push';
+
+CREATE FUNCTION syncline.peer_cursor(node uuid, options jsonb DEFAULT '{}')
+RETURNS text LANGUAGE c STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'syncline_peer_cursor';
+
+CREATE FUNCTION syncline.node_id()
+RETURNS uuid LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT value::uuid FROM syncline.meta WHERE key = 'node_id' $$;
+
+CREATE FUNCTION syncline.hlc_now()
+RETURNS text LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'syncline_hlc_now';
+
+CREATE FUNCTION syncline.set_max_drift(ms bigint)
+RETURNS bigint LANGUAGE sql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ UPDATE syncline.meta SET value = ms::text WHERE key = 'max_drift_ms' RETURNING value::bigint $$;
+REVOKE EXECUTE ON FUNCTION syncline.set_max_drift(bigint) FROM PUBLIC;
+
+-- Capture triggers (C): row-level capture, statement-level TRUNCATE capture.
+CREATE FUNCTION syncline.capture()
+RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'syncline_capture';
+
+CREATE FUNCTION syncline.capture_truncate()
+RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'syncline_capture_truncate';
+
+-- What a client needs to build its schema: every tracked table with its
+-- columns, types, primary key and scope column.
+CREATE VIEW syncline.tracked_tables AS
+SELECT t.table_schema, t.table_name, t.pk_columns AS primary_key, t.scope_column, t.notify,
+       (SELECT jsonb_agg(jsonb_build_object(
+                 'name', a.attname,
+                 'type', format_type(a.atttypid, a.atttypmod),
+                 'base_type', format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL),
+                 'category', bt.typcategory,
+                 'not_null', a.attnotnull) ORDER BY a.attnum)
+          FROM pg_attribute a
+          JOIN pg_type ty ON ty.oid = a.atttypid
+          JOIN pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END
+         WHERE a.attrelid = to_regclass(quote_ident(t.table_schema) || '.' || quote_ident(t.table_name))
+           AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns
+  FROM syncline.tables t;
+
+-- What holds pulls back: the oldest transactions that hold an xid.
+CREATE VIEW syncline.pull_horizon AS
+SELECT a.pid, a.usename, a.application_name, a.state, a.xact_start, a.backend_xid,
+       now() - a.xact_start AS held_for
+  FROM pg_stat_activity a
+ WHERE a.backend_xid IS NOT NULL
+ ORDER BY age(a.backend_xid) DESC;
+
+GRANT USAGE ON SCHEMA syncline TO PUBLIC;
+GRANT SELECT ON syncline.tracked_tables, syncline.pull_horizon TO PUBLIC;
