@@ -10,9 +10,18 @@ CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
 SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
 SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all check demo unit-test sqlite-test smoke-test clean format
+.PHONY: all check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
 
-all: $(BUILD)/syncline.so
+all: $(BUILD)/syncline.so pg
+
+# Installing into PostgreSQL's directories needs root; elsewhere sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+pg:
+	$(MAKE) -C pg_extension
+
+pg-install: pg
+	$(SUDO) $(MAKE) -C pg_extension install
 
 $(BUILD)/%.o: %.cc
 	@mkdir -p $(dir $@)
@@ -27,6 +36,7 @@ $(BUILD)/syncline.so: $(SQLITE_OBJ) $(BUILD)/libsyncline_core.a
 	$(CXX) -shared -o $@ $(SQLITE_OBJ) $(BUILD)/libsyncline_core.a -static-libstdc++ -static-libgcc
 
 UNIT_SRC   := $(wildcard tests/unit/*.cc)
+PGTEST_SRC := $(wildcard tests/pg/*.cc)
 SQLTEST_SRC := $(wildcard tests/sqlite/*.cc)
 
 $(BUILD)/unit_tests: $(UNIT_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
@@ -34,6 +44,11 @@ $(BUILD)/unit_tests: $(UNIT_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
 
 $(BUILD)/sqlite_tests: $(SQLTEST_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
 	$(CXX) -o $@ $^ -lsqlite3 -lgtest -lgtest_main -lpthread
+
+$(BUILD)/pg_tests: $(PGTEST_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
+	$(CXX) -o $@ $^ -lpq -lsqlite3 -lgtest -lgtest_main -lpthread
+
+$(BUILD)/tests/pg/%.o: CXXFLAGS += -I$(shell pg_config --includedir)
 
 unit-test: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests
@@ -44,7 +59,12 @@ sqlite-test: $(BUILD)/sqlite_tests $(BUILD)/syncline.so
 smoke-test: $(BUILD)/syncline.so
 	tests/sqlite/smoke.sh $(abspath $(BUILD)/syncline)
 
-check: unit-test sqlite-test smoke-test
+# A throwaway cluster (tests/pg/with_cluster.sh) runs the pgTAP files and the
+# libpq suites (concurrency, cross-engine).
+pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(BUILD)/syncline.so
+	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) tests/pg/with_cluster.sh tests/pg/run.sh
+
+check: unit-test sqlite-test smoke-test pg-test
 
 demo: $(BUILD)/syncline.so
 	client/demo.sh $(BUILD)/syncline
@@ -54,5 +74,6 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+	$(MAKE) -C pg_extension clean
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -366,6 +366,20 @@ class Applier {
     std::string key_text;
     status = core::EncodeKey(key, &key_text);
     if (!status.ok()) return status;
+    // The key as sent, when its canonical form differs (a UUID in upper
+    // case): the sender holds the row under that key, so the canonical row
+    // must also come back to it as a delete of that key.
+    std::string sent_key_text;
+    if (change.op == core::Op::kUpsert) {
+      std::vector<Value> sent(info.pk.size());
+      for (const core::ColumnValue& column : change.pk) {
+        for (std::size_t k = 0; k < info.pk.size(); ++k)
+          if (info.columns[info.pk[k]].name == column.column) sent[k] = column.value;
+      }
+      status = core::EncodeKey(sent, &sent_key_text);
+      if (!status.ok()) return status;
+      if (sent_key_text == key_text) sent_key_text.clear();
+    }
 
     // The row: every column, converted; `canonical` is what PostgreSQL will
     // store, which may differ from what was sent (char padding, numeric
@@ -482,6 +496,14 @@ class Applier {
     {
       AsExtensionOwner owner;
       Execute(write_meta_, values, meta_nulls, false);
+      if (!sent_key_text.empty()) {
+        core::Hlc tombstone = core::HlcNext(NextStamp(), change.hlc, core::WallClockMs());
+        ReceiveStamp(tombstone);
+        Datum dead[7] = {Int32GetDatum(info.tid), TextDatum(sent_key_text), Int64GetDatum(change.clock + 1),
+                         Int64GetDatum(static_cast<int64>(tombstone)), Int32GetDatum(0), BoolGetDatum(true), values[6]};
+        Execute(write_meta_, dead, meta_nulls, false);
+        if (!rewritten) ++rewritten_;
+      }
     }
     if (info.notify) {
       std::string payload = table->notify_payload;

@@ -1,0 +1,134 @@
+-- pull_since and apply_push on PostgreSQL: pages, cursors, the conflict
+-- rule, idempotence, relays, atomic rejection of bad batches.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+SELECT plan(39);
+
+CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
+SELECT syncline.track('notes', '{"scope": "org_id"}');
+
+-- Helpers that build hand-made batches from a remote node.
+CREATE FUNCTION hlc(offset_ms bigint) RETURNS text LANGUAGE sql AS $$
+  SELECT lpad(to_hex(((extract(epoch FROM clock_timestamp()) * 1000)::bigint + offset_ms) << 16), 16, '0') $$;
+CREATE FUNCTION up(id text, title text, stamp text, node text, org int DEFAULT 7) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('table', 'notes', 'op', 'upsert', 'pk', jsonb_build_object('id', id),
+    'row', jsonb_build_object('id', id, 'org_id', org, 'title', title, 'body', 'b'),
+    'clock', 1, 'hlc', stamp, 'node', node) $$;
+CREATE FUNCTION del(id text, stamp text, node text) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('table', 'notes', 'op', 'delete', 'pk', jsonb_build_object('id', id),
+    'clock', 2, 'hlc', stamp, 'node', node) $$;
+CREATE FUNCTION batch(source text, VARIADIC changes jsonb[]) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('format', 1, 'source', source, 'changes', to_jsonb(changes)) $$;
+CREATE FUNCTION title(key text) RETURNS text LANGUAGE sql AS $$
+  SELECT coalesce((SELECT title FROM notes WHERE id = key), 'gone') $$;
+CREATE FUNCTION state() RETURNS text LANGUAGE sql AS $$
+  SELECT coalesce((SELECT string_agg(n::text, ',' ORDER BY id) FROM notes n), '') || '#' ||
+         coalesce((SELECT string_agg(r::text, ',' ORDER BY tid, pk) FROM syncline.rows r), '') || '#' ||
+         coalesce((SELECT string_agg(p::text, ',') FROM syncline.peers p), '') $$;
+\set remote '\'0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11\''
+\set other '\'1c7a7a3f-7b97-4d2d-8e2f-6b3a0b1e8d22\''
+
+-- Pages: oldest first, never skipping or repeating a version.
+INSERT INTO notes SELECT 'p' || g, 7, 't', 'b' FROM generate_series(1, 25) g;
+INSERT INTO notes SELECT 'q' || g, 8, 't', 'b' FROM generate_series(1, 5) g;
+SELECT syncline.pull_since(NULL, 10) AS page1 \gset
+SELECT is(jsonb_array_length(:'page1'::jsonb -> 'changes'), 10, 'a page holds at most lim changes');
+SELECT is((:'page1'::jsonb ->> 'has_more')::boolean, true, '... and says more remain');
+SELECT syncline.pull_since(:'page1'::jsonb ->> 'cursor', 10) AS page2 \gset
+SELECT syncline.pull_since(:'page2'::jsonb ->> 'cursor', 10) AS page3 \gset
+SELECT is((:'page3'::jsonb ->> 'has_more')::boolean, false, 'the last page says so');
+SELECT is((SELECT count(DISTINCT c ->> 'pk') FROM (
+             SELECT jsonb_array_elements(:'page1'::jsonb -> 'changes') c UNION ALL
+             SELECT jsonb_array_elements(:'page2'::jsonb -> 'changes') UNION ALL
+             SELECT jsonb_array_elements(:'page3'::jsonb -> 'changes')) s), 30::bigint,
+          'three pages deliver every row once');
+SELECT is(jsonb_array_length(syncline.pull_since(:'page3'::jsonb ->> 'cursor', 10) -> 'changes'), 0,
+          'nothing after the end');
+SELECT is(jsonb_array_length(syncline.pull_since(NULL, 100, '{"scope": 8}') -> 'changes'), 5, 'a scope sees its rows only');
+
+-- Cursors describe themselves.
+SELECT throws_like($$SELECT syncline.pull_since('garbage', 10)$$, '%malformed%', 'a malformed cursor');
+SELECT throws_like(format('SELECT syncline.pull_since(%L, 10, ''{"origin": "local"}'')', :'page1'::jsonb ->> 'cursor'),
+                   '%other pull options%', 'a cursor taken with other options');
+SELECT throws_like(format('SELECT syncline.pull_since(%L, 10)',
+                          syncline.node_id() || ':cbf29ce484222325:999999999.0'), '%never issued%',
+                   'a cursor never issued');
+SELECT throws_like(format('SELECT syncline.pull_since(%L, 10)', :remote || ':cbf29ce484222325:1.0'),
+                   '%issued by another database%', 'a cursor of another database');
+SELECT throws_like($$SELECT syncline.pull_since(NULL, 0)$$, '%limit must be at least 1%', 'limit below 1');
+SELECT throws_like($$SELECT syncline.pull_since(NULL, 10, '{"origin": "remote"}')$$, '%"origin" must be "local"%',
+                   'a bad option');
+
+-- Applying: newer wins, older loses, whatever the order.
+SELECT is((syncline.apply_push(batch(:remote, up('n1', 'remote v1', hlc(-3000), :remote))) ->> 'applied')::int, 1,
+          'a new row applies');
+SELECT is(title('n1'), 'remote v1', '... and is written');
+SELECT is((syncline.apply_push(batch(:remote, up('n1', 'older', hlc(-5000), :remote))) ->> 'skipped')::int, 1,
+          'an older version is skipped');
+SELECT is(title('n1'), 'remote v1', '... and changes nothing');
+UPDATE notes SET title = 'local edit' WHERE id = 'n1';
+SELECT is((syncline.apply_push(batch(:remote, up('n1', 'remote v2', hlc(-1000), :remote))) ->> 'skipped')::int, 1,
+          'a local edit beats the version it replaced, whatever the wall clock');
+SELECT syncline.apply_push(batch(:remote, up('n1', 'remote v3', hlc(2000), :remote)));
+SELECT is(title('n1'), 'remote v3', 'a newer remote edit wins');
+
+-- Equal times: the greater node id wins, on every node.
+SELECT hlc(0) AS tie \gset
+SELECT syncline.apply_push(batch(:remote, up('n2', 'from remote', :'tie', :remote)));
+SELECT syncline.apply_push(batch(:other, up('n2', 'from other', :'tie', :other)));
+SELECT is(title('n2'), 'from other', 'ties go to the greater node id (1c7a... > 0b6f...)');
+SELECT is((syncline.apply_push(batch(upper(:other), up('n2', 'from other', :'tie', upper(:other)))) ->> 'skipped')::int, 1,
+          'node ids compare in canonical form');
+
+-- Deletes are versions: they beat older edits, later edits bring rows back.
+SELECT syncline.apply_push(batch(:remote, del('n3', hlc(-2000), :remote)));
+SELECT is((SELECT deleted FROM syncline.rows WHERE pk = '["n3"]'), true, 'a tombstone is kept for a row never seen');
+SELECT syncline.apply_push(batch(:remote, up('n3', 'late older upsert', hlc(-4000), :remote)));
+SELECT is(title('n3'), 'gone', 'a late, older upsert does not resurrect it');
+SELECT syncline.apply_push(batch(:remote, up('n3', 'later edit', hlc(-1000), :remote)));
+SELECT is(title('n3'), 'later edit', 'a later edit brings it back');
+
+-- Idempotent replay, and several versions of one row in one batch.
+SELECT hlc(-800) AS s2 \gset
+SELECT batch(:remote, up('n4', 'v1', hlc(-900), :remote), up('n4', 'v2', :'s2', :remote), del('n5', hlc(-700), :remote)) AS b \gset
+SELECT is(syncline.apply_push(:'b') ->> 'applied', '3', 'a batch applies');
+SELECT state() AS before \gset
+SELECT is(syncline.apply_push(:'b') ->> 'skipped', '3', 'the same batch again is skipped');
+SELECT is(state(), :'before', '... and changes nothing');
+
+-- Applied changes are not captured as local ones, but are relayed.
+SELECT is((SELECT count(*) FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, '{"origin": "local"}') -> 'changes') c
+            WHERE c -> 'pk' ->> 'id' = 'n4'), 0::bigint, 'applied changes are not in the local push queue');
+SELECT is((SELECT c ->> 'node' FROM jsonb_array_elements(syncline.pull_since(NULL, 1000) -> 'changes') c
+            WHERE c -> 'pk' ->> 'id' = 'n4'), :remote, 'but a third node receives them, with their origin');
+SELECT is((SELECT count(*) FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, format('{"exclude_origin": "%s"}', :remote)::jsonb) -> 'changes') c
+            WHERE c -> 'pk' ->> 'id' = 'n4'), 0::bigint, 'exclude_origin: no echo to their origin');
+
+-- Bad batches: a clear error naming the change, and nothing written.
+SELECT state() AS before \gset
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('ok', 'fine', hlc(-100), :remote),
+                     up('bad', 'x', hlc(-100), :remote) || '{"row": {"id": "bad", "org_id": 7, "title": "x", "body": "b", "zz": 1}}')),
+                   '%change 1 (table "notes"): unknown column "zz"%', 'an unknown column rejects the batch');
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('ok', 'fine', hlc(-100), :remote),
+                     jsonb_set(up('bad', 'x', hlc(-100), :remote), '{table}', '"nope"'))),
+                   '%change 1 (table "nope"): no tracked table%', 'an unknown table rejects the batch');
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('ok', 'fine', hlc(-100), :remote),
+                     jsonb_set(up('bad', 'x', hlc(-100), :remote), '{row,org_id}', 'null'))),
+                   '%change 1 (table "notes"): null value in column "org_id"%', 'a NOT NULL violation rejects the batch');
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('f', 'future', hlc(600000), :remote))),
+                   '%ahead of this node''s clock%', 'a stamp beyond the drift bound is refused');
+SELECT throws_like($$SELECT syncline.apply_push('{"format": 2, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": []}')$$,
+                   '%unsupported format 2%', 'a batch of another format');
+SELECT is(state(), :'before', 'rejected batches wrote nothing');
+SELECT is(syncline.apply_push(batch(:other, up('f', 'relayed', hlc(600000), :remote))) ->> 'applied', '1',
+          'a relayed change was checked at its first hop');
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('n4', 'v2 but different', :'s2', :remote))),
+                   '%already known for this row with different content%', 'equal stamps with different content: corrupt');
+
+-- Peer cursors: recorded with the batch, never moved back.
+SELECT is(syncline.peer_cursor(:remote::uuid), NULL, 'no cursor from a peer yet');
+SELECT syncline.apply_push(batch(:remote, VARIADIC ARRAY[]::jsonb[]) || jsonb_build_object('cursor', :remote || ':cbf29ce484222325:50')) \gset
+SELECT syncline.apply_push(batch(:remote, VARIADIC ARRAY[]::jsonb[]) || jsonb_build_object('cursor', :remote || ':cbf29ce484222325:40')) \gset
+SELECT is(syncline.peer_cursor(:remote::uuid), :remote || ':cbf29ce484222325:50', 'the peer cursor never moves back');
+
+SELECT * FROM finish();
