@@ -242,7 +242,8 @@ Status DecodeBatch(std::string_view text, Batch* out) {
   out->changes.resize(changes->items.size());
   for (std::size_t i = 0; i < changes->items.size(); ++i) {
     const Json& item = changes->items[i];
-    const Json* table = item.is_object() ? item.Find("table") : nullptr;
+    if (!item.is_object()) return Invalid(ChangeContext(i, {}) + "a change must be an object");
+    const Json* table = item.Find("table");
     if (table == nullptr || !table->is_string() || table->text.empty())
       return Invalid(ChangeContext(i, {}) + "\"table\" must be a non-empty string");
     out->changes[i].table = table->text;

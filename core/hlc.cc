@@ -35,7 +35,9 @@ Hlc HlcNext(Hlc last, Hlc floor, std::int64_t wall_ms) {
   // At kHlcMax the clock cannot advance; saturate rather than wrap. Remote
   // stamps that far ahead are refused by the drift bound long before.
   Hlc next = after < kHlcMax ? after + 1 : kHlcMax;
-  return std::max(next, HlcFromPhysicalMs(std::max<std::int64_t>(wall_ms, 0)));
+  // A wall clock past the stamp range (year 6429) saturates too.
+  std::int64_t wall = std::min<std::int64_t>(std::max<std::int64_t>(wall_ms, 0), HlcPhysicalMs(kHlcMax));
+  return std::max(next, HlcFromPhysicalMs(wall));
 }
 
 std::int64_t WallClockMs() {

@@ -44,10 +44,12 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
     return Add(Scalar(Json::Kind::kNumber, std::string_view(str, length)));
   }
   bool String(const char* str, rapidjson::SizeType length, bool) {
+    if (!CheckText(str, length)) return false;
     return Add(Scalar(Json::Kind::kString, std::string_view(str, length)));
   }
   bool StartObject() { return Open(Json::Kind::kObject); }
   bool Key(const char* str, rapidjson::SizeType length, bool) {
+    if (!CheckText(str, length)) return false;
     Json* object = stack_.back();
     std::string_view key(str, length);
     // Duplicate keys make a batch ambiguous (which "id" wins?): refuse them.
@@ -65,6 +67,14 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
   const std::string& error() const { return error_; }
 
  private:
+  // RapidJSON validates raw bytes but decodes a lone low-surrogate escape
+  // ("\udc00") into bytes that are not UTF-8: check what it produced.
+  bool CheckText(const char* str, rapidjson::SizeType length) {
+    if (IsValidUtf8(std::string_view(str, length))) return true;
+    error_ = "string is not valid UTF-8 (a lone surrogate escape?)";
+    return false;
+  }
+
   static Json Scalar(Json::Kind kind, std::string_view text) {
     Json json;
     json.kind = kind;

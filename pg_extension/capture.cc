@@ -1,6 +1,7 @@
 // The capture triggers (docs/postgres.md, "Capture"): short, C++, with a
 // plan prepared once per backend and a per-table cache that a relcache
 // callback marks stale (after PgQ).
+#include <optional>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -24,6 +25,7 @@ namespace {
 
 struct CaptureEntry {
   bool valid = false;
+  bool pin_output = false;  // a key or scope column's text form depends on session settings
   MemoryContext context = nullptr;  // owns the entry's type lookups
   TableInfo table;
   std::string notify_payload;
@@ -77,6 +79,10 @@ Status Entry(Relation relation, CaptureEntry** out) {
     return Status(Code::kUndefinedTable, "table " + QualifiedName(entry->table) +
                                              " has syncline's capture trigger but is not tracked; call syncline.track "
                                              "or drop the trigger");
+  entry->pin_output = false;
+  for (int index : entry->table.pk) entry->pin_output |= OutputDependsOnSettings(entry->table.columns[index].base);
+  if (entry->table.scope >= 0)
+    entry->pin_output |= OutputDependsOnSettings(entry->table.columns[entry->table.scope].base);
   entry->notify_payload.clear();
   core::JsonWriter writer(&entry->notify_payload);
   writer.BeginObject();
@@ -154,6 +160,10 @@ Status CaptureRow(FunctionCallInfo fcinfo, Datum* result) {
   PreparePlans();
   const TableInfo& table = entry->table;
   TupleDesc desc = RelationGetDescr(data->tg_relation);
+  // Keys are compared as text: a date or time key must have one text form
+  // whatever DateStyle and TimeZone this session uses.
+  std::optional<CanonicalOutput> pinned;
+  if (entry->pin_output) pinned.emplace();
 
   std::string key, old_key, scope, old_scope;
   if (TRIGGER_FIRED_BY_INSERT(data->tg_event)) {
