@@ -2,7 +2,7 @@
 -- rule, idempotence, relays, atomic rejection of bad batches.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(39);
+SELECT plan(40);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 SELECT syncline.track('notes', '{"scope": "org_id"}');
@@ -45,6 +45,12 @@ SELECT is((SELECT count(DISTINCT c ->> 'pk') FROM (
 SELECT is(jsonb_array_length(syncline.pull_since(:'page3'::jsonb ->> 'cursor', 10) -> 'changes'), 0,
           'nothing after the end');
 SELECT is(jsonb_array_length(syncline.pull_since(NULL, 100, '{"scope": 8}') -> 'changes'), 5, 'a scope sees its rows only');
+
+-- A pull writes nothing: it runs in a read-only transaction.
+BEGIN READ ONLY;
+SELECT is(jsonb_array_length(syncline.pull_since(NULL, 100, '{"scope": 8}') -> 'changes'), 5,
+          'pull_since runs in a read-only transaction');
+COMMIT;
 
 -- Cursors describe themselves.
 SELECT throws_like($$SELECT syncline.pull_since('garbage', 10)$$, '%malformed%', 'a malformed cursor');
