@@ -478,8 +478,11 @@ class Applier {
     int64 node_ref = 0;
     int64 clock = change.clock;
     core::Hlc hlc = change.hlc;
+    // The rewrite's stamp is the least one above the received version: it
+    // beats that version (and nothing older was stored), yet still loses to
+    // any edit made after it on another node, as the received one would.
     if (rewritten) {
-      hlc = core::HlcNext(NextStamp(), change.hlc, core::WallClockMs());
+      hlc = change.hlc + 1;
       ReceiveStamp(hlc);
       clock = change.clock + 1;
       ++rewritten_;
@@ -497,8 +500,7 @@ class Applier {
       AsExtensionOwner owner;
       Execute(write_meta_, values, meta_nulls, false);
       if (!sent_key_text.empty()) {
-        core::Hlc tombstone = core::HlcNext(NextStamp(), change.hlc, core::WallClockMs());
-        ReceiveStamp(tombstone);
+        core::Hlc tombstone = change.hlc + 1;
         Datum dead[7] = {Int32GetDatum(info.tid), TextDatum(sent_key_text), Int64GetDatum(change.clock + 1),
                          Int64GetDatum(static_cast<int64>(tombstone)), Int32GetDatum(0), BoolGetDatum(true), values[6]};
         Execute(write_meta_, dead, meta_nulls, false);
