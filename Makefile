@@ -10,7 +10,7 @@ CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
 SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
 SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
+.PHONY: all check format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
 
 all: $(BUILD)/syncline.so pg
 
@@ -69,8 +69,13 @@ check: unit-test sqlite-test smoke-test pg-test
 demo: $(BUILD)/syncline.so
 	client/demo.sh $(BUILD)/syncline
 
+FORMATTED := $(filter-out bench/json_choice/%,$(shell git ls-files '*.cc' '*.h' 2>/dev/null))
+
 format:
-	clang-format -i core/*.h core/*.cc sqlite_extension/*.h sqlite_extension/*.cc tests/*/*.cc
+	clang-format -i $(FORMATTED)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMATTED)
 
 clean:
 	rm -rf $(BUILD)

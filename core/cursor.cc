@@ -7,14 +7,14 @@
 
 namespace syncline::core {
 
-Status ParsePullOptions(std::string_view text, PullOptions* out) {
+Status ParsePullOptions(std::string_view text, PullOptions *out) {
   *out = PullOptions{};
   if (text.empty()) return Status::Ok();
   Json json;
   Status status = ParseJson(text, &json);
   if (!status.ok()) return status.WithPrefix("options: ");
   if (!json.is_object()) return Status(Code::kInvalidInput, "options: must be a JSON object");
-  for (const auto& [key, value] : json.members) {
+  for (const auto &[key, value] : json.members) {
     if (key == "origin") {
       if (!value.is_string() || value.text != "local")
         return Status(Code::kInvalidInput, "options: \"origin\" must be \"local\"");
@@ -38,7 +38,7 @@ Status ParsePullOptions(std::string_view text, PullOptions* out) {
   return Status::Ok();
 }
 
-std::string FilterFingerprint(const PullOptions& options) {
+std::string FilterFingerprint(const PullOptions &options) {
   std::string canonical;
   if (options.local_only) canonical += "origin=local\n";
   if (!options.exclude_origin.empty()) canonical += "exclude_origin=" + options.exclude_origin + "\n";
@@ -51,11 +51,12 @@ std::string FilterFingerprint(const PullOptions& options) {
   }
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string text(16, '0');
-  for (int i = 15; i >= 0; --i, hash >>= 4) text[i] = kDigits[hash & 0xf];
+  for (int i = 15; i >= 0; --i, hash >>= 4)
+    text[i] = kDigits[hash & 0xf];
   return text;
 }
 
-std::string EncodeCursor(const Cursor& cursor) { return cursor.node + ":" + cursor.filter + ":" + cursor.position; }
+std::string EncodeCursor(const Cursor &cursor) { return cursor.node + ":" + cursor.filter + ":" + cursor.position; }
 
 namespace {
 
@@ -82,9 +83,9 @@ bool IsFingerprint(std::string_view text) {
   return true;
 }
 
-}  // namespace
+} // namespace
 
-Status DecodeCursor(std::string_view text, Cursor* out) {
+Status DecodeCursor(std::string_view text, Cursor *out) {
   auto malformed = [&] {
     return Status(Code::kInvalidInput, "cursor \"" + std::string(text.substr(0, 120)) +
                                            "\" is malformed (expected <node id>:<filter>:<position>)");
@@ -105,8 +106,10 @@ int ComparePositions(std::string_view a, std::string_view b) {
   while (true) {
     std::size_t a_end = a.find('.'), b_end = b.find('.');
     std::string_view a_part = a.substr(0, a_end), b_part = b.substr(0, b_end);
-    while (a_part.size() > 1 && a_part[0] == '0') a_part.remove_prefix(1);
-    while (b_part.size() > 1 && b_part[0] == '0') b_part.remove_prefix(1);
+    while (a_part.size() > 1 && a_part[0] == '0')
+      a_part.remove_prefix(1);
+    while (b_part.size() > 1 && b_part[0] == '0')
+      b_part.remove_prefix(1);
     if (a_part.size() != b_part.size()) return a_part.size() < b_part.size() ? -1 : 1;
     if (int c = a_part.compare(b_part); c != 0) return c < 0 ? -1 : 1;
     if (a_end == std::string_view::npos || b_end == std::string_view::npos) {
@@ -118,4 +121,4 @@ int ComparePositions(std::string_view a, std::string_view b) {
   }
 }
 
-}  // namespace syncline::core
+} // namespace syncline::core

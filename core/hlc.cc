@@ -20,10 +20,14 @@ std::optional<Hlc> HlcFromText(std::string_view text) {
   Hlc value = 0;
   for (char c : text) {
     int digit;
-    if (c >= '0' && c <= '9') digit = c - '0';
-    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      digit = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      digit = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      digit = c - 'A' + 10;
+    else
+      return std::nullopt;
     value = (value << 4) | static_cast<Hlc>(digit);
   }
   if (value > kHlcMax) return std::nullopt;
@@ -45,4 +49,4 @@ std::int64_t WallClockMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-}  // namespace syncline::core
+} // namespace syncline::core

@@ -10,22 +10,22 @@
 
 namespace syncline::core {
 
-const Json* Json::Find(std::string_view key) const {
-  for (const auto& [name, value] : members) {
+const Json *Json::Find(std::string_view key) const {
+  for (const auto &[name, value] : members) {
     if (name == key) return &value;
   }
   return nullptr;
 }
 
-const char* JsonKindName(Json::Kind kind) {
+const char *JsonKindName(Json::Kind kind) {
   switch (kind) {
-    case Json::Kind::kNull: return "null";
-    case Json::Kind::kFalse:
-    case Json::Kind::kTrue: return "boolean";
-    case Json::Kind::kNumber: return "number";
-    case Json::Kind::kString: return "string";
-    case Json::Kind::kArray: return "array";
-    case Json::Kind::kObject: return "object";
+  case Json::Kind::kNull: return "null";
+  case Json::Kind::kFalse:
+  case Json::Kind::kTrue: return "boolean";
+  case Json::Kind::kNumber: return "number";
+  case Json::Kind::kString: return "string";
+  case Json::Kind::kArray: return "array";
+  case Json::Kind::kObject: return "object";
   }
   return "unknown";
 }
@@ -35,22 +35,22 @@ namespace {
 // Builds a Json tree from SAX events. The stack holds the containers being
 // filled; a value goes into the top container (or becomes the root).
 class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeBuilder> {
- public:
-  explicit TreeBuilder(Json* root) : root_(root) {}
+public:
+  explicit TreeBuilder(Json *root) : root_(root) {}
 
   bool Null() { return Add(Json{}); }
   bool Bool(bool b) { return Add(Scalar(b ? Json::Kind::kTrue : Json::Kind::kFalse, {})); }
-  bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+  bool RawNumber(const char *str, rapidjson::SizeType length, bool) {
     return Add(Scalar(Json::Kind::kNumber, std::string_view(str, length)));
   }
-  bool String(const char* str, rapidjson::SizeType length, bool) {
+  bool String(const char *str, rapidjson::SizeType length, bool) {
     if (!CheckText(str, length)) return false;
     return Add(Scalar(Json::Kind::kString, std::string_view(str, length)));
   }
   bool StartObject() { return Open(Json::Kind::kObject); }
-  bool Key(const char* str, rapidjson::SizeType length, bool) {
+  bool Key(const char *str, rapidjson::SizeType length, bool) {
     if (!CheckText(str, length)) return false;
-    Json* object = stack_.back();
+    Json *object = stack_.back();
     std::string_view key(str, length);
     // Duplicate keys make a batch ambiguous (which "id" wins?): refuse them.
     if (object->Find(key) != nullptr) {
@@ -60,16 +60,22 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
     object->members.emplace_back(std::string(key), Json{});
     return true;
   }
-  bool EndObject(rapidjson::SizeType) { stack_.pop_back(); return true; }
+  bool EndObject(rapidjson::SizeType) {
+    stack_.pop_back();
+    return true;
+  }
   bool StartArray() { return Open(Json::Kind::kArray); }
-  bool EndArray(rapidjson::SizeType) { stack_.pop_back(); return true; }
+  bool EndArray(rapidjson::SizeType) {
+    stack_.pop_back();
+    return true;
+  }
 
-  const std::string& error() const { return error_; }
+  const std::string &error() const { return error_; }
 
- private:
+private:
   // RapidJSON validates raw bytes but decodes a lone low-surrogate escape
   // ("\udc00") into bytes that are not UTF-8: check what it produced.
-  bool CheckText(const char* str, rapidjson::SizeType length) {
+  bool CheckText(const char *str, rapidjson::SizeType length) {
     if (IsValidUtf8(std::string_view(str, length))) return true;
     error_ = "string is not valid UTF-8 (a lone surrogate escape?)";
     return false;
@@ -83,12 +89,12 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
   }
 
   // Places a value and returns where it now lives.
-  Json* Place(Json&& value) {
+  Json *Place(Json &&value) {
     if (stack_.empty()) {
       *root_ = std::move(value);
       return root_;
     }
-    Json* parent = stack_.back();
+    Json *parent = stack_.back();
     if (parent->kind == Json::Kind::kArray) {
       parent->items.push_back(std::move(value));
       return &parent->items.back();
@@ -97,7 +103,7 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
     return &parent->members.back().second;
   }
 
-  bool Add(Json&& value) {
+  bool Add(Json &&value) {
     Place(std::move(value));
     return true;
   }
@@ -116,20 +122,20 @@ class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeB
     return true;
   }
 
-  Json* root_;
-  std::vector<Json*> stack_;
+  Json *root_;
+  std::vector<Json *> stack_;
   std::string error_;
 };
 
-}  // namespace
+} // namespace
 
-Status ParseJson(std::string_view input, Json* out) {
+Status ParseJson(std::string_view input, Json *out) {
   *out = Json{};
   // RapidJSON takes a NUL byte for the end of input, which would let anything
   // after it pass unread. JSON text never holds a raw NUL (strings escape it).
-  if (const void* nul = std::memchr(input.data(), '\0', input.size()))
+  if (const void *nul = std::memchr(input.data(), '\0', input.size()))
     return Status(Code::kInvalidInput, "malformed JSON at byte " +
-                                           std::to_string(static_cast<const char*>(nul) - input.data()) +
+                                           std::to_string(static_cast<const char *>(nul) - input.data()) +
                                            ": NUL byte in input");
   TreeBuilder builder(out);
   rapidjson::Reader reader;
@@ -145,7 +151,7 @@ Status ParseJson(std::string_view input, Json* out) {
 }
 
 bool IsValidUtf8(std::string_view bytes) {
-  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  const auto *s = reinterpret_cast<const unsigned char *>(bytes.data());
   std::size_t n = bytes.size(), i = 0;
   while (i < n) {
     unsigned char c = s[i];
@@ -155,10 +161,14 @@ bool IsValidUtf8(std::string_view bytes) {
     }
     std::size_t len;
     std::uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-    else return false;
+    if (c >= 0xc2 && c <= 0xdf)
+      len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+      len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+      len = 4, cp = c & 0x07;
+    else
+      return false;
     if (i + len > n) return false;
     for (std::size_t k = 1; k < len; ++k) {
       if ((s[i + k] & 0xc0) != 0x80) return false;
@@ -179,21 +189,21 @@ void JsonWriter::String(std::string_view text) {
   for (char ch : text) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out_->append("\\\""); break;
-      case '\\': out_->append("\\\\"); break;
-      case '\n': out_->append("\\n"); break;
-      case '\r': out_->append("\\r"); break;
-      case '\t': out_->append("\\t"); break;
-      case '\b': out_->append("\\b"); break;
-      case '\f': out_->append("\\f"); break;
-      default:
-        if (c < 0x20) {
-          out_->append("\\u00");
-          out_->push_back(kHex[c >> 4]);
-          out_->push_back(kHex[c & 0xf]);
-        } else {
-          out_->push_back(ch);
-        }
+    case '"': out_->append("\\\""); break;
+    case '\\': out_->append("\\\\"); break;
+    case '\n': out_->append("\\n"); break;
+    case '\r': out_->append("\\r"); break;
+    case '\t': out_->append("\\t"); break;
+    case '\b': out_->append("\\b"); break;
+    case '\f': out_->append("\\f"); break;
+    default:
+      if (c < 0x20) {
+        out_->append("\\u00");
+        out_->push_back(kHex[c >> 4]);
+        out_->push_back(kHex[c & 0xf]);
+      } else {
+        out_->push_back(ch);
+      }
     }
   }
   out_->push_back('"');
@@ -220,7 +230,7 @@ std::string Base64Encode(std::string_view bytes) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
-  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  const auto *s = reinterpret_cast<const unsigned char *>(bytes.data());
   std::size_t i = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
     std::uint32_t v = (s[i] << 16) | (s[i + 1] << 8) | s[i + 2];
@@ -241,7 +251,7 @@ std::string Base64Encode(std::string_view bytes) {
   return out;
 }
 
-bool Base64Decode(std::string_view text, std::string* out) {
+bool Base64Decode(std::string_view text, std::string *out) {
   out->clear();
   if (text.size() % 4 != 0) return false;
   auto sextet = [](char c) -> int {
@@ -272,4 +282,4 @@ bool Base64Decode(std::string_view text, std::string* out) {
   return true;
 }
 
-}  // namespace syncline::core
+} // namespace syncline::core

@@ -21,21 +21,21 @@ enum class Code {
 };
 
 class [[nodiscard]] Status {
- public:
+public:
   Status() = default;
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
   static Status Ok() { return Status(); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
-  const std::string& message() const { return message_; }
+  const std::string &message() const { return message_; }
 
   // Prepends context, e.g. "change 3 (table notes): " to a value error.
-  Status WithPrefix(const std::string& prefix) const { return Status(code_, prefix + message_); }
+  Status WithPrefix(const std::string &prefix) const { return Status(code_, prefix + message_); }
 
- private:
+private:
   Code code_ = Code::kOk;
   std::string message_;
 };
 
-}  // namespace syncline::core
+} // namespace syncline::core

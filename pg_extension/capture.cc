@@ -16,8 +16,8 @@ namespace syncline::pg {
 using core::Code;
 using core::Status;
 
-Backend& backend() {
-  static Backend state;  // trivially constructible: no static constructor runs at load
+Backend &backend() {
+  static Backend state; // trivially constructible: no static constructor runs at load
   return state;
 }
 
@@ -25,40 +25,41 @@ namespace {
 
 struct CaptureEntry {
   bool valid = false;
-  bool pin_output = false;  // a key or scope column's text form depends on session settings
-  MemoryContext context = nullptr;  // owns the entry's type lookups
+  bool pin_output = false;         // a key or scope column's text form depends on session settings
+  MemoryContext context = nullptr; // owns the entry's type lookups
   TableInfo table;
   std::string notify_payload;
 };
 
 // Heap objects reached through plain pointers: nothing with a constructor
 // runs when the library loads, nothing with a destructor when it unloads.
-std::unordered_map<Oid, CaptureEntry*>* capture_cache = nullptr;
+std::unordered_map<Oid, CaptureEntry *> *capture_cache = nullptr;
 SPIPlanPtr upsert_plan = nullptr;
 SPIPlanPtr truncate_plan = nullptr;
 
 void InvalidateRelation(Datum, Oid relid) {
   if (capture_cache == nullptr) return;
   if (relid == InvalidOid) {
-    for (auto& entry : *capture_cache) entry.second->valid = false;
+    for (auto &entry : *capture_cache)
+      entry.second->valid = false;
     return;
   }
   auto it = capture_cache->find(relid);
   if (it != capture_cache->end()) it->second->valid = false;
 }
 
-void ResetOnAbort(XactEvent event, void*) {
+void ResetOnAbort(XactEvent event, void *) {
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) backend().applying = 0;
 }
 
-void ResetOnSubAbort(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
+void ResetOnSubAbort(SubXactEvent event, SubTransactionId, SubTransactionId, void *) {
   if (event == SUBXACT_EVENT_ABORT_SUB) backend().applying = 0;
 }
 
-Status Entry(Relation relation, CaptureEntry** out) {
-  if (capture_cache == nullptr) capture_cache = new std::unordered_map<Oid, CaptureEntry*>();
+Status Entry(Relation relation, CaptureEntry **out) {
+  if (capture_cache == nullptr) capture_cache = new std::unordered_map<Oid, CaptureEntry *>();
   Oid relid = RelationGetRelid(relation);
-  CaptureEntry*& entry = (*capture_cache)[relid];
+  CaptureEntry *&entry = (*capture_cache)[relid];
   if (entry == nullptr) entry = new CaptureEntry();
   if (entry->valid) {
     *out = entry;
@@ -69,9 +70,7 @@ Status Entry(Relation relation, CaptureEntry** out) {
     PgGuard([&] { MemoryContextDelete(old); });
     entry->context = nullptr;
   }
-  PgGuard([&] {
-    entry->context = AllocSetContextCreate(TopMemoryContext, "syncline capture", ALLOCSET_SMALL_SIZES);
-  });
+  PgGuard([&] { entry->context = AllocSetContextCreate(TopMemoryContext, "syncline capture", ALLOCSET_SMALL_SIZES); });
   bool found = false;
   Status status = FindTrackedByRelid(relid, entry->context, &entry->table, &found);
   if (!status.ok()) return status;
@@ -80,7 +79,8 @@ Status Entry(Relation relation, CaptureEntry** out) {
                                              " has syncline's capture trigger but is not tracked; call syncline.track "
                                              "or drop the trigger");
   entry->pin_output = false;
-  for (int index : entry->table.pk) entry->pin_output |= OutputDependsOnSettings(entry->table.columns[index].base);
+  for (int index : entry->table.pk)
+    entry->pin_output |= OutputDependsOnSettings(entry->table.columns[index].base);
   if (entry->table.scope >= 0)
     entry->pin_output |= OutputDependsOnSettings(entry->table.columns[entry->table.scope].base);
   entry->notify_payload.clear();
@@ -98,15 +98,15 @@ void PreparePlans() {
   if (upsert_plan != nullptr) return;
   // A new version of the row: clock + 1, a stamp above both the candidate
   // and the row's previous stamp, this node, the writing transaction.
-  upsert_plan = Prepare(
-      "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
-      "VALUES ($1, $2, 1, $3, 0, $4, $5, pg_catalog.pg_current_xact_id(), "
-      "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
-      "ON CONFLICT (tid, pk) DO UPDATE SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
-      "hlc = pg_catalog.int8larger($3, r.hlc OPERATOR(pg_catalog.+) 1), node = 0, deleted = $4, "
-      "scope = CASE WHEN $4 THEN r.scope ELSE EXCLUDED.scope END, xid = EXCLUDED.xid, seq = EXCLUDED.seq "
-      "RETURNING hlc",
-      {INT4OID, TEXTOID, INT8OID, BOOLOID, TEXTOID}, /*keep=*/true);
+  upsert_plan =
+      Prepare("INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+              "VALUES ($1, $2, 1, $3, 0, $4, $5, pg_catalog.pg_current_xact_id(), "
+              "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
+              "ON CONFLICT (tid, pk) DO UPDATE SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
+              "hlc = pg_catalog.int8larger($3, r.hlc OPERATOR(pg_catalog.+) 1), node = 0, deleted = $4, "
+              "scope = CASE WHEN $4 THEN r.scope ELSE EXCLUDED.scope END, xid = EXCLUDED.xid, seq = EXCLUDED.seq "
+              "RETURNING hlc",
+              {INT4OID, TEXTOID, INT8OID, BOOLOID, TEXTOID}, /*keep=*/true);
   truncate_plan = Prepare(
       "UPDATE syncline.rows AS r SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
       "hlc = pg_catalog.int8larger($2, r.hlc OPERATOR(pg_catalog.+) 1), node = 0, deleted = true, "
@@ -115,12 +115,12 @@ void PreparePlans() {
       {INT4OID, INT8OID}, /*keep=*/true);
 }
 
-void Record(const CaptureEntry& entry, const std::string& key, bool deleted, const std::string& scope) {
+void Record(const CaptureEntry &entry, const std::string &key, bool deleted, const std::string &scope) {
   core::Hlc candidate = NextStamp();
   Datum values[5];
   char nulls[6] = "     ";
-  const char* key_text = key.c_str();
-  const char* scope_text = scope.c_str();
+  const char *key_text = key.c_str();
+  const char *scope_text = scope.c_str();
   PgGuard([&] {
     values[1] = CStringGetTextDatum(key_text);
     values[4] = scope.empty() ? (Datum)0 : CStringGetTextDatum(scope_text);
@@ -136,29 +136,29 @@ void Record(const CaptureEntry& entry, const std::string& key, bool deleted, con
   ReceiveStamp(static_cast<core::Hlc>(ResultInt64(0, 1)));
 }
 
-void Notify(const CaptureEntry& entry, const std::string& scope) {
+void Notify(const CaptureEntry &entry, const std::string &scope) {
   if (!entry.table.notify) return;
   std::string payload = entry.notify_payload;
   if (!scope.empty()) payload = payload.substr(0, payload.size() - 1) + ",\"scope\":" + scope + "}";
-  const char* text = payload.c_str();
+  const char *text = payload.c_str();
   // NOTIFY drops duplicate payloads within a transaction.
   PgGuard([&] { Async_Notify("syncline", text); });
 }
 
-Status CaptureRow(FunctionCallInfo fcinfo, Datum* result) {
+Status CaptureRow(FunctionCallInfo fcinfo, Datum *result) {
   *result = PointerGetDatum(nullptr);
   if (!CALLED_AS_TRIGGER(fcinfo)) return Status(Code::kInternal, "not called as a trigger");
-  auto* data = reinterpret_cast<TriggerData*>(fcinfo->context);
+  auto *data = reinterpret_cast<TriggerData *>(fcinfo->context);
   if (!TRIGGER_FIRED_AFTER(data->tg_event) || !TRIGGER_FIRED_FOR_ROW(data->tg_event))
     return Status(Code::kInternal, "must be an AFTER ... FOR EACH ROW trigger");
-  if (backend().applying > 0) return Status::Ok();  // merged changes keep their origin's stamps
+  if (backend().applying > 0) return Status::Ok(); // merged changes keep their origin's stamps
 
   SpiSession spi;
-  CaptureEntry* entry = nullptr;
+  CaptureEntry *entry = nullptr;
   Status status = Entry(data->tg_relation, &entry);
   if (!status.ok()) return status;
   PreparePlans();
-  const TableInfo& table = entry->table;
+  const TableInfo &table = entry->table;
   TupleDesc desc = RelationGetDescr(data->tg_relation);
   // Keys are compared as text: a date or time key must have one text form
   // whatever DateStyle and TimeZone this session uses.
@@ -201,14 +201,14 @@ Status CaptureRow(FunctionCallInfo fcinfo, Datum* result) {
 
 // TRUNCATE fires no row triggers: every live row of the table gets a
 // tombstone, so the truncation syncs like the DELETE it amounts to.
-Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
+Status CaptureTruncate(FunctionCallInfo fcinfo, Datum *result) {
   *result = PointerGetDatum(nullptr);
   if (!CALLED_AS_TRIGGER(fcinfo)) return Status(Code::kInternal, "not called as a trigger");
-  auto* data = reinterpret_cast<TriggerData*>(fcinfo->context);
+  auto *data = reinterpret_cast<TriggerData *>(fcinfo->context);
   if (!TRIGGER_FIRED_BY_TRUNCATE(data->tg_event)) return Status(Code::kInternal, "must be an ON TRUNCATE trigger");
   if (backend().applying > 0) return Status::Ok();
   SpiSession spi;
-  CaptureEntry* entry = nullptr;
+  CaptureEntry *entry = nullptr;
   Status status = Entry(data->tg_relation, &entry);
   if (!status.ok()) return status;
   PreparePlans();
@@ -218,15 +218,16 @@ Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
     AsExtensionOwner owner;
     rows = Execute(truncate_plan, values, "  ", false);
   }
-  for (uint64 r = 0; r < rows; ++r) ReceiveStamp(static_cast<core::Hlc>(ResultInt64(r, 1)));
+  for (uint64 r = 0; r < rows; ++r)
+    ReceiveStamp(static_cast<core::Hlc>(ResultInt64(r, 1)));
   Notify(*entry, "");
   return Status::Ok();
 }
 
-}  // namespace
+} // namespace
 
 core::Hlc NextStamp() {
-  Backend& state = backend();
+  Backend &state = backend();
   if (!state.clock_loaded) {
     AsExtensionOwner owner;
     if (ExecuteSql("SELECT value::pg_catalog.int8 FROM syncline.meta WHERE key OPERATOR(pg_catalog.=) 'hlc'", true) > 0)
@@ -248,7 +249,7 @@ std::string LocalNodeId() {
   return ResultText(0, 1);
 }
 
-}  // namespace syncline::pg
+} // namespace syncline::pg
 
 extern "C" {
 PG_MODULE_MAGIC;

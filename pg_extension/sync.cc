@@ -29,16 +29,16 @@ std::string JsonbText(Datum jsonb) {
   return text;
 }
 
-Datum JsonbFromText(const std::string& text) {
+Datum JsonbFromText(const std::string &text) {
   Datum result = (Datum)0;
-  const char* cstring = text.c_str();
+  const char *cstring = text.c_str();
   PgGuard([&] { result = DirectFunctionCall1(jsonb_in, CStringGetDatum(cstring)); });
   return result;
 }
 
-Datum TextDatum(const std::string& text) {
+Datum TextDatum(const std::string &text) {
   Datum result = (Datum)0;
-  const char* cstring = text.c_str();
+  const char *cstring = text.c_str();
   std::size_t size = text.size();
   PgGuard([&] { result = PointerGetDatum(cstring_to_text_with_len(cstring, static_cast<int>(size))); });
   return result;
@@ -46,14 +46,14 @@ Datum TextDatum(const std::string& text) {
 
 // A snapshot registered for the life of the object.
 class RegisteredSnapshot {
- public:
+public:
   RegisteredSnapshot() {
     PgGuard([&] { snapshot_ = RegisterSnapshot(GetTransactionSnapshot()); });
   }
   ~RegisteredSnapshot() { UnregisterSnapshot(snapshot_); }
   Snapshot get() const { return snapshot_; }
 
- private:
+private:
   Snapshot snapshot_ = nullptr;
 };
 
@@ -63,16 +63,16 @@ struct Position {
   int64 seq = 0;
 };
 
-bool ParsePosition(const std::string& text, Position* out) {
+bool ParsePosition(const std::string &text, Position *out) {
   std::size_t dot = text.find('.');
   if (dot == std::string::npos) return false;
-  const char* begin = text.data();
+  const char *begin = text.data();
   auto a = std::from_chars(begin, begin + dot, out->xid);
   auto b = std::from_chars(begin + dot + 1, begin + text.size(), out->seq);
   return a.ec == std::errc() && a.ptr == begin + dot && b.ec == std::errc() && b.ptr == begin + text.size();
 }
 
-std::string PositionText(const Position& position) {
+std::string PositionText(const Position &position) {
   return std::to_string(position.xid) + "." + std::to_string(position.seq);
 }
 
@@ -81,7 +81,7 @@ struct PullTable {
   SPIPlanPtr select_row = nullptr;
 };
 
-Status LoadPullTable(int32 tid, PullTable* out) {
+Status LoadPullTable(int32 tid, PullTable *out) {
   bool found = false;
   Status status = FindTrackedById(tid, CurrentMemoryContext, &out->info, &found);
   if (!status.ok()) return status;
@@ -91,17 +91,16 @@ Status LoadPullTable(int32 tid, PullTable* out) {
   for (std::size_t i = 0; i < out->info.columns.size(); ++i)
     columns += (i > 0 ? ", " : "") + Quote(out->info.columns[i].name);
   for (std::size_t k = 0; k < out->info.pk.size(); ++k) {
-    const ColumnType& column = out->info.columns[out->info.pk[k]];
+    const ColumnType &column = out->info.columns[out->info.pk[k]];
     where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
     types.push_back(column.base);
   }
-  out->select_row =
-      Prepare("SELECT " + columns + " FROM " + QualifiedName(out->info) + " WHERE " + where, types);
+  out->select_row = Prepare("SELECT " + columns + " FROM " + QualifiedName(out->info) + " WHERE " + where, types);
   return Status::Ok();
 }
 
-Status KeyDatums(const TableInfo& table, const std::vector<Value>& key, std::vector<Datum>* values,
-                 std::string* nulls) {
+Status KeyDatums(const TableInfo &table, const std::vector<Value> &key, std::vector<Datum> *values,
+                 std::string *nulls) {
   values->assign(key.size(), (Datum)0);
   nulls->assign(key.size(), ' ');
   for (std::size_t k = 0; k < key.size(); ++k) {
@@ -113,7 +112,7 @@ Status KeyDatums(const TableInfo& table, const std::vector<Value>& key, std::vec
   return Status::Ok();
 }
 
-Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
+Status PullSince(FunctionCallInfo fcinfo, Datum *result) {
   std::optional<std::string> cursor_text;
   if (!PG_ARGISNULL(0)) cursor_text = TextDatumGetCString(PG_GETARG_DATUM(0));
   int64 limit = PG_ARGISNULL(1) ? 1000 : PG_GETARG_INT32(1);
@@ -155,27 +154,29 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
 
     std::string where = "(r.xid, r.seq) > ($1::pg_catalog.xid8, $2) AND r.xid < $3::pg_catalog.xid8";
     std::vector<Oid> types = {TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
-    std::vector<Datum> args = {TextDatum(std::to_string(after.xid)), Int64GetDatum(after.seq),
+    std::vector<Datum> args = {TextDatum(std::to_string(after.xid)),   Int64GetDatum(after.seq),
                                TextDatum(std::to_string(horizon.xid)), Int64GetDatum(limit + 1),
-                               TextDatum(options.exclude_origin), TextDatum(options.scope)};
+                               TextDatum(options.exclude_origin),      TextDatum(options.scope)};
     std::string nulls = "      ";
     if (options.local_only) where += " AND r.node = 0";
     if (!options.exclude_origin.empty()) {
-      if (options.exclude_origin == node_id) where += " AND r.node <> 0";
-      else where += " AND r.node IS DISTINCT FROM (SELECT ref FROM syncline.nodes WHERE node_id = $5)";
+      if (options.exclude_origin == node_id)
+        where += " AND r.node <> 0";
+      else
+        where += " AND r.node IS DISTINCT FROM (SELECT ref FROM syncline.nodes WHERE node_id = $5)";
     }
     // A scoped pull reads the scope's versions through its index, plus the
     // versions of tables tracked without a scope (shared by every scope).
     std::string from = "syncline.rows r";
     if (options.has_scope)
-      from = "(SELECT * FROM syncline.rows WHERE scope = $6 UNION ALL SELECT * FROM syncline.rows WHERE scope IS NULL) r";
+      from =
+          "(SELECT * FROM syncline.rows WHERE scope = $6 UNION ALL SELECT * FROM syncline.rows WHERE scope IS NULL) r";
     uint64 rows = 0;
     {
       AsExtensionOwner owner;
       SPIPlanPtr plan = Prepare(
           "SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, n.node_id, r.xid::text, r.seq FROM " + from +
-              " LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE " + where +
-              " ORDER BY r.xid, r.seq LIMIT $4",
+              " LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE " + where + " ORDER BY r.xid, r.seq LIMIT $4",
           types);
       rows = Execute(plan, args.data(), nulls.data(), true, 0, snapshot.get());
     }
@@ -208,19 +209,19 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     core::BatchWriter writer(node_id);
     core::Change change;
     std::vector<Value> key;
-    for (const PageRow& row : page) {
+    for (const PageRow &row : page) {
       auto it = tables.find(row.tid);
       if (it == tables.end()) {
         it = tables.emplace(row.tid, PullTable{}).first;
         status = LoadPullTable(row.tid, &it->second);
         if (!status.ok()) return status;
       }
-      const TableInfo& table = it->second.info;
+      const TableInfo &table = it->second.info;
       status = core::DecodeKey(row.pk, &key);
       if (!status.ok()) return status;
       if (key.size() != table.pk.size())
-        return Status(Code::kInternal, "table " + QualifiedName(table) + ": metadata key " + row.pk +
-                                           " does not match the primary key");
+        return Status(Code::kInternal,
+                      "table " + QualifiedName(table) + ": metadata key " + row.pk + " does not match the primary key");
       change.table = table.name;
       change.op = row.deleted ? core::Op::kDelete : core::Op::kUpsert;
       change.clock = row.clock;
@@ -228,7 +229,8 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       change.node = row.node;
       change.pk.clear();
       change.row.clear();
-      for (std::size_t k = 0; k < key.size(); ++k) change.pk.push_back({table.columns[table.pk[k]].name, key[k]});
+      for (std::size_t k = 0; k < key.size(); ++k)
+        change.pk.push_back({table.columns[table.pk[k]].name, key[k]});
       if (!row.deleted) {
         std::vector<Datum> values;
         std::string key_nulls;
@@ -257,9 +259,9 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
   return Status::Ok();
 }
 
-}  // namespace
+} // namespace
 
-}  // namespace syncline::pg
+} // namespace syncline::pg
 
 SYNCLINE_PG_FUNCTION(syncline_pull_since, "syncline.pull_since", syncline::pg::PullSince)
 
@@ -274,8 +276,8 @@ struct ApplyTable {
   std::string notify_payload;
 };
 
-Status PrepareApplyTable(ApplyTable* table) {
-  const TableInfo& info = table->info;
+Status PrepareApplyTable(ApplyTable *table) {
+  const TableInfo &info = table->info;
   std::string columns, values, updates, keys, where;
   std::vector<Oid> types, key_types;
   for (std::size_t i = 0; i < info.columns.size(); ++i) {
@@ -288,7 +290,7 @@ Status PrepareApplyTable(ApplyTable* table) {
     if (!in_key) updates += (updates.empty() ? "" : ", ") + column + " = EXCLUDED." + column;
   }
   for (std::size_t k = 0; k < info.pk.size(); ++k) {
-    const ColumnType& column = info.columns[info.pk[k]];
+    const ColumnType &column = info.columns[info.pk[k]];
     keys += (k > 0 ? ", " : "") + Quote(column.name);
     where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
     key_types.push_back(column.base);
@@ -308,8 +310,8 @@ Status PrepareApplyTable(ApplyTable* table) {
 }
 
 class Applier {
- public:
-  Applier(const core::Batch& batch, std::string local_node) : batch_(batch), local_node_(std::move(local_node)) {}
+public:
+  Applier(const core::Batch &batch, std::string local_node) : batch_(batch), local_node_(std::move(local_node)) {}
 
   Status Prepare() {
     AsExtensionOwner owner;
@@ -317,10 +319,10 @@ class Applier {
                    true) > 0)
       max_drift_ms_ = ResultInt64(0, 1);
     wall_ms_ = core::WallClockMs();
-    read_meta_ = pg::Prepare(
-        "SELECT r.hlc, r.node, r.deleted, n.node_id, r.scope FROM syncline.rows r LEFT JOIN syncline.nodes n ON n.ref = "
-        "r.node WHERE r.tid = $1 AND r.pk = $2",
-        {INT4OID, TEXTOID});
+    read_meta_ = pg::Prepare("SELECT r.hlc, r.node, r.deleted, n.node_id, r.scope FROM syncline.rows r LEFT JOIN "
+                             "syncline.nodes n ON n.ref = "
+                             "r.node WHERE r.tid = $1 AND r.pk = $2",
+                             {INT4OID, TEXTOID});
     write_meta_ = pg::Prepare(
         "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) VALUES ($1, $2, $3, $4, "
         "$5, $6, $7, pg_catalog.pg_current_xact_id(), pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
@@ -334,11 +336,11 @@ class Applier {
     return Status::Ok();
   }
 
-  Status Apply(const core::Change& change) {
-    ApplyTable* table = nullptr;
+  Status Apply(const core::Change &change) {
+    ApplyTable *table = nullptr;
     Status status = Table(change.table, &table);
     if (!status.ok()) return status;
-    const TableInfo& info = table->info;
+    const TableInfo &info = table->info;
 
     // The key: exactly the table's primary key columns, in canonical form
     // (a UUID in upper case is the same row).
@@ -346,9 +348,10 @@ class Applier {
     std::vector<Datum> key_datums(info.pk.size());
     std::string key_nulls(info.pk.size(), ' ');
     std::vector<bool> seen(info.pk.size(), false);
-    for (const core::ColumnValue& column : change.pk) {
+    for (const core::ColumnValue &column : change.pk) {
       std::size_t k = 0;
-      while (k < info.pk.size() && info.columns[info.pk[k]].name != column.column) ++k;
+      while (k < info.pk.size() && info.columns[info.pk[k]].name != column.column)
+        ++k;
       if (k == info.pk.size())
         return Status(Code::kUndefinedColumn,
                       "\"pk\" names column \"" + column.column + "\", which is not in the table's primary key");
@@ -361,7 +364,8 @@ class Applier {
     }
     for (std::size_t k = 0; k < info.pk.size(); ++k) {
       if (!seen[k])
-        return Status(Code::kUndefinedColumn, "\"pk\" lacks primary key column \"" + info.columns[info.pk[k]].name + "\"");
+        return Status(Code::kUndefinedColumn,
+                      "\"pk\" lacks primary key column \"" + info.columns[info.pk[k]].name + "\"");
     }
     std::string key_text;
     status = core::EncodeKey(key, &key_text);
@@ -372,7 +376,7 @@ class Applier {
     std::string sent_key_text;
     if (change.op == core::Op::kUpsert) {
       std::vector<Value> sent(info.pk.size());
-      for (const core::ColumnValue& column : change.pk) {
+      for (const core::ColumnValue &column : change.pk) {
         for (std::size_t k = 0; k < info.pk.size(); ++k)
           if (info.columns[info.pk[k]].name == column.column) sent[k] = column.value;
       }
@@ -394,9 +398,10 @@ class Applier {
       nulls.assign(info.columns.size(), ' ');
       canonical.assign(info.columns.size(), Value());
       std::vector<bool> have(info.columns.size(), false);
-      for (const core::ColumnValue& column : change.row) {
+      for (const core::ColumnValue &column : change.row) {
         std::size_t c = 0;
-        while (c < info.columns.size() && info.columns[c].name != column.column) ++c;
+        while (c < info.columns.size() && info.columns[c].name != column.column)
+          ++c;
         if (c == info.columns.size()) return Status(Code::kUndefinedColumn, "unknown column \"" + column.column + "\"");
         bool isnull = false;
         status = ValueToDatum(info.columns[c], column.value, &datums[c], &isnull);
@@ -491,9 +496,13 @@ class Applier {
       if (!status.ok()) return status;
     }
     if (change.op == core::Op::kDelete) scope = stored_scope;
-    Datum values[7] = {Int32GetDatum(info.tid),  TextDatum(key_text), Int64GetDatum(clock),
-                       Int64GetDatum(static_cast<int64>(hlc)), Int32GetDatum(static_cast<int32>(node_ref)),
-                       BoolGetDatum(change.op == core::Op::kDelete), scope.empty() ? (Datum)0 : TextDatum(scope)};
+    Datum values[7] = {Int32GetDatum(info.tid),
+                       TextDatum(key_text),
+                       Int64GetDatum(clock),
+                       Int64GetDatum(static_cast<int64>(hlc)),
+                       Int32GetDatum(static_cast<int32>(node_ref)),
+                       BoolGetDatum(change.op == core::Op::kDelete),
+                       scope.empty() ? (Datum)0 : TextDatum(scope)};
     char meta_nulls[8] = "       ";
     if (scope.empty()) meta_nulls[6] = 'n';
     {
@@ -501,8 +510,13 @@ class Applier {
       Execute(write_meta_, values, meta_nulls, false);
       if (!sent_key_text.empty()) {
         core::Hlc tombstone = change.hlc + 1;
-        Datum dead[7] = {Int32GetDatum(info.tid), TextDatum(sent_key_text), Int64GetDatum(change.clock + 1),
-                         Int64GetDatum(static_cast<int64>(tombstone)), Int32GetDatum(0), BoolGetDatum(true), values[6]};
+        Datum dead[7] = {Int32GetDatum(info.tid),
+                         TextDatum(sent_key_text),
+                         Int64GetDatum(change.clock + 1),
+                         Int64GetDatum(static_cast<int64>(tombstone)),
+                         Int32GetDatum(0),
+                         BoolGetDatum(true),
+                         values[6]};
         Execute(write_meta_, dead, meta_nulls, false);
         if (!rewritten) ++rewritten_;
       }
@@ -510,17 +524,17 @@ class Applier {
     if (info.notify) {
       std::string payload = table->notify_payload;
       if (!scope.empty()) payload = payload.substr(0, payload.size() - 1) + ",\"scope\":" + scope + "}";
-      const char* text = payload.c_str();
+      const char *text = payload.c_str();
       PgGuard([&] { Async_Notify("syncline", text); });
     }
     ++applied_;
     return Status::Ok();
   }
 
-  Status RecordCursor(const core::Cursor& cursor) {
+  Status RecordCursor(const core::Cursor &cursor) {
     AsExtensionOwner owner;
-    SPIPlanPtr read = pg::Prepare("SELECT position FROM syncline.peers WHERE node_id = $1 AND filter = $2",
-                                  {TEXTOID, TEXTOID});
+    SPIPlanPtr read =
+        pg::Prepare("SELECT position FROM syncline.peers WHERE node_id = $1 AND filter = $2", {TEXTOID, TEXTOID});
     Datum args[4] = {TextDatum(cursor.node), TextDatum(cursor.filter), TextDatum(core::EncodeCursor(cursor)),
                      TextDatum(cursor.position)};
     // A page delivered late (after a newer one) must not move the cursor back.
@@ -538,13 +552,13 @@ class Applier {
   int64 skipped() const { return skipped_; }
   int64 rewritten() const { return rewritten_; }
 
- private:
+private:
   Status Skip() {
     ++skipped_;
     return Status::Ok();
   }
 
-  Status Table(const std::string& name, ApplyTable** out) {
+  Status Table(const std::string &name, ApplyTable **out) {
     auto it = tables_.find(name);
     if (it != tables_.end()) {
       *out = &it->second;
@@ -561,8 +575,8 @@ class Applier {
     return Status::Ok();
   }
 
-  Status SameContent(const ApplyTable& table, const core::Change& change, std::vector<Datum>& key_datums,
-                     std::string& key_nulls, const std::vector<Value>& canonical, bool stored_deleted, bool* same) {
+  Status SameContent(const ApplyTable &table, const core::Change &change, std::vector<Datum> &key_datums,
+                     std::string &key_nulls, const std::vector<Value> &canonical, bool stored_deleted, bool *same) {
     *same = (change.op == core::Op::kDelete) == stored_deleted;
     if (!*same || change.op == core::Op::kDelete) return Status::Ok();
     AsExtensionOwner owner;
@@ -582,7 +596,7 @@ class Applier {
     return Status::Ok();
   }
 
-  Status NodeRef(const std::string& node, int64* ref) {
+  Status NodeRef(const std::string &node, int64 *ref) {
     if (node == local_node_) {
       *ref = 0;
       return Status::Ok();
@@ -600,7 +614,7 @@ class Applier {
     return Status::Ok();
   }
 
-  const core::Batch& batch_;
+  const core::Batch &batch_;
   std::string local_node_;
   int64 max_drift_ms_ = core::kDefaultMaxDriftMs;
   int64 wall_ms_ = 0;
@@ -610,7 +624,7 @@ class Applier {
   int64 applied_ = 0, skipped_ = 0, rewritten_ = 0;
 };
 
-Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
+Status ApplyPush(FunctionCallInfo fcinfo, Datum *result) {
   core::Batch batch;
   Status status = core::DecodeBatch(JsonbText(PG_GETARG_DATUM(0)), &batch);
   if (!status.ok()) return status;
@@ -632,7 +646,7 @@ Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
       const std::string context = core::ChangeContext(i, batch.changes[i].table);
       try {
         status = applier.Apply(batch.changes[i]);
-      } catch (PgError& error) {
+      } catch (PgError &error) {
         // PostgreSQL's own message (a constraint, an input syntax, a
         // privilege), prefixed with the change at fault.
         PrefixError(error, "syncline.apply_push: " + context);
@@ -647,10 +661,10 @@ Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
     }
     {
       AsExtensionOwner owner;
-      SPIPlanPtr save = Prepare(
-          "UPDATE syncline.meta SET value = pg_catalog.int8larger(value::pg_catalog.int8, $1)::text "
-          "WHERE key OPERATOR(pg_catalog.=) 'hlc'",
-          {INT8OID});
+      SPIPlanPtr save =
+          Prepare("UPDATE syncline.meta SET value = pg_catalog.int8larger(value::pg_catalog.int8, $1)::text "
+                  "WHERE key OPERATOR(pg_catalog.=) 'hlc'",
+                  {INT8OID});
       Datum clock[1] = {Int64GetDatum(static_cast<int64>(backend().clock))};
       Execute(save, clock, " ", false);
     }
@@ -665,15 +679,17 @@ Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
     out.Key("source");
     out.String(batch.source);
     out.Key("cursor");
-    if (batch.cursor.empty()) out.Null();
-    else out.String(core::EncodeCursor(cursor));
+    if (batch.cursor.empty())
+      out.Null();
+    else
+      out.String(core::EncodeCursor(cursor));
     out.EndObject();
   }
   *result = JsonbFromText(summary);
   return Status::Ok();
 }
 
-}  // namespace
-}  // namespace syncline::pg
+} // namespace
+} // namespace syncline::pg
 
 SYNCLINE_PG_FUNCTION(syncline_apply_push, "syncline.apply_push", syncline::pg::ApplyPush)

@@ -23,16 +23,16 @@ std::string JsonbArgText(Datum jsonb) {
   return text;
 }
 
-Datum JsonbResult(const std::string& text) {
+Datum JsonbResult(const std::string &text) {
   Datum result = (Datum)0;
-  const char* cstring = text.c_str();
+  const char *cstring = text.c_str();
   PgGuard([&] { result = DirectFunctionCall1(jsonb_in, CStringGetDatum(cstring)); });
   return result;
 }
 
-Datum Text(const std::string& text) {
+Datum Text(const std::string &text) {
   Datum result = (Datum)0;
-  const char* cstring = text.c_str();
+  const char *cstring = text.c_str();
   PgGuard([&] { result = CStringGetTextDatum(cstring); });
   return result;
 }
@@ -53,12 +53,12 @@ struct TrackOptions {
   bool notify = true;
 };
 
-Status ParseTrackOptions(const std::string& text, TrackOptions* out) {
+Status ParseTrackOptions(const std::string &text, TrackOptions *out) {
   core::Json json;
   Status status = core::ParseJson(text, &json);
   if (!status.ok()) return status.WithPrefix("options: ");
   if (!json.is_object()) return Status(Code::kInvalidInput, "options: must be a JSON object");
-  for (const auto& [key, value] : json.members) {
+  for (const auto &[key, value] : json.members) {
     if (key == "scope") {
       if (!value.is_string() || value.text.empty())
         return Status(Code::kInvalidInput, "options: \"scope\" must name a column");
@@ -74,7 +74,7 @@ Status ParseTrackOptions(const std::string& text, TrackOptions* out) {
   return Status::Ok();
 }
 
-Status Track(FunctionCallInfo fcinfo, Datum* result) {
+Status Track(FunctionCallInfo fcinfo, Datum *result) {
   Oid relid = PG_GETARG_OID(0);
   TrackOptions options;
   Status status = ParseTrackOptions(JsonbArgText(PG_GETARG_DATUM(1)), &options);
@@ -116,18 +116,19 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
     pk_columns += "}";
     {
       AsExtensionOwner owner;
-      SPIPlanPtr other = Prepare("SELECT table_schema FROM syncline.tables WHERE table_name = $1 AND table_schema <> $2",
-                                 {TEXTOID, TEXTOID});
+      SPIPlanPtr other = Prepare(
+          "SELECT table_schema FROM syncline.tables WHERE table_name = $1 AND table_schema <> $2", {TEXTOID, TEXTOID});
       Datum names[2] = {Text(table.name), Text(table.schema)};
       if (Execute(other, names, "  ", true) > 0)
         return Status(Code::kInvalidInput, "a table named " + Quote(table.name) + " is already tracked in schema " +
                                                Quote(ResultText(0, 1)) +
                                                "; batches name tables unqualified, so names must be unique");
-      SPIPlanPtr upsert = Prepare(
-          "INSERT INTO syncline.tables (table_schema, table_name, pk_columns, scope_column, notify) "
-          "VALUES ($1, $2, $3::text[], $4, $5) ON CONFLICT (table_name) DO UPDATE SET pk_columns = EXCLUDED.pk_columns, "
-          "scope_column = EXCLUDED.scope_column, notify = EXCLUDED.notify RETURNING tid",
-          {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID});
+      SPIPlanPtr upsert =
+          Prepare("INSERT INTO syncline.tables (table_schema, table_name, pk_columns, scope_column, notify) "
+                  "VALUES ($1, $2, $3::text[], $4, $5) ON CONFLICT (table_name) DO UPDATE SET pk_columns = "
+                  "EXCLUDED.pk_columns, "
+                  "scope_column = EXCLUDED.scope_column, notify = EXCLUDED.notify RETURNING tid",
+                  {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID});
       Datum values[5] = {Text(table.schema), Text(table.name), Text(pk_columns),
                          options.scope.empty() ? (Datum)0 : Text(options.scope), BoolGetDatum(options.notify)};
       char nulls[6] = "     ";
@@ -138,16 +139,16 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
     // Triggers that fire whatever session_replication_role says: a write
     // under "replica" is captured like any other.
     // (Re-tracking replaces them; DROP ... IF EXISTS would send a notice.)
-    SPIPlanPtr existing = Prepare(
-        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN ('syncline_capture', "
-        "'syncline_truncate')",
-        {OIDOID});
+    SPIPlanPtr existing =
+        Prepare("SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN ('syncline_capture', "
+                "'syncline_truncate')",
+                {OIDOID});
     Datum relid_arg[1] = {ObjectIdGetDatum(relid)};
     uint64 triggers = Execute(existing, relid_arg, " ", true);
     std::string drops;
-    for (uint64 t = 0; t < triggers; ++t) drops += "DROP TRIGGER " + ResultText(t, 1) + " ON " + name + ";";
-    ExecuteSql(drops + "CREATE TRIGGER syncline_capture " +
-                   "AFTER INSERT OR UPDATE OR DELETE ON " + name +
+    for (uint64 t = 0; t < triggers; ++t)
+      drops += "DROP TRIGGER " + ResultText(t, 1) + " ON " + name + ";";
+    ExecuteSql(drops + "CREATE TRIGGER syncline_capture " + "AFTER INSERT OR UPDATE OR DELETE ON " + name +
                    " FOR EACH ROW EXECUTE FUNCTION syncline.capture();" + "CREATE TRIGGER syncline_truncate " +
                    "AFTER TRUNCATE ON " + name + " FOR EACH STATEMENT EXECUTE FUNCTION syncline.capture_truncate();" +
                    "ALTER TABLE " + name + " ENABLE ALWAYS TRIGGER syncline_capture;" + "ALTER TABLE " + name +
@@ -157,7 +158,8 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
     // Backfill: metadata for every existing row, read in chunks through a
     // cursor so that memory stays flat on large tables.
     std::string columns;
-    for (std::size_t k = 0; k < table.pk.size(); ++k) columns += (k > 0 ? ", " : "") + Quote(table.columns[table.pk[k]].name);
+    for (std::size_t k = 0; k < table.pk.size(); ++k)
+      columns += (k > 0 ? ", " : "") + Quote(table.columns[table.pk[k]].name);
     if (table.scope >= 0) columns += ", " + Quote(table.columns[table.scope].name);
     SPIPlanPtr insert;
     {
@@ -173,13 +175,15 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
     SPIPlanPtr scan = Prepare("SELECT " + columns + " FROM " + name, {});
     Portal portal = nullptr;
     PgGuard([&] { portal = SPI_cursor_open("syncline_backfill", scan, nullptr, nullptr, true); });
-    TableInfo key_shape = table;  // the scan's columns: the key, then the scope
+    TableInfo key_shape = table; // the scan's columns: the key, then the scope
     key_shape.attnums.clear();
-    for (std::size_t c = 0; c < table.columns.size(); ++c) key_shape.attnums.push_back(0);
-    for (std::size_t k = 0; k < table.pk.size(); ++k) key_shape.attnums[table.pk[k]] = static_cast<AttrNumber>(k + 1);
+    for (std::size_t c = 0; c < table.columns.size(); ++c)
+      key_shape.attnums.push_back(0);
+    for (std::size_t k = 0; k < table.pk.size(); ++k)
+      key_shape.attnums[table.pk[k]] = static_cast<AttrNumber>(k + 1);
     if (table.scope >= 0) key_shape.attnums[table.scope] = static_cast<AttrNumber>(table.pk.size() + 1);
     int64 backfilled = 0;
-    std::optional<CanonicalOutput> pinned;  // dates and times as everywhere else
+    std::optional<CanonicalOutput> pinned; // dates and times as everywhere else
     pinned.emplace();
     while (true) {
       uint64 fetched = 0;
@@ -188,7 +192,7 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
         fetched = SPI_processed;
       });
       if (fetched == 0) break;
-      SPITupleTable* chunk = SPI_tuptable;
+      SPITupleTable *chunk = SPI_tuptable;
       for (uint64 r = 0; r < fetched; ++r) {
         std::string key;
         status = RowKey(key_shape, chunk->vals[r], chunk->tupdesc, &key);
@@ -213,11 +217,14 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
     out.String(table.schema);
     out.Key("primary_key");
     out.BeginArray();
-    for (int index : table.pk) out.String(table.columns[index].name);
+    for (int index : table.pk)
+      out.String(table.columns[index].name);
     out.EndArray();
     out.Key("scope");
-    if (options.scope.empty()) out.Null();
-    else out.String(options.scope);
+    if (options.scope.empty())
+      out.Null();
+    else
+      out.String(options.scope);
     out.Key("backfilled");
     out.Int(backfilled);
     out.EndObject();
@@ -226,7 +233,7 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
   return Status::Ok();
 }
 
-Status Untrack(FunctionCallInfo fcinfo, Datum* result) {
+Status Untrack(FunctionCallInfo fcinfo, Datum *result) {
   Oid relid = PG_GETARG_OID(0);
   Status status = CheckOwner(relid);
   if (!status.ok()) return status;
@@ -238,7 +245,8 @@ Status Untrack(FunctionCallInfo fcinfo, Datum* result) {
     if (!status.ok()) return status;
     if (was_tracked) {
       const std::string name = QualifiedName(table);
-      ExecuteSql("DROP TRIGGER syncline_capture ON " + name + "; DROP TRIGGER syncline_truncate ON " + name + ";", false);
+      ExecuteSql("DROP TRIGGER syncline_capture ON " + name + "; DROP TRIGGER syncline_truncate ON " + name + ";",
+                 false);
       AsExtensionOwner owner;
       ExecuteSql("DELETE FROM syncline.rows WHERE tid = " + std::to_string(table.tid) +
                      "; DELETE FROM syncline.tables WHERE tid = " + std::to_string(table.tid),
@@ -249,7 +257,7 @@ Status Untrack(FunctionCallInfo fcinfo, Datum* result) {
   return Status::Ok();
 }
 
-Status PeerCursor(FunctionCallInfo fcinfo, Datum* result) {
+Status PeerCursor(FunctionCallInfo fcinfo, Datum *result) {
   std::string node;
   Datum uuid = PG_GETARG_DATUM(0);
   PgGuard([&] { node = DatumGetCString(DirectFunctionCall1(uuid_out, uuid)); });
@@ -260,7 +268,8 @@ Status PeerCursor(FunctionCallInfo fcinfo, Datum* result) {
   {
     SpiSession spi;
     AsExtensionOwner owner;
-    SPIPlanPtr plan = Prepare("SELECT cursor FROM syncline.peers WHERE node_id = $1 AND filter = $2", {TEXTOID, TEXTOID});
+    SPIPlanPtr plan =
+        Prepare("SELECT cursor FROM syncline.peers WHERE node_id = $1 AND filter = $2", {TEXTOID, TEXTOID});
     Datum args[2] = {Text(node), Text(core::FilterFingerprint(options))};
     if (Execute(plan, args, "  ", true) > 0) cursor = ResultText(0, 1);
   }
@@ -273,7 +282,7 @@ Status PeerCursor(FunctionCallInfo fcinfo, Datum* result) {
   return Status::Ok();
 }
 
-Status HlcNow(FunctionCallInfo, Datum* result) {
+Status HlcNow(FunctionCallInfo, Datum *result) {
   std::string text;
   {
     SpiSession spi;
@@ -283,8 +292,8 @@ Status HlcNow(FunctionCallInfo, Datum* result) {
   return Status::Ok();
 }
 
-}  // namespace
-}  // namespace syncline::pg
+} // namespace
+} // namespace syncline::pg
 
 SYNCLINE_PG_FUNCTION(syncline_track, "syncline.track", syncline::pg::Track)
 SYNCLINE_PG_FUNCTION(syncline_untrack, "syncline.untrack", syncline::pg::Untrack)

@@ -21,29 +21,30 @@ namespace {
 // Capture stays off while apply_push writes user tables: merged changes keep
 // their origin's stamps and must not come back as local ones.
 class CaptureOff {
- public:
-  explicit CaptureOff(ConnectionState& state) : state_(state) { ++state_.applying; }
+public:
+  explicit CaptureOff(ConnectionState &state) : state_(state) { ++state_.applying; }
   ~CaptureOff() { --state_.applying; }
 
- private:
-  ConnectionState& state_;
+private:
+  ConnectionState &state_;
 };
 
 struct ApplyTable {
   TableInfo info;
-  Statement upsert;    // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
-  Statement remove;    // DELETE by primary key
-  Statement same_row;  // 1 when the current row equals the bound values
+  Statement upsert;   // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
+  Statement remove;   // DELETE by primary key
+  Statement same_row; // 1 when the current row equals the bound values
 };
 
 std::string Placeholders(std::size_t count, std::size_t first = 1) {
   std::string sql;
-  for (std::size_t i = 0; i < count; ++i) sql += (i > 0 ? ", ?" : "?") + std::to_string(first + i);
+  for (std::size_t i = 0; i < count; ++i)
+    sql += (i > 0 ? ", ?" : "?") + std::to_string(first + i);
   return sql;
 }
 
-Status PrepareApplyTable(sqlite3* db, ApplyTable* table) {
-  const TableInfo& info = table->info;
+Status PrepareApplyTable(sqlite3 *db, ApplyTable *table) {
+  const TableInfo &info = table->info;
   const std::string quoted = QuoteIdentifier(info.name);
   std::string columns, updates, pk_columns, same;
   for (std::size_t i = 0; i < info.columns.size(); ++i) {
@@ -51,14 +52,15 @@ Status PrepareApplyTable(sqlite3* db, ApplyTable* table) {
     columns += (i > 0 ? ", " : "") + column;
     same += (i > 0 ? " AND " : "") + column + " IS ?" + std::to_string(i + 1);
     bool in_key = false;
-    for (int k : info.pk) in_key = in_key || k == static_cast<int>(i);
+    for (int k : info.pk)
+      in_key = in_key || k == static_cast<int>(i);
     if (!in_key) updates += (updates.empty() ? "" : ", ") + column + " = excluded." + column;
   }
   for (std::size_t k = 0; k < info.pk.size(); ++k)
     pk_columns += (k > 0 ? ", " : "") + QuoteIdentifier(info.columns[info.pk[k]]);
-  Status status = table->upsert.Prepare(
-      db, "INSERT INTO " + quoted + "(" + columns + ") VALUES (" + Placeholders(info.columns.size()) +
-              ") ON CONFLICT (" + pk_columns + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates));
+  Status status = table->upsert.Prepare(db, "INSERT INTO " + quoted + "(" + columns + ") VALUES (" +
+                                                Placeholders(info.columns.size()) + ") ON CONFLICT (" + pk_columns +
+                                                ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates));
   if (!status.ok()) return status;
   status = table->remove.Prepare(db, "DELETE FROM " + quoted + " WHERE " + KeyPredicate(info));
   if (!status.ok()) return status;
@@ -67,37 +69,39 @@ Status PrepareApplyTable(sqlite3* db, ApplyTable* table) {
 
 // Values an ordinary (non-STRICT) column would silently convert or mangle are
 // refused, so that every node stores the value the origin wrote.
-Status CheckValue(const TableInfo& table, std::size_t column, const Value& value) {
+Status CheckValue(const TableInfo &table, std::size_t column, const Value &value) {
   const std::string where = "column \"" + table.columns[column] + "\" ";
   if (value.type == Value::Type::kReal && std::isnan(value.real))
     return Status(Code::kTypeMismatch, where + "cannot hold NaN (SQLite stores NaN as NULL)");
-  if (value.type == Value::Type::kNull || table.strict) return Status::Ok();  // STRICT: SQLite checks
-  const std::string& affinity = table.affinity[column];
+  if (value.type == Value::Type::kNull || table.strict) return Status::Ok(); // STRICT: SQLite checks
+  const std::string &affinity = table.affinity[column];
   bool ok = true;
   if (affinity == "INTEGER" || affinity == "REAL")
     ok = value.type == Value::Type::kInteger || value.type == Value::Type::kReal;
   else if (affinity == "TEXT")
     ok = value.type == Value::Type::kText;
   if (ok) return Status::Ok();
-  std::string expected = affinity == "INTEGER" ? "integer" : affinity == "REAL" ? "real" : affinity == "TEXT" ? "text"
-                                                                                                             : "numeric";
+  std::string expected = affinity == "INTEGER" ? "integer"
+                         : affinity == "REAL"  ? "real"
+                         : affinity == "TEXT"  ? "text"
+                                               : "numeric";
   return Status(Code::kTypeMismatch, where + "expects " + expected + ", got " + core::TypeName(value.type));
 }
 
 class Applier {
- public:
-  Applier(ConnectionState& state, const core::Batch& batch, std::string local_node)
+public:
+  Applier(ConnectionState &state, const core::Batch &batch, std::string local_node)
       : state_(state), db_(state.db), batch_(batch), local_node_(std::move(local_node)) {}
 
   Status Prepare() {
     max_drift_ms_ = MaxDriftMs(db_);
     wall_ms_ = core::WallClockMs();
-    Status status = read_meta_.Prepare(db_,
-                                       "SELECT m.hlc, m.node, m.deleted, n.node_id FROM syncline_rows m "
-                                       "LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE m.tid = ?1 AND m.pk = ?2");
+    Status status =
+        read_meta_.Prepare(db_, "SELECT m.hlc, m.node, m.deleted, n.node_id FROM syncline_rows m "
+                                "LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE m.tid = ?1 AND m.pk = ?2");
     if (!status.ok()) return status;
-    status = write_meta_.Prepare(db_,
-                                 "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES ("
+    status =
+        write_meta_.Prepare(db_, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES ("
                                  "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), ?1, ?2, ?3, ?4, ?5, ?6) "
                                  "ON CONFLICT (tid, pk) DO UPDATE SET version = excluded.version, "
                                  "clock = excluded.clock, hlc = excluded.hlc, node = excluded.node, "
@@ -108,18 +112,19 @@ class Applier {
     return find_node_.Prepare(db_, "SELECT ref FROM syncline_nodes WHERE node_id = ?1");
   }
 
-  Status Apply(std::size_t index, const Change& change) {
-    ApplyTable* table = nullptr;
+  Status Apply(std::size_t index, const Change &change) {
+    ApplyTable *table = nullptr;
     Status status = Table(change.table, &table);
     if (!status.ok()) return status;
-    const TableInfo& info = table->info;
+    const TableInfo &info = table->info;
 
     // The batch names key columns; they must be exactly this table's key.
     std::vector<Value> key(info.pk.size());
     std::vector<bool> seen(info.pk.size(), false);
-    for (const core::ColumnValue& column : change.pk) {
+    for (const core::ColumnValue &column : change.pk) {
       std::size_t k = 0;
-      while (k < info.pk.size() && info.columns[info.pk[k]] != column.column) ++k;
+      while (k < info.pk.size() && info.columns[info.pk[k]] != column.column)
+        ++k;
       if (k == info.pk.size())
         return Status(Code::kUndefinedColumn, "\"pk\" names column \"" + column.column +
                                                   "\", which is not in the table's primary key (" + KeyNames(info) +
@@ -135,14 +140,14 @@ class Applier {
     status = core::EncodeKey(key, &key_text);
     if (!status.ok()) return status;
 
-    std::vector<const Value*> row;
+    std::vector<const Value *> row;
     if (change.op == core::Op::kUpsert) {
       row.assign(info.columns.size(), nullptr);
-      for (const core::ColumnValue& column : change.row) {
+      for (const core::ColumnValue &column : change.row) {
         std::size_t c = 0;
-        while (c < info.columns.size() && info.columns[c] != column.column) ++c;
-        if (c == info.columns.size())
-          return Status(Code::kUndefinedColumn, "unknown column \"" + column.column + "\"");
+        while (c < info.columns.size() && info.columns[c] != column.column)
+          ++c;
+        if (c == info.columns.size()) return Status(Code::kUndefinedColumn, "unknown column \"" + column.column + "\"");
         status = CheckValue(info, c, column.value);
         if (!status.ok()) return status;
         row[c] = &column.value;
@@ -159,8 +164,7 @@ class Applier {
       std::int64_t ahead_s = (core::HlcPhysicalMs(change.hlc) - wall_ms_) / 1000;
       return Status(Code::kClockDrift, "hlc " + core::HlcToText(change.hlc) + " is " + std::to_string(ahead_s) +
                                            " s ahead of this node's clock (the bound is " +
-                                           std::to_string(max_drift_ms_ / 1000) +
-                                           " s); check the origin's clock");
+                                           std::to_string(max_drift_ms_ / 1000) + " s); check the origin's clock");
     }
     ReceiveStamp(state_, change.hlc);
 
@@ -196,12 +200,14 @@ class Applier {
                     "database file is probably a copy of another node's (see docs/sqlite.md, \"Copied database "
                     "files\")");
 
-    Statement& write = change.op == core::Op::kUpsert ? table->upsert : table->remove;
+    Statement &write = change.op == core::Op::kUpsert ? table->upsert : table->remove;
     write.Reset();
     if (change.op == core::Op::kUpsert) {
-      for (std::size_t c = 0; c < row.size(); ++c) write.BindValue(static_cast<int>(c + 1), *row[c]);
+      for (std::size_t c = 0; c < row.size(); ++c)
+        write.BindValue(static_cast<int>(c + 1), *row[c]);
     } else {
-      for (std::size_t k = 0; k < key.size(); ++k) write.BindValue(static_cast<int>(k + 1), key[k]);
+      for (std::size_t k = 0; k < key.size(); ++k)
+        write.BindValue(static_cast<int>(k + 1), key[k]);
     }
     status = write.Run();
     write.Reset();
@@ -224,7 +230,7 @@ class Applier {
     return Status::Ok();
   }
 
-  Status RecordCursor(const core::Cursor& cursor) {
+  Status RecordCursor(const core::Cursor &cursor) {
     Statement read;
     Status status = read.Prepare(db_, "SELECT position FROM syncline_peers WHERE node_id = ?1 AND filter = ?2");
     if (!status.ok()) return status;
@@ -257,19 +263,20 @@ class Applier {
   std::int64_t applied() const { return applied_; }
   std::int64_t skipped() const { return skipped_; }
 
- private:
+private:
   Status Skip() {
     ++skipped_;
     return Status::Ok();
   }
 
-  static std::string KeyNames(const TableInfo& info) {
+  static std::string KeyNames(const TableInfo &info) {
     std::string names;
-    for (std::size_t k = 0; k < info.pk.size(); ++k) names += (k > 0 ? ", " : "") + info.columns[info.pk[k]];
+    for (std::size_t k = 0; k < info.pk.size(); ++k)
+      names += (k > 0 ? ", " : "") + info.columns[info.pk[k]];
     return names;
   }
 
-  Status Table(const std::string& name, ApplyTable** out) {
+  Status Table(const std::string &name, ApplyTable **out) {
     auto it = tables_.find(name);
     if (it != tables_.end()) {
       *out = &it->second;
@@ -291,8 +298,8 @@ class Applier {
     return Status::Ok();
   }
 
-  Status SameContent(ApplyTable& table, const Change& change, const std::vector<const Value*>& row,
-                     bool stored_deleted, bool* same) {
+  Status SameContent(ApplyTable &table, const Change &change, const std::vector<const Value *> &row,
+                     bool stored_deleted, bool *same) {
     if ((change.op == core::Op::kDelete) != stored_deleted) {
       *same = false;
       return Status::Ok();
@@ -301,15 +308,16 @@ class Applier {
       *same = true;
       return Status::Ok();
     }
-    Statement& select = table.same_row;
+    Statement &select = table.same_row;
     select.Reset();
-    for (std::size_t c = 0; c < row.size(); ++c) select.BindValue(static_cast<int>(c + 1), *row[c]);
+    for (std::size_t c = 0; c < row.size(); ++c)
+      select.BindValue(static_cast<int>(c + 1), *row[c]);
     Status status = select.Step(same);
     select.Reset();
     return status;
   }
 
-  Status NodeRef(const std::string& node, std::int64_t* ref) {
+  Status NodeRef(const std::string &node, std::int64_t *ref) {
     if (node == local_node_) {
       *ref = kLocalNodeRef;
       return Status::Ok();
@@ -333,9 +341,9 @@ class Applier {
     return Status::Ok();
   }
 
-  ConnectionState& state_;
-  sqlite3* db_;
-  const core::Batch& batch_;
+  ConnectionState &state_;
+  sqlite3 *db_;
+  const core::Batch &batch_;
   std::string local_node_;
   std::int64_t max_drift_ms_ = core::kDefaultMaxDriftMs;
   std::int64_t wall_ms_ = 0;
@@ -346,10 +354,10 @@ class Applier {
   std::int64_t skipped_ = 0;
 };
 
-}  // namespace
+} // namespace
 
-Status ApplyPush(ConnectionState& state, const std::string& text, std::string* summary) {
-  sqlite3* db = state.db;
+Status ApplyPush(ConnectionState &state, const std::string &text, std::string *summary) {
+  sqlite3 *db = state.db;
   core::Batch batch;
   Status status = core::DecodeBatch(text, &batch);
   if (!status.ok()) return status;
@@ -358,8 +366,8 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
     status = core::DecodeCursor(batch.cursor, &cursor);
     if (!status.ok()) return status.WithPrefix("batch: ");
     if (cursor.node != batch.source)
-      return Status(Code::kInvalidInput, "batch: cursor was issued by node " + cursor.node +
-                                             ", not by the batch's source " + batch.source);
+      return Status(Code::kInvalidInput,
+                    "batch: cursor was issued by node " + cursor.node + ", not by the batch's source " + batch.source);
   }
   status = EnsureMetadata(db);
   if (!status.ok()) return status;
@@ -392,8 +400,10 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
       out.Key("source");
       out.String(batch.source);
       out.Key("cursor");
-      if (batch.cursor.empty()) out.Null();
-      else out.String(core::EncodeCursor(cursor));
+      if (batch.cursor.empty())
+        out.Null();
+      else
+        out.String(core::EncodeCursor(cursor));
       out.EndObject();
     }
   }
@@ -403,4 +413,4 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
   return status;
 }
 
-}  // namespace syncline::sqlite
+} // namespace syncline::sqlite

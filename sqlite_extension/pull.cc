@@ -17,10 +17,10 @@ namespace {
 
 struct PullTable {
   TableInfo info;
-  Statement select_row;  // the current row by primary key
+  Statement select_row; // the current row by primary key
 };
 
-Status LoadPullTable(sqlite3* db, std::int64_t tid, PullTable* out) {
+Status LoadPullTable(sqlite3 *db, std::int64_t tid, PullTable *out) {
   bool found = false;
   Status status = FindTrackedTableById(db, tid, &out->info, &found);
   if (!status.ok()) return status;
@@ -34,7 +34,7 @@ Status LoadPullTable(sqlite3* db, std::int64_t tid, PullTable* out) {
                                          KeyPredicate(out->info));
 }
 
-Status CheckText(const Value& value, const TableInfo& table, const std::string& key, const std::string& column) {
+Status CheckText(const Value &value, const TableInfo &table, const std::string &key, const std::string &column) {
   if (value.type == Value::Type::kText && !core::IsValidUtf8(value.bytes))
     return Status(Code::kInvalidInput, "table \"" + table.name + "\", row " + key + ": column \"" + column +
                                            "\" holds text that is not valid UTF-8; fix the row (or store it as a "
@@ -42,11 +42,11 @@ Status CheckText(const Value& value, const TableInfo& table, const std::string& 
   return Status::Ok();
 }
 
-}  // namespace
+} // namespace
 
-Status PullSince(ConnectionState& state, const std::optional<std::string>& cursor_text, std::int64_t limit,
-                 const std::string& options_text, std::string* batch) {
-  sqlite3* db = state.db;
+Status PullSince(ConnectionState &state, const std::optional<std::string> &cursor_text, std::int64_t limit,
+                 const std::string &options_text, std::string *batch) {
+  sqlite3 *db = state.db;
   if (limit < 1) return Status(Code::kInvalidInput, "limit must be at least 1, got " + std::to_string(limit));
   core::PullOptions options;
   Status status = core::ParsePullOptions(options_text, &options);
@@ -108,13 +108,12 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
   }
 
   Statement page;
-  status = page.Prepare(db,
-                        "SELECT m.version, m.tid, m.pk, m.clock, m.hlc, m.node, m.deleted, n.node_id "
-                        "FROM syncline_rows m LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE " +
-                            where + " ORDER BY m.version LIMIT ?2");
+  status = page.Prepare(db, "SELECT m.version, m.tid, m.pk, m.clock, m.hlc, m.node, m.deleted, n.node_id "
+                            "FROM syncline_rows m LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE " +
+                                where + " ORDER BY m.version LIMIT ?2");
   if (!status.ok()) return status;
   page.BindInt(1, position);
-  page.BindInt(2, limit + 1);  // one more tells whether more remain
+  page.BindInt(2, limit + 1); // one more tells whether more remain
   if (!options.exclude_origin.empty()) page.BindInt(3, excluded_ref);
 
   std::map<std::int64_t, PullTable> tables;
@@ -140,7 +139,7 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
       status = LoadPullTable(db, tid, &it->second);
       if (!status.ok()) return status;
     }
-    PullTable& table = it->second;
+    PullTable &table = it->second;
     std::string key_text = page.ColumnText(2);
     status = core::DecodeKey(key_text, &key);
     if (!status.ok()) return status.WithPrefix("metadata key " + key_text + ": ");
@@ -158,9 +157,10 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
     for (std::size_t i = 0; i < key.size(); ++i)
       change.pk.push_back({table.info.columns[table.info.pk[i]], key[i]});
     if (change.op == core::Op::kUpsert) {
-      Statement& select = table.select_row;
+      Statement &select = table.select_row;
       select.Reset();
-      for (std::size_t i = 0; i < key.size(); ++i) select.BindValue(static_cast<int>(i + 1), key[i]);
+      for (std::size_t i = 0; i < key.size(); ++i)
+        select.BindValue(static_cast<int>(i + 1), key[i]);
       bool found = false;
       status = select.Step(&found);
       if (!status.ok()) return status;
@@ -186,8 +186,8 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
   return Status::Ok();
 }
 
-Status PeerCursor(ConnectionState& state, const std::string& node_text, const std::string& options_text,
-                  std::optional<std::string>* cursor) {
+Status PeerCursor(ConnectionState &state, const std::string &node_text, const std::string &options_text,
+                  std::optional<std::string> *cursor) {
   cursor->reset();
   std::optional<std::string> node = core::CanonicalNodeId(node_text);
   if (!node) return Status(Code::kInvalidInput, "node id \"" + node_text.substr(0, 60) + "\" is not a UUID");
@@ -207,4 +207,4 @@ Status PeerCursor(ConnectionState& state, const std::string& node_text, const st
   return status;
 }
 
-}  // namespace syncline::sqlite
+} // namespace syncline::sqlite

@@ -10,53 +10,54 @@
 namespace syncline::test {
 namespace {
 
-constexpr const char* kNotes = "CREATE TABLE notes(id TEXT PRIMARY KEY, org_id INTEGER, title TEXT, body TEXT)";
+constexpr const char *kNotes = "CREATE TABLE notes(id TEXT PRIMARY KEY, org_id INTEGER, title TEXT, body TEXT)";
 
 std::string Hlc(long long offset_ms, int logical = 0) {
   return core::HlcToText(core::HlcFromPhysicalMs(core::WallClockMs() + offset_ms) + logical);
 }
 
 // One change of a hand-made batch.
-std::string Upsert(const std::string& id, const std::string& title, const std::string& hlc, const std::string& node,
-                   const std::string& table = "notes") {
+std::string Upsert(const std::string &id, const std::string &title, const std::string &hlc, const std::string &node,
+                   const std::string &table = "notes") {
   return R"({"table":")" + table + R"(","op":"upsert","pk":{"id":")" + id + R"("},"row":{"id":")" + id +
          R"(","org_id":1,"title":")" + title + R"(","body":"b"},"clock":1,"hlc":")" + hlc + R"(","node":")" + node +
          R"("})";
 }
 
-std::string Delete(const std::string& id, const std::string& hlc, const std::string& node) {
+std::string Delete(const std::string &id, const std::string &hlc, const std::string &node) {
   return R"({"table":"notes","op":"delete","pk":{"id":")" + id + R"("},"clock":2,"hlc":")" + hlc + R"(","node":")" +
          node + R"("})";
 }
 
-std::string Batch(const std::string& source, const std::vector<std::string>& changes) {
+std::string Batch(const std::string &source, const std::vector<std::string> &changes) {
   std::string list;
-  for (const auto& change : changes) list += (list.empty() ? "" : ",") + change;
+  for (const auto &change : changes)
+    list += (list.empty() ? "" : ",") + change;
   return R"({"format":1,"source":")" + source + R"(","changes":[)" + list + "]}";
 }
 
 class SyncTest : public ::testing::Test {
- protected:
+protected:
   TempDir dir;
   Db a{dir.File("a.db")};
   Db b{dir.File("b.db")};
   std::string remote = core::NewNodeId();
 
   void SetUp() override {
-    for (Db* db : {&a, &b}) {
+    for (Db *db : {&a, &b}) {
       db->Exec(kNotes);
       db->Text("SELECT syncline_track('notes')");
     }
   }
-  std::string Apply(Db& db, const std::string& batch) { return db.Text("SELECT syncline_apply_push(?1)", {batch}); }
-  std::string ApplyError(Db& db, const std::string& batch) {
+  std::string Apply(Db &db, const std::string &batch) { return db.Text("SELECT syncline_apply_push(?1)", {batch}); }
+  std::string ApplyError(Db &db, const std::string &batch) {
     return db.Error("SELECT syncline_apply_push(?1)", {batch});
   }
-  std::string Title(Db& db, const std::string& id) {
+  std::string Title(Db &db, const std::string &id) {
     return db.Text("SELECT coalesce((SELECT title FROM notes WHERE id = ?1), 'gone')", {id});
   }
   // Everything apply_push may write, to prove a rejected batch wrote nothing.
-  std::string State(Db& db) {
+  std::string State(Db &db) {
     return db.Dump("notes") + "#" +
            db.Text("SELECT group_concat(version || pk || clock || hlc || node || deleted) FROM syncline_rows") + "#" +
            db.Text("SELECT group_concat(node_id || cursor) FROM syncline_peers") + "#" +
@@ -69,7 +70,7 @@ TEST_F(SyncTest, PullPagesNeverSkipOrRepeatAChange) {
   for (int i = 0; i < 250; ++i)
     a.Exec("INSERT INTO notes VALUES ('n" + std::to_string(i) + "', 1, 't', 'b')");
   a.Exec("COMMIT");
-  std::set<std::string> seen;  // (pk, hlc): one version of one row
+  std::set<std::string> seen; // (pk, hlc): one version of one row
   std::string cursor;
   int pages = 0;
   for (bool more = true; more; ++pages) {
@@ -88,7 +89,7 @@ TEST_F(SyncTest, PullPagesNeverSkipOrRepeatAChange) {
     // rows not yet pulled come once with their latest version.
     if (pages == 1) a.Exec("UPDATE notes SET title = 'late' WHERE id IN ('n0', 'n200')");
   }
-  EXPECT_EQ(seen.size(), 251u);  // 250 inserts, plus n0's later version
+  EXPECT_EQ(seen.size(), 251u); // 250 inserts, plus n0's later version
   EXPECT_EQ(pages, 7);
   // A pull from the final cursor is empty and keeps the cursor.
   std::string last = a.Text("SELECT syncline_pull_since(?1, 40)", {cursor});
@@ -106,9 +107,10 @@ TEST_F(SyncTest, AppliedChangesKeepOriginAndAreNotRecaptured) {
   // But b relays it, with a's node, clock and stamp.
   std::string all = b.Text("SELECT syncline_pull_since(NULL, 10)");
   std::string original = a.Text("SELECT syncline_pull_since(NULL, 10)");
-  for (const char* field : {"node", "hlc", "clock", "row"}) {
+  for (const char *field : {"node", "hlc", "clock", "row"}) {
     std::string path = std::string("$.changes[0].") + field;
-    EXPECT_EQ(b.Text("SELECT json_extract(?1, ?2)", {all, path}), a.Text("SELECT json_extract(?1, ?2)", {original, path}));
+    EXPECT_EQ(b.Text("SELECT json_extract(?1, ?2)", {all, path}),
+              a.Text("SELECT json_extract(?1, ?2)", {original, path}));
   }
   // No echo: pulling from b excluding a yields nothing.
   EXPECT_EQ(Sync(b, a), 0);
@@ -183,16 +185,17 @@ TEST_F(SyncTest, TombstonesOfUnseenRowsStopLateUpserts) {
 }
 
 TEST_F(SyncTest, SeveralVersionsOfOneRowInOneBatch) {
-  std::string result = Apply(a, Batch(remote, {Upsert("n1", "v2", Hlc(-1000), remote),
-                                                Upsert("n1", "v1", Hlc(-2000), remote),
-                                                Upsert("n1", "v2", Hlc(-1000), remote)}));
+  std::string result =
+      Apply(a, Batch(remote, {Upsert("n1", "v2", Hlc(-1000), remote), Upsert("n1", "v1", Hlc(-2000), remote),
+                              Upsert("n1", "v2", Hlc(-1000), remote)}));
   EXPECT_EQ(a.Text("SELECT json_extract(?1, '$.applied') || '/' || json_extract(?1, '$.skipped')", {result}), "1/2");
   EXPECT_EQ(Title(a, "n1"), "v2");
   // Equal stamps with different content: a corrupt batch, rejected whole.
   std::string before = State(b);
   std::string hlc = Hlc(-1000);
-  std::string error = ApplyError(b, Batch(remote, {Upsert("n2", "x", Hlc(-3000), remote),
-                                                   Upsert("n1", "v2", hlc, remote), Upsert("n1", "other", hlc, remote)}));
+  std::string error =
+      ApplyError(b, Batch(remote, {Upsert("n2", "x", Hlc(-3000), remote), Upsert("n1", "v2", hlc, remote),
+                                   Upsert("n1", "other", hlc, remote)}));
   EXPECT_NE(error.find("change 2 (table \"notes\"): stamp"), std::string::npos) << error;
   EXPECT_NE(error.find("different content"), std::string::npos) << error;
   EXPECT_EQ(State(b), before);
@@ -228,7 +231,7 @@ TEST_F(SyncTest, ReceivedStampsAdvanceTheClock) {
 TEST_F(SyncTest, SameIntegerKeyFromTwoOfflineNodesIsOneRow) {
   // Why client-made keys should be UUIDs: integer keys collide, and the later
   // insert silently wins.
-  for (Db* db : {&a, &b}) {
+  for (Db *db : {&a, &b}) {
     db->Exec("CREATE TABLE todo(id INTEGER PRIMARY KEY, what TEXT)");
     db->Text("SELECT syncline_track('todo')");
   }
@@ -252,14 +255,15 @@ TEST_F(SyncTest, RelayThroughAThirdNode) {
 }
 
 TEST_F(SyncTest, PeerCursorIsRecordedAndNeverMovesBack) {
-  for (int i = 0; i < 5; ++i) a.Exec("INSERT INTO notes VALUES ('n" + std::to_string(i) + "', 1, 't', 'b')");
+  for (int i = 0; i < 5; ++i)
+    a.Exec("INSERT INTO notes VALUES ('n" + std::to_string(i) + "', 1, 't', 'b')");
   std::string page1 = a.Text("SELECT syncline_pull_since(NULL, 2)");
   std::string cursor1 = a.Text("SELECT json_extract(?1, '$.cursor')", {page1});
   std::string page2 = a.Text("SELECT syncline_pull_since(?1, 2)", {cursor1});
   std::string cursor2 = a.Text("SELECT json_extract(?1, '$.cursor')", {page2});
   EXPECT_EQ(b.Text("SELECT syncline_peer_cursor(?1)", {a.NodeId()}), "NULL");
   Apply(b, page2);
-  Apply(b, page1);  // delivered late
+  Apply(b, page1); // delivered late
   EXPECT_EQ(b.Text("SELECT syncline_peer_cursor(?1)", {a.NodeId()}), cursor2);
   EXPECT_EQ(b.Text("SELECT syncline_peer_cursor(?1, '{\"origin\":\"local\"}')", {a.NodeId()}), "NULL");
 }
@@ -269,8 +273,9 @@ TEST_F(SyncTest, CursorsDescribeThemselves) {
   std::string cursor = a.Text("SELECT json_extract(syncline_pull_since(NULL, 10), '$.cursor')");
   EXPECT_NE(b.Error("SELECT syncline_pull_since(?1, 10)", {cursor}).find("issued by another database"),
             std::string::npos);
-  EXPECT_NE(a.Error("SELECT syncline_pull_since(?1, 10, '{\"origin\":\"local\"}')", {cursor}).find("other pull options"),
-            std::string::npos);
+  EXPECT_NE(
+      a.Error("SELECT syncline_pull_since(?1, 10, '{\"origin\":\"local\"}')", {cursor}).find("other pull options"),
+      std::string::npos);
   std::string forged = cursor.substr(0, cursor.rfind(':') + 1) + "999";
   EXPECT_NE(a.Error("SELECT syncline_pull_since(?1, 10)", {forged}).find("never issued"), std::string::npos);
   EXPECT_NE(a.Error("SELECT syncline_pull_since('garbage', 10)").find("malformed"), std::string::npos);
@@ -308,8 +313,8 @@ TEST_F(SyncTest, CopiedDatabaseFileIsDetected) {
 }
 
 TEST_F(SyncTest, ValuesRoundTripExactly) {
-  for (Db* db : {&a, &b}) {
-    db->Exec("CREATE TABLE vals(k INTEGER PRIMARY KEY, v)");  // no type: keeps every value as written
+  for (Db *db : {&a, &b}) {
+    db->Exec("CREATE TABLE vals(k INTEGER PRIMARY KEY, v)"); // no type: keeps every value as written
     db->Text("SELECT syncline_track('vals')");
   }
   a.Exec("INSERT INTO vals VALUES (1, NULL), (2, 9223372036854775807), (3, -9223372036854775808), (4, 1.0),"
@@ -330,8 +335,8 @@ TEST_F(SyncTest, BadBatchesAreRejectedWhole) {
   b.Text("SELECT syncline_track('strict_t')");
   b.Exec("INSERT INTO notes VALUES ('keep', 1, 'x', 'y')");
   std::string good = Upsert("g1", "good", Hlc(-1000), remote);
-  auto with = [&](const std::string& bad) { return Batch(remote, {good, bad}); };
-  auto change = [&](const std::string& table, const std::string& pk, const std::string& row) {
+  auto with = [&](const std::string &bad) { return Batch(remote, {good, bad}); };
+  auto change = [&](const std::string &table, const std::string &pk, const std::string &row) {
     return R"({"table":")" + table + R"(","op":"upsert","pk":)" + pk + R"(,"row":)" + row + R"(,"clock":1,"hlc":")" +
            Hlc(-500) + R"(","node":")" + remote + R"("})";
   };
@@ -348,7 +353,8 @@ TEST_F(SyncTest, BadBatchesAreRejectedWhole) {
        "change 1 (table \"untracked\"): table is not tracked"},
       {"missing key column", with(change("notes", R"({"org_id":1})", row)), "not in the table's primary key"},
       {"extra key column", with(change("notes", R"({"id":"x","title":"t"})", row)), "not in the table's primary key"},
-      {"unknown column", with(change("notes", R"({"id":"x"})", R"({"id":"x","org_id":1,"title":"t","body":"b","zz":1})")),
+      {"unknown column",
+       with(change("notes", R"({"id":"x"})", R"({"id":"x","org_id":1,"title":"t","body":"b","zz":1})")),
        "change 1 (table \"notes\"): unknown column \"zz\""},
       {"missing column", with(change("notes", R"({"id":"x"})", R"({"id":"x","org_id":1,"title":"t"})")),
        "\"row\" lacks column \"body\""},
@@ -357,33 +363,37 @@ TEST_F(SyncTest, BadBatchesAreRejectedWhole) {
       {"text into a text column as a number",
        with(change("notes", R"({"id":"x"})", R"({"id":"x","org_id":1,"title":5,"body":"b"})")),
        "column \"title\" expects text, got integer"},
-      {"strict table type", with(change("strict_t", R"({"id":"x"})", R"({"id":"x","n":"abc","r":1.5,"t":"t","blob_col":null})")),
+      {"strict table type",
+       with(change("strict_t", R"({"id":"x"})", R"({"id":"x","n":"abc","r":1.5,"t":"t","blob_col":null})")),
        "change 1 (table \"strict_t\"): cannot store TEXT value in INTEGER column"},
-      {"NULL into NOT NULL", with(change("strict_t", R"({"id":"x"})", R"({"id":"x","n":null,"r":1.5,"t":"t","blob_col":null})")),
+      {"NULL into NOT NULL",
+       with(change("strict_t", R"({"id":"x"})", R"({"id":"x","n":null,"r":1.5,"t":"t","blob_col":null})")),
        "NOT NULL constraint failed"},
       {"NaN", with(change("notes", R"({"id":"x"})", R"({"id":"x","org_id":{"real":"NaN"},"title":"t","body":"b"})")),
        "cannot hold NaN"},
-      {"invalid UTF-8", "{\"format\":1,\"source\":\"" + remote + "\",\"changes\":[],\"x\":\"\xff\"}",
-       "malformed JSON"},
-      {"injection through the table name",
-       with(change("notes\\\"; DROP TABLE notes; --", R"({"id":"x"})", row)), "no such table"},
+      {"invalid UTF-8", "{\"format\":1,\"source\":\"" + remote + "\",\"changes\":[],\"x\":\"\xff\"}", "malformed JSON"},
+      {"injection through the table name", with(change("notes\\\"; DROP TABLE notes; --", R"({"id":"x"})", row)),
+       "no such table"},
       {"injection through a column name",
-       with(change("notes", R"({"id":"x"})", R"({"id":"x","org_id":1,"title\"; DROP TABLE notes; --":"t","body":"b"})")),
+       with(
+           change("notes", R"({"id":"x"})", R"({"id":"x","org_id":1,"title\"; DROP TABLE notes; --":"t","body":"b"})")),
        "unknown column"},
-      {"integer overflow", with(change("notes", R"({"id":"x"})", R"({"id":"x","org_id":99999999999999999999,"title":"t","body":"b"})")),
+      {"integer overflow",
+       with(change("notes", R"({"id":"x"})", R"({"id":"x","org_id":99999999999999999999,"title":"t","body":"b"})")),
        "out of the 64-bit range"},
-      {"clock far in the future", with(Upsert("f", "x", Hlc(24LL * 3600 * 1000), remote)), "ahead of this node's clock"},
+      {"clock far in the future", with(Upsert("f", "x", Hlc(24LL * 3600 * 1000), remote)),
+       "ahead of this node's clock"},
       {"bad cursor in batch", R"({"format":1,"source":")" + remote + R"(","cursor":"nope","changes":[]})",
        "cursor \"nope\" is malformed"},
   };
   std::string before = State(b);
-  for (const Case& c : cases) {
+  for (const Case &c : cases) {
     std::string error = ApplyError(b, c.batch);
     EXPECT_NE(error.find("syncline_apply_push: "), std::string::npos) << c.name << ": " << error;
     EXPECT_NE(error.find(c.expected), std::string::npos) << c.name << ": " << error;
     EXPECT_EQ(State(b), before) << c.name;
   }
-  EXPECT_EQ(b.Int("SELECT count(*) FROM notes"), 1);  // no injection ran
+  EXPECT_EQ(b.Int("SELECT count(*) FROM notes"), 1); // no injection ran
 }
 
 TEST_F(SyncTest, ConstraintViolationsRollBackTheWholeBatch) {
@@ -391,10 +401,10 @@ TEST_F(SyncTest, ConstraintViolationsRollBackTheWholeBatch) {
          "parent_id TEXT NOT NULL REFERENCES parent(id), email TEXT UNIQUE); PRAGMA foreign_keys = ON;");
   b.Text("SELECT syncline_track('child')");
   b.Exec("INSERT INTO parent VALUES ('p1'); INSERT INTO child VALUES ('c1', 'p1', 'taken@x');");
-  auto child = [&](const std::string& id, const std::string& parent, const std::string& email) {
-    return R"({"table":"child","op":"upsert","pk":{"id":")" + id + R"("},"row":{"id":")" + id +
-           R"(","parent_id":")" + parent + R"(","email":")" + email + R"("},"clock":1,"hlc":")" + Hlc(-100) +
-           R"(","node":")" + remote + R"("})";
+  auto child = [&](const std::string &id, const std::string &parent, const std::string &email) {
+    return R"({"table":"child","op":"upsert","pk":{"id":")" + id + R"("},"row":{"id":")" + id + R"(","parent_id":")" +
+           parent + R"(","email":")" + email + R"("},"clock":1,"hlc":")" + Hlc(-100) + R"(","node":")" + remote +
+           R"("})";
   };
   std::string before = State(b) + b.Dump("child");
   std::string error = ApplyError(b, Batch(remote, {child("c2", "p1", "ok@x"), child("c3", "missing", "c3@x")}));
@@ -420,24 +430,31 @@ TEST(Convergence, ThreeFilesEditedIndependentlyEndIdentical) {
   std::mt19937_64 random(20261123);
   auto pick = [&](int n) { return static_cast<int>(random() % n); };
   for (int round = 0; round < 12; ++round) {
-    for (auto& node : nodes) {
+    for (auto &node : nodes) {
       node->Exec("BEGIN");
       for (int op = 0; op < 15; ++op) {
         std::string org = std::to_string(pick(2));
         std::string id = "'k" + std::to_string(pick(8)) + "'";
         std::string tag = "'t" + std::to_string(pick(5)) + "'";
         switch (pick(6)) {
-          case 0: node->Exec("INSERT OR REPLACE INTO items VALUES (" + org + ", " + id + ", " +
-                             std::to_string(pick(100)) + ", 'n" + std::to_string(pick(1000)) + "', " +
-                             std::to_string(pick(1000)) + ".5)"); break;
-          case 1: node->Exec("UPDATE items SET qty = qty + 1, note = 'u" + std::to_string(round) + "' WHERE org = " +
-                             org + " AND id = " + id); break;
-          case 2: node->Exec("DELETE FROM items WHERE org = " + org + " AND id = " + id); break;
-          case 3: node->Exec("UPDATE items SET id = 'm" + std::to_string(pick(8)) + "' WHERE org = " + org +
-                             " AND id = " + id + " AND NOT EXISTS (SELECT 1 FROM items WHERE id LIKE 'm%')"); break;
-          case 4: node->Exec("INSERT INTO tags VALUES (" + tag + ", 'l" + std::to_string(pick(9)) +
-                             "') ON CONFLICT (id) DO UPDATE SET label = excluded.label"); break;
-          case 5: node->Exec("DELETE FROM tags WHERE id = " + tag); break;
+        case 0:
+          node->Exec("INSERT OR REPLACE INTO items VALUES (" + org + ", " + id + ", " + std::to_string(pick(100)) +
+                     ", 'n" + std::to_string(pick(1000)) + "', " + std::to_string(pick(1000)) + ".5)");
+          break;
+        case 1:
+          node->Exec("UPDATE items SET qty = qty + 1, note = 'u" + std::to_string(round) + "' WHERE org = " + org +
+                     " AND id = " + id);
+          break;
+        case 2: node->Exec("DELETE FROM items WHERE org = " + org + " AND id = " + id); break;
+        case 3:
+          node->Exec("UPDATE items SET id = 'm" + std::to_string(pick(8)) + "' WHERE org = " + org + " AND id = " + id +
+                     " AND NOT EXISTS (SELECT 1 FROM items WHERE id LIKE 'm%')");
+          break;
+        case 4:
+          node->Exec("INSERT INTO tags VALUES (" + tag + ", 'l" + std::to_string(pick(9)) +
+                     "') ON CONFLICT (id) DO UPDATE SET label = excluded.label");
+          break;
+        case 5: node->Exec("DELETE FROM tags WHERE id = " + tag); break;
         }
       }
       node->Exec("COMMIT");
@@ -453,16 +470,18 @@ TEST(Convergence, ThreeFilesEditedIndependentlyEndIdentical) {
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 3; ++j)
         if (i != j) Sync(*nodes[i], *nodes[j], 7);
-  for (const char* table : {"items", "tags"}) {
+  for (const char *table : {"items", "tags"}) {
     std::string reference = nodes[0]->Dump(table);
     EXPECT_FALSE(reference.empty());
-    for (int i = 1; i < 3; ++i) EXPECT_EQ(nodes[i]->Dump(table), reference) << table << " differs on node " << i;
+    for (int i = 1; i < 3; ++i)
+      EXPECT_EQ(nodes[i]->Dump(table), reference) << table << " differs on node " << i;
   }
   // The metadata agrees too: same live rows, same winning stamps.
   std::string meta = "SELECT group_concat(pk || hlc || deleted, ' ') FROM (SELECT * FROM syncline_rows WHERE tid > 0 "
                      "ORDER BY tid, pk)";
-  for (int i = 1; i < 3; ++i) EXPECT_EQ(nodes[i]->Text(meta), nodes[0]->Text(meta));
+  for (int i = 1; i < 3; ++i)
+    EXPECT_EQ(nodes[i]->Text(meta), nodes[0]->Text(meta));
 }
 
-}  // namespace
-}  // namespace syncline::test
+} // namespace
+} // namespace syncline::test
