@@ -18,9 +18,9 @@ namespace {
 
 Status Invalid(std::string message) { return Status(Code::kInvalidInput, std::move(message)); }
 
-Status DecodeNumber(const std::string &literal, Value *out) {
-  const char *begin = literal.data();
-  const char *end = begin + literal.size();
+Status DecodeNumber(const std::string& literal, Value* out) {
+  const char* begin = literal.data();
+  const char* end = begin + literal.size();
   if (literal.find_first_of(".eE") == std::string::npos) {
     std::int64_t v;
     auto [ptr, ec] = std::from_chars(begin, end, v);
@@ -36,9 +36,9 @@ Status DecodeNumber(const std::string &literal, Value *out) {
   return Status::Ok();
 }
 
-Status DecodeTaggedValue(const Json &json, Value *out) {
+Status DecodeTaggedValue(const Json& json, Value* out) {
   if (json.members.size() == 1 && json.members[0].second.is_string()) {
-    const auto &[tag, payload] = json.members[0];
+    const auto& [tag, payload] = json.members[0];
     if (tag == "blob") {
       std::string bytes;
       if (!Base64Decode(payload.text, &bytes)) return Invalid("blob is not valid base64");
@@ -54,8 +54,8 @@ Status DecodeTaggedValue(const Json &json, Value *out) {
       } else if (payload.text == "-Infinity") {
         v = -std::numeric_limits<double>::infinity();
       } else {
-        const char *begin = payload.text.data();
-        const char *end = begin + payload.text.size();
+        const char* begin = payload.text.data();
+        const char* end = begin + payload.text.size();
         auto [ptr, ec] = std::from_chars(begin, end, v);
         if (ec != std::errc() || ptr != end || !std::isfinite(v))
           return Invalid("real must be a decimal number, \"NaN\", \"Infinity\" or \"-Infinity\", got \"" +
@@ -68,7 +68,7 @@ Status DecodeTaggedValue(const Json &json, Value *out) {
   return Invalid("a value object must be {\"blob\": base64} or {\"real\": \"NaN\"|\"Infinity\"|\"-Infinity\"}");
 }
 
-} // namespace
+}  // namespace
 
 std::string RealToText(double value) {
   if (std::isnan(value)) return "NaN";
@@ -84,7 +84,7 @@ std::string RealToText(double value) {
   return text;
 }
 
-Status DecodeValue(const Json &json, Value *out) {
+Status DecodeValue(const Json& json, Value* out) {
   switch (json.kind) {
   case Json::Kind::kNull: *out = Value::Null(); return Status::Ok();
   case Json::Kind::kFalse: *out = Value::Integer(0); return Status::Ok();
@@ -97,7 +97,7 @@ Status DecodeValue(const Json &json, Value *out) {
   return Invalid("unknown JSON value");
 }
 
-void WriteValue(JsonWriter &writer, const Value &value) {
+void WriteValue(JsonWriter& writer, const Value& value) {
   switch (value.type) {
   case Value::Type::kNull: writer.Null(); return;
   case Value::Type::kInteger: writer.Int(value.integer); return;
@@ -130,11 +130,11 @@ void WriteValue(JsonWriter &writer, const Value &value) {
 
 namespace {
 
-Status DecodeColumns(const Json &json, const char *field, std::vector<ColumnValue> *out) {
+Status DecodeColumns(const Json& json, const char* field, std::vector<ColumnValue>* out) {
   if (!json.is_object()) return Invalid(std::string("\"") + field + "\" must be an object");
   if (json.members.empty()) return Invalid(std::string("\"") + field + "\" is empty");
   out->reserve(json.members.size());
-  for (const auto &[name, value_json] : json.members) {
+  for (const auto& [name, value_json] : json.members) {
     if (name.empty()) return Invalid(std::string("\"") + field + "\" has an empty column name");
     ColumnValue column{name, {}};
     Status status = DecodeValue(value_json, &column.value);
@@ -144,33 +144,33 @@ Status DecodeColumns(const Json &json, const char *field, std::vector<ColumnValu
   return Status::Ok();
 }
 
-Status DecodeChange(const Json &json, Change *change) {
+Status DecodeChange(const Json& json, Change* change) {
   if (!json.is_object()) return Invalid("a change must be an object");
-  static constexpr const char *kFields[] = {"table", "op", "pk", "row", "clock", "hlc", "node"};
-  for (const auto &member : json.members) {
+  static constexpr const char* kFields[] = {"table", "op", "pk", "row", "clock", "hlc", "node"};
+  for (const auto& member : json.members) {
     bool known = false;
-    for (const char *field : kFields)
+    for (const char* field : kFields)
       known = known || member.first == field;
     if (!known) return Invalid("unknown field \"" + member.first + "\"");
   }
-  const Json *op = json.Find("op");
+  const Json* op = json.Find("op");
   if (op == nullptr || !op->is_string() || (op->text != "upsert" && op->text != "delete"))
     return Invalid("\"op\" must be \"upsert\" or \"delete\"");
   change->op = op->text == "upsert" ? Op::kUpsert : Op::kDelete;
 
-  const Json *pk = json.Find("pk");
+  const Json* pk = json.Find("pk");
   if (pk == nullptr) return Invalid("missing \"pk\"");
   Status status = DecodeColumns(*pk, "pk", &change->pk);
   if (!status.ok()) return status;
 
-  const Json *row = json.Find("row");
+  const Json* row = json.Find("row");
   if (change->op == Op::kUpsert) {
     if (row == nullptr) return Invalid("an upsert needs \"row\"");
     status = DecodeColumns(*row, "row", &change->row);
     if (!status.ok()) return status;
-    for (const ColumnValue &key : change->pk) {
-      const ColumnValue *match = nullptr;
-      for (const ColumnValue &column : change->row) {
+    for (const ColumnValue& key : change->pk) {
+      const ColumnValue* match = nullptr;
+      for (const ColumnValue& column : change->row) {
         if (column.column == key.column) match = &column;
       }
       if (match == nullptr) return Invalid("\"row\" lacks primary key column \"" + key.column + "\"");
@@ -181,20 +181,20 @@ Status DecodeChange(const Json &json, Change *change) {
     return Invalid("a delete carries no \"row\"");
   }
 
-  const Json *clock = json.Find("clock");
+  const Json* clock = json.Find("clock");
   Value clock_value;
   if (clock == nullptr || !clock->is_number() || !DecodeValue(*clock, &clock_value).ok() ||
       clock_value.type != Value::Type::kInteger || clock_value.integer < 1)
     return Invalid("\"clock\" must be a positive integer");
   change->clock = clock_value.integer;
 
-  const Json *hlc = json.Find("hlc");
+  const Json* hlc = json.Find("hlc");
   std::optional<Hlc> stamp;
   if (hlc == nullptr || !hlc->is_string() || !(stamp = HlcFromText(hlc->text)))
     return Invalid("\"hlc\" must be 16 hex digits");
   change->hlc = *stamp;
 
-  const Json *node = json.Find("node");
+  const Json* node = json.Find("node");
   std::optional<std::string> node_id;
   if (node == nullptr || !node->is_string() || !(node_id = CanonicalNodeId(node->text)))
     return Invalid("\"node\" must be a UUID");
@@ -202,49 +202,49 @@ Status DecodeChange(const Json &json, Change *change) {
   return Status::Ok();
 }
 
-} // namespace
+}  // namespace
 
-Status DecodeBatch(std::string_view text, Batch *out) {
+Status DecodeBatch(std::string_view text, Batch* out) {
   *out = Batch{};
   Json json;
   Status status = ParseJson(text, &json);
   if (!status.ok()) return status.WithPrefix("batch: ");
   if (!json.is_object()) return Invalid("batch: must be a JSON object");
-  for (const auto &member : json.members) {
-    const std::string &name = member.first;
+  for (const auto& member : json.members) {
+    const std::string& name = member.first;
     if (name != "format" && name != "source" && name != "cursor" && name != "has_more" && name != "changes")
       return Invalid("batch: unknown field \"" + name + "\"");
   }
 
-  const Json *format = json.Find("format");
+  const Json* format = json.Find("format");
   if (format == nullptr) return Invalid("batch: missing \"format\"");
   if (!format->is_number() || format->text != std::to_string(kBatchFormat))
     return Invalid("batch: unsupported format " + (format->is_number() ? format->text : JsonKindName(format->kind)) +
                    " (this node reads format " + std::to_string(kBatchFormat) + ")");
 
-  const Json *source = json.Find("source");
+  const Json* source = json.Find("source");
   std::optional<std::string> source_id;
   if (source == nullptr || !source->is_string() || !(source_id = CanonicalNodeId(source->text)))
     return Invalid("batch: \"source\" must be the producing node's UUID");
   out->source = std::move(*source_id);
 
-  if (const Json *cursor = json.Find("cursor"); cursor != nullptr && !cursor->is_null()) {
+  if (const Json* cursor = json.Find("cursor"); cursor != nullptr && !cursor->is_null()) {
     if (!cursor->is_string()) return Invalid("batch: \"cursor\" must be a string or null");
     out->cursor = cursor->text;
   }
-  if (const Json *has_more = json.Find("has_more"); has_more != nullptr) {
+  if (const Json* has_more = json.Find("has_more"); has_more != nullptr) {
     if (has_more->kind != Json::Kind::kTrue && has_more->kind != Json::Kind::kFalse)
       return Invalid("batch: \"has_more\" must be a boolean");
     out->has_more = has_more->kind == Json::Kind::kTrue;
   }
 
-  const Json *changes = json.Find("changes");
+  const Json* changes = json.Find("changes");
   if (changes == nullptr || !changes->is_array()) return Invalid("batch: \"changes\" must be an array");
   out->changes.resize(changes->items.size());
   for (std::size_t i = 0; i < changes->items.size(); ++i) {
-    const Json &item = changes->items[i];
+    const Json& item = changes->items[i];
     if (!item.is_object()) return Invalid(ChangeContext(i, {}) + "a change must be an object");
-    const Json *table = item.Find("table");
+    const Json* table = item.Find("table");
     if (table == nullptr || !table->is_string() || table->text.empty())
       return Invalid(ChangeContext(i, {}) + "\"table\" must be a non-empty string");
     out->changes[i].table = table->text;
@@ -264,7 +264,7 @@ BatchWriter::BatchWriter(std::string_view source) : writer_(&out_) {
   writer_.BeginArray();
 }
 
-void BatchWriter::Add(const Change &change) {
+void BatchWriter::Add(const Change& change) {
   writer_.BeginObject();
   writer_.Key("table");
   writer_.String(change.table);
@@ -272,7 +272,7 @@ void BatchWriter::Add(const Change &change) {
   writer_.String(change.op == Op::kUpsert ? "upsert" : "delete");
   writer_.Key("pk");
   writer_.BeginObject();
-  for (const ColumnValue &column : change.pk) {
+  for (const ColumnValue& column : change.pk) {
     writer_.Key(column.column);
     WriteValue(writer_, column.value);
   }
@@ -280,7 +280,7 @@ void BatchWriter::Add(const Change &change) {
   if (change.op == Op::kUpsert) {
     writer_.Key("row");
     writer_.BeginObject();
-    for (const ColumnValue &column : change.row) {
+    for (const ColumnValue& column : change.row) {
       writer_.Key(column.column);
       WriteValue(writer_, column.value);
     }
@@ -306,7 +306,44 @@ std::string BatchWriter::Finish(std::string_view cursor, bool has_more) {
   return std::move(out_);
 }
 
-Status EncodeKey(const std::vector<Value> &values, std::string *out) {
+Status CheckDrift(const Change& change, const std::string& source, std::int64_t wall_ms, std::int64_t max_drift_ms) {
+  if (change.node != source || HlcWithinDrift(change.hlc, wall_ms, max_drift_ms)) return Status::Ok();
+  std::int64_t ahead_s = (HlcPhysicalMs(change.hlc) - wall_ms) / 1000;
+  return Status(Code::kClockDrift, "hlc " + HlcToText(change.hlc) + " is " + std::to_string(ahead_s) +
+                                       " s ahead of this node's clock (the bound is " +
+                                       std::to_string(max_drift_ms / 1000) + " s); check the origin's clock");
+}
+
+Status CopiedDatabase(const std::string& docs_section) {
+  return Status(Code::kCorruptBatch, "stamped with this database's own node id but newer than anything it wrote to "
+                                     "that row; this database is probably a copy of another node's (see " +
+                                         docs_section + ")");
+}
+
+std::string ApplySummary(const ApplyCounts& counts, const std::string& source, const std::string& cursor) {
+  std::string summary;
+  JsonWriter out(&summary);
+  out.BeginObject();
+  out.Key("applied");
+  out.Int(counts.applied);
+  out.Key("skipped");
+  out.Int(counts.skipped);
+  if (counts.rewritten >= 0) {
+    out.Key("rewritten");
+    out.Int(counts.rewritten);
+  }
+  out.Key("source");
+  out.String(source);
+  out.Key("cursor");
+  if (cursor.empty())
+    out.Null();
+  else
+    out.String(cursor);
+  out.EndObject();
+  return summary;
+}
+
+Status EncodeKey(const std::vector<Value>& values, std::string* out) {
   out->clear();
   JsonWriter writer(out);
   writer.BeginArray();
@@ -319,7 +356,7 @@ Status EncodeKey(const std::vector<Value> &values, std::string *out) {
   return Status::Ok();
 }
 
-Status DecodeKey(std::string_view text, std::vector<Value> *out) {
+Status DecodeKey(std::string_view text, std::vector<Value>* out) {
   out->clear();
   Json json;
   Status status = ParseJson(text, &json);
@@ -333,4 +370,4 @@ Status DecodeKey(std::string_view text, std::vector<Value> *out) {
   return Status::Ok();
 }
 
-} // namespace syncline::core
+}  // namespace syncline::core

@@ -27,17 +27,17 @@ struct ColumnValue {
 struct Change {
   std::string table;
   Op op = Op::kUpsert;
-  std::vector<ColumnValue> pk;  // primary key columns, as the producer ordered them
-  std::vector<ColumnValue> row; // every column, upserts only
+  std::vector<ColumnValue> pk;   // primary key columns, as the producer ordered them
+  std::vector<ColumnValue> row;  // every column, upserts only
   std::int64_t clock = 0;
   Hlc hlc = 0;
-  std::string node; // canonical node id of the origin
+  std::string node;  // canonical node id of the origin
 };
 
 struct Batch {
   int format = kBatchFormat;
-  std::string source; // canonical node id of the producer
-  std::string cursor; // where the producer's pull ended; may be empty
+  std::string source;  // canonical node id of the producer
+  std::string cursor;  // where the producer's pull ended; may be empty
   bool has_more = false;
   std::vector<Change> changes;
 };
@@ -45,33 +45,50 @@ struct Batch {
 // "change 3 (table \"notes\"): " — the prefix of every per-change error.
 std::string ChangeContext(std::size_t index, std::string_view table);
 
-Status DecodeValue(const Json &json, Value *out);
+Status DecodeValue(const Json& json, Value* out);
 // The shortest text that reads back to the same double, always with a '.'
 // ("1.0", "1.0e+300", "-0.0"); "NaN", "Infinity", "-Infinity".
 std::string RealToText(double value);
-void WriteValue(JsonWriter &writer, const Value &value); // text must be valid UTF-8
+void WriteValue(JsonWriter& writer, const Value& value);  // text must be valid UTF-8
 
-Status DecodeBatch(std::string_view text, Batch *out);
+Status DecodeBatch(std::string_view text, Batch* out);
 
 // Streams a batch out change by change (a pull never holds the whole batch
 // twice in memory).
 class BatchWriter {
-public:
+ public:
   explicit BatchWriter(std::string_view source);
-  void Add(const Change &change);
+  void Add(const Change& change);
   std::string Finish(std::string_view cursor, bool has_more);
   std::size_t count() const { return count_; }
 
-private:
+ private:
   std::string out_;
   JsonWriter writer_;
   std::size_t count_ = 0;
 };
 
+// The drift bound (docs/protocol.md, "Stamps"): checked where a change
+// enters from its origin (its node is the batch's source); a relay forwards
+// what its first hop accepted.
+Status CheckDrift(const Change& change, const std::string& source, std::int64_t wall_ms, std::int64_t max_drift_ms);
+
+// A change stamped with this node's own id that is newer than anything this
+// node wrote to the row cannot have been made here: the database is a copy.
+Status CopiedDatabase(const std::string& docs_section);
+
+struct ApplyCounts {
+  std::int64_t applied = 0;
+  std::int64_t skipped = 0;
+  std::int64_t rewritten = -1;  // PostgreSQL only; -1 leaves it out
+};
+// apply_push's summary: {"applied", "skipped", ["rewritten",] "source", "cursor"}.
+std::string ApplySummary(const ApplyCounts& counts, const std::string& source, const std::string& cursor);
+
 // A row's identity inside metadata: its primary key values as a JSON array in
 // the changeset's value encoding, e.g. ["n1"] or [7,{"blob":"AAE="}].
 // Fails on text that is not valid UTF-8.
-Status EncodeKey(const std::vector<Value> &values, std::string *out);
-Status DecodeKey(std::string_view text, std::vector<Value> *out);
+Status EncodeKey(const std::vector<Value>& values, std::string* out);
+Status DecodeKey(std::string_view text, std::vector<Value>* out);
 
-} // namespace syncline::core
+}  // namespace syncline::core

@@ -7,14 +7,14 @@
 
 namespace syncline::core {
 
-Status ParsePullOptions(std::string_view text, PullOptions *out) {
+Status ParsePullOptions(std::string_view text, PullOptions* out) {
   *out = PullOptions{};
   if (text.empty()) return Status::Ok();
   Json json;
   Status status = ParseJson(text, &json);
   if (!status.ok()) return status.WithPrefix("options: ");
   if (!json.is_object()) return Status(Code::kInvalidInput, "options: must be a JSON object");
-  for (const auto &[key, value] : json.members) {
+  for (const auto& [key, value] : json.members) {
     if (key == "origin") {
       if (!value.is_string() || value.text != "local")
         return Status(Code::kInvalidInput, "options: \"origin\" must be \"local\"");
@@ -38,7 +38,7 @@ Status ParsePullOptions(std::string_view text, PullOptions *out) {
   return Status::Ok();
 }
 
-std::string FilterFingerprint(const PullOptions &options) {
+std::string FilterFingerprint(const PullOptions& options) {
   std::string canonical;
   if (options.local_only) canonical += "origin=local\n";
   if (!options.exclude_origin.empty()) canonical += "exclude_origin=" + options.exclude_origin + "\n";
@@ -56,7 +56,7 @@ std::string FilterFingerprint(const PullOptions &options) {
   return text;
 }
 
-std::string EncodeCursor(const Cursor &cursor) { return cursor.node + ":" + cursor.filter + ":" + cursor.position; }
+std::string EncodeCursor(const Cursor& cursor) { return cursor.node + ":" + cursor.filter + ":" + cursor.position; }
 
 namespace {
 
@@ -83,9 +83,9 @@ bool IsFingerprint(std::string_view text) {
   return true;
 }
 
-} // namespace
+}  // namespace
 
-Status DecodeCursor(std::string_view text, Cursor *out) {
+Status DecodeCursor(std::string_view text, Cursor* out) {
   auto malformed = [&] {
     return Status(Code::kInvalidInput, "cursor \"" + std::string(text.substr(0, 120)) +
                                            "\" is malformed (expected <node id>:<filter>:<position>)");
@@ -100,6 +100,20 @@ Status DecodeCursor(std::string_view text, Cursor *out) {
   if (!node || !IsFingerprint(filter) || !IsPosition(position)) return malformed();
   *out = Cursor{std::move(*node), std::string(filter), std::string(position)};
   return Status::Ok();
+}
+
+Status CheckCursorIssuer(const Cursor& cursor, const std::string& node_id, const std::string& filter) {
+  if (cursor.node != node_id)
+    return Status(Code::kInvalidInput, "cursor was issued by another database (node " + cursor.node +
+                                           "), not this one (node " + node_id + ")");
+  if (cursor.filter != filter)
+    return Status(Code::kInvalidInput, "cursor was taken with other pull options; pull with the options it was issued "
+                                       "for, or start again from NULL");
+  return Status::Ok();
+}
+
+Status NeverIssued(const std::string& position) {
+  return Status(Code::kInvalidInput, "cursor position " + position + " was never issued by this database");
 }
 
 int ComparePositions(std::string_view a, std::string_view b) {
@@ -121,4 +135,4 @@ int ComparePositions(std::string_view a, std::string_view b) {
   }
 }
 
-} // namespace syncline::core
+}  // namespace syncline::core

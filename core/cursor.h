@@ -17,18 +17,18 @@
 namespace syncline::core {
 
 struct PullOptions {
-  bool local_only = false;    // {"origin": "local"}
-  std::string exclude_origin; // {"exclude_origin": "<node id>"}, canonical
-  std::string scope;          // {"scope": value}, the value's canonical JSON; empty when absent
+  bool local_only = false;     // {"origin": "local"}
+  std::string exclude_origin;  // {"exclude_origin": "<node id>"}, canonical
+  std::string scope;           // {"scope": value}, the value's canonical JSON; empty when absent
   bool has_scope = false;
 };
 
 // Parses pull options; an empty or NULL text means no options. Unknown keys
 // are errors, so a misspelt option never silently widens a pull.
-Status ParsePullOptions(std::string_view text, PullOptions *out);
+Status ParsePullOptions(std::string_view text, PullOptions* out);
 
 // 16 hex digits that identify the set of rows the options select.
-std::string FilterFingerprint(const PullOptions &options);
+std::string FilterFingerprint(const PullOptions& options);
 
 struct Cursor {
   std::string node;
@@ -36,10 +36,15 @@ struct Cursor {
   std::string position;
 };
 
-std::string EncodeCursor(const Cursor &cursor);
-Status DecodeCursor(std::string_view text, Cursor *out);
+std::string EncodeCursor(const Cursor& cursor);
+Status DecodeCursor(std::string_view text, Cursor* out);
+
+// Checks that a cursor was issued by this database (node_id) for pulls with
+// these options (filter); the engine then checks its position.
+Status CheckCursorIssuer(const Cursor& cursor, const std::string& node_id, const std::string& filter);
+Status NeverIssued(const std::string& position);
 
 // Orders positions as sequences of unsigned decimal integers: <0, 0, >0.
 int ComparePositions(std::string_view a, std::string_view b);
 
-} // namespace syncline::core
+}  // namespace syncline::core

@@ -49,4 +49,4 @@ std::int64_t WallClockMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-} // namespace syncline::core
+}  // namespace syncline::core

@@ -40,4 +40,4 @@ inline bool HlcWithinDrift(Hlc hlc, std::int64_t wall_ms, std::int64_t max_drift
 
 std::int64_t WallClockMs();
 
-} // namespace syncline::core
+}  // namespace syncline::core

@@ -10,14 +10,14 @@
 
 namespace syncline::core {
 
-const Json *Json::Find(std::string_view key) const {
-  for (const auto &[name, value] : members) {
+const Json* Json::Find(std::string_view key) const {
+  for (const auto& [name, value] : members) {
     if (name == key) return &value;
   }
   return nullptr;
 }
 
-const char *JsonKindName(Json::Kind kind) {
+const char* JsonKindName(Json::Kind kind) {
   switch (kind) {
   case Json::Kind::kNull: return "null";
   case Json::Kind::kFalse:
@@ -35,22 +35,22 @@ namespace {
 // Builds a Json tree from SAX events. The stack holds the containers being
 // filled; a value goes into the top container (or becomes the root).
 class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeBuilder> {
-public:
-  explicit TreeBuilder(Json *root) : root_(root) {}
+ public:
+  explicit TreeBuilder(Json* root) : root_(root) {}
 
   bool Null() { return Add(Json{}); }
   bool Bool(bool b) { return Add(Scalar(b ? Json::Kind::kTrue : Json::Kind::kFalse, {})); }
-  bool RawNumber(const char *str, rapidjson::SizeType length, bool) {
+  bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
     return Add(Scalar(Json::Kind::kNumber, std::string_view(str, length)));
   }
-  bool String(const char *str, rapidjson::SizeType length, bool) {
+  bool String(const char* str, rapidjson::SizeType length, bool) {
     if (!CheckText(str, length)) return false;
     return Add(Scalar(Json::Kind::kString, std::string_view(str, length)));
   }
   bool StartObject() { return Open(Json::Kind::kObject); }
-  bool Key(const char *str, rapidjson::SizeType length, bool) {
+  bool Key(const char* str, rapidjson::SizeType length, bool) {
     if (!CheckText(str, length)) return false;
-    Json *object = stack_.back();
+    Json* object = stack_.back();
     std::string_view key(str, length);
     // Duplicate keys make a batch ambiguous (which "id" wins?): refuse them.
     if (object->Find(key) != nullptr) {
@@ -70,12 +70,12 @@ public:
     return true;
   }
 
-  const std::string &error() const { return error_; }
+  const std::string& error() const { return error_; }
 
-private:
+ private:
   // RapidJSON validates raw bytes but decodes a lone low-surrogate escape
   // ("\udc00") into bytes that are not UTF-8: check what it produced.
-  bool CheckText(const char *str, rapidjson::SizeType length) {
+  bool CheckText(const char* str, rapidjson::SizeType length) {
     if (IsValidUtf8(std::string_view(str, length))) return true;
     error_ = "string is not valid UTF-8 (a lone surrogate escape?)";
     return false;
@@ -89,12 +89,12 @@ private:
   }
 
   // Places a value and returns where it now lives.
-  Json *Place(Json &&value) {
+  Json* Place(Json&& value) {
     if (stack_.empty()) {
       *root_ = std::move(value);
       return root_;
     }
-    Json *parent = stack_.back();
+    Json* parent = stack_.back();
     if (parent->kind == Json::Kind::kArray) {
       parent->items.push_back(std::move(value));
       return &parent->items.back();
@@ -103,7 +103,7 @@ private:
     return &parent->members.back().second;
   }
 
-  bool Add(Json &&value) {
+  bool Add(Json&& value) {
     Place(std::move(value));
     return true;
   }
@@ -122,20 +122,20 @@ private:
     return true;
   }
 
-  Json *root_;
-  std::vector<Json *> stack_;
+  Json* root_;
+  std::vector<Json*> stack_;
   std::string error_;
 };
 
-} // namespace
+}  // namespace
 
-Status ParseJson(std::string_view input, Json *out) {
+Status ParseJson(std::string_view input, Json* out) {
   *out = Json{};
   // RapidJSON takes a NUL byte for the end of input, which would let anything
   // after it pass unread. JSON text never holds a raw NUL (strings escape it).
-  if (const void *nul = std::memchr(input.data(), '\0', input.size()))
+  if (const void* nul = std::memchr(input.data(), '\0', input.size()))
     return Status(Code::kInvalidInput, "malformed JSON at byte " +
-                                           std::to_string(static_cast<const char *>(nul) - input.data()) +
+                                           std::to_string(static_cast<const char*>(nul) - input.data()) +
                                            ": NUL byte in input");
   TreeBuilder builder(out);
   rapidjson::Reader reader;
@@ -151,7 +151,7 @@ Status ParseJson(std::string_view input, Json *out) {
 }
 
 bool IsValidUtf8(std::string_view bytes) {
-  const auto *s = reinterpret_cast<const unsigned char *>(bytes.data());
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
   std::size_t n = bytes.size(), i = 0;
   while (i < n) {
     unsigned char c = s[i];
@@ -230,7 +230,7 @@ std::string Base64Encode(std::string_view bytes) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
-  const auto *s = reinterpret_cast<const unsigned char *>(bytes.data());
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
   std::size_t i = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
     std::uint32_t v = (s[i] << 16) | (s[i + 1] << 8) | s[i + 2];
@@ -251,7 +251,7 @@ std::string Base64Encode(std::string_view bytes) {
   return out;
 }
 
-bool Base64Decode(std::string_view text, std::string *out) {
+bool Base64Decode(std::string_view text, std::string* out) {
   out->clear();
   if (text.size() % 4 != 0) return false;
   auto sextet = [](char c) -> int {
@@ -282,4 +282,4 @@ bool Base64Decode(std::string_view text, std::string *out) {
   return true;
 }
 
-} // namespace syncline::core
+}  // namespace syncline::core

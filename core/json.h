@@ -24,7 +24,7 @@ struct Json {
   enum class Kind { kNull, kFalse, kTrue, kNumber, kString, kArray, kObject };
 
   Kind kind = Kind::kNull;
-  std::string text; // string contents, or a number's literal
+  std::string text;  // string contents, or a number's literal
   std::vector<Json> items;
   std::vector<std::pair<std::string, Json>> members;
 
@@ -33,23 +33,23 @@ struct Json {
   bool is_string() const { return kind == Kind::kString; }
   bool is_number() const { return kind == Kind::kNumber; }
   bool is_null() const { return kind == Kind::kNull; }
-  const Json *Find(std::string_view key) const;
+  const Json* Find(std::string_view key) const;
 };
 
 inline constexpr int kMaxJsonDepth = 64;
 
 // Parses a whole document. Rejects invalid UTF-8, duplicate object keys,
 // nesting deeper than kMaxJsonDepth and trailing content.
-Status ParseJson(std::string_view input, Json *out);
+Status ParseJson(std::string_view input, Json* out);
 
-const char *JsonKindName(Json::Kind kind);
+const char* JsonKindName(Json::Kind kind);
 
 bool IsValidUtf8(std::string_view bytes);
 
 // Appends JSON text to a string. The caller keeps the structure well formed.
 class JsonWriter {
-public:
-  explicit JsonWriter(std::string *out) : out_(out) {}
+ public:
+  explicit JsonWriter(std::string* out) : out_(out) {}
 
   void BeginObject() {
     Separate();
@@ -74,9 +74,9 @@ public:
     out_->push_back(':');
     first_ = true;
   }
-  void String(std::string_view text); // text must be valid UTF-8
+  void String(std::string_view text);  // text must be valid UTF-8
   void Int(std::int64_t value);
-  void Double(double value); // finite values only; always has '.' or 'e'
+  void Double(double value);  // finite values only; always has '.' or 'e'
   void Bool(bool value) { Raw(value ? "true" : "false"); }
   void Null() { Raw("null"); }
   void Raw(std::string_view json) {
@@ -84,17 +84,17 @@ public:
     out_->append(json);
   }
 
-private:
+ private:
   void Separate() {
     if (!first_) out_->push_back(',');
     first_ = false;
   }
-  std::string *out_;
+  std::string* out_;
   bool first_ = true;
 };
 
 std::string Base64Encode(std::string_view bytes);
 // Strict: standard alphabet, padding required, no whitespace.
-bool Base64Decode(std::string_view text, std::string *out);
+bool Base64Decode(std::string_view text, std::string* out);
 
-} // namespace syncline::core
+}  // namespace syncline::core

@@ -15,8 +15,8 @@ std::string NewNodeId() {
     for (int j = 0; j < 4; ++j)
       bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
   }
-  bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-  bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;  // version 4
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;  // RFC 4122 variant
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string text;
   text.reserve(36);
@@ -32,7 +32,7 @@ std::optional<std::string> CanonicalNodeId(std::string_view text) {
   if (text.size() != 36) return std::nullopt;
   std::string canonical(text);
   for (std::size_t i = 0; i < canonical.size(); ++i) {
-    char &c = canonical[i];
+    char& c = canonical[i];
     if (i == 8 || i == 13 || i == 18 || i == 23) {
       if (c != '-') return std::nullopt;
     } else if (c >= 'A' && c <= 'F') {
@@ -44,4 +44,4 @@ std::optional<std::string> CanonicalNodeId(std::string_view text) {
   return canonical;
 }
 
-} // namespace syncline::core
+}  // namespace syncline::core

@@ -14,4 +14,4 @@ std::string NewNodeId();
 // the text is not a UUID.
 std::optional<std::string> CanonicalNodeId(std::string_view text);
 
-} // namespace syncline::core
+}  // namespace syncline::core

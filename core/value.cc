@@ -5,7 +5,7 @@
 
 namespace syncline::core {
 
-const char *TypeName(Value::Type type) {
+const char* TypeName(Value::Type type) {
   switch (type) {
   case Value::Type::kNull: return "null";
   case Value::Type::kInteger: return "integer";
@@ -16,7 +16,7 @@ const char *TypeName(Value::Type type) {
   return "unknown";
 }
 
-bool SameValue(const Value &a, const Value &b) {
+bool SameValue(const Value& a, const Value& b) {
   if (a.type != b.type) return false;
   switch (a.type) {
   case Value::Type::kNull: return true;
@@ -30,4 +30,4 @@ bool SameValue(const Value &a, const Value &b) {
   return false;
 }
 
-} // namespace syncline::core
+}  // namespace syncline::core

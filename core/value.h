@@ -15,7 +15,7 @@ struct Value {
   Type type = Type::kNull;
   std::int64_t integer = 0;
   double real = 0;
-  std::string bytes; // text (UTF-8) or blob
+  std::string bytes;  // text (UTF-8) or blob
 
   static Value Null() { return Value(); }
   static Value Integer(std::int64_t v) {
@@ -44,10 +44,10 @@ struct Value {
   }
 };
 
-const char *TypeName(Value::Type type);
+const char* TypeName(Value::Type type);
 
 // Exact equality of representation: 1 and 1.0 differ, NaN equals NaN, and
 // 0.0 differs from -0.0. This is what "the same write" means.
-bool SameValue(const Value &a, const Value &b);
+bool SameValue(const Value& a, const Value& b);
 
-} // namespace syncline::core
+}  // namespace syncline::core

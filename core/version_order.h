@@ -12,16 +12,16 @@ namespace syncline::core {
 
 struct Stamp {
   Hlc hlc = 0;
-  std::string node; // canonical node id
+  std::string node;  // canonical node id
 };
 
 // <0, 0 or >0, like memcmp.
 inline int CompareStamps(Hlc a_hlc, std::string_view a_node, Hlc b_hlc, std::string_view b_node) {
   if (a_hlc != b_hlc) return a_hlc < b_hlc ? -1 : 1;
-  int c = a_node.compare(b_node); // std::string_view compares bytes as unsigned char
+  int c = a_node.compare(b_node);  // std::string_view compares bytes as unsigned char
   return c < 0 ? -1 : (c > 0 ? 1 : 0);
 }
 
-inline int CompareStamps(const Stamp &a, const Stamp &b) { return CompareStamps(a.hlc, a.node, b.hlc, b.node); }
+inline int CompareStamps(const Stamp& a, const Stamp& b) { return CompareStamps(a.hlc, a.node, b.hlc, b.node); }
 
-} // namespace syncline::core
+}  // namespace syncline::core

@@ -11,10 +11,10 @@ namespace syncline::pg {
 struct Backend {
   core::Hlc clock = 0;
   bool clock_loaded = false;
-  int applying = 0; // >0 while apply_push writes user tables: capture is off
+  int applying = 0;  // >0 while apply_push writes user tables: capture is off
 };
 
-Backend &backend();
+Backend& backend();
 
 // The next stamp for a local write (loads the saved clock on first use;
 // needs an SPI session).
@@ -24,11 +24,11 @@ void ReceiveStamp(core::Hlc remote);
 // Capture stays off while apply_push writes; reset on any (sub)transaction
 // abort as well, in case an error skipped the destructor.
 class CaptureOff {
-public:
+ public:
   CaptureOff() { ++backend().applying; }
   ~CaptureOff() { --backend().applying; }
 };
 
-std::string LocalNodeId(); // needs an SPI session
+std::string LocalNodeId();  // needs an SPI session
 
-} // namespace syncline::pg
+}  // namespace syncline::pg

@@ -16,8 +16,8 @@ namespace syncline::pg {
 using core::Code;
 using core::Status;
 
-Backend &backend() {
-  static Backend state; // trivially constructible: no static constructor runs at load
+Backend& backend() {
+  static Backend state;  // trivially constructible: no static constructor runs at load
   return state;
 }
 
@@ -25,22 +25,22 @@ namespace {
 
 struct CaptureEntry {
   bool valid = false;
-  bool pin_output = false;         // a key or scope column's text form depends on session settings
-  MemoryContext context = nullptr; // owns the entry's type lookups
+  bool pin_output = false;          // a key or scope column's text form depends on session settings
+  MemoryContext context = nullptr;  // owns the entry's type lookups
   TableInfo table;
   std::string notify_payload;
 };
 
 // Heap objects reached through plain pointers: nothing with a constructor
 // runs when the library loads, nothing with a destructor when it unloads.
-std::unordered_map<Oid, CaptureEntry *> *capture_cache = nullptr;
+std::unordered_map<Oid, CaptureEntry*>* capture_cache = nullptr;
 SPIPlanPtr upsert_plan = nullptr;
 SPIPlanPtr truncate_plan = nullptr;
 
 void InvalidateRelation(Datum, Oid relid) {
   if (capture_cache == nullptr) return;
   if (relid == InvalidOid) {
-    for (auto &entry : *capture_cache)
+    for (auto& entry : *capture_cache)
       entry.second->valid = false;
     return;
   }
@@ -48,18 +48,18 @@ void InvalidateRelation(Datum, Oid relid) {
   if (it != capture_cache->end()) it->second->valid = false;
 }
 
-void ResetOnAbort(XactEvent event, void *) {
+void ResetOnAbort(XactEvent event, void*) {
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) backend().applying = 0;
 }
 
-void ResetOnSubAbort(SubXactEvent event, SubTransactionId, SubTransactionId, void *) {
+void ResetOnSubAbort(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
   if (event == SUBXACT_EVENT_ABORT_SUB) backend().applying = 0;
 }
 
-Status Entry(Relation relation, CaptureEntry **out) {
-  if (capture_cache == nullptr) capture_cache = new std::unordered_map<Oid, CaptureEntry *>();
+Status Entry(Relation relation, CaptureEntry** out) {
+  if (capture_cache == nullptr) capture_cache = new std::unordered_map<Oid, CaptureEntry*>();
   Oid relid = RelationGetRelid(relation);
-  CaptureEntry *&entry = (*capture_cache)[relid];
+  CaptureEntry*& entry = (*capture_cache)[relid];
   if (entry == nullptr) entry = new CaptureEntry();
   if (entry->valid) {
     *out = entry;
@@ -115,12 +115,12 @@ void PreparePlans() {
       {INT4OID, INT8OID}, /*keep=*/true);
 }
 
-void Record(const CaptureEntry &entry, const std::string &key, bool deleted, const std::string &scope) {
+void Record(const CaptureEntry& entry, const std::string& key, bool deleted, const std::string& scope) {
   core::Hlc candidate = NextStamp();
   Datum values[5];
   char nulls[6] = "     ";
-  const char *key_text = key.c_str();
-  const char *scope_text = scope.c_str();
+  const char* key_text = key.c_str();
+  const char* scope_text = scope.c_str();
   PgGuard([&] {
     values[1] = CStringGetTextDatum(key_text);
     values[4] = scope.empty() ? (Datum)0 : CStringGetTextDatum(scope_text);
@@ -136,29 +136,29 @@ void Record(const CaptureEntry &entry, const std::string &key, bool deleted, con
   ReceiveStamp(static_cast<core::Hlc>(ResultInt64(0, 1)));
 }
 
-void Notify(const CaptureEntry &entry, const std::string &scope) {
+void Notify(const CaptureEntry& entry, const std::string& scope) {
   if (!entry.table.notify) return;
   std::string payload = entry.notify_payload;
   if (!scope.empty()) payload = payload.substr(0, payload.size() - 1) + ",\"scope\":" + scope + "}";
-  const char *text = payload.c_str();
+  const char* text = payload.c_str();
   // NOTIFY drops duplicate payloads within a transaction.
   PgGuard([&] { Async_Notify("syncline", text); });
 }
 
-Status CaptureRow(FunctionCallInfo fcinfo, Datum *result) {
+Status CaptureRow(FunctionCallInfo fcinfo, Datum* result) {
   *result = PointerGetDatum(nullptr);
   if (!CALLED_AS_TRIGGER(fcinfo)) return Status(Code::kInternal, "not called as a trigger");
-  auto *data = reinterpret_cast<TriggerData *>(fcinfo->context);
+  auto* data = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (!TRIGGER_FIRED_AFTER(data->tg_event) || !TRIGGER_FIRED_FOR_ROW(data->tg_event))
     return Status(Code::kInternal, "must be an AFTER ... FOR EACH ROW trigger");
-  if (backend().applying > 0) return Status::Ok(); // merged changes keep their origin's stamps
+  if (backend().applying > 0) return Status::Ok();  // merged changes keep their origin's stamps
 
   SpiSession spi;
-  CaptureEntry *entry = nullptr;
+  CaptureEntry* entry = nullptr;
   Status status = Entry(data->tg_relation, &entry);
   if (!status.ok()) return status;
   PreparePlans();
-  const TableInfo &table = entry->table;
+  const TableInfo& table = entry->table;
   TupleDesc desc = RelationGetDescr(data->tg_relation);
   // Keys are compared as text: a date or time key must have one text form
   // whatever DateStyle and TimeZone this session uses.
@@ -201,14 +201,14 @@ Status CaptureRow(FunctionCallInfo fcinfo, Datum *result) {
 
 // TRUNCATE fires no row triggers: every live row of the table gets a
 // tombstone, so the truncation syncs like the DELETE it amounts to.
-Status CaptureTruncate(FunctionCallInfo fcinfo, Datum *result) {
+Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
   *result = PointerGetDatum(nullptr);
   if (!CALLED_AS_TRIGGER(fcinfo)) return Status(Code::kInternal, "not called as a trigger");
-  auto *data = reinterpret_cast<TriggerData *>(fcinfo->context);
+  auto* data = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (!TRIGGER_FIRED_BY_TRUNCATE(data->tg_event)) return Status(Code::kInternal, "must be an ON TRUNCATE trigger");
   if (backend().applying > 0) return Status::Ok();
   SpiSession spi;
-  CaptureEntry *entry = nullptr;
+  CaptureEntry* entry = nullptr;
   Status status = Entry(data->tg_relation, &entry);
   if (!status.ok()) return status;
   PreparePlans();
@@ -224,10 +224,10 @@ Status CaptureTruncate(FunctionCallInfo fcinfo, Datum *result) {
   return Status::Ok();
 }
 
-} // namespace
+}  // namespace
 
 core::Hlc NextStamp() {
-  Backend &state = backend();
+  Backend& state = backend();
   if (!state.clock_loaded) {
     AsExtensionOwner owner;
     if (ExecuteSql("SELECT value::pg_catalog.int8 FROM syncline.meta WHERE key OPERATOR(pg_catalog.=) 'hlc'", true) > 0)
@@ -249,7 +249,7 @@ std::string LocalNodeId() {
   return ResultText(0, 1);
 }
 
-} // namespace syncline::pg
+}  // namespace syncline::pg
 
 extern "C" {
 PG_MODULE_MAGIC;

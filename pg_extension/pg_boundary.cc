@@ -28,16 +28,16 @@ int SqlState(Code code) {
   return ERRCODE_INTERNAL_ERROR;
 }
 
-} // namespace
+}  // namespace
 
-void PrefixError(PgError &error, const std::string &prefix) {
-  const char *message = error.data->message != nullptr ? error.data->message : "";
+void PrefixError(PgError& error, const std::string& prefix) {
+  const char* message = error.data->message != nullptr ? error.data->message : "";
   error.data->message = psprintf("%s%s", prefix.c_str(), message);
 }
 
-Datum RunAtBoundary(FunctionCallInfo fcinfo, const char *name, FunctionBody body) {
-  ErrorData *pg_error = nullptr;
-  char *message = nullptr;
+Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body) {
+  ErrorData* pg_error = nullptr;
+  char* message = nullptr;
   int sqlstate = ERRCODE_INTERNAL_ERROR;
   Datum result = (Datum)0;
   try {
@@ -47,11 +47,11 @@ Datum RunAtBoundary(FunctionCallInfo fcinfo, const char *name, FunctionBody body
     // only C++ object alive is `status`, whose leak is harmless.
     message = psprintf("%s: %s", name, status.message().c_str());
     sqlstate = SqlState(status.code());
-  } catch (const PgError &error) {
+  } catch (const PgError& error) {
     pg_error = error.data;
-  } catch (const std::bad_alloc &) {
+  } catch (const std::bad_alloc&) {
     sqlstate = ERRCODE_OUT_OF_MEMORY;
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     message = psprintf("%s: internal error: %s", name, e.what());
   } catch (...) {
     message = psprintf("%s: internal error", name);
@@ -63,4 +63,4 @@ Datum RunAtBoundary(FunctionCallInfo fcinfo, const char *name, FunctionBody body
   pg_unreachable();
 }
 
-} // namespace syncline::pg
+}  // namespace syncline::pg

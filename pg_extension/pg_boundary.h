@@ -25,12 +25,12 @@ namespace syncline::pg {
 
 // A PostgreSQL error in flight, copied out of the error state.
 struct PgError {
-  ErrorData *data;
+  ErrorData* data;
 };
 
-template <typename F> void PgGuard(F &&call) {
+template <typename F> void PgGuard(F&& call) {
   MemoryContext context = CurrentMemoryContext;
-  ErrorData *volatile error = nullptr;
+  ErrorData* volatile error = nullptr;
   PG_TRY();
   { call(); }
   PG_CATCH();
@@ -44,14 +44,14 @@ template <typename F> void PgGuard(F &&call) {
 }
 
 // Prefixes the message of an error in flight, e.g. with the change at fault.
-void PrefixError(PgError &error, const std::string &prefix);
+void PrefixError(PgError& error, const std::string& prefix);
 
 // The body of a SQL-callable function: returns a Status and sets *result.
-using FunctionBody = core::Status (*)(FunctionCallInfo fcinfo, Datum *result);
+using FunctionBody = core::Status (*)(FunctionCallInfo fcinfo, Datum* result);
 
-Datum RunAtBoundary(FunctionCallInfo fcinfo, const char *name, FunctionBody body);
+Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body);
 
-} // namespace syncline::pg
+}  // namespace syncline::pg
 
 // Defines the C entry point `syncline_<name>` of a SQL function.
 #define SYNCLINE_PG_FUNCTION(c_name, sql_name, body)                                                                   \

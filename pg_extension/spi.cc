@@ -23,7 +23,7 @@ Oid ExtensionOwner() {
   return owner;
 }
 
-} // namespace
+}  // namespace
 
 AsExtensionOwner::AsExtensionOwner() {
   Oid owner = ExtensionOwner();
@@ -33,10 +33,10 @@ AsExtensionOwner::AsExtensionOwner() {
 
 AsExtensionOwner::~AsExtensionOwner() { SetUserIdAndSecContext(saved_user_, saved_context_); }
 
-SPIPlanPtr Prepare(const std::string &sql, const std::vector<Oid> &types, bool keep) {
+SPIPlanPtr Prepare(const std::string& sql, const std::vector<Oid>& types, bool keep) {
   SPIPlanPtr plan = nullptr;
-  const char *text = sql.c_str();
-  Oid *argtypes = const_cast<Oid *>(types.data());
+  const char* text = sql.c_str();
+  Oid* argtypes = const_cast<Oid*>(types.data());
   int nargs = static_cast<int>(types.size());
   PgGuard([&] {
     plan = SPI_prepare(text, nargs, argtypes);
@@ -46,7 +46,7 @@ SPIPlanPtr Prepare(const std::string &sql, const std::vector<Oid> &types, bool k
   return plan;
 }
 
-uint64 Execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long limit, Snapshot snapshot) {
+uint64 Execute(SPIPlanPtr plan, Datum* values, const char* nulls, bool read_only, long limit, Snapshot snapshot) {
   uint64 processed = 0;
   PgGuard([&] {
     int rc = snapshot != InvalidSnapshot
@@ -58,9 +58,9 @@ uint64 Execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only
   return processed;
 }
 
-uint64 ExecuteSql(const std::string &sql, bool read_only) {
+uint64 ExecuteSql(const std::string& sql, bool read_only) {
   uint64 processed = 0;
-  const char *text = sql.c_str();
+  const char* text = sql.c_str();
   PgGuard([&] {
     int rc = SPI_execute(text, read_only, 0);
     if (rc < 0) elog(ERROR, "syncline: SPI execution failed: %s", SPI_result_code_string(rc));
@@ -69,7 +69,7 @@ uint64 ExecuteSql(const std::string &sql, bool read_only) {
   return processed;
 }
 
-Datum ResultDatum(uint64 row, int column, bool *isnull) {
+Datum ResultDatum(uint64 row, int column, bool* isnull) {
   Datum value = (Datum)0;
   PgGuard([&] { value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, isnull); });
   return value;
@@ -86,9 +86,30 @@ int64 ResultInt64(uint64 row, int column) {
 }
 
 std::string ResultText(uint64 row, int column) {
-  char *text = nullptr;
+  char* text = nullptr;
   PgGuard([&] { text = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column); });
   return text == nullptr ? std::string() : std::string(text);
 }
 
-} // namespace syncline::pg
+Datum TextDatum(const std::string& text) {
+  Datum result = (Datum)0;
+  const char* data = text.data();
+  int size = static_cast<int>(text.size());
+  PgGuard([&] { result = PointerGetDatum(cstring_to_text_with_len(data, size)); });
+  return result;
+}
+
+std::string JsonbText(Datum jsonb) {
+  std::string text;
+  PgGuard([&] { text = DatumGetCString(DirectFunctionCall1(jsonb_out, jsonb)); });
+  return text;
+}
+
+Datum JsonbFromText(const std::string& text) {
+  Datum result = (Datum)0;
+  const char* cstring = text.c_str();
+  PgGuard([&] { result = DirectFunctionCall1(jsonb_in, CStringGetDatum(cstring)); });
+  return result;
+}
+
+}  // namespace syncline::pg

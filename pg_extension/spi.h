@@ -12,38 +12,43 @@ namespace syncline::pg {
 
 // SPI_connect for the life of the object.
 class SpiSession {
-public:
+ public:
   SpiSession() {
     PgGuard([] { SPI_connect(); });
   }
   ~SpiSession() { SPI_finish(); }
-  SpiSession(const SpiSession &) = delete;
-  SpiSession &operator=(const SpiSession &) = delete;
+  SpiSession(const SpiSession&) = delete;
+  SpiSession& operator=(const SpiSession&) = delete;
 };
 
 // Runs PostgreSQL code as the extension's owner, so that the metadata, which
 // no one else may write, is written in the name of the extension. Restored on
 // scope exit; on a PostgreSQL error transaction abort restores it as well.
 class AsExtensionOwner {
-public:
+ public:
   AsExtensionOwner();
   ~AsExtensionOwner();
 
-private:
+ private:
   Oid saved_user_;
   int saved_context_;
 };
 
-SPIPlanPtr Prepare(const std::string &sql, const std::vector<Oid> &types, bool keep = false);
+SPIPlanPtr Prepare(const std::string& sql, const std::vector<Oid>& types, bool keep = false);
 
 // Returns SPI_processed. `nulls` holds ' ' or 'n' per argument.
-uint64 Execute(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long limit = 0,
+uint64 Execute(SPIPlanPtr plan, Datum* values, const char* nulls, bool read_only, long limit = 0,
                Snapshot snapshot = InvalidSnapshot);
-uint64 ExecuteSql(const std::string &sql, bool read_only);
+uint64 ExecuteSql(const std::string& sql, bool read_only);
 
 // Reads a result column of row `row` of SPI_tuptable.
-Datum ResultDatum(uint64 row, int column, bool *isnull);
+Datum ResultDatum(uint64 row, int column, bool* isnull);
 int64 ResultInt64(uint64 row, int column);
-std::string ResultText(uint64 row, int column); // NULL reads as ""
+std::string ResultText(uint64 row, int column);  // NULL reads as ""
 
-} // namespace syncline::pg
+// Text and jsonb in and out of Datums (palloc'd in the current context).
+Datum TextDatum(const std::string& text);
+std::string JsonbText(Datum jsonb);
+Datum JsonbFromText(const std::string& text);
+
+}  // namespace syncline::pg

@@ -23,37 +23,16 @@ using core::Value;
 
 namespace {
 
-std::string JsonbText(Datum jsonb) {
-  std::string text;
-  PgGuard([&] { text = DatumGetCString(DirectFunctionCall1(jsonb_out, jsonb)); });
-  return text;
-}
-
-Datum JsonbFromText(const std::string &text) {
-  Datum result = (Datum)0;
-  const char *cstring = text.c_str();
-  PgGuard([&] { result = DirectFunctionCall1(jsonb_in, CStringGetDatum(cstring)); });
-  return result;
-}
-
-Datum TextDatum(const std::string &text) {
-  Datum result = (Datum)0;
-  const char *cstring = text.c_str();
-  std::size_t size = text.size();
-  PgGuard([&] { result = PointerGetDatum(cstring_to_text_with_len(cstring, static_cast<int>(size))); });
-  return result;
-}
-
 // A snapshot registered for the life of the object.
 class RegisteredSnapshot {
-public:
+ public:
   RegisteredSnapshot() {
     PgGuard([&] { snapshot_ = RegisterSnapshot(GetTransactionSnapshot()); });
   }
   ~RegisteredSnapshot() { UnregisterSnapshot(snapshot_); }
   Snapshot get() const { return snapshot_; }
 
-private:
+ private:
   Snapshot snapshot_ = nullptr;
 };
 
@@ -63,16 +42,16 @@ struct Position {
   int64 seq = 0;
 };
 
-bool ParsePosition(const std::string &text, Position *out) {
+bool ParsePosition(const std::string& text, Position* out) {
   std::size_t dot = text.find('.');
   if (dot == std::string::npos) return false;
-  const char *begin = text.data();
+  const char* begin = text.data();
   auto a = std::from_chars(begin, begin + dot, out->xid);
   auto b = std::from_chars(begin + dot + 1, begin + text.size(), out->seq);
   return a.ec == std::errc() && a.ptr == begin + dot && b.ec == std::errc() && b.ptr == begin + text.size();
 }
 
-std::string PositionText(const Position &position) {
+std::string PositionText(const Position& position) {
   return std::to_string(position.xid) + "." + std::to_string(position.seq);
 }
 
@@ -81,7 +60,7 @@ struct PullTable {
   SPIPlanPtr select_row = nullptr;
 };
 
-Status LoadPullTable(int32 tid, PullTable *out) {
+Status LoadPullTable(int32 tid, PullTable* out) {
   bool found = false;
   Status status = FindTrackedById(tid, CurrentMemoryContext, &out->info, &found);
   if (!status.ok()) return status;
@@ -91,7 +70,7 @@ Status LoadPullTable(int32 tid, PullTable *out) {
   for (std::size_t i = 0; i < out->info.columns.size(); ++i)
     columns += (i > 0 ? ", " : "") + Quote(out->info.columns[i].name);
   for (std::size_t k = 0; k < out->info.pk.size(); ++k) {
-    const ColumnType &column = out->info.columns[out->info.pk[k]];
+    const ColumnType& column = out->info.columns[out->info.pk[k]];
     where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
     types.push_back(column.base);
   }
@@ -99,8 +78,8 @@ Status LoadPullTable(int32 tid, PullTable *out) {
   return Status::Ok();
 }
 
-Status KeyDatums(const TableInfo &table, const std::vector<Value> &key, std::vector<Datum> *values,
-                 std::string *nulls) {
+Status KeyDatums(const TableInfo& table, const std::vector<Value>& key, std::vector<Datum>* values,
+                 std::string* nulls) {
   values->assign(key.size(), (Datum)0);
   nulls->assign(key.size(), ' ');
   for (std::size_t k = 0; k < key.size(); ++k) {
@@ -112,7 +91,7 @@ Status KeyDatums(const TableInfo &table, const std::vector<Value> &key, std::vec
   return Status::Ok();
 }
 
-Status PullSince(FunctionCallInfo fcinfo, Datum *result) {
+Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
   std::optional<std::string> cursor_text;
   if (!PG_ARGISNULL(0)) cursor_text = TextDatumGetCString(PG_GETARG_DATUM(0));
   int64 limit = PG_ARGISNULL(1) ? 1000 : PG_GETARG_INT32(1);
@@ -141,15 +120,9 @@ Status PullSince(FunctionCallInfo fcinfo, Datum *result) {
       core::Cursor cursor;
       status = core::DecodeCursor(*cursor_text, &cursor);
       if (!status.ok()) return status;
-      if (cursor.node != node_id)
-        return Status(Code::kInvalidInput, "cursor was issued by another database (node " + cursor.node +
-                                               "), not this one (node " + node_id + ")");
-      if (cursor.filter != filter)
-        return Status(Code::kInvalidInput,
-                      "cursor was taken with other pull options; pull with the options it was issued for, or start "
-                      "again from NULL");
-      if (!ParsePosition(cursor.position, &after) || after.xid > horizon.xid)
-        return Status(Code::kInvalidInput, "cursor position " + cursor.position + " was never issued by this database");
+      status = core::CheckCursorIssuer(cursor, node_id, filter);
+      if (!status.ok()) return status;
+      if (!ParsePosition(cursor.position, &after) || after.xid > horizon.xid) return core::NeverIssued(cursor.position);
     }
 
     std::string where = "(r.xid, r.seq) > ($1::pg_catalog.xid8, $2) AND r.xid < $3::pg_catalog.xid8";
@@ -209,14 +182,14 @@ Status PullSince(FunctionCallInfo fcinfo, Datum *result) {
     core::BatchWriter writer(node_id);
     core::Change change;
     std::vector<Value> key;
-    for (const PageRow &row : page) {
+    for (const PageRow& row : page) {
       auto it = tables.find(row.tid);
       if (it == tables.end()) {
         it = tables.emplace(row.tid, PullTable{}).first;
         status = LoadPullTable(row.tid, &it->second);
         if (!status.ok()) return status;
       }
-      const TableInfo &table = it->second.info;
+      const TableInfo& table = it->second.info;
       status = core::DecodeKey(row.pk, &key);
       if (!status.ok()) return status;
       if (key.size() != table.pk.size())
@@ -259,9 +232,9 @@ Status PullSince(FunctionCallInfo fcinfo, Datum *result) {
   return Status::Ok();
 }
 
-} // namespace
+}  // namespace
 
-} // namespace syncline::pg
+}  // namespace syncline::pg
 
 SYNCLINE_PG_FUNCTION(syncline_pull_since, "syncline.pull_since", syncline::pg::PullSince)
 
@@ -276,8 +249,8 @@ struct ApplyTable {
   std::string notify_payload;
 };
 
-Status PrepareApplyTable(ApplyTable *table) {
-  const TableInfo &info = table->info;
+Status PrepareApplyTable(ApplyTable* table) {
+  const TableInfo& info = table->info;
   std::string columns, values, updates, keys, where;
   std::vector<Oid> types, key_types;
   for (std::size_t i = 0; i < info.columns.size(); ++i) {
@@ -290,7 +263,7 @@ Status PrepareApplyTable(ApplyTable *table) {
     if (!in_key) updates += (updates.empty() ? "" : ", ") + column + " = EXCLUDED." + column;
   }
   for (std::size_t k = 0; k < info.pk.size(); ++k) {
-    const ColumnType &column = info.columns[info.pk[k]];
+    const ColumnType& column = info.columns[info.pk[k]];
     keys += (k > 0 ? ", " : "") + Quote(column.name);
     where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
     key_types.push_back(column.base);
@@ -310,8 +283,8 @@ Status PrepareApplyTable(ApplyTable *table) {
 }
 
 class Applier {
-public:
-  Applier(const core::Batch &batch, std::string local_node) : batch_(batch), local_node_(std::move(local_node)) {}
+ public:
+  Applier(const core::Batch& batch, std::string local_node) : batch_(batch), local_node_(std::move(local_node)) {}
 
   Status Prepare() {
     AsExtensionOwner owner;
@@ -336,11 +309,11 @@ public:
     return Status::Ok();
   }
 
-  Status Apply(const core::Change &change) {
-    ApplyTable *table = nullptr;
+  Status Apply(const core::Change& change) {
+    ApplyTable* table = nullptr;
     Status status = Table(change.table, &table);
     if (!status.ok()) return status;
-    const TableInfo &info = table->info;
+    const TableInfo& info = table->info;
 
     // The key: exactly the table's primary key columns, in canonical form
     // (a UUID in upper case is the same row).
@@ -348,7 +321,7 @@ public:
     std::vector<Datum> key_datums(info.pk.size());
     std::string key_nulls(info.pk.size(), ' ');
     std::vector<bool> seen(info.pk.size(), false);
-    for (const core::ColumnValue &column : change.pk) {
+    for (const core::ColumnValue& column : change.pk) {
       std::size_t k = 0;
       while (k < info.pk.size() && info.columns[info.pk[k]].name != column.column)
         ++k;
@@ -376,7 +349,7 @@ public:
     std::string sent_key_text;
     if (change.op == core::Op::kUpsert) {
       std::vector<Value> sent(info.pk.size());
-      for (const core::ColumnValue &column : change.pk) {
+      for (const core::ColumnValue& column : change.pk) {
         for (std::size_t k = 0; k < info.pk.size(); ++k)
           if (info.columns[info.pk[k]].name == column.column) sent[k] = column.value;
       }
@@ -398,7 +371,7 @@ public:
       nulls.assign(info.columns.size(), ' ');
       canonical.assign(info.columns.size(), Value());
       std::vector<bool> have(info.columns.size(), false);
-      for (const core::ColumnValue &column : change.row) {
+      for (const core::ColumnValue& column : change.row) {
         std::size_t c = 0;
         while (c < info.columns.size() && info.columns[c].name != column.column)
           ++c;
@@ -420,12 +393,8 @@ public:
       }
     }
 
-    if (change.node == batch_.source && !core::HlcWithinDrift(change.hlc, wall_ms_, max_drift_ms_)) {
-      int64 ahead_s = (core::HlcPhysicalMs(change.hlc) - wall_ms_) / 1000;
-      return Status(Code::kClockDrift, "hlc " + core::HlcToText(change.hlc) + " is " + std::to_string(ahead_s) +
-                                           " s ahead of this node's clock (the bound is " +
-                                           std::to_string(max_drift_ms_ / 1000) + " s); check the origin's clock");
-    }
+    status = core::CheckDrift(change, batch_.source, wall_ms_, max_drift_ms_);
+    if (!status.ok()) return status;
     ReceiveStamp(change.hlc);
 
     // Compare with the row's current version (stored, or written by an
@@ -459,10 +428,7 @@ public:
         return Skip();
       }
     }
-    if (change.node == local_node_)
-      return Status(Code::kCorruptBatch,
-                    "stamped with this database's own node id but newer than anything it wrote to that row; this "
-                    "database is probably a copy of another node's (see docs/postgres.md, \"Backups and copies\")");
+    if (change.node == local_node_) return core::CopiedDatabase("docs/postgres.md, \"Backups and copies\"");
 
     // Write as the caller: its privileges and row-level security apply.
     if (change.op == core::Op::kUpsert) {
@@ -524,14 +490,14 @@ public:
     if (info.notify) {
       std::string payload = table->notify_payload;
       if (!scope.empty()) payload = payload.substr(0, payload.size() - 1) + ",\"scope\":" + scope + "}";
-      const char *text = payload.c_str();
+      const char* text = payload.c_str();
       PgGuard([&] { Async_Notify("syncline", text); });
     }
     ++applied_;
     return Status::Ok();
   }
 
-  Status RecordCursor(const core::Cursor &cursor) {
+  Status RecordCursor(const core::Cursor& cursor) {
     AsExtensionOwner owner;
     SPIPlanPtr read =
         pg::Prepare("SELECT position FROM syncline.peers WHERE node_id = $1 AND filter = $2", {TEXTOID, TEXTOID});
@@ -552,13 +518,13 @@ public:
   int64 skipped() const { return skipped_; }
   int64 rewritten() const { return rewritten_; }
 
-private:
+ private:
   Status Skip() {
     ++skipped_;
     return Status::Ok();
   }
 
-  Status Table(const std::string &name, ApplyTable **out) {
+  Status Table(const std::string& name, ApplyTable** out) {
     auto it = tables_.find(name);
     if (it != tables_.end()) {
       *out = &it->second;
@@ -575,8 +541,8 @@ private:
     return Status::Ok();
   }
 
-  Status SameContent(const ApplyTable &table, const core::Change &change, std::vector<Datum> &key_datums,
-                     std::string &key_nulls, const std::vector<Value> &canonical, bool stored_deleted, bool *same) {
+  Status SameContent(const ApplyTable& table, const core::Change& change, std::vector<Datum>& key_datums,
+                     std::string& key_nulls, const std::vector<Value>& canonical, bool stored_deleted, bool* same) {
     *same = (change.op == core::Op::kDelete) == stored_deleted;
     if (!*same || change.op == core::Op::kDelete) return Status::Ok();
     AsExtensionOwner owner;
@@ -596,7 +562,7 @@ private:
     return Status::Ok();
   }
 
-  Status NodeRef(const std::string &node, int64 *ref) {
+  Status NodeRef(const std::string& node, int64* ref) {
     if (node == local_node_) {
       *ref = 0;
       return Status::Ok();
@@ -614,7 +580,7 @@ private:
     return Status::Ok();
   }
 
-  const core::Batch &batch_;
+  const core::Batch& batch_;
   std::string local_node_;
   int64 max_drift_ms_ = core::kDefaultMaxDriftMs;
   int64 wall_ms_ = 0;
@@ -624,7 +590,7 @@ private:
   int64 applied_ = 0, skipped_ = 0, rewritten_ = 0;
 };
 
-Status ApplyPush(FunctionCallInfo fcinfo, Datum *result) {
+Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
   core::Batch batch;
   Status status = core::DecodeBatch(JsonbText(PG_GETARG_DATUM(0)), &batch);
   if (!status.ok()) return status;
@@ -646,7 +612,7 @@ Status ApplyPush(FunctionCallInfo fcinfo, Datum *result) {
       const std::string context = core::ChangeContext(i, batch.changes[i].table);
       try {
         status = applier.Apply(batch.changes[i]);
-      } catch (PgError &error) {
+      } catch (PgError& error) {
         // PostgreSQL's own message (a constraint, an input syntax, a
         // privilege), prefixed with the change at fault.
         PrefixError(error, "syncline.apply_push: " + context);
@@ -668,28 +634,14 @@ Status ApplyPush(FunctionCallInfo fcinfo, Datum *result) {
       Datum clock[1] = {Int64GetDatum(static_cast<int64>(backend().clock))};
       Execute(save, clock, " ", false);
     }
-    core::JsonWriter out(&summary);
-    out.BeginObject();
-    out.Key("applied");
-    out.Int(applier.applied());
-    out.Key("skipped");
-    out.Int(applier.skipped());
-    out.Key("rewritten");
-    out.Int(applier.rewritten());
-    out.Key("source");
-    out.String(batch.source);
-    out.Key("cursor");
-    if (batch.cursor.empty())
-      out.Null();
-    else
-      out.String(core::EncodeCursor(cursor));
-    out.EndObject();
+    summary = core::ApplySummary({applier.applied(), applier.skipped(), applier.rewritten()}, batch.source,
+                                 batch.cursor.empty() ? "" : core::EncodeCursor(cursor));
   }
   *result = JsonbFromText(summary);
   return Status::Ok();
 }
 
-} // namespace
-} // namespace syncline::pg
+}  // namespace
+}  // namespace syncline::pg
 
 SYNCLINE_PG_FUNCTION(syncline_apply_push, "syncline.apply_push", syncline::pg::ApplyPush)

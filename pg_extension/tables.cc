@@ -11,23 +11,23 @@ using core::Code;
 using core::Status;
 using core::Value;
 
-std::string Quote(const std::string &identifier) {
+std::string Quote(const std::string& identifier) {
   std::string quoted;
-  const char *text = identifier.c_str();
+  const char* text = identifier.c_str();
   PgGuard([&] { quoted = quote_identifier(text); });
   return quoted;
 }
 
-std::string QuoteLiteral(const std::string &literal) {
+std::string QuoteLiteral(const std::string& literal) {
   std::string quoted;
-  const char *text = literal.c_str();
+  const char* text = literal.c_str();
   PgGuard([&] { quoted = quote_literal_cstr(text); });
   return quoted;
 }
 
-std::string QualifiedName(const TableInfo &table) { return Quote(table.schema) + "." + Quote(table.name); }
+std::string QualifiedName(const TableInfo& table) { return Quote(table.schema) + "." + Quote(table.name); }
 
-Status LoadShape(Oid relid, MemoryContext context, TableInfo *out) {
+Status LoadShape(Oid relid, MemoryContext context, TableInfo* out) {
   out->relid = relid;
   out->columns.clear();
   out->attnums.clear();
@@ -69,14 +69,14 @@ Status LoadShape(Oid relid, MemoryContext context, TableInfo *out) {
     }
   }
   std::sort(key_order.begin(), key_order.end());
-  for (const auto &entry : key_order)
+  for (const auto& entry : key_order)
     out->pk.push_back(entry.second);
   return Status::Ok();
 }
 
 namespace {
 
-Status FindTracked(const char *where, Oid arg_type, Datum arg, MemoryContext context, TableInfo *out, bool *found) {
+Status FindTracked(const char* where, Oid arg_type, Datum arg, MemoryContext context, TableInfo* out, bool* found) {
   AsExtensionOwner owner;
   SPIPlanPtr plan = Prepare(std::string("SELECT tid, pg_catalog.to_regclass(pg_catalog.quote_ident(table_schema) "
                                         "OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
@@ -107,14 +107,14 @@ Status FindTracked(const char *where, Oid arg_type, Datum arg, MemoryContext con
   return Status::Ok();
 }
 
-} // namespace
+}  // namespace
 
-Status FindTrackedByRelid(Oid relid, MemoryContext context, TableInfo *out, bool *found) {
+Status FindTrackedByRelid(Oid relid, MemoryContext context, TableInfo* out, bool* found) {
   Datum name = (Datum)0, schema = (Datum)0;
   std::string qualified;
   PgGuard([&] {
-    char *rel = get_rel_name(relid);
-    char *nsp = get_namespace_name(get_rel_namespace(relid));
+    char* rel = get_rel_name(relid);
+    char* nsp = get_namespace_name(get_rel_namespace(relid));
     if (rel == nullptr || nsp == nullptr) elog(ERROR, "syncline: relation %u vanished", relid);
     qualified = std::string(nsp) + "\x1f" + rel;
   });
@@ -129,17 +129,17 @@ Status FindTrackedByRelid(Oid relid, MemoryContext context, TableInfo *out, bool
   return status;
 }
 
-Status FindTrackedByName(const std::string &name, MemoryContext context, TableInfo *out, bool *found) {
+Status FindTrackedByName(const std::string& name, MemoryContext context, TableInfo* out, bool* found) {
   Datum arg = (Datum)0;
   PgGuard([&] { arg = CStringGetTextDatum(name.c_str()); });
   return FindTracked("table_name OPERATOR(pg_catalog.=) $1", TEXTOID, arg, context, out, found);
 }
 
-Status FindTrackedById(int32 tid, MemoryContext context, TableInfo *out, bool *found) {
+Status FindTrackedById(int32 tid, MemoryContext context, TableInfo* out, bool* found) {
   return FindTracked("tid OPERATOR(pg_catalog.=) $1", INT4OID, Int32GetDatum(tid), context, out, found);
 }
 
-Status RowKey(const TableInfo &table, HeapTuple tuple, TupleDesc desc, std::string *key, std::vector<Value> *values) {
+Status RowKey(const TableInfo& table, HeapTuple tuple, TupleDesc desc, std::string* key, std::vector<Value>* values) {
   std::vector<Value> key_values;
   key_values.reserve(table.pk.size());
   for (int index : table.pk) {
@@ -154,7 +154,7 @@ Status RowKey(const TableInfo &table, HeapTuple tuple, TupleDesc desc, std::stri
   return status;
 }
 
-std::string RowScope(const TableInfo &table, HeapTuple tuple, TupleDesc desc) {
+std::string RowScope(const TableInfo& table, HeapTuple tuple, TupleDesc desc) {
   if (table.scope < 0) return "";
   bool isnull = false;
   Datum datum = (Datum)0;
@@ -166,4 +166,4 @@ std::string RowScope(const TableInfo &table, HeapTuple tuple, TupleDesc desc) {
   return scope;
 }
 
-} // namespace syncline::pg
+}  // namespace syncline::pg

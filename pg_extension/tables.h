@@ -15,31 +15,31 @@ struct TableInfo {
   Oid relid = InvalidOid;
   std::string schema;
   std::string name;
-  std::vector<ColumnType> columns; // synced columns (generated ones excluded), table order
-  std::vector<AttrNumber> attnums; // per column
-  std::vector<int> pk;             // indexes into columns, primary key order
-  int scope = -1;                  // index of the scope column, or -1
+  std::vector<ColumnType> columns;  // synced columns (generated ones excluded), table order
+  std::vector<AttrNumber> attnums;  // per column
+  std::vector<int> pk;              // indexes into columns, primary key order
+  int scope = -1;                   // index of the scope column, or -1
   bool notify = true;
 };
 
 // Reads a relation's shape (columns, primary key). `context` keeps the type
 // functions' lookups.
-core::Status LoadShape(Oid relid, MemoryContext context, TableInfo *out);
+core::Status LoadShape(Oid relid, MemoryContext context, TableInfo* out);
 
 // The tracking row of a relation, or of a table by its unqualified name.
 // Needs an SPI session. `found` false when not tracked.
-core::Status FindTrackedByRelid(Oid relid, MemoryContext context, TableInfo *out, bool *found);
-core::Status FindTrackedByName(const std::string &name, MemoryContext context, TableInfo *out, bool *found);
-core::Status FindTrackedById(int32 tid, MemoryContext context, TableInfo *out, bool *found);
+core::Status FindTrackedByRelid(Oid relid, MemoryContext context, TableInfo* out, bool* found);
+core::Status FindTrackedByName(const std::string& name, MemoryContext context, TableInfo* out, bool* found);
+core::Status FindTrackedById(int32 tid, MemoryContext context, TableInfo* out, bool* found);
 
 // The metadata key of a row: its primary key values in canonical form.
-core::Status RowKey(const TableInfo &table, HeapTuple tuple, TupleDesc desc, std::string *key,
-                    std::vector<core::Value> *values = nullptr);
+core::Status RowKey(const TableInfo& table, HeapTuple tuple, TupleDesc desc, std::string* key,
+                    std::vector<core::Value>* values = nullptr);
 // The canonical JSON of the row's scope value ("" when the table has none).
-std::string RowScope(const TableInfo &table, HeapTuple tuple, TupleDesc desc);
+std::string RowScope(const TableInfo& table, HeapTuple tuple, TupleDesc desc);
 
-std::string QualifiedName(const TableInfo &table);
-std::string Quote(const std::string &identifier);
-std::string QuoteLiteral(const std::string &literal);
+std::string QualifiedName(const TableInfo& table);
+std::string Quote(const std::string& identifier);
+std::string QuoteLiteral(const std::string& literal);
 
-} // namespace syncline::pg
+}  // namespace syncline::pg

@@ -17,26 +17,6 @@ using core::Status;
 
 namespace {
 
-std::string JsonbArgText(Datum jsonb) {
-  std::string text;
-  PgGuard([&] { text = DatumGetCString(DirectFunctionCall1(jsonb_out, jsonb)); });
-  return text;
-}
-
-Datum JsonbResult(const std::string &text) {
-  Datum result = (Datum)0;
-  const char *cstring = text.c_str();
-  PgGuard([&] { result = DirectFunctionCall1(jsonb_in, CStringGetDatum(cstring)); });
-  return result;
-}
-
-Datum Text(const std::string &text) {
-  Datum result = (Datum)0;
-  const char *cstring = text.c_str();
-  PgGuard([&] { result = CStringGetTextDatum(cstring); });
-  return result;
-}
-
 Status CheckOwner(Oid relid) {
   bool owner = false;
   PgGuard([&] { owner = pg_class_ownercheck(relid, GetUserId()); });
@@ -53,12 +33,12 @@ struct TrackOptions {
   bool notify = true;
 };
 
-Status ParseTrackOptions(const std::string &text, TrackOptions *out) {
+Status ParseTrackOptions(const std::string& text, TrackOptions* out) {
   core::Json json;
   Status status = core::ParseJson(text, &json);
   if (!status.ok()) return status.WithPrefix("options: ");
   if (!json.is_object()) return Status(Code::kInvalidInput, "options: must be a JSON object");
-  for (const auto &[key, value] : json.members) {
+  for (const auto& [key, value] : json.members) {
     if (key == "scope") {
       if (!value.is_string() || value.text.empty())
         return Status(Code::kInvalidInput, "options: \"scope\" must name a column");
@@ -74,10 +54,10 @@ Status ParseTrackOptions(const std::string &text, TrackOptions *out) {
   return Status::Ok();
 }
 
-Status Track(FunctionCallInfo fcinfo, Datum *result) {
+Status Track(FunctionCallInfo fcinfo, Datum* result) {
   Oid relid = PG_GETARG_OID(0);
   TrackOptions options;
-  Status status = ParseTrackOptions(JsonbArgText(PG_GETARG_DATUM(1)), &options);
+  Status status = ParseTrackOptions(JsonbText(PG_GETARG_DATUM(1)), &options);
   if (!status.ok()) return status;
   if (GetDatabaseEncoding() != PG_UTF8)
     return Status(Code::kInvalidInput, "syncline needs a database with UTF8 encoding (batches are UTF-8)");
@@ -118,7 +98,7 @@ Status Track(FunctionCallInfo fcinfo, Datum *result) {
       AsExtensionOwner owner;
       SPIPlanPtr other = Prepare(
           "SELECT table_schema FROM syncline.tables WHERE table_name = $1 AND table_schema <> $2", {TEXTOID, TEXTOID});
-      Datum names[2] = {Text(table.name), Text(table.schema)};
+      Datum names[2] = {TextDatum(table.name), TextDatum(table.schema)};
       if (Execute(other, names, "  ", true) > 0)
         return Status(Code::kInvalidInput, "a table named " + Quote(table.name) + " is already tracked in schema " +
                                                Quote(ResultText(0, 1)) +
@@ -129,8 +109,8 @@ Status Track(FunctionCallInfo fcinfo, Datum *result) {
                   "EXCLUDED.pk_columns, "
                   "scope_column = EXCLUDED.scope_column, notify = EXCLUDED.notify RETURNING tid",
                   {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID});
-      Datum values[5] = {Text(table.schema), Text(table.name), Text(pk_columns),
-                         options.scope.empty() ? (Datum)0 : Text(options.scope), BoolGetDatum(options.notify)};
+      Datum values[5] = {TextDatum(table.schema), TextDatum(table.name), TextDatum(pk_columns),
+                         options.scope.empty() ? (Datum)0 : TextDatum(options.scope), BoolGetDatum(options.notify)};
       char nulls[6] = "     ";
       if (options.scope.empty()) nulls[3] = 'n';
       Execute(upsert, values, nulls, false);
@@ -175,7 +155,7 @@ Status Track(FunctionCallInfo fcinfo, Datum *result) {
     SPIPlanPtr scan = Prepare("SELECT " + columns + " FROM " + name, {});
     Portal portal = nullptr;
     PgGuard([&] { portal = SPI_cursor_open("syncline_backfill", scan, nullptr, nullptr, true); });
-    TableInfo key_shape = table; // the scan's columns: the key, then the scope
+    TableInfo key_shape = table;  // the scan's columns: the key, then the scope
     key_shape.attnums.clear();
     for (std::size_t c = 0; c < table.columns.size(); ++c)
       key_shape.attnums.push_back(0);
@@ -183,7 +163,7 @@ Status Track(FunctionCallInfo fcinfo, Datum *result) {
       key_shape.attnums[table.pk[k]] = static_cast<AttrNumber>(k + 1);
     if (table.scope >= 0) key_shape.attnums[table.scope] = static_cast<AttrNumber>(table.pk.size() + 1);
     int64 backfilled = 0;
-    std::optional<CanonicalOutput> pinned; // dates and times as everywhere else
+    std::optional<CanonicalOutput> pinned;  // dates and times as everywhere else
     pinned.emplace();
     while (true) {
       uint64 fetched = 0;
@@ -192,14 +172,14 @@ Status Track(FunctionCallInfo fcinfo, Datum *result) {
         fetched = SPI_processed;
       });
       if (fetched == 0) break;
-      SPITupleTable *chunk = SPI_tuptable;
+      SPITupleTable* chunk = SPI_tuptable;
       for (uint64 r = 0; r < fetched; ++r) {
         std::string key;
         status = RowKey(key_shape, chunk->vals[r], chunk->tupdesc, &key);
         if (!status.ok()) return status;
         std::string scope = RowScope(key_shape, chunk->vals[r], chunk->tupdesc);
-        Datum values[4] = {Int32GetDatum(table.tid), Text(key), Int64GetDatum(static_cast<int64>(NextStamp())),
-                           scope.empty() ? (Datum)0 : Text(scope)};
+        Datum values[4] = {Int32GetDatum(table.tid), TextDatum(key), Int64GetDatum(static_cast<int64>(NextStamp())),
+                           scope.empty() ? (Datum)0 : TextDatum(scope)};
         char nulls[5] = "    ";
         if (scope.empty()) nulls[3] = 'n';
         AsExtensionOwner owner;
@@ -229,11 +209,11 @@ Status Track(FunctionCallInfo fcinfo, Datum *result) {
     out.Int(backfilled);
     out.EndObject();
   }
-  *result = JsonbResult(summary);
+  *result = JsonbFromText(summary);
   return Status::Ok();
 }
 
-Status Untrack(FunctionCallInfo fcinfo, Datum *result) {
+Status Untrack(FunctionCallInfo fcinfo, Datum* result) {
   Oid relid = PG_GETARG_OID(0);
   Status status = CheckOwner(relid);
   if (!status.ok()) return status;
@@ -257,12 +237,12 @@ Status Untrack(FunctionCallInfo fcinfo, Datum *result) {
   return Status::Ok();
 }
 
-Status PeerCursor(FunctionCallInfo fcinfo, Datum *result) {
+Status PeerCursor(FunctionCallInfo fcinfo, Datum* result) {
   std::string node;
   Datum uuid = PG_GETARG_DATUM(0);
   PgGuard([&] { node = DatumGetCString(DirectFunctionCall1(uuid_out, uuid)); });
   core::PullOptions options;
-  Status status = core::ParsePullOptions(JsonbArgText(PG_GETARG_DATUM(1)), &options);
+  Status status = core::ParsePullOptions(JsonbText(PG_GETARG_DATUM(1)), &options);
   if (!status.ok()) return status;
   std::optional<std::string> cursor;
   {
@@ -270,7 +250,7 @@ Status PeerCursor(FunctionCallInfo fcinfo, Datum *result) {
     AsExtensionOwner owner;
     SPIPlanPtr plan =
         Prepare("SELECT cursor FROM syncline.peers WHERE node_id = $1 AND filter = $2", {TEXTOID, TEXTOID});
-    Datum args[2] = {Text(node), Text(core::FilterFingerprint(options))};
+    Datum args[2] = {TextDatum(node), TextDatum(core::FilterFingerprint(options))};
     if (Execute(plan, args, "  ", true) > 0) cursor = ResultText(0, 1);
   }
   if (!cursor) {
@@ -278,22 +258,22 @@ Status PeerCursor(FunctionCallInfo fcinfo, Datum *result) {
     *result = (Datum)0;
     return Status::Ok();
   }
-  *result = Text(*cursor);
+  *result = TextDatum(*cursor);
   return Status::Ok();
 }
 
-Status HlcNow(FunctionCallInfo, Datum *result) {
+Status HlcNow(FunctionCallInfo, Datum* result) {
   std::string text;
   {
     SpiSession spi;
     text = core::HlcToText(NextStamp());
   }
-  *result = Text(text);
+  *result = TextDatum(text);
   return Status::Ok();
 }
 
-} // namespace
-} // namespace syncline::pg
+}  // namespace
+}  // namespace syncline::pg
 
 SYNCLINE_PG_FUNCTION(syncline_track, "syncline.track", syncline::pg::Track)
 SYNCLINE_PG_FUNCTION(syncline_untrack, "syncline.untrack", syncline::pg::Untrack)

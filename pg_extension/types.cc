@@ -13,7 +13,7 @@ using core::Code;
 using core::Status;
 using core::Value;
 
-void LoadColumnType(Oid type, int32 typmod, MemoryContext context, ColumnType *out) {
+void LoadColumnType(Oid type, int32 typmod, MemoryContext context, ColumnType* out) {
   out->type = type;
   out->typmod = typmod;
   PgGuard([&] {
@@ -30,7 +30,7 @@ void LoadColumnType(Oid type, int32 typmod, MemoryContext context, ColumnType *o
   });
 }
 
-Value DatumToValue(const ColumnType &column, Datum datum, bool isnull) {
+Value DatumToValue(const ColumnType& column, Datum datum, bool isnull) {
   if (isnull) return Value::Null();
   switch (column.base) {
   case BOOLOID: return Value::Integer(DatumGetBool(datum) ? 1 : 0);
@@ -42,15 +42,15 @@ Value DatumToValue(const ColumnType &column, Datum datum, bool isnull) {
   case BYTEAOID: {
     std::string bytes;
     PgGuard([&] {
-      bytea *value = DatumGetByteaPP(datum);
+      bytea* value = DatumGetByteaPP(datum);
       bytes.assign(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
     });
     return Value::Blob(std::move(bytes));
   }
   default: {
-    char *text = nullptr;
-    const FmgrInfo *output = &column.output;
-    PgGuard([&] { text = OutputFunctionCall(const_cast<FmgrInfo *>(output), datum); });
+    char* text = nullptr;
+    const FmgrInfo* output = &column.output;
+    PgGuard([&] { text = OutputFunctionCall(const_cast<FmgrInfo*>(output), datum); });
     return Value::Text(text);
   }
   }
@@ -58,25 +58,25 @@ Value DatumToValue(const ColumnType &column, Datum datum, bool isnull) {
 
 namespace {
 
-Status Mismatch(const ColumnType &column, const Value &value) {
+Status Mismatch(const ColumnType& column, const Value& value) {
   std::string type_name;
   PgGuard([&] {
-    char *name = format_type_with_typemod(column.type, column.typmod);
+    char* name = format_type_with_typemod(column.type, column.typmod);
     type_name = name;
   });
   return Status(Code::kTypeMismatch,
                 "column \"" + column.name + "\" expects " + type_name + ", got " + core::TypeName(value.type));
 }
 
-Status Input(const ColumnType &column, const std::string &text, Datum *out) {
+Status Input(const ColumnType& column, const std::string& text, Datum* out) {
   if (std::memchr(text.data(), '\0', text.size()) != nullptr)
     return Status(Code::kTypeMismatch,
                   "column \"" + column.name + "\": text with a NUL byte cannot be stored in PostgreSQL");
-  const char *cstring = text.c_str();
-  FmgrInfo *input = const_cast<FmgrInfo *>(&column.input);
+  const char* cstring = text.c_str();
+  FmgrInfo* input = const_cast<FmgrInfo*>(&column.input);
   Oid io_param = column.io_param;
   int32 typmod = column.typmod;
-  PgGuard([&] { *out = InputFunctionCall(input, const_cast<char *>(cstring), io_param, typmod); });
+  PgGuard([&] { *out = InputFunctionCall(input, const_cast<char*>(cstring), io_param, typmod); });
   return Status::Ok();
 }
 
@@ -88,9 +88,9 @@ std::string RealText(double v) {
   return std::string(buf, result.ptr);
 }
 
-} // namespace
+}  // namespace
 
-Status ValueToDatum(const ColumnType &column, const Value &value, Datum *out, bool *isnull) {
+Status ValueToDatum(const ColumnType& column, const Value& value, Datum* out, bool* isnull) {
   *isnull = value.type == Value::Type::kNull;
   if (*isnull) {
     *out = (Datum)0;
@@ -147,16 +147,16 @@ Status ValueToDatum(const ColumnType &column, const Value &value, Datum *out, bo
     return Mismatch(column, value);
   case BYTEAOID: {
     if (value.type != Value::Type::kBlob) return Mismatch(column, value);
-    const std::string &bytes = value.bytes;
+    const std::string& bytes = value.bytes;
     PgGuard([&] {
-      bytea *result = static_cast<bytea *>(palloc(bytes.size() + VARHDRSZ));
+      bytea* result = static_cast<bytea*>(palloc(bytes.size() + VARHDRSZ));
       SET_VARSIZE(result, bytes.size() + VARHDRSZ);
       memcpy(VARDATA(result), bytes.data(), bytes.size());
       *out = PointerGetDatum(result);
     });
     if (is_domain) {
       // Round-trip through the domain's input to check its constraints.
-      char *text = nullptr;
+      char* text = nullptr;
       Datum raw = *out;
       PgGuard([&] { text = DatumGetCString(DirectFunctionCall1(byteaout, raw)); });
       return Input(column, text, out);
@@ -203,4 +203,4 @@ CanonicalOutput::CanonicalOutput() {
 
 CanonicalOutput::~CanonicalOutput() { AtEOXact_GUC(true, nest_level_); }
 
-} // namespace syncline::pg
+}  // namespace syncline::pg

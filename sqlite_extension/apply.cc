@@ -21,19 +21,19 @@ namespace {
 // Capture stays off while apply_push writes user tables: merged changes keep
 // their origin's stamps and must not come back as local ones.
 class CaptureOff {
-public:
-  explicit CaptureOff(ConnectionState &state) : state_(state) { ++state_.applying; }
+ public:
+  explicit CaptureOff(ConnectionState& state) : state_(state) { ++state_.applying; }
   ~CaptureOff() { --state_.applying; }
 
-private:
-  ConnectionState &state_;
+ private:
+  ConnectionState& state_;
 };
 
 struct ApplyTable {
   TableInfo info;
-  Statement upsert;   // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
-  Statement remove;   // DELETE by primary key
-  Statement same_row; // 1 when the current row equals the bound values
+  Statement upsert;    // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
+  Statement remove;    // DELETE by primary key
+  Statement same_row;  // 1 when the current row equals the bound values
 };
 
 std::string Placeholders(std::size_t count, std::size_t first = 1) {
@@ -43,8 +43,8 @@ std::string Placeholders(std::size_t count, std::size_t first = 1) {
   return sql;
 }
 
-Status PrepareApplyTable(sqlite3 *db, ApplyTable *table) {
-  const TableInfo &info = table->info;
+Status PrepareApplyTable(sqlite3* db, ApplyTable* table) {
+  const TableInfo& info = table->info;
   const std::string quoted = QuoteIdentifier(info.name);
   std::string columns, updates, pk_columns, same;
   for (std::size_t i = 0; i < info.columns.size(); ++i) {
@@ -69,12 +69,12 @@ Status PrepareApplyTable(sqlite3 *db, ApplyTable *table) {
 
 // Values an ordinary (non-STRICT) column would silently convert or mangle are
 // refused, so that every node stores the value the origin wrote.
-Status CheckValue(const TableInfo &table, std::size_t column, const Value &value) {
+Status CheckValue(const TableInfo& table, std::size_t column, const Value& value) {
   const std::string where = "column \"" + table.columns[column] + "\" ";
   if (value.type == Value::Type::kReal && std::isnan(value.real))
     return Status(Code::kTypeMismatch, where + "cannot hold NaN (SQLite stores NaN as NULL)");
-  if (value.type == Value::Type::kNull || table.strict) return Status::Ok(); // STRICT: SQLite checks
-  const std::string &affinity = table.affinity[column];
+  if (value.type == Value::Type::kNull || table.strict) return Status::Ok();  // STRICT: SQLite checks
+  const std::string& affinity = table.affinity[column];
   bool ok = true;
   if (affinity == "INTEGER" || affinity == "REAL")
     ok = value.type == Value::Type::kInteger || value.type == Value::Type::kReal;
@@ -89,8 +89,8 @@ Status CheckValue(const TableInfo &table, std::size_t column, const Value &value
 }
 
 class Applier {
-public:
-  Applier(ConnectionState &state, const core::Batch &batch, std::string local_node)
+ public:
+  Applier(ConnectionState& state, const core::Batch& batch, std::string local_node)
       : state_(state), db_(state.db), batch_(batch), local_node_(std::move(local_node)) {}
 
   Status Prepare() {
@@ -112,16 +112,16 @@ public:
     return find_node_.Prepare(db_, "SELECT ref FROM syncline_nodes WHERE node_id = ?1");
   }
 
-  Status Apply(std::size_t index, const Change &change) {
-    ApplyTable *table = nullptr;
+  Status Apply(std::size_t index, const Change& change) {
+    ApplyTable* table = nullptr;
     Status status = Table(change.table, &table);
     if (!status.ok()) return status;
-    const TableInfo &info = table->info;
+    const TableInfo& info = table->info;
 
     // The batch names key columns; they must be exactly this table's key.
     std::vector<Value> key(info.pk.size());
     std::vector<bool> seen(info.pk.size(), false);
-    for (const core::ColumnValue &column : change.pk) {
+    for (const core::ColumnValue& column : change.pk) {
       std::size_t k = 0;
       while (k < info.pk.size() && info.columns[info.pk[k]] != column.column)
         ++k;
@@ -140,10 +140,10 @@ public:
     status = core::EncodeKey(key, &key_text);
     if (!status.ok()) return status;
 
-    std::vector<const Value *> row;
+    std::vector<const Value*> row;
     if (change.op == core::Op::kUpsert) {
       row.assign(info.columns.size(), nullptr);
-      for (const core::ColumnValue &column : change.row) {
+      for (const core::ColumnValue& column : change.row) {
         std::size_t c = 0;
         while (c < info.columns.size() && info.columns[c] != column.column)
           ++c;
@@ -158,14 +158,8 @@ public:
       }
     }
 
-    // The drift bound applies where a change enters from its origin; a relay
-    // forwards what its first hop already accepted.
-    if (change.node == batch_.source && !core::HlcWithinDrift(change.hlc, wall_ms_, max_drift_ms_)) {
-      std::int64_t ahead_s = (core::HlcPhysicalMs(change.hlc) - wall_ms_) / 1000;
-      return Status(Code::kClockDrift, "hlc " + core::HlcToText(change.hlc) + " is " + std::to_string(ahead_s) +
-                                           " s ahead of this node's clock (the bound is " +
-                                           std::to_string(max_drift_ms_ / 1000) + " s); check the origin's clock");
-    }
+    status = core::CheckDrift(change, batch_.source, wall_ms_, max_drift_ms_);
+    if (!status.ok()) return status;
     ReceiveStamp(state_, change.hlc);
 
     // Compare with the row's current version: the stored one, or one an
@@ -194,13 +188,9 @@ public:
       }
     }
     read_meta_.Reset();
-    if (change.node == local_node_)
-      return Status(Code::kCorruptBatch,
-                    "stamped with this database's own node id but newer than anything it wrote to that row; this "
-                    "database file is probably a copy of another node's (see docs/sqlite.md, \"Copied database "
-                    "files\")");
+    if (change.node == local_node_) return core::CopiedDatabase("docs/sqlite.md, \"Copied database files\"");
 
-    Statement &write = change.op == core::Op::kUpsert ? table->upsert : table->remove;
+    Statement& write = change.op == core::Op::kUpsert ? table->upsert : table->remove;
     write.Reset();
     if (change.op == core::Op::kUpsert) {
       for (std::size_t c = 0; c < row.size(); ++c)
@@ -230,7 +220,7 @@ public:
     return Status::Ok();
   }
 
-  Status RecordCursor(const core::Cursor &cursor) {
+  Status RecordCursor(const core::Cursor& cursor) {
     Statement read;
     Status status = read.Prepare(db_, "SELECT position FROM syncline_peers WHERE node_id = ?1 AND filter = ?2");
     if (!status.ok()) return status;
@@ -263,20 +253,20 @@ public:
   std::int64_t applied() const { return applied_; }
   std::int64_t skipped() const { return skipped_; }
 
-private:
+ private:
   Status Skip() {
     ++skipped_;
     return Status::Ok();
   }
 
-  static std::string KeyNames(const TableInfo &info) {
+  static std::string KeyNames(const TableInfo& info) {
     std::string names;
     for (std::size_t k = 0; k < info.pk.size(); ++k)
       names += (k > 0 ? ", " : "") + info.columns[info.pk[k]];
     return names;
   }
 
-  Status Table(const std::string &name, ApplyTable **out) {
+  Status Table(const std::string& name, ApplyTable** out) {
     auto it = tables_.find(name);
     if (it != tables_.end()) {
       *out = &it->second;
@@ -298,8 +288,8 @@ private:
     return Status::Ok();
   }
 
-  Status SameContent(ApplyTable &table, const Change &change, const std::vector<const Value *> &row,
-                     bool stored_deleted, bool *same) {
+  Status SameContent(ApplyTable& table, const Change& change, const std::vector<const Value*>& row, bool stored_deleted,
+                     bool* same) {
     if ((change.op == core::Op::kDelete) != stored_deleted) {
       *same = false;
       return Status::Ok();
@@ -308,7 +298,7 @@ private:
       *same = true;
       return Status::Ok();
     }
-    Statement &select = table.same_row;
+    Statement& select = table.same_row;
     select.Reset();
     for (std::size_t c = 0; c < row.size(); ++c)
       select.BindValue(static_cast<int>(c + 1), *row[c]);
@@ -317,7 +307,7 @@ private:
     return status;
   }
 
-  Status NodeRef(const std::string &node, std::int64_t *ref) {
+  Status NodeRef(const std::string& node, std::int64_t* ref) {
     if (node == local_node_) {
       *ref = kLocalNodeRef;
       return Status::Ok();
@@ -341,9 +331,9 @@ private:
     return Status::Ok();
   }
 
-  ConnectionState &state_;
-  sqlite3 *db_;
-  const core::Batch &batch_;
+  ConnectionState& state_;
+  sqlite3* db_;
+  const core::Batch& batch_;
   std::string local_node_;
   std::int64_t max_drift_ms_ = core::kDefaultMaxDriftMs;
   std::int64_t wall_ms_ = 0;
@@ -354,10 +344,10 @@ private:
   std::int64_t skipped_ = 0;
 };
 
-} // namespace
+}  // namespace
 
-Status ApplyPush(ConnectionState &state, const std::string &text, std::string *summary) {
-  sqlite3 *db = state.db;
+Status ApplyPush(ConnectionState& state, const std::string& text, std::string* summary) {
+  sqlite3* db = state.db;
   core::Batch batch;
   Status status = core::DecodeBatch(text, &batch);
   if (!status.ok()) return status;
@@ -390,21 +380,8 @@ Status ApplyPush(ConnectionState &state, const std::string &text, std::string *s
     if (status.ok()) status = PersistClock(state);
     applier.Finish();
     if (status.ok()) {
-      summary->clear();
-      core::JsonWriter out(summary);
-      out.BeginObject();
-      out.Key("applied");
-      out.Int(applier.applied());
-      out.Key("skipped");
-      out.Int(applier.skipped());
-      out.Key("source");
-      out.String(batch.source);
-      out.Key("cursor");
-      if (batch.cursor.empty())
-        out.Null();
-      else
-        out.String(core::EncodeCursor(cursor));
-      out.EndObject();
+      *summary = core::ApplySummary({applier.applied(), applier.skipped(), -1}, batch.source,
+                                    batch.cursor.empty() ? "" : core::EncodeCursor(cursor));
     }
   }
   if (status.ok()) status = savepoint.Release();
@@ -413,4 +390,4 @@ Status ApplyPush(ConnectionState &state, const std::string &text, std::string *s
   return status;
 }
 
-} // namespace syncline::sqlite
+}  // namespace syncline::sqlite

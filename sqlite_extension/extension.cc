@@ -22,19 +22,19 @@ namespace {
 using core::Code;
 using core::Status;
 
-using Impl = Status (*)(ConnectionState &, sqlite3_context *, int, sqlite3_value **);
+using Impl = Status (*)(ConnectionState&, sqlite3_context*, int, sqlite3_value**);
 
-template <const char *kName, Impl kImpl> void Call(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  auto *state = static_cast<ConnectionState *>(sqlite3_user_data(ctx));
+template <const char* kName, Impl kImpl> void Call(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  auto* state = static_cast<ConnectionState*>(sqlite3_user_data(ctx));
   try {
     Status status = kImpl(*state, ctx, argc, argv);
     if (status.ok()) return;
     std::string message = std::string(kName) + ": " + status.message();
     sqlite3_result_error(ctx, message.c_str(), static_cast<int>(message.size()));
     if (status.code() == Code::kConstraint) sqlite3_result_error_code(ctx, SQLITE_CONSTRAINT);
-  } catch (const std::bad_alloc &) {
+  } catch (const std::bad_alloc&) {
     sqlite3_result_error_nomem(ctx);
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     std::string message = std::string(kName) + ": internal error: " + e.what();
     sqlite3_result_error(ctx, message.c_str(), -1);
   } catch (...) {
@@ -42,12 +42,12 @@ template <const char *kName, Impl kImpl> void Call(sqlite3_context *ctx, int arg
   }
 }
 
-void ResultText(sqlite3_context *ctx, const std::string &text) {
+void ResultText(sqlite3_context* ctx, const std::string& text) {
   sqlite3_result_text64(ctx, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
 }
 
 // Argument readers: a wrong type is an error naming the argument.
-Status TextArg(sqlite3_value *value, const char *what, bool nullable, std::optional<std::string> *out) {
+Status TextArg(sqlite3_value* value, const char* what, bool nullable, std::optional<std::string>* out) {
   int type = sqlite3_value_type(value);
   if (type == SQLITE_NULL && nullable) {
     out->reset();
@@ -55,19 +55,19 @@ Status TextArg(sqlite3_value *value, const char *what, bool nullable, std::optio
   }
   if (type != SQLITE_TEXT)
     return Status(Code::kInvalidInput, std::string(what) + " must be text" + (nullable ? " or NULL" : ""));
-  *out = std::string(reinterpret_cast<const char *>(sqlite3_value_text(value)),
+  *out = std::string(reinterpret_cast<const char*>(sqlite3_value_text(value)),
                      static_cast<std::size_t>(sqlite3_value_bytes(value)));
   return Status::Ok();
 }
 
-Status RequiredText(sqlite3_value *value, const char *what, std::string *out) {
+Status RequiredText(sqlite3_value* value, const char* what, std::string* out) {
   std::optional<std::string> text;
   Status status = TextArg(value, what, false, &text);
   if (status.ok()) *out = std::move(*text);
   return status;
 }
 
-Status OptionalText(int argc, sqlite3_value **argv, int index, const char *what, std::string *out) {
+Status OptionalText(int argc, sqlite3_value** argv, int index, const char* what, std::string* out) {
   out->clear();
   if (argc <= index) return Status::Ok();
   std::optional<std::string> text;
@@ -78,7 +78,7 @@ Status OptionalText(int argc, sqlite3_value **argv, int index, const char *what,
 
 // --- public functions -----------------------------------------------------
 
-Status SqlTrack(ConnectionState &state, sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+Status SqlTrack(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::string table, options, result;
   Status status = RequiredText(argv[0], "table", &table);
   if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
@@ -87,7 +87,7 @@ Status SqlTrack(ConnectionState &state, sqlite3_context *ctx, int argc, sqlite3_
   return status;
 }
 
-Status SqlUntrack(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_value **argv) {
+Status SqlUntrack(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
   std::string table;
   bool was_tracked = false;
   Status status = RequiredText(argv[0], "table", &table);
@@ -96,7 +96,7 @@ Status SqlUntrack(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_val
   return status;
 }
 
-Status SqlPullSince(ConnectionState &state, sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+Status SqlPullSince(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::optional<std::string> cursor;
   Status status = TextArg(argv[0], "cursor", true, &cursor);
   if (!status.ok()) return status;
@@ -113,13 +113,13 @@ Status SqlPullSince(ConnectionState &state, sqlite3_context *ctx, int argc, sqli
   return status;
 }
 
-Status SqlApplyPush(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_value **argv) {
+Status SqlApplyPush(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
   std::string batch, summary;
   Status status;
   // A blob is taken as the batch's bytes (readfile() returns one); the JSON
   // reader validates them as UTF-8 either way.
   if (sqlite3_value_type(argv[0]) == SQLITE_BLOB) {
-    const auto *bytes = static_cast<const char *>(sqlite3_value_blob(argv[0]));
+    const auto* bytes = static_cast<const char*>(sqlite3_value_blob(argv[0]));
     batch.assign(bytes == nullptr ? "" : bytes, static_cast<std::size_t>(sqlite3_value_bytes(argv[0])));
   } else {
     status = RequiredText(argv[0], "batch", &batch);
@@ -129,7 +129,7 @@ Status SqlApplyPush(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_v
   return status;
 }
 
-Status SqlPeerCursor(ConnectionState &state, sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+Status SqlPeerCursor(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::string node, options;
   std::optional<std::string> cursor;
   Status status = RequiredText(argv[0], "node id", &node);
@@ -144,7 +144,7 @@ Status SqlPeerCursor(ConnectionState &state, sqlite3_context *ctx, int argc, sql
   return status;
 }
 
-Status SqlNodeId(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_value **) {
+Status SqlNodeId(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
   std::string node;
   Status status = EnsureMetadata(state.db);
   if (status.ok()) status = LocalNodeId(state.db, &node);
@@ -152,13 +152,13 @@ Status SqlNodeId(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_valu
   return status;
 }
 
-Status SqlHlcNow(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_value **) {
+Status SqlHlcNow(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
   ResultText(ctx, core::HlcToText(NextStamp(state, 0)));
   return Status::Ok();
 }
 
 // syncline_config(name [, value]): reads or sets a node setting.
-Status SqlConfig(ConnectionState &state, sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+Status SqlConfig(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::string name;
   Status status = RequiredText(argv[0], "name", &name);
   if (!status.ok()) return status;
@@ -178,12 +178,12 @@ Status SqlConfig(ConnectionState &state, sqlite3_context *ctx, int argc, sqlite3
 
 // --- functions the capture triggers call ----------------------------------
 
-Status SqlCapturing(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_value **) {
+Status SqlCapturing(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
   sqlite3_result_int(ctx, state.applying > 0 ? 0 : 1);
   return Status::Ok();
 }
 
-Status SqlKey(ConnectionState &, sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+Status SqlKey(ConnectionState&, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::vector<core::Value> values;
   values.reserve(static_cast<std::size_t>(argc));
   for (int i = 0; i < argc; ++i)
@@ -194,14 +194,14 @@ Status SqlKey(ConnectionState &, sqlite3_context *ctx, int argc, sqlite3_value *
   return status;
 }
 
-Status SqlStamp(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_value **argv) {
+Status SqlStamp(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
   core::Hlc floor = 0;
   if (sqlite3_value_type(argv[0]) == SQLITE_INTEGER) floor = static_cast<core::Hlc>(sqlite3_value_int64(argv[0]));
   sqlite3_result_int64(ctx, static_cast<std::int64_t>(NextStamp(state, floor)));
   return Status::Ok();
 }
 
-Status SqlRowExists(ConnectionState &state, sqlite3_context *ctx, int, sqlite3_value **argv) {
+Status SqlRowExists(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
   std::string key;
   Status status = RequiredText(argv[1], "key", &key);
   bool exists = false;
@@ -224,11 +224,11 @@ constexpr char kStampName[] = "syncline_stamp";
 constexpr char kRowExistsName[] = "syncline_row_exists";
 
 struct Function {
-  const char *name;
+  const char* name;
   int min_args;
   int max_args;
   int flags;
-  void (*call)(sqlite3_context *, int, sqlite3_value **);
+  void (*call)(sqlite3_context*, int, sqlite3_value**);
 };
 
 // Functions that write or reveal sync state are DIRECTONLY: a hostile
@@ -253,25 +253,25 @@ constexpr Function kFunctions[] = {
     {kRowExistsName, 2, 2, kTrigger, Call<kRowExistsName, SqlRowExists>},
 };
 
-void ReleaseState(void *data) {
-  auto *state = static_cast<ConnectionState *>(data);
+void ReleaseState(void* data) {
+  auto* state = static_cast<ConnectionState*>(data);
   if (--state->function_refs == 0) delete state;
 }
 
-} // namespace
-} // namespace syncline::sqlite
+}  // namespace
+}  // namespace syncline::sqlite
 
-extern "C" __attribute__((visibility("default"))) int sqlite3_syncline_init(sqlite3 *db, char **error,
-                                                                            const sqlite3_api_routines *api) {
+extern "C" __attribute__((visibility("default"))) int sqlite3_syncline_init(sqlite3* db, char** error,
+                                                                            const sqlite3_api_routines* api) {
   SQLITE_EXTENSION_INIT2(api);
   using namespace syncline::sqlite;
-  auto *state = new (std::nothrow) ConnectionState();
+  auto* state = new (std::nothrow) ConnectionState();
   if (state == nullptr) return SQLITE_NOMEM;
   state->db = db;
   // Each registration holds a reference; the state goes with the last one
   // (when the connection closes or the functions are replaced).
   state->function_refs = 1;
-  for (const Function &function : kFunctions) {
+  for (const Function& function : kFunctions) {
     for (int args = function.min_args; args <= function.max_args; ++args) {
       ++state->function_refs;
       int rc = sqlite3_create_function_v2(db, function.name, args, function.flags, state, function.call, nullptr,
@@ -284,6 +284,6 @@ extern "C" __attribute__((visibility("default"))) int sqlite3_syncline_init(sqli
       }
     }
   }
-  ReleaseState(state); // drop the loader's own reference
+  ReleaseState(state);  // drop the loader's own reference
   return SQLITE_OK;
 }

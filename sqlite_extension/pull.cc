@@ -17,10 +17,10 @@ namespace {
 
 struct PullTable {
   TableInfo info;
-  Statement select_row; // the current row by primary key
+  Statement select_row;  // the current row by primary key
 };
 
-Status LoadPullTable(sqlite3 *db, std::int64_t tid, PullTable *out) {
+Status LoadPullTable(sqlite3* db, std::int64_t tid, PullTable* out) {
   bool found = false;
   Status status = FindTrackedTableById(db, tid, &out->info, &found);
   if (!status.ok()) return status;
@@ -34,7 +34,7 @@ Status LoadPullTable(sqlite3 *db, std::int64_t tid, PullTable *out) {
                                          KeyPredicate(out->info));
 }
 
-Status CheckText(const Value &value, const TableInfo &table, const std::string &key, const std::string &column) {
+Status CheckText(const Value& value, const TableInfo& table, const std::string& key, const std::string& column) {
   if (value.type == Value::Type::kText && !core::IsValidUtf8(value.bytes))
     return Status(Code::kInvalidInput, "table \"" + table.name + "\", row " + key + ": column \"" + column +
                                            "\" holds text that is not valid UTF-8; fix the row (or store it as a "
@@ -42,11 +42,11 @@ Status CheckText(const Value &value, const TableInfo &table, const std::string &
   return Status::Ok();
 }
 
-} // namespace
+}  // namespace
 
-Status PullSince(ConnectionState &state, const std::optional<std::string> &cursor_text, std::int64_t limit,
-                 const std::string &options_text, std::string *batch) {
-  sqlite3 *db = state.db;
+Status PullSince(ConnectionState& state, const std::optional<std::string>& cursor_text, std::int64_t limit,
+                 const std::string& options_text, std::string* batch) {
+  sqlite3* db = state.db;
   if (limit < 1) return Status(Code::kInvalidInput, "limit must be at least 1, got " + std::to_string(limit));
   core::PullOptions options;
   Status status = core::ParsePullOptions(options_text, &options);
@@ -75,16 +75,10 @@ Status PullSince(ConnectionState &state, const std::optional<std::string> &curso
     core::Cursor cursor;
     status = core::DecodeCursor(*cursor_text, &cursor);
     if (!status.ok()) return status;
-    if (cursor.node != node_id)
-      return Status(Code::kInvalidInput, "cursor was issued by another database (node " + cursor.node +
-                                             "), not this one (node " + node_id + ")");
-    if (cursor.filter != filter)
-      return Status(Code::kInvalidInput,
-                    "cursor was taken with other pull options; pull with the options it was issued for, or "
-                    "start again from NULL");
+    status = core::CheckCursorIssuer(cursor, node_id, filter);
+    if (!status.ok()) return status;
     std::size_t digits = cursor.position.find('.') == std::string::npos ? cursor.position.size() : 0;
-    if (digits == 0 || digits > 18 || std::stoll(cursor.position) > highest)
-      return Status(Code::kInvalidInput, "cursor position " + cursor.position + " was never issued by this database");
+    if (digits == 0 || digits > 18 || std::stoll(cursor.position) > highest) return core::NeverIssued(cursor.position);
     position = std::stoll(cursor.position);
   }
 
@@ -113,7 +107,7 @@ Status PullSince(ConnectionState &state, const std::optional<std::string> &curso
                                 where + " ORDER BY m.version LIMIT ?2");
   if (!status.ok()) return status;
   page.BindInt(1, position);
-  page.BindInt(2, limit + 1); // one more tells whether more remain
+  page.BindInt(2, limit + 1);  // one more tells whether more remain
   if (!options.exclude_origin.empty()) page.BindInt(3, excluded_ref);
 
   std::map<std::int64_t, PullTable> tables;
@@ -139,7 +133,7 @@ Status PullSince(ConnectionState &state, const std::optional<std::string> &curso
       status = LoadPullTable(db, tid, &it->second);
       if (!status.ok()) return status;
     }
-    PullTable &table = it->second;
+    PullTable& table = it->second;
     std::string key_text = page.ColumnText(2);
     status = core::DecodeKey(key_text, &key);
     if (!status.ok()) return status.WithPrefix("metadata key " + key_text + ": ");
@@ -157,7 +151,7 @@ Status PullSince(ConnectionState &state, const std::optional<std::string> &curso
     for (std::size_t i = 0; i < key.size(); ++i)
       change.pk.push_back({table.info.columns[table.info.pk[i]], key[i]});
     if (change.op == core::Op::kUpsert) {
-      Statement &select = table.select_row;
+      Statement& select = table.select_row;
       select.Reset();
       for (std::size_t i = 0; i < key.size(); ++i)
         select.BindValue(static_cast<int>(i + 1), key[i]);
@@ -186,8 +180,8 @@ Status PullSince(ConnectionState &state, const std::optional<std::string> &curso
   return Status::Ok();
 }
 
-Status PeerCursor(ConnectionState &state, const std::string &node_text, const std::string &options_text,
-                  std::optional<std::string> *cursor) {
+Status PeerCursor(ConnectionState& state, const std::string& node_text, const std::string& options_text,
+                  std::optional<std::string>* cursor) {
   cursor->reset();
   std::optional<std::string> node = core::CanonicalNodeId(node_text);
   if (!node) return Status(Code::kInvalidInput, "node id \"" + node_text.substr(0, 60) + "\" is not a UUID");
@@ -207,4 +201,4 @@ Status PeerCursor(ConnectionState &state, const std::string &node_text, const st
   return status;
 }
 
-} // namespace syncline::sqlite
+}  // namespace syncline::sqlite

@@ -6,7 +6,7 @@ using core::Code;
 using core::Status;
 using core::Value;
 
-Statement &Statement::operator=(Statement &&other) noexcept {
+Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
     sqlite3_finalize(stmt_);
     db_ = other.db_;
@@ -18,7 +18,7 @@ Statement &Statement::operator=(Statement &&other) noexcept {
 
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
-Status Statement::Prepare(sqlite3 *db, std::string_view sql) {
+Status Statement::Prepare(sqlite3* db, std::string_view sql) {
   sqlite3_finalize(stmt_);
   stmt_ = nullptr;
   db_ = db;
@@ -27,7 +27,7 @@ Status Statement::Prepare(sqlite3 *db, std::string_view sql) {
   return Status::Ok();
 }
 
-Status Statement::Step(bool *has_row) {
+Status Statement::Step(bool* has_row) {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) {
     *has_row = true;
@@ -50,7 +50,7 @@ Status Statement::Run() {
   return Status::Ok();
 }
 
-void Statement::BindValue(int index, const Value &value) {
+void Statement::BindValue(int index, const Value& value) {
   switch (value.type) {
   case Value::Type::kNull: sqlite3_bind_null(stmt_, index); return;
   case Value::Type::kInteger: sqlite3_bind_int64(stmt_, index, value.integer); return;
@@ -65,24 +65,24 @@ void Statement::BindValue(int index, const Value &value) {
 }
 
 std::string Statement::ColumnText(int index) const {
-  const unsigned char *text = sqlite3_column_text(stmt_, index);
+  const unsigned char* text = sqlite3_column_text(stmt_, index);
   return text == nullptr ? std::string()
-                         : std::string(reinterpret_cast<const char *>(text),
+                         : std::string(reinterpret_cast<const char*>(text),
                                        static_cast<std::size_t>(sqlite3_column_bytes(stmt_, index)));
 }
 
 Value Statement::ColumnValue(int index) const { return ValueFromSqlite(sqlite3_column_value(stmt_, index)); }
 
-Value ValueFromSqlite(sqlite3_value *value) {
+Value ValueFromSqlite(sqlite3_value* value) {
   switch (sqlite3_value_type(value)) {
   case SQLITE_INTEGER: return Value::Integer(sqlite3_value_int64(value));
   case SQLITE_FLOAT: return Value::Real(sqlite3_value_double(value));
   case SQLITE_TEXT: {
-    const auto *text = reinterpret_cast<const char *>(sqlite3_value_text(value));
+    const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(value));
     return Value::Text(std::string(text, static_cast<std::size_t>(sqlite3_value_bytes(value))));
   }
   case SQLITE_BLOB: {
-    const auto *blob = static_cast<const char *>(sqlite3_value_blob(value));
+    const auto* blob = static_cast<const char*>(sqlite3_value_blob(value));
     std::size_t size = static_cast<std::size_t>(sqlite3_value_bytes(value));
     return Value::Blob(blob == nullptr ? std::string() : std::string(blob, size));
   }
@@ -90,8 +90,8 @@ Value ValueFromSqlite(sqlite3_value *value) {
   }
 }
 
-Status Exec(sqlite3 *db, const std::string &sql) {
-  char *error = nullptr;
+Status Exec(sqlite3* db, const std::string& sql) {
+  char* error = nullptr;
   int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
   if (rc == SQLITE_OK) return Status::Ok();
   std::string message = error != nullptr ? error : sqlite3_errstr(rc);
@@ -99,7 +99,7 @@ Status Exec(sqlite3 *db, const std::string &sql) {
   return Status((rc & 0xff) == SQLITE_CONSTRAINT ? Code::kConstraint : Code::kInternal, message);
 }
 
-Status QueryInt(sqlite3 *db, const std::string &sql, std::int64_t *out) {
+Status QueryInt(sqlite3* db, const std::string& sql, std::int64_t* out) {
   Statement stmt;
   Status status = stmt.Prepare(db, sql);
   if (!status.ok()) return status;
@@ -109,7 +109,7 @@ Status QueryInt(sqlite3 *db, const std::string &sql, std::int64_t *out) {
   return status;
 }
 
-Status SqliteError(sqlite3 *db, int rc) {
+Status SqliteError(sqlite3* db, int rc) {
   return Status((rc & 0xff) == SQLITE_CONSTRAINT ? Code::kConstraint : Code::kInternal, sqlite3_errmsg(db));
 }
 
@@ -123,7 +123,7 @@ std::string QuoteIdentifier(std::string_view name) {
   return quoted;
 }
 
-Savepoint::Savepoint(sqlite3 *db, const char *name) : db_(db), name_(name) {
+Savepoint::Savepoint(sqlite3* db, const char* name) : db_(db), name_(name) {
   status_ = Exec(db_, "SAVEPOINT " + name_);
   open_ = status_.ok();
 }
@@ -145,4 +145,4 @@ Status Savepoint::Release() {
   return status;
 }
 
-} // namespace syncline::sqlite
+}  // namespace syncline::sqlite

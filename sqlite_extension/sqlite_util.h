@@ -20,20 +20,20 @@ SQLITE_EXTENSION_INIT3
 namespace syncline::sqlite {
 
 class Statement {
-public:
+ public:
   Statement() = default;
-  Statement(const Statement &) = delete;
-  Statement &operator=(const Statement &) = delete;
-  Statement(Statement &&other) noexcept : db_(other.db_), stmt_(other.stmt_) { other.stmt_ = nullptr; }
-  Statement &operator=(Statement &&other) noexcept;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  Statement(Statement&& other) noexcept : db_(other.db_), stmt_(other.stmt_) { other.stmt_ = nullptr; }
+  Statement& operator=(Statement&& other) noexcept;
   ~Statement();
 
-  core::Status Prepare(sqlite3 *db, std::string_view sql);
-  sqlite3_stmt *get() const { return stmt_; }
+  core::Status Prepare(sqlite3* db, std::string_view sql);
+  sqlite3_stmt* get() const { return stmt_; }
 
   // SQLITE_ROW -> true, SQLITE_DONE -> false; any error becomes a Status.
-  core::Status Step(bool *has_row);
-  core::Status Run(); // steps to completion, ignoring rows
+  core::Status Step(bool* has_row);
+  core::Status Run();  // steps to completion, ignoring rows
   void Reset() {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
@@ -44,47 +44,47 @@ public:
     sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
   void BindNull(int index) { sqlite3_bind_null(stmt_, index); }
-  void BindValue(int index, const core::Value &value);
+  void BindValue(int index, const core::Value& value);
 
   std::int64_t ColumnInt(int index) const { return sqlite3_column_int64(stmt_, index); }
   std::string ColumnText(int index) const;
   bool ColumnIsNull(int index) const { return sqlite3_column_type(stmt_, index) == SQLITE_NULL; }
   core::Value ColumnValue(int index) const;
 
-private:
-  sqlite3 *db_ = nullptr;
-  sqlite3_stmt *stmt_ = nullptr;
+ private:
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* stmt_ = nullptr;
 };
 
 // Runs SQL without results (may hold several statements).
-core::Status Exec(sqlite3 *db, const std::string &sql);
+core::Status Exec(sqlite3* db, const std::string& sql);
 
 // Runs a query that yields one integer (NULL reads as 0).
-core::Status QueryInt(sqlite3 *db, const std::string &sql, std::int64_t *out);
+core::Status QueryInt(sqlite3* db, const std::string& sql, std::int64_t* out);
 
 // A status from the connection's last error, e.g. a failed constraint.
-core::Status SqliteError(sqlite3 *db, int rc);
+core::Status SqliteError(sqlite3* db, int rc);
 
 // "name" -> "\"name\"": an identifier quoted for SQL text (doubling quotes).
 std::string QuoteIdentifier(std::string_view name);
 
-core::Value ValueFromSqlite(sqlite3_value *value);
+core::Value ValueFromSqlite(sqlite3_value* value);
 
 // A savepoint that rolls back unless committed: every multi-statement write
 // of the extension runs inside one, so it applies whole or not at all, inside
 // the caller's transaction or on its own.
 class Savepoint {
-public:
-  Savepoint(sqlite3 *db, const char *name);
+ public:
+  Savepoint(sqlite3* db, const char* name);
   ~Savepoint();
-  const core::Status &status() const { return status_; }
+  const core::Status& status() const { return status_; }
   core::Status Release();
 
-private:
-  sqlite3 *db_;
+ private:
+  sqlite3* db_;
   std::string name_;
   core::Status status_;
   bool open_ = false;
 };
 
-} // namespace syncline::sqlite
+}  // namespace syncline::sqlite

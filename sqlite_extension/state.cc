@@ -18,7 +18,7 @@ constexpr int kMetadataVersion = 1;
 
 // Fixed, quoted-safe names (STYLE.md): every object the extension creates
 // starts with "syncline_", and tables of that prefix cannot be tracked.
-constexpr const char *kCreateMetadata = R"sql(
+constexpr const char* kCreateMetadata = R"sql(
 CREATE TABLE IF NOT EXISTS syncline_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS syncline_tables(
   tid INTEGER PRIMARY KEY,
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS syncline_peers(
   PRIMARY KEY (node_id, filter)) WITHOUT ROWID;
 )sql";
 
-std::string Affinity(const std::string &declared) {
+std::string Affinity(const std::string& declared) {
   std::string type = declared;
   std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::toupper(c); });
   // SQLite's rules, in its order (https://sqlite.org/datatype3.html, 3.1).
@@ -59,9 +59,9 @@ std::string Affinity(const std::string &declared) {
   return "NUMERIC";
 }
 
-} // namespace
+}  // namespace
 
-Status ReadMeta(sqlite3 *db, const char *key, std::string *out, bool *found) {
+Status ReadMeta(sqlite3* db, const char* key, std::string* out, bool* found) {
   Statement stmt;
   Status status = stmt.Prepare(db, "SELECT value FROM syncline_meta WHERE key = ?1");
   if (!status.ok()) return status;
@@ -71,7 +71,7 @@ Status ReadMeta(sqlite3 *db, const char *key, std::string *out, bool *found) {
   return status;
 }
 
-Status WriteMeta(sqlite3 *db, const char *key, const std::string &value) {
+Status WriteMeta(sqlite3* db, const char* key, const std::string& value) {
   Statement stmt;
   Status status = stmt.Prepare(db, "INSERT OR REPLACE INTO syncline_meta(key, value) VALUES (?1, ?2)");
   if (!status.ok()) return status;
@@ -80,7 +80,7 @@ Status WriteMeta(sqlite3 *db, const char *key, const std::string &value) {
   return stmt.Run();
 }
 
-Status EnsureMetadata(sqlite3 *db) {
+Status EnsureMetadata(sqlite3* db) {
   std::string version;
   bool found = false;
   {
@@ -113,21 +113,21 @@ Status EnsureMetadata(sqlite3 *db) {
   return savepoint.Release();
 }
 
-Status LocalNodeId(sqlite3 *db, std::string *out) {
+Status LocalNodeId(sqlite3* db, std::string* out) {
   bool found = false;
   Status status = ReadMeta(db, "node_id", out, &found);
   if (status.ok() && !found) return Status(Code::kInternal, "syncline metadata has no node id");
   return status;
 }
 
-std::int64_t MaxDriftMs(sqlite3 *db) {
+std::int64_t MaxDriftMs(sqlite3* db) {
   std::string value;
   bool found = false;
   if (!ReadMeta(db, "max_drift_ms", &value, &found).ok() || !found) return core::kDefaultMaxDriftMs;
   return std::stoll(value);
 }
 
-core::Hlc NextStamp(ConnectionState &state, core::Hlc floor) {
+core::Hlc NextStamp(ConnectionState& state, core::Hlc floor) {
   if (!state.clock_loaded) {
     std::string value;
     bool found = false;
@@ -138,9 +138,9 @@ core::Hlc NextStamp(ConnectionState &state, core::Hlc floor) {
   return state.clock;
 }
 
-void ReceiveStamp(ConnectionState &state, core::Hlc remote) { state.clock = std::max(state.clock, remote); }
+void ReceiveStamp(ConnectionState& state, core::Hlc remote) { state.clock = std::max(state.clock, remote); }
 
-Status PersistClock(ConnectionState &state) {
+Status PersistClock(ConnectionState& state) {
   Statement stmt;
   Status status = stmt.Prepare(state.db, "INSERT INTO syncline_meta(key, value) VALUES ('hlc', ?1) "
                                          "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)");
@@ -149,7 +149,7 @@ Status PersistClock(ConnectionState &state) {
   return stmt.Run();
 }
 
-Status LoadTableShape(sqlite3 *db, const std::string &name, TableInfo *out) {
+Status LoadTableShape(sqlite3* db, const std::string& name, TableInfo* out) {
   *out = TableInfo{};
   Statement schema;
   Status status = schema.Prepare(db, "SELECT type, name, sql FROM sqlite_schema WHERE name = ?1 COLLATE NOCASE");
@@ -166,7 +166,7 @@ Status LoadTableShape(sqlite3 *db, const std::string &name, TableInfo *out) {
     return Status(Code::kUndefinedTable, "\"" + name + "\" is a virtual table; only ordinary tables can be tracked");
   out->name = schema.ColumnText(1);
 
-  Statement list; // pragma_table_list exists from SQLite 3.37 on; older hosts see no STRICT tables
+  Statement list;  // pragma_table_list exists from SQLite 3.37 on; older hosts see no STRICT tables
   if (list.Prepare(db, "SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = ?1").ok()) {
     list.BindText(1, out->name);
     if (list.Step(&found).ok() && found) out->strict = list.ColumnInt(0) != 0;
@@ -176,13 +176,13 @@ Status LoadTableShape(sqlite3 *db, const std::string &name, TableInfo *out) {
   status = columns.Prepare(db, "SELECT name, type, \"notnull\", pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid");
   if (!status.ok()) return status;
   columns.BindText(1, out->name);
-  std::vector<std::pair<int, int>> pk_order; // (position in key, column index)
+  std::vector<std::pair<int, int>> pk_order;  // (position in key, column index)
   while (true) {
     bool has_row = false;
     status = columns.Step(&has_row);
     if (!status.ok()) return status;
     if (!has_row) break;
-    if (columns.ColumnInt(4) != 0) continue; // generated (or hidden) columns are computed, never synced
+    if (columns.ColumnInt(4) != 0) continue;  // generated (or hidden) columns are computed, never synced
     int index = static_cast<int>(out->columns.size());
     out->columns.push_back(columns.ColumnText(0));
     out->affinity.push_back(Affinity(columns.ColumnText(1)));
@@ -191,15 +191,15 @@ Status LoadTableShape(sqlite3 *db, const std::string &name, TableInfo *out) {
       pk_order.emplace_back(key_position, index);
   }
   std::sort(pk_order.begin(), pk_order.end());
-  for (const auto &entry : pk_order)
+  for (const auto& entry : pk_order)
     out->pk.push_back(entry.second);
   return Status::Ok();
 }
 
 namespace {
 
-Status FindTracked(sqlite3 *db, const char *where, const std::function<void(Statement &)> &bind, TableInfo *out,
-                   bool *found) {
+Status FindTracked(sqlite3* db, const char* where, const std::function<void(Statement&)>& bind, TableInfo* out,
+                   bool* found) {
   Statement stmt;
   Status status = stmt.Prepare(db, std::string("SELECT tid, name FROM syncline_tables WHERE ") + where);
   if (!status.ok()) return status;
@@ -213,16 +213,16 @@ Status FindTracked(sqlite3 *db, const char *where, const std::function<void(Stat
   return Status::Ok();
 }
 
-} // namespace
+}  // namespace
 
-Status FindTrackedTable(sqlite3 *db, const std::string &name, TableInfo *out, bool *found) {
+Status FindTrackedTable(sqlite3* db, const std::string& name, TableInfo* out, bool* found) {
   return FindTracked(
-      db, "name = ?1", [&](Statement &stmt) { stmt.BindText(1, name); }, out, found);
+      db, "name = ?1", [&](Statement& stmt) { stmt.BindText(1, name); }, out, found);
 }
 
-Status FindTrackedTableById(sqlite3 *db, std::int64_t tid, TableInfo *out, bool *found) {
+Status FindTrackedTableById(sqlite3* db, std::int64_t tid, TableInfo* out, bool* found) {
   return FindTracked(
-      db, "tid = ?1", [&](Statement &stmt) { stmt.BindInt(1, tid); }, out, found);
+      db, "tid = ?1", [&](Statement& stmt) { stmt.BindInt(1, tid); }, out, found);
 }
 
-} // namespace syncline::sqlite
+}  // namespace syncline::sqlite

@@ -15,10 +15,10 @@ namespace syncline::sqlite {
 
 // One per connection that loaded the extension (shared by its functions).
 struct ConnectionState {
-  sqlite3 *db = nullptr;
-  int function_refs = 0; // freed when the last registered function goes
-  int applying = 0;      // >0 while apply_push writes: capture is off
-  core::Hlc clock = 0;   // last stamp issued or received here
+  sqlite3* db = nullptr;
+  int function_refs = 0;  // freed when the last registered function goes
+  int applying = 0;       // >0 while apply_push writes: capture is off
+  core::Hlc clock = 0;    // last stamp issued or received here
   bool clock_loaded = false;
 };
 
@@ -26,34 +26,34 @@ struct ConnectionState {
 inline constexpr std::int64_t kLocalNodeRef = 0;
 
 // Creates the metadata tables and this database's node id if missing.
-core::Status EnsureMetadata(sqlite3 *db);
-core::Status LocalNodeId(sqlite3 *db, std::string *out);
-core::Status ReadMeta(sqlite3 *db, const char *key, std::string *out, bool *found);
-core::Status WriteMeta(sqlite3 *db, const char *key, const std::string &value);
-std::int64_t MaxDriftMs(sqlite3 *db);
+core::Status EnsureMetadata(sqlite3* db);
+core::Status LocalNodeId(sqlite3* db, std::string* out);
+core::Status ReadMeta(sqlite3* db, const char* key, std::string* out, bool* found);
+core::Status WriteMeta(sqlite3* db, const char* key, const std::string& value);
+std::int64_t MaxDriftMs(sqlite3* db);
 
 // The next stamp for a local write; `floor` is the stamp of the version the
 // write replaces (0 when none).
-core::Hlc NextStamp(ConnectionState &state, core::Hlc floor);
+core::Hlc NextStamp(ConnectionState& state, core::Hlc floor);
 // Advances the clock past a stamp received from another node.
-void ReceiveStamp(ConnectionState &state, core::Hlc remote);
-core::Status PersistClock(ConnectionState &state);
+void ReceiveStamp(ConnectionState& state, core::Hlc remote);
+core::Status PersistClock(ConnectionState& state);
 
 // A tracked table as the extension sees it now.
 struct TableInfo {
   std::int64_t tid = 0;
-  std::string name;                  // as stored in sqlite_schema
-  std::vector<std::string> columns;  // synced columns, table order (generated columns excluded)
-  std::vector<std::string> affinity; // per column: INTEGER, REAL, NUMERIC, TEXT or BLOB
+  std::string name;                   // as stored in sqlite_schema
+  std::vector<std::string> columns;   // synced columns, table order (generated columns excluded)
+  std::vector<std::string> affinity;  // per column: INTEGER, REAL, NUMERIC, TEXT or BLOB
   std::vector<bool> not_null;
-  std::vector<int> pk; // indexes into columns, in primary key order
+  std::vector<int> pk;  // indexes into columns, in primary key order
   bool strict = false;
 };
 
 // Reads a table's shape from the schema. `tid` 0 for an untracked table.
-core::Status LoadTableShape(sqlite3 *db, const std::string &name, TableInfo *out);
+core::Status LoadTableShape(sqlite3* db, const std::string& name, TableInfo* out);
 // Finds a tracked table by name (case-insensitive, as SQLite resolves names).
-core::Status FindTrackedTable(sqlite3 *db, const std::string &name, TableInfo *out, bool *found);
-core::Status FindTrackedTableById(sqlite3 *db, std::int64_t tid, TableInfo *out, bool *found);
+core::Status FindTrackedTable(sqlite3* db, const std::string& name, TableInfo* out, bool* found);
+core::Status FindTrackedTableById(sqlite3* db, std::int64_t tid, TableInfo* out, bool* found);
 
-} // namespace syncline::sqlite
+}  // namespace syncline::sqlite

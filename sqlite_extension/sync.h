@@ -10,12 +10,12 @@
 
 namespace syncline::sqlite {
 
-core::Status PullSince(ConnectionState &state, const std::optional<std::string> &cursor, std::int64_t limit,
-                       const std::string &options, std::string *batch);
+core::Status PullSince(ConnectionState& state, const std::optional<std::string>& cursor, std::int64_t limit,
+                       const std::string& options, std::string* batch);
 
-core::Status ApplyPush(ConnectionState &state, const std::string &batch, std::string *summary);
+core::Status ApplyPush(ConnectionState& state, const std::string& batch, std::string* summary);
 
-core::Status PeerCursor(ConnectionState &state, const std::string &node_id, const std::string &options,
-                        std::optional<std::string> *cursor);
+core::Status PeerCursor(ConnectionState& state, const std::string& node_id, const std::string& options,
+                        std::optional<std::string>* cursor);
 
-} // namespace syncline::sqlite
+}  // namespace syncline::sqlite

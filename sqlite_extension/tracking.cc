@@ -19,13 +19,13 @@ namespace {
 // connection without it fails loudly ("no such function") instead of writing
 // unsynced rows.
 
-constexpr const char *kNextVersion = "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows)";
+constexpr const char* kNextVersion = "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows)";
 // The same, correlated with the conflicting row so that SQLite evaluates it
 // for every row of a multi-row upsert rather than once per statement.
-constexpr const char *kNextVersionPerConflict =
+constexpr const char* kNextVersionPerConflict =
     "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows WHERE excluded.tid IS NOT NULL)";
 
-std::string KeyCall(const TableInfo &table, const std::string &prefix) {
+std::string KeyCall(const TableInfo& table, const std::string& prefix) {
   std::string call = "syncline_key(";
   for (std::size_t i = 0; i < table.pk.size(); ++i) {
     if (i > 0) call += ", ";
@@ -36,8 +36,8 @@ std::string KeyCall(const TableInfo &table, const std::string &prefix) {
 
 // One metadata upsert. `version` must be evaluated per row when the SELECT
 // yields several rows: SQLite computes an uncorrelated subquery once.
-std::string MetaUpsert(std::int64_t tid, const std::string &key, int deleted, const std::string &from_where,
-                       const std::string &version = kNextVersion) {
+std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, const std::string& from_where,
+                       const std::string& version = kNextVersion) {
   std::string tid_text = std::to_string(tid);
   std::string deleted_text = std::to_string(deleted);
   return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT " + version + ", " + tid_text +
@@ -47,11 +47,11 @@ std::string MetaUpsert(std::int64_t tid, const std::string &key, int deleted, co
 }
 
 struct UniqueKeys {
-  std::vector<std::vector<std::string>> keys; // secondary UNIQUE constraints, by column names
-  std::string expression_index;               // name of a UNIQUE index on expressions, if any
+  std::vector<std::vector<std::string>> keys;  // secondary UNIQUE constraints, by column names
+  std::string expression_index;                // name of a UNIQUE index on expressions, if any
 };
 
-Status LoadUniqueKeys(sqlite3 *db, const TableInfo &table, UniqueKeys *out) {
+Status LoadUniqueKeys(sqlite3* db, const TableInfo& table, UniqueKeys* out) {
   Statement indexes;
   Status status = indexes.Prepare(db, "SELECT name FROM pragma_index_list(?1) WHERE \"unique\" AND origin <> 'pk'");
   if (!status.ok()) return status;
@@ -79,20 +79,20 @@ Status LoadUniqueKeys(sqlite3 *db, const TableInfo &table, UniqueKeys *out) {
   return Status::Ok();
 }
 
-std::string TriggerName(const char *event, const std::string &table) {
+std::string TriggerName(const char* event, const std::string& table) {
   return QuoteIdentifier(std::string("syncline_") + event + "_" + table);
 }
 
-constexpr const char *kTriggerEvents[] = {"insert", "update", "delete", "guard_insert", "guard_update"};
+constexpr const char* kTriggerEvents[] = {"insert", "update", "delete", "guard_insert", "guard_update"};
 
-std::string DropTriggers(const std::string &table) {
+std::string DropTriggers(const std::string& table) {
   std::string sql;
-  for (const char *event : kTriggerEvents)
+  for (const char* event : kTriggerEvents)
     sql += "DROP TRIGGER IF EXISTS " + TriggerName(event, table) + ";\n";
   return sql;
 }
 
-std::string CreateTriggers(const TableInfo &table, const UniqueKeys &unique) {
+std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
   const std::string quoted = QuoteIdentifier(table.name);
   const std::string key_new = KeyCall(table, "NEW.");
   const std::string key_old = KeyCall(table, "OLD.");
@@ -108,7 +108,7 @@ std::string CreateTriggers(const TableInfo &table, const UniqueKeys &unique) {
   std::string guards;
   if (!unique.keys.empty()) {
     std::string clash;
-    for (const auto &key : unique.keys) {
+    for (const auto& key : unique.keys) {
       if (!clash.empty()) clash += " OR ";
       clash += "(";
       for (std::size_t i = 0; i < key.size(); ++i) {
@@ -147,7 +147,7 @@ std::string CreateTriggers(const TableInfo &table, const UniqueKeys &unique) {
   return sql;
 }
 
-Status CheckTrackOptions(const std::string &options) {
+Status CheckTrackOptions(const std::string& options) {
   if (options.empty()) return Status::Ok();
   core::Json json;
   Status status = core::ParseJson(options, &json);
@@ -158,9 +158,9 @@ Status CheckTrackOptions(const std::string &options) {
   return Status::Ok();
 }
 
-} // namespace
+}  // namespace
 
-std::string KeyPredicate(const TableInfo &table) {
+std::string KeyPredicate(const TableInfo& table) {
   std::string sql;
   for (std::size_t i = 0; i < table.pk.size(); ++i) {
     if (i > 0) sql += " AND ";
@@ -169,8 +169,8 @@ std::string KeyPredicate(const TableInfo &table) {
   return sql;
 }
 
-Status Track(ConnectionState &state, const std::string &name, const std::string &options, std::string *result) {
-  sqlite3 *db = state.db;
+Status Track(ConnectionState& state, const std::string& name, const std::string& options, std::string* result) {
+  sqlite3* db = state.db;
   Status status = CheckTrackOptions(options);
   if (!status.ok()) return status;
   status = EnsureMetadata(db);
@@ -252,8 +252,8 @@ Status Track(ConnectionState &state, const std::string &name, const std::string 
   return Status::Ok();
 }
 
-Status Untrack(ConnectionState &state, const std::string &name, bool *was_tracked) {
-  sqlite3 *db = state.db;
+Status Untrack(ConnectionState& state, const std::string& name, bool* was_tracked) {
+  sqlite3* db = state.db;
   *was_tracked = false;
   Status status = EnsureMetadata(db);
   if (!status.ok()) return status;
@@ -295,7 +295,7 @@ Status Untrack(ConnectionState &state, const std::string &name, bool *was_tracke
   return Status::Ok();
 }
 
-Status RowExists(sqlite3 *db, std::int64_t tid, const std::string &key, bool *exists) {
+Status RowExists(sqlite3* db, std::int64_t tid, const std::string& key, bool* exists) {
   TableInfo table;
   bool found = false;
   Status status = FindTrackedTableById(db, tid, &table, &found);
@@ -313,4 +313,4 @@ Status RowExists(sqlite3 *db, std::int64_t tid, const std::string &key, bool *ex
   return select.Step(exists);
 }
 
-} // namespace syncline::sqlite
+}  // namespace syncline::sqlite

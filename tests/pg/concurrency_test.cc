@@ -18,11 +18,11 @@
 namespace syncline::test {
 namespace {
 
-constexpr const char *kItems = "CREATE TABLE items(id text PRIMARY KEY, v int)";
+constexpr const char* kItems = "CREATE TABLE items(id text PRIMARY KEY, v int)";
 
 // A database with the tracked table `items`.
 class ItemsTest : public ::testing::Test {
-protected:
+ protected:
   TempDatabase db;
 
   void SetUp() override {
@@ -40,14 +40,14 @@ struct Puller {
     bool deleted = false;
     std::optional<long long> v;
   };
-  std::string cursor; // empty: from the beginning
+  std::string cursor;  // empty: from the beginning
   std::set<std::tuple<std::string, core::Hlc, std::string>> delivered;
-  std::map<std::string, Version> latest; // key -> the greatest version received
-  std::vector<std::string> order;        // keys in delivery order
+  std::map<std::string, Version> latest;  // key -> the greatest version received
+  std::vector<std::string> order;         // keys in delivery order
   std::vector<std::string> duplicates;
 
   // Pulls one page; returns has_more, or std::nullopt on an error (reported).
-  std::optional<bool> Pull(Pg &pg, int limit) {
+  std::optional<bool> Pull(Pg& pg, int limit) {
     std::string text = cursor.empty()
                            ? pg.Text("SELECT syncline.pull_since(NULL, $1::int)::text", {std::to_string(limit)})
                            : pg.Text("SELECT syncline.pull_since($1, $2::int)::text", {cursor, std::to_string(limit)});
@@ -58,13 +58,13 @@ struct Puller {
       ADD_FAILURE() << "pull_since returned a batch the codec refuses: " << status.message() << "\n" << text;
       return std::nullopt;
     }
-    for (const core::Change &change : batch.changes) {
+    for (const core::Change& change : batch.changes) {
       EXPECT_EQ(change.table, "items");
       if (change.pk.size() != 1 || change.pk[0].value.type != core::Value::Type::kText) {
         ADD_FAILURE() << "unexpected key in " << text;
         continue;
       }
-      const std::string &key = change.pk[0].value.bytes;
+      const std::string& key = change.pk[0].value.bytes;
       order.push_back(key);
       if (!delivered.emplace(key, change.hlc, change.node).second)
         duplicates.push_back(key + "/" + core::HlcToText(change.hlc) + "/" + change.node);
@@ -72,7 +72,7 @@ struct Puller {
       version.hlc = change.hlc;
       version.node = change.node;
       version.deleted = change.op == core::Op::kDelete;
-      for (const core::ColumnValue &column : change.row) {
+      for (const core::ColumnValue& column : change.row) {
         if (column.column == "v" && column.value.type == core::Value::Type::kInteger) version.v = column.value.integer;
       }
       auto it = latest.find(key);
@@ -90,16 +90,16 @@ struct Puller {
   // The rows the puller holds: key -> v (as text, "NULL" for NULL).
   std::map<std::string, std::string> Rows() const {
     std::map<std::string, std::string> rows;
-    for (const auto &[key, version] : latest) {
+    for (const auto& [key, version] : latest) {
       if (!version.deleted) rows[key] = version.v ? std::to_string(*version.v) : "NULL";
     }
     return rows;
   }
 };
 
-std::map<std::string, std::string> ServerRows(Pg &pg) {
+std::map<std::string, std::string> ServerRows(Pg& pg) {
   std::map<std::string, std::string> rows;
-  for (const auto &row : pg.Rows("SELECT id, v FROM items"))
+  for (const auto& row : pg.Rows("SELECT id, v FROM items"))
     rows[*row[0]] = row[1] ? *row[1] : "NULL";
   return rows;
 }
@@ -119,12 +119,12 @@ std::map<std::string, std::string> ServerRows(Pg &pg) {
 TEST_F(ItemsTest, OutOfOrderCommit) {
   Pg a(db.name()), b(db.name()), p(db.name());
   a.Exec("BEGIN");
-  a.Exec("INSERT INTO items VALUES ('a', 1)"); // A takes the lower xid
+  a.Exec("INSERT INTO items VALUES ('a', 1)");  // A takes the lower xid
   std::string xid_a = a.Text("SELECT pg_current_xact_id()::text");
   b.Exec("BEGIN");
   b.Exec("INSERT INTO items VALUES ('b', 2)");
   std::string xid_b = b.Text("SELECT pg_current_xact_id()::text");
-  b.Exec("COMMIT"); // B commits first
+  b.Exec("COMMIT");  // B commits first
   ASSERT_LT(std::stoull(xid_a), std::stoull(xid_b)) << "the scenario needs A's xid below B's";
 
   Puller puller;
@@ -156,7 +156,7 @@ TEST_F(ItemsTest, OutOfOrderCommitSmallPages) {
   a.Exec("INSERT INTO items VALUES ('a', 1)");
   b.Exec("BEGIN");
   b.Exec("INSERT INTO items VALUES ('b', 2)");
-  c.Exec("INSERT INTO items VALUES ('c', 3)"); // autocommit, highest xid
+  c.Exec("INSERT INTO items VALUES ('c', 3)");  // autocommit, highest xid
   b.Exec("COMMIT");
 
   Puller puller;
@@ -215,7 +215,7 @@ TEST_F(ItemsTest, ConcurrentWritersAndPullers) {
           else
             error = pg.TryExec("DELETE FROM items WHERE id = $1", {std::string(id)}, &sqlstate);
         }
-        if (error.empty() && random() % 20 == 0) { // an aborted transaction leaves no version
+        if (error.empty() && random() % 20 == 0) {  // an aborted transaction leaves no version
           pg.Exec("ROLLBACK");
           ++rollbacks;
           continue;
@@ -240,7 +240,7 @@ TEST_F(ItemsTest, ConcurrentWritersAndPullers) {
   for (int p = 0; p < kPullers; ++p) {
     threads.emplace_back([&, p] {
       Pg pg(db.name());
-      Puller &puller = pullers[p];
+      Puller& puller = pullers[p];
       while (writing) {
         std::optional<bool> more = puller.Pull(pg, kPage);
         ++pages[p];
@@ -259,10 +259,10 @@ TEST_F(ItemsTest, ConcurrentWritersAndPullers) {
     });
   }
 
-  for (auto &writer : writers)
+  for (auto& writer : writers)
     writer.join();
   writing = false;
-  for (auto &thread : threads)
+  for (auto& thread : threads)
     thread.join();
 
   Pg check(db.name());
@@ -279,5 +279,5 @@ TEST_F(ItemsTest, ConcurrentWritersAndPullers) {
               commits.load(), rollbacks.load(), retries.load(), server.size(), pages[0], pages[1]);
 }
 
-} // namespace
-} // namespace syncline::test
+}  // namespace
+}  // namespace syncline::test

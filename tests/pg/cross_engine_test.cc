@@ -13,20 +13,20 @@
 namespace syncline::test {
 namespace {
 
-constexpr const char *kPgNotes =
+constexpr const char* kPgNotes =
     "CREATE TABLE notes(id uuid PRIMARY KEY, org_id int NOT NULL, title text, body text, score float8, data bytea, "
     "done bool, n numeric)";
-constexpr const char *kSqliteNotes =
+constexpr const char* kSqliteNotes =
     "CREATE TABLE notes(id TEXT PRIMARY KEY, org_id INTEGER NOT NULL, title TEXT, body TEXT, score REAL, data BLOB, "
     "done INTEGER, n NUMERIC)";
 constexpr int kPage = 50;
 constexpr int kMaxPages = 1000;
 
-std::string Options(const std::string &exclude) { return R"({"exclude_origin":")" + exclude + R"("})"; }
+std::string Options(const std::string& exclude) { return R"({"exclude_origin":")" + exclude + R"("})"; }
 
 // Everything `lite` has that `pg` did not originate, page by page, resumed
 // from pg's peer_cursor. Returns the number of changes applied (-1 on error).
-long long SqliteToPg(Db &lite, Pg &pg) {
+long long SqliteToPg(Db& lite, Pg& pg) {
   const std::string lite_node = lite.NodeId(), options = Options(pg.NodeId());
   long long applied = 0;
   for (int pages = 0; pages < kMaxPages; ++pages) {
@@ -48,7 +48,7 @@ long long SqliteToPg(Db &lite, Pg &pg) {
 
 // Everything `pg` has that `lite` did not originate, resumed from lite's
 // peer_cursor. Returns the number of changes applied (-1 on error).
-long long PgToSqlite(Pg &pg, Db &lite) {
+long long PgToSqlite(Pg& pg, Db& lite) {
   const std::string pg_node = pg.NodeId(), options = Options(lite.NodeId());
   long long applied = 0;
   for (int pages = 0; pages < kMaxPages; ++pages) {
@@ -78,7 +78,7 @@ std::string ShortestDouble(double v) {
 
 // A float's text from either engine, re-printed as the shortest text that
 // reads back to the same double.
-std::string Real(const std::string &text) { return ShortestDouble(std::strtod(text.c_str(), nullptr)); }
+std::string Real(const std::string& text) { return ShortestDouble(std::strtod(text.c_str(), nullptr)); }
 
 // A decimal's text without insignificant zeros ("12.50" -> "12.5", "3.0" ->
 // "3"); other text (exponents, NaN) unchanged.
@@ -94,16 +94,16 @@ std::string Decimal(std::string text) {
 
 using Field = std::optional<std::string>;
 
-std::string Line(const std::vector<Field> &fields) {
+std::string Line(const std::vector<Field>& fields) {
   std::string line;
   for (std::size_t i = 0; i < fields.size(); ++i)
     line += (i > 0 ? " | " : "") + (fields[i] ? *fields[i] : "NULL");
   return line;
 }
 
-std::vector<std::string> PgRows(Pg &pg) {
+std::vector<std::string> PgRows(Pg& pg) {
   std::vector<std::string> lines;
-  for (auto &row : pg.Rows("SELECT id::text, org_id::text, title, body, score::text, encode(data, 'hex'), "
+  for (auto& row : pg.Rows("SELECT id::text, org_id::text, title, body, score::text, encode(data, 'hex'), "
                            "done::int::text, n::text FROM notes ORDER BY id::text COLLATE \"C\"")) {
     if (row[4]) row[4] = Real(*row[4]);
     if (row[7]) row[7] = Decimal(*row[7]);
@@ -112,10 +112,10 @@ std::vector<std::string> PgRows(Pg &pg) {
   return lines;
 }
 
-std::vector<std::string> SqliteRows(Db &lite) {
+std::vector<std::string> SqliteRows(Db& lite) {
   std::vector<std::string> lines;
-  sqlite3_stmt *stmt = nullptr;
-  const char *sql =
+  sqlite3_stmt* stmt = nullptr;
+  const char* sql =
       "SELECT lower(id), org_id, title, body, score, CASE WHEN data IS NULL THEN NULL ELSE lower(hex(data)) END, "
       "done, n, typeof(data) FROM notes ORDER BY lower(id)";
   if (sqlite3_prepare_v2(lite.handle(), sql, -1, &stmt, nullptr) != SQLITE_OK) {
@@ -131,14 +131,14 @@ std::vector<std::string> SqliteRows(Db &lite) {
       case SQLITE_FLOAT: row.push_back(ShortestDouble(sqlite3_column_double(stmt, c))); break;
       default:
         row.push_back(
-            std::string(reinterpret_cast<const char *>(sqlite3_column_text(stmt, c)), sqlite3_column_bytes(stmt, c)));
+            std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)), sqlite3_column_bytes(stmt, c)));
       }
     }
     // A score stored as an integer (SQLite keeps integral reals that way on
     // disk) reads back as a float; text in data would be a type change.
     if (row[4]) row[4] = Real(*row[4]);
     if (row[7]) row[7] = Decimal(*row[7]);
-    std::string data_type = reinterpret_cast<const char *>(sqlite3_column_text(stmt, 8));
+    std::string data_type = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 8));
     EXPECT_TRUE(data_type == "blob" || data_type == "null") << "data stored as " << data_type << ": " << Line(row);
     lines.push_back(Line(row));
   }
@@ -146,9 +146,9 @@ std::vector<std::string> SqliteRows(Db &lite) {
   return lines;
 }
 
-std::string Joined(const std::vector<std::string> &lines) {
+std::string Joined(const std::vector<std::string>& lines) {
   std::string text;
-  for (const auto &line : lines)
+  for (const auto& line : lines)
     text += line + "\n";
   return text;
 }
@@ -159,7 +159,7 @@ std::string NewId() { return core::NewNodeId(); }
 void Later() { std::this_thread::sleep_for(std::chrono::milliseconds(15)); }
 
 class CrossEngineTest : public ::testing::Test {
-protected:
+ protected:
   TempDatabase database;
   TempDir dir;
 
@@ -169,21 +169,21 @@ protected:
     setup.Text("SELECT syncline.track('notes')");
   }
 
-  std::unique_ptr<Db> Client(const std::string &name) {
+  std::unique_ptr<Db> Client(const std::string& name) {
     auto db = std::make_unique<Db>(dir.File(name));
     db->Exec(kSqliteNotes);
     db->Text("SELECT syncline_track('notes')");
     return db;
   }
 
-  std::string PgValue(Pg &pg, const std::string &sql, const std::string &id) { return pg.Text(sql, {id}); }
+  std::string PgValue(Pg& pg, const std::string& sql, const std::string& id) { return pg.Text(sql, {id}); }
 };
 
 TEST_F(CrossEngineTest, SqliteAndPostgresConverge) {
   Pg pg(database.name());
   auto lite_owner = Client("client.db");
-  Db &lite = *lite_owner;
-  std::vector<std::string> l, p; // rows created on SQLite, on PostgreSQL
+  Db& lite = *lite_owner;
+  std::vector<std::string> l, p;  // rows created on SQLite, on PostgreSQL
   for (int i = 0; i < 6; ++i)
     l.push_back(NewId()), p.push_back(NewId());
 
@@ -264,10 +264,10 @@ TEST_F(CrossEngineTest, SqliteAndPostgresConverge) {
 TEST_F(CrossEngineTest, TwoClientsConvergeThroughTheServer) {
   Pg server(database.name());
   auto one_owner = Client("one.db"), two_owner = Client("two.db");
-  Db &one = *one_owner;
-  Db &two = *two_owner;
+  Db& one = *one_owner;
+  Db& two = *two_owner;
   auto sync_all = [&] {
-    for (Db *client : {&one, &two}) {
+    for (Db* client : {&one, &two}) {
       EXPECT_GE(SqliteToPg(*client, server), 0);
       EXPECT_GE(PgToSqlite(server, *client), 0);
     }
@@ -290,7 +290,7 @@ TEST_F(CrossEngineTest, TwoClientsConvergeThroughTheServer) {
   one.Exec("COMMIT");
 
   sync_all();
-  sync_all(); // client2's rows reach client1 only on the second pass
+  sync_all();  // client2's rows reach client1 only on the second pass
   EXPECT_EQ(Joined(PgRows(server)), Joined(SqliteRows(one)));
   EXPECT_EQ(Joined(PgRows(server)), Joined(SqliteRows(two)));
   EXPECT_EQ(SqliteRows(two).size(), 4u * 3 + 120);
@@ -313,7 +313,7 @@ TEST_F(CrossEngineTest, TwoClientsConvergeThroughTheServer) {
   EXPECT_GE(SqliteToPg(two, server), 0);
   sync_all();
   sync_all();
-  for (Db *client : {&one, &two}) {
+  for (Db* client : {&one, &two}) {
     EXPECT_EQ(SqliteToPg(*client, server), 0);
     EXPECT_EQ(PgToSqlite(server, *client), 0);
   }
@@ -322,7 +322,7 @@ TEST_F(CrossEngineTest, TwoClientsConvergeThroughTheServer) {
   EXPECT_EQ(expected, Joined(SqliteRows(one)));
   EXPECT_EQ(expected, Joined(SqliteRows(two)));
   const std::string title = "SELECT coalesce((SELECT title FROM notes WHERE id = ?1), 'gone')";
-  for (Db *client : {&one, &two}) {
+  for (Db* client : {&one, &two}) {
     EXPECT_EQ(client->Text(title, {a[2]}), "one, latest");
     EXPECT_EQ(client->Text(title, {s[2]}), "two, only");
     EXPECT_EQ(client->Text(title, {b[0]}), "one edits two");
@@ -339,7 +339,7 @@ TEST_F(CrossEngineTest, TwoClientsConvergeThroughTheServer) {
 TEST_F(CrossEngineTest, KeyFormsKeyChangesAndTruncate) {
   Pg pg(database.name());
   auto lite_owner = Client("client.db");
-  Db &lite = *lite_owner;
+  Db& lite = *lite_owner;
   const std::string upper = "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE", lower = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
   const std::string old_id = NewId(), new_id = NewId(), pg_id = NewId();
   lite.Exec("INSERT INTO notes VALUES ('" + upper + "', 1, 'upper', NULL, NULL, NULL, NULL, NULL)");
@@ -370,9 +370,9 @@ TEST_F(CrossEngineTest, KeyFormsKeyChangesAndTruncate) {
 // edits a row, client2 edits it later, client1 syncs first. `n` is the value
 // both write into the numeric column (NULL, or a number that PostgreSQL
 // stores in another canonical form than SQLite's, "rewriting" the version).
-void LaterEditWinsWhenTheEarlierSyncsFirst(Pg &server, Db &one, Db &two, const std::string &n) {
-  auto push = [&](Db &client) { EXPECT_GE(SqliteToPg(client, server), 0); };
-  auto pull = [&](Db &client) { EXPECT_GE(PgToSqlite(server, client), 0); };
+void LaterEditWinsWhenTheEarlierSyncsFirst(Pg& server, Db& one, Db& two, const std::string& n) {
+  auto push = [&](Db& client) { EXPECT_GE(SqliteToPg(client, server), 0); };
+  auto pull = [&](Db& client) { EXPECT_GE(PgToSqlite(server, client), 0); };
   const std::string id = NewId();
   server.Exec("INSERT INTO notes VALUES ('" + id + "', 1, 'server', NULL, NULL, NULL, NULL, NULL)");
   pull(one);
@@ -382,10 +382,10 @@ void LaterEditWinsWhenTheEarlierSyncsFirst(Pg &server, Db &one, Db &two, const s
   Later();
   two.Exec("UPDATE notes SET title = 'two, later', n = " + n + " WHERE id = '" + id + "'");
   Later();
-  push(one); // the earlier edit reaches the server first
+  push(one);  // the earlier edit reaches the server first
   push(two);
   for (int round = 0; round < 2; ++round) {
-    for (Db *client : {&one, &two}) {
+    for (Db* client : {&one, &two}) {
       push(*client);
       pull(*client);
     }
@@ -414,5 +414,5 @@ TEST_F(CrossEngineTest, LaterEditWinsWhenTheEarlierSyncsFirstWithRewrittenValue)
   LaterEditWinsWhenTheEarlierSyncsFirst(server, *one, *two, "2.5");
 }
 
-} // namespace
-} // namespace syncline::test
+}  // namespace
+}  // namespace syncline::test

@@ -19,12 +19,12 @@ namespace syncline::test {
 using Params = std::vector<std::optional<std::string>>;
 
 class Pg {
-public:
+ public:
   // Connects with the PG* environment variables; `dbname`, when given,
   // replaces PGDATABASE.
-  explicit Pg(const std::string &dbname = "") {
-    const char *keys[] = {"dbname", "application_name", nullptr};
-    const char *values[] = {dbname.empty() ? nullptr : dbname.c_str(), "syncline_pg_tests", nullptr};
+  explicit Pg(const std::string& dbname = "") {
+    const char* keys[] = {"dbname", "application_name", nullptr};
+    const char* values[] = {dbname.empty() ? nullptr : dbname.c_str(), "syncline_pg_tests", nullptr};
     conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/0);
     if (PQstatus(conn_) != CONNECTION_OK) {
       std::string message = PQerrorMessage(conn_);
@@ -34,24 +34,24 @@ public:
                                message);
     }
     PQsetNoticeProcessor(
-        conn_, [](void *, const char *) {}, nullptr);
+        conn_, [](void*, const char*) {}, nullptr);
   }
   ~Pg() { PQfinish(conn_); }
-  Pg(const Pg &) = delete;
-  Pg &operator=(const Pg &) = delete;
+  Pg(const Pg&) = delete;
+  Pg& operator=(const Pg&) = delete;
 
-  PGconn *handle() const { return conn_; }
+  PGconn* handle() const { return conn_; }
 
   // Runs SQL (several statements when there are no parameters); fails the
   // test on error.
-  void Exec(const std::string &sql, const Params &params = {}) {
+  void Exec(const std::string& sql, const Params& params = {}) {
     std::string error = TryExec(sql, params);
     if (!error.empty()) ADD_FAILURE() << "SQL failed: " << sql.substr(0, 300) << "\n  error: " << error;
   }
 
   // Runs SQL; returns the error message (empty on success) and its SQLSTATE.
-  std::string TryExec(const std::string &sql, const Params &params = {}, std::string *sqlstate = nullptr) {
-    PGresult *result = Run(sql, params);
+  std::string TryExec(const std::string& sql, const Params& params = {}, std::string* sqlstate = nullptr) {
+    PGresult* result = Run(sql, params);
     std::string error = ErrorOf(result, sqlstate);
     PQclear(result);
     return error;
@@ -59,7 +59,7 @@ public:
 
   // The first value of the first row ("NULL" for NULL, "" for no row); fails
   // the test on error.
-  std::string Text(const std::string &sql, const Params &params = {}) {
+  std::string Text(const std::string& sql, const Params& params = {}) {
     auto rows = Rows(sql, params);
     if (rows.empty() || rows[0].empty()) return "";
     return rows[0][0] ? *rows[0][0] : "NULL";
@@ -67,9 +67,9 @@ public:
 
   // Every row, every value as text (std::nullopt for NULL); fails the test on
   // error.
-  std::vector<std::vector<std::optional<std::string>>> Rows(const std::string &sql, const Params &params = {}) {
+  std::vector<std::vector<std::optional<std::string>>> Rows(const std::string& sql, const Params& params = {}) {
     std::vector<std::vector<std::optional<std::string>>> rows;
-    PGresult *result = Run(sql, params);
+    PGresult* result = Run(sql, params);
     std::string error = ErrorOf(result, nullptr);
     if (!error.empty()) {
       ADD_FAILURE() << "query failed: " << sql.substr(0, 300) << "\n  error: " << error;
@@ -89,41 +89,41 @@ public:
   }
 
   // The error a statement raises, empty if it succeeds.
-  std::string Error(const std::string &sql, const Params &params = {}) { return TryExec(sql, params); }
+  std::string Error(const std::string& sql, const Params& params = {}) { return TryExec(sql, params); }
 
   std::string NodeId() { return Text("SELECT syncline.node_id()::text"); }
 
-private:
-  PGresult *Run(const std::string &sql, const Params &params) {
+ private:
+  PGresult* Run(const std::string& sql, const Params& params) {
     if (params.empty()) return PQexec(conn_, sql.c_str());
-    std::vector<const char *> values;
-    for (const auto &param : params)
+    std::vector<const char*> values;
+    for (const auto& param : params)
       values.push_back(param ? param->c_str() : nullptr);
     return PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
                         0);
   }
 
-  std::string ErrorOf(PGresult *result, std::string *sqlstate) {
+  std::string ErrorOf(PGresult* result, std::string* sqlstate) {
     ExecStatusType status = PQresultStatus(result);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return "";
     if (sqlstate != nullptr) {
-      const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+      const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
       *sqlstate = state ? state : "";
     }
-    const char *primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+    const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
     if (primary != nullptr) return primary;
     std::string message = PQerrorMessage(conn_);
     return message.empty() ? "unknown error" : message;
   }
 
-  PGconn *conn_ = nullptr;
+  PGconn* conn_ = nullptr;
 };
 
 // A database of its own for one test, with the extension installed; created
 // from the cluster's default database and dropped (connections and all) at
 // the end.
 class TempDatabase {
-public:
+ public:
   TempDatabase() {
     static std::atomic<int> counter{0};
     name_ = "syncline_t_" + std::to_string(getpid()) + "_" + std::to_string(counter++);
@@ -137,13 +137,13 @@ public:
     Pg admin;
     admin.Exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
   }
-  TempDatabase(const TempDatabase &) = delete;
-  TempDatabase &operator=(const TempDatabase &) = delete;
+  TempDatabase(const TempDatabase&) = delete;
+  TempDatabase& operator=(const TempDatabase&) = delete;
 
-  const std::string &name() const { return name_; }
+  const std::string& name() const { return name_; }
 
-private:
+ private:
   std::string name_;
 };
 
-} // namespace syncline::test
+}  // namespace syncline::test

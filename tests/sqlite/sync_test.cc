@@ -10,54 +10,54 @@
 namespace syncline::test {
 namespace {
 
-constexpr const char *kNotes = "CREATE TABLE notes(id TEXT PRIMARY KEY, org_id INTEGER, title TEXT, body TEXT)";
+constexpr const char* kNotes = "CREATE TABLE notes(id TEXT PRIMARY KEY, org_id INTEGER, title TEXT, body TEXT)";
 
 std::string Hlc(long long offset_ms, int logical = 0) {
   return core::HlcToText(core::HlcFromPhysicalMs(core::WallClockMs() + offset_ms) + logical);
 }
 
 // One change of a hand-made batch.
-std::string Upsert(const std::string &id, const std::string &title, const std::string &hlc, const std::string &node,
-                   const std::string &table = "notes") {
+std::string Upsert(const std::string& id, const std::string& title, const std::string& hlc, const std::string& node,
+                   const std::string& table = "notes") {
   return R"({"table":")" + table + R"(","op":"upsert","pk":{"id":")" + id + R"("},"row":{"id":")" + id +
          R"(","org_id":1,"title":")" + title + R"(","body":"b"},"clock":1,"hlc":")" + hlc + R"(","node":")" + node +
          R"("})";
 }
 
-std::string Delete(const std::string &id, const std::string &hlc, const std::string &node) {
+std::string Delete(const std::string& id, const std::string& hlc, const std::string& node) {
   return R"({"table":"notes","op":"delete","pk":{"id":")" + id + R"("},"clock":2,"hlc":")" + hlc + R"(","node":")" +
          node + R"("})";
 }
 
-std::string Batch(const std::string &source, const std::vector<std::string> &changes) {
+std::string Batch(const std::string& source, const std::vector<std::string>& changes) {
   std::string list;
-  for (const auto &change : changes)
+  for (const auto& change : changes)
     list += (list.empty() ? "" : ",") + change;
   return R"({"format":1,"source":")" + source + R"(","changes":[)" + list + "]}";
 }
 
 class SyncTest : public ::testing::Test {
-protected:
+ protected:
   TempDir dir;
   Db a{dir.File("a.db")};
   Db b{dir.File("b.db")};
   std::string remote = core::NewNodeId();
 
   void SetUp() override {
-    for (Db *db : {&a, &b}) {
+    for (Db* db : {&a, &b}) {
       db->Exec(kNotes);
       db->Text("SELECT syncline_track('notes')");
     }
   }
-  std::string Apply(Db &db, const std::string &batch) { return db.Text("SELECT syncline_apply_push(?1)", {batch}); }
-  std::string ApplyError(Db &db, const std::string &batch) {
+  std::string Apply(Db& db, const std::string& batch) { return db.Text("SELECT syncline_apply_push(?1)", {batch}); }
+  std::string ApplyError(Db& db, const std::string& batch) {
     return db.Error("SELECT syncline_apply_push(?1)", {batch});
   }
-  std::string Title(Db &db, const std::string &id) {
+  std::string Title(Db& db, const std::string& id) {
     return db.Text("SELECT coalesce((SELECT title FROM notes WHERE id = ?1), 'gone')", {id});
   }
   // Everything apply_push may write, to prove a rejected batch wrote nothing.
-  std::string State(Db &db) {
+  std::string State(Db& db) {
     return db.Dump("notes") + "#" +
            db.Text("SELECT group_concat(version || pk || clock || hlc || node || deleted) FROM syncline_rows") + "#" +
            db.Text("SELECT group_concat(node_id || cursor) FROM syncline_peers") + "#" +
@@ -70,7 +70,7 @@ TEST_F(SyncTest, PullPagesNeverSkipOrRepeatAChange) {
   for (int i = 0; i < 250; ++i)
     a.Exec("INSERT INTO notes VALUES ('n" + std::to_string(i) + "', 1, 't', 'b')");
   a.Exec("COMMIT");
-  std::set<std::string> seen; // (pk, hlc): one version of one row
+  std::set<std::string> seen;  // (pk, hlc): one version of one row
   std::string cursor;
   int pages = 0;
   for (bool more = true; more; ++pages) {
@@ -89,7 +89,7 @@ TEST_F(SyncTest, PullPagesNeverSkipOrRepeatAChange) {
     // rows not yet pulled come once with their latest version.
     if (pages == 1) a.Exec("UPDATE notes SET title = 'late' WHERE id IN ('n0', 'n200')");
   }
-  EXPECT_EQ(seen.size(), 251u); // 250 inserts, plus n0's later version
+  EXPECT_EQ(seen.size(), 251u);  // 250 inserts, plus n0's later version
   EXPECT_EQ(pages, 7);
   // A pull from the final cursor is empty and keeps the cursor.
   std::string last = a.Text("SELECT syncline_pull_since(?1, 40)", {cursor});
@@ -107,7 +107,7 @@ TEST_F(SyncTest, AppliedChangesKeepOriginAndAreNotRecaptured) {
   // But b relays it, with a's node, clock and stamp.
   std::string all = b.Text("SELECT syncline_pull_since(NULL, 10)");
   std::string original = a.Text("SELECT syncline_pull_since(NULL, 10)");
-  for (const char *field : {"node", "hlc", "clock", "row"}) {
+  for (const char* field : {"node", "hlc", "clock", "row"}) {
     std::string path = std::string("$.changes[0].") + field;
     EXPECT_EQ(b.Text("SELECT json_extract(?1, ?2)", {all, path}),
               a.Text("SELECT json_extract(?1, ?2)", {original, path}));
@@ -231,7 +231,7 @@ TEST_F(SyncTest, ReceivedStampsAdvanceTheClock) {
 TEST_F(SyncTest, SameIntegerKeyFromTwoOfflineNodesIsOneRow) {
   // Why client-made keys should be UUIDs: integer keys collide, and the later
   // insert silently wins.
-  for (Db *db : {&a, &b}) {
+  for (Db* db : {&a, &b}) {
     db->Exec("CREATE TABLE todo(id INTEGER PRIMARY KEY, what TEXT)");
     db->Text("SELECT syncline_track('todo')");
   }
@@ -263,7 +263,7 @@ TEST_F(SyncTest, PeerCursorIsRecordedAndNeverMovesBack) {
   std::string cursor2 = a.Text("SELECT json_extract(?1, '$.cursor')", {page2});
   EXPECT_EQ(b.Text("SELECT syncline_peer_cursor(?1)", {a.NodeId()}), "NULL");
   Apply(b, page2);
-  Apply(b, page1); // delivered late
+  Apply(b, page1);  // delivered late
   EXPECT_EQ(b.Text("SELECT syncline_peer_cursor(?1)", {a.NodeId()}), cursor2);
   EXPECT_EQ(b.Text("SELECT syncline_peer_cursor(?1, '{\"origin\":\"local\"}')", {a.NodeId()}), "NULL");
 }
@@ -313,8 +313,8 @@ TEST_F(SyncTest, CopiedDatabaseFileIsDetected) {
 }
 
 TEST_F(SyncTest, ValuesRoundTripExactly) {
-  for (Db *db : {&a, &b}) {
-    db->Exec("CREATE TABLE vals(k INTEGER PRIMARY KEY, v)"); // no type: keeps every value as written
+  for (Db* db : {&a, &b}) {
+    db->Exec("CREATE TABLE vals(k INTEGER PRIMARY KEY, v)");  // no type: keeps every value as written
     db->Text("SELECT syncline_track('vals')");
   }
   a.Exec("INSERT INTO vals VALUES (1, NULL), (2, 9223372036854775807), (3, -9223372036854775808), (4, 1.0),"
@@ -335,8 +335,8 @@ TEST_F(SyncTest, BadBatchesAreRejectedWhole) {
   b.Text("SELECT syncline_track('strict_t')");
   b.Exec("INSERT INTO notes VALUES ('keep', 1, 'x', 'y')");
   std::string good = Upsert("g1", "good", Hlc(-1000), remote);
-  auto with = [&](const std::string &bad) { return Batch(remote, {good, bad}); };
-  auto change = [&](const std::string &table, const std::string &pk, const std::string &row) {
+  auto with = [&](const std::string& bad) { return Batch(remote, {good, bad}); };
+  auto change = [&](const std::string& table, const std::string& pk, const std::string& row) {
     return R"({"table":")" + table + R"(","op":"upsert","pk":)" + pk + R"(,"row":)" + row + R"(,"clock":1,"hlc":")" +
            Hlc(-500) + R"(","node":")" + remote + R"("})";
   };
@@ -387,13 +387,13 @@ TEST_F(SyncTest, BadBatchesAreRejectedWhole) {
        "cursor \"nope\" is malformed"},
   };
   std::string before = State(b);
-  for (const Case &c : cases) {
+  for (const Case& c : cases) {
     std::string error = ApplyError(b, c.batch);
     EXPECT_NE(error.find("syncline_apply_push: "), std::string::npos) << c.name << ": " << error;
     EXPECT_NE(error.find(c.expected), std::string::npos) << c.name << ": " << error;
     EXPECT_EQ(State(b), before) << c.name;
   }
-  EXPECT_EQ(b.Int("SELECT count(*) FROM notes"), 1); // no injection ran
+  EXPECT_EQ(b.Int("SELECT count(*) FROM notes"), 1);  // no injection ran
 }
 
 TEST_F(SyncTest, ConstraintViolationsRollBackTheWholeBatch) {
@@ -401,7 +401,7 @@ TEST_F(SyncTest, ConstraintViolationsRollBackTheWholeBatch) {
          "parent_id TEXT NOT NULL REFERENCES parent(id), email TEXT UNIQUE); PRAGMA foreign_keys = ON;");
   b.Text("SELECT syncline_track('child')");
   b.Exec("INSERT INTO parent VALUES ('p1'); INSERT INTO child VALUES ('c1', 'p1', 'taken@x');");
-  auto child = [&](const std::string &id, const std::string &parent, const std::string &email) {
+  auto child = [&](const std::string& id, const std::string& parent, const std::string& email) {
     return R"({"table":"child","op":"upsert","pk":{"id":")" + id + R"("},"row":{"id":")" + id + R"(","parent_id":")" +
            parent + R"(","email":")" + email + R"("},"clock":1,"hlc":")" + Hlc(-100) + R"(","node":")" + remote +
            R"("})";
@@ -430,7 +430,7 @@ TEST(Convergence, ThreeFilesEditedIndependentlyEndIdentical) {
   std::mt19937_64 random(20261123);
   auto pick = [&](int n) { return static_cast<int>(random() % n); };
   for (int round = 0; round < 12; ++round) {
-    for (auto &node : nodes) {
+    for (auto& node : nodes) {
       node->Exec("BEGIN");
       for (int op = 0; op < 15; ++op) {
         std::string org = std::to_string(pick(2));
@@ -470,7 +470,7 @@ TEST(Convergence, ThreeFilesEditedIndependentlyEndIdentical) {
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 3; ++j)
         if (i != j) Sync(*nodes[i], *nodes[j], 7);
-  for (const char *table : {"items", "tags"}) {
+  for (const char* table : {"items", "tags"}) {
     std::string reference = nodes[0]->Dump(table);
     EXPECT_FALSE(reference.empty());
     for (int i = 1; i < 3; ++i)
@@ -483,5 +483,5 @@ TEST(Convergence, ThreeFilesEditedIndependentlyEndIdentical) {
     EXPECT_EQ(nodes[i]->Text(meta), nodes[0]->Text(meta));
 }
 
-} // namespace
-} // namespace syncline::test
+}  // namespace
+}  // namespace syncline::test

@@ -6,13 +6,13 @@ namespace syncline::test {
 namespace {
 
 class Tracking : public ::testing::Test {
-protected:
+ protected:
   TempDir dir;
   Db db{dir.File("a.db")};
 
   void SetUp() override { db.Exec("CREATE TABLE notes(id TEXT PRIMARY KEY, org_id INTEGER, title TEXT, body TEXT)"); }
   long long MetaRows() { return db.Int("SELECT count(*) FROM syncline_rows WHERE tid > 0"); }
-  std::string Meta(const std::string &key) {
+  std::string Meta(const std::string& key) {
     return db.Text("SELECT clock || ':' || deleted FROM syncline_rows WHERE pk = ?1", {key});
   }
 };
@@ -48,11 +48,11 @@ TEST_F(Tracking, InsertUpdateDeleteKeepOneMetadataRowPerRow) {
   for (int i = 0; i < 1000; ++i)
     db.Exec("UPDATE notes SET title = 't" + std::to_string(i) + "' WHERE id = 'n1'");
   db.Exec("COMMIT");
-  EXPECT_EQ(MetaRows(), 1); // a million updates would not grow the log either
+  EXPECT_EQ(MetaRows(), 1);  // a million updates would not grow the log either
   EXPECT_EQ(Meta("[\"n1\"]"), "1001:0");
   db.Exec("DELETE FROM notes");
-  EXPECT_EQ(db.Int("SELECT count(*) FROM notes"), 0); // the user's table stays clean
-  EXPECT_EQ(Meta("[\"n1\"]"), "1002:1");              // the tombstone lives in the metadata
+  EXPECT_EQ(db.Int("SELECT count(*) FROM notes"), 0);  // the user's table stays clean
+  EXPECT_EQ(Meta("[\"n1\"]"), "1002:1");               // the tombstone lives in the metadata
   db.Exec("INSERT INTO notes VALUES ('n1', 8, 'again', '')");
   EXPECT_EQ(Meta("[\"n1\"]"), "1003:0");
 }
@@ -163,5 +163,5 @@ TEST_F(Tracking, RollbackUndoesCapture) {
   EXPECT_EQ(MetaRows(), 0);
 }
 
-} // namespace
-} // namespace syncline::test
+}  // namespace
+}  // namespace syncline::test

@@ -24,7 +24,7 @@ const std::string kSource = "11111111-2222-4333-8444-555555555555";
 const std::string kNode = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
 constexpr Hlc kHlc = 0x0000018c2a1b0001ULL;
 
-std::string Describe(const Value &v) {
+std::string Describe(const Value& v) {
   std::string out;
   JsonWriter writer(&out);
   if (v.type == Value::Type::kText && !IsValidUtf8(v.bytes)) return "<invalid text>";
@@ -62,7 +62,7 @@ TEST(ChangesetWrite, WriteValueEncodings) {
       {Value::Blob(""), R"({"blob":""})"},
       {Value::Blob("\x00\x01"s), R"({"blob":"AAE="})"},
   };
-  for (const auto &[value, expected] : cases) {
+  for (const auto& [value, expected] : cases) {
     std::string out;
     JsonWriter writer(&out);
     WriteValue(writer, value);
@@ -97,9 +97,9 @@ Batch GoldenBatch() {
   return batch;
 }
 
-std::string Write(const Batch &batch) {
+std::string Write(const Batch& batch) {
   BatchWriter writer(batch.source);
-  for (const Change &change : batch.changes)
+  for (const Change& change : batch.changes)
     writer.Add(change);
   EXPECT_EQ(writer.count(), batch.changes.size());
   return writer.Finish(batch.cursor, batch.has_more);
@@ -125,7 +125,7 @@ TEST(ChangesetWrite, GoldenEmptyBatch) {
       R"({"format":1,"source":"11111111-2222-4333-8444-555555555555","changes":[],"cursor":"","has_more":false})");
 }
 
-void ExpectSameColumns(const std::vector<ColumnValue> &a, const std::vector<ColumnValue> &b) {
+void ExpectSameColumns(const std::vector<ColumnValue>& a, const std::vector<ColumnValue>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].column, b[i].column);
@@ -134,7 +134,7 @@ void ExpectSameColumns(const std::vector<ColumnValue> &a, const std::vector<Colu
   }
 }
 
-void ExpectSameBatch(const Batch &a, const Batch &b) {
+void ExpectSameBatch(const Batch& a, const Batch& b) {
   EXPECT_EQ(a.format, b.format);
   EXPECT_EQ(a.source, b.source);
   EXPECT_EQ(a.cursor, b.cursor);
@@ -166,7 +166,7 @@ TEST(ChangesetDecode, GoldenBatchReadsBack) {
 // ---------------------------------------------------------------- values
 
 // Writes a one-change batch carrying the value in column "v" and decodes it.
-Value RoundTrip(const Value &value) {
+Value RoundTrip(const Value& value) {
   Change change;
   change.table = "t";
   change.pk = {{"id", Value::Integer(1)}};
@@ -196,7 +196,7 @@ TEST(ChangesetValues, RoundTripLosslessly) {
       Value::Integer(-1),
       Value::Integer(INT64_MIN),
       Value::Integer(INT64_MAX),
-      Value::Integer(9007199254740993), // not representable as a double
+      Value::Integer(9007199254740993),  // not representable as a double
       Value::Real(0.0),
       Value::Real(-0.0),
       Value::Real(1.0),
@@ -212,11 +212,11 @@ TEST(ChangesetValues, RoundTripLosslessly) {
       Value::Real(std::numeric_limits<double>::min()),
       Value::Real(std::numeric_limits<double>::denorm_min()),
       Value::Real(-std::numeric_limits<double>::denorm_min()),
-      Value::Real(2.2250738585072009e-308), // largest subnormal
+      Value::Real(2.2250738585072009e-308),  // largest subnormal
       Value::Text(""),
       Value::Text("plain"),
-      Value::Text("\xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd"), // emoji, with a modifier
-      Value::Text("\xe4\xb8\xad\xe6\x96\x87\xe3\x81\x8b\xed\x95\x9c"), // CJK, kana, hangul
+      Value::Text("\xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd"),  // emoji, with a modifier
+      Value::Text("\xe4\xb8\xad\xe6\x96\x87\xe3\x81\x8b\xed\x95\x9c"),  // CJK, kana, hangul
       Value::Text("\0"s),
       Value::Text("a\0b\x01\x1f\"\\/\n"s),
       Value::Text("\xf4\x8f\xbf\xbf\xef\xbf\xbf"),
@@ -225,7 +225,7 @@ TEST(ChangesetValues, RoundTripLosslessly) {
       Value::Blob("\xff\xfe"),
       Value::Blob(all_bytes),
   };
-  for (const Value &value : values) {
+  for (const Value& value : values) {
     Value back = RoundTrip(value);
     EXPECT_EQ(back.type, value.type) << Describe(value);
     EXPECT_TRUE(SameValue(back, value)) << Describe(value) << " came back as " << Describe(back);
@@ -251,7 +251,7 @@ TEST(ChangesetValues, RealAndIntegerStayDistinct) {
 }
 
 // A random value of any type, text always valid UTF-8.
-Value RandomValue(std::mt19937_64 &rng) {
+Value RandomValue(std::mt19937_64& rng) {
   switch (rng() % 5) {
   case 0: return Value::Null();
   case 1: return Value::Integer(static_cast<std::int64_t>(rng()) >> (rng() % 64));
@@ -292,7 +292,7 @@ Value RandomValue(std::mt19937_64 &rng) {
   }
   default: {
     std::string bytes(rng() % 20, '\0');
-    for (char &c : bytes)
+    for (char& c : bytes)
       c = static_cast<char>(rng());
     return Value::Blob(bytes);
   }
@@ -332,7 +332,7 @@ TEST(ChangesetValues, RandomBatchesRoundTrip) {
   }
 }
 
-Status DecodeOne(const std::string &json_text, Value *out) {
+Status DecodeOne(const std::string& json_text, Value* out) {
   Json json;
   Status status = ParseJson(json_text, &json);
   if (!status.ok()) return status;
@@ -467,7 +467,7 @@ TEST(ChangesetValues, RejectedLiterals) {
       {R"({"real":"1e400"})", "got \"1e400\""},
       {R"({"real":1.5})", "a value object must be"},
   };
-  for (const auto &[text, why] : cases) {
+  for (const auto& [text, why] : cases) {
     v = Value::Text("untouched");
     Status status = DecodeOne(text, &v);
     EXPECT_FALSE(status.ok()) << text;
@@ -491,8 +491,8 @@ struct ChangeJson {
       {"hlc", R"("0000018c2a1b0001")"},
       {"node", R"("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee")"},
   };
-  ChangeJson &Set(const std::string &key, const std::string &raw) {
-    for (auto &field : fields) {
+  ChangeJson& Set(const std::string& key, const std::string& raw) {
+    for (auto& field : fields) {
       if (field.first == key) {
         field.second = raw;
         return *this;
@@ -501,7 +501,7 @@ struct ChangeJson {
     fields.emplace_back(key, raw);
     return *this;
   }
-  ChangeJson &Drop(const std::string &key) {
+  ChangeJson& Drop(const std::string& key) {
     for (auto it = fields.begin(); it != fields.end(); ++it) {
       if (it->first == key) {
         fields.erase(it);
@@ -510,30 +510,30 @@ struct ChangeJson {
     }
     return *this;
   }
-  ChangeJson &WithValue(const std::string &raw) { return Set("row", R"({"id":1,"v":)" + raw + "}"); }
+  ChangeJson& WithValue(const std::string& raw) { return Set("row", R"({"id":1,"v":)" + raw + "}"); }
   std::string Text() const {
     std::string text = "{";
-    for (const auto &[key, raw] : fields)
+    for (const auto& [key, raw] : fields)
       text += (text.size() > 1 ? ",\"" : "\"") + key + "\":" + raw;
     return text + "}";
   }
 };
 
-std::string BatchOf(const std::vector<std::string> &changes) {
+std::string BatchOf(const std::vector<std::string>& changes) {
   std::string text = R"({"format":1,"source":")" + kSource + R"(","changes":[)";
   for (std::size_t i = 0; i < changes.size(); ++i)
     text += (i ? "," : "") + changes[i];
   return text + "]}";
 }
 
-Status DecodeText(const std::string &text, Batch *batch = nullptr) {
+Status DecodeText(const std::string& text, Batch* batch = nullptr) {
   Batch scratch;
   return DecodeBatch(text, batch ? batch : &scratch);
 }
 
 // The change goes second, after a valid one, so the message must name index 1.
-void ExpectBadChange(const ChangeJson &change, const std::string &why,
-                     const std::string &context = "change 1 (table \"notes\"): ") {
+void ExpectBadChange(const ChangeJson& change, const std::string& why,
+                     const std::string& context = "change 1 (table \"notes\"): ") {
   std::string text = BatchOf({ChangeJson().Text(), change.Text()});
   Status status = DecodeText(text);
   ASSERT_FALSE(status.ok()) << text;
@@ -542,7 +542,7 @@ void ExpectBadChange(const ChangeJson &change, const std::string &why,
   EXPECT_NE(status.message().find(why), std::string::npos) << "message: " << status.message() << "\nbatch: " << text;
 }
 
-void ExpectBadBatch(const std::string &text, const std::string &why) {
+void ExpectBadBatch(const std::string& text, const std::string& why) {
   Status status = DecodeText(text);
   ASSERT_FALSE(status.ok()) << text;
   EXPECT_EQ(status.code(), Code::kInvalidInput);
@@ -608,7 +608,7 @@ TEST(ChangesetReject, Source) {
 }
 
 TEST(ChangesetReject, ChangeNotAnObject) {
-  for (const char *item : {"5", "\"x\"", "null", "[]", "true"}) {
+  for (const char* item : {"5", "\"x\"", "null", "[]", "true"}) {
     std::string text = BatchOf({ChangeJson().Text(), item});
     Status status = DecodeText(text);
     ASSERT_FALSE(status.ok()) << text;
@@ -690,7 +690,7 @@ TEST(ChangesetReject, Row) {
 TEST(ChangesetReject, RowAndPkDisagree) {
   const std::string why = "\"row\" and \"pk\" disagree on column \"id\"";
   ExpectBadChange(ChangeJson().Set("row", R"({"id":2})"), why);
-  ExpectBadChange(ChangeJson().Set("row", R"({"id":1.0})"), why); // 1 and 1.0 are different values
+  ExpectBadChange(ChangeJson().Set("row", R"({"id":1.0})"), why);  // 1 and 1.0 are different values
   ExpectBadChange(ChangeJson().Set("row", R"({"id":"1"})"), why);
   ExpectBadChange(ChangeJson().Set("row", R"({"id":null})"), why);
   ExpectBadChange(ChangeJson().Set("pk", R"({"id":0.0})").Set("row", R"({"id":-0.0})"), why);
@@ -703,7 +703,7 @@ TEST(ChangesetReject, RowAndPkDisagree) {
       &batch);
   EXPECT_TRUE(status.ok()) << status.message();
   status = DecodeText(BatchOf({ChangeJson().Set("pk", R"({"id":true})").Set("row", R"({"id":1})").Text()}), &batch);
-  EXPECT_TRUE(status.ok()) << status.message(); // true is the integer 1
+  EXPECT_TRUE(status.ok()) << status.message();  // true is the integer 1
 }
 
 TEST(ChangesetReject, DeleteCarriesNoRow) {
@@ -724,7 +724,7 @@ TEST(ChangesetReject, DeleteCarriesNoRow) {
 
 TEST(ChangesetReject, Clock) {
   const std::string why = "\"clock\" must be a positive integer";
-  for (const char *clock : {"0", "-1", "-0", "1.5", "1.0", "1e2", "\"3\"", "null", "true", "9223372036854775808",
+  for (const char* clock : {"0", "-1", "-0", "1.5", "1.0", "1e2", "\"3\"", "null", "true", "9223372036854775808",
                             "-9223372036854775808", "{\"real\":\"Infinity\"}"}) {
     ExpectBadChange(ChangeJson().Set("clock", clock), why);
   }
@@ -736,7 +736,7 @@ TEST(ChangesetReject, Clock) {
 
 TEST(ChangesetReject, Hlc) {
   const std::string why = "\"hlc\" must be 16 hex digits";
-  for (const char *hlc :
+  for (const char* hlc :
        {R"("abc")", R"("")", R"("00000000000000001")", R"("000000000000001")", R"("8000000000000000")",
         R"("ffffffffffffffff")", R"("000000000000000g")", R"("0x00000000000001")", "1", "null"}) {
     ExpectBadChange(ChangeJson().Set("hlc", hlc), why);
@@ -749,7 +749,7 @@ TEST(ChangesetReject, Hlc) {
 
 TEST(ChangesetReject, Node) {
   const std::string why = "\"node\" must be a UUID";
-  for (const char *node :
+  for (const char* node :
        {R"("x")", R"("")", R"("aaaaaaaabbbb4ccc8dddeeeeeeeeeeee")", R"("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeeg")",
         R"("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee ")", "1", "null"}) {
     ExpectBadChange(ChangeJson().Set("node", node), why);
@@ -772,7 +772,7 @@ TEST(ChangesetReject, ColumnValues) {
 
 TEST(ChangesetReject, HugeExponentIsRefused) {
   // 1e400 does not fit a double: refused, never read as infinity.
-  for (const char *literal : {"1e400", "-1e400", "1e309"}) {
+  for (const char* literal : {"1e400", "-1e400", "1e309"}) {
     Batch batch;
     Status status = DecodeText(BatchOf({ChangeJson().WithValue(literal).Text()}), &batch);
     EXPECT_FALSE(status.ok()) << literal;
@@ -862,7 +862,7 @@ TEST(RowKey, RandomRoundTrip) {
       ASSERT_TRUE(SameValue(back[k], key[k])) << text;
     std::string again;
     ASSERT_TRUE(EncodeKey(back, &again).ok());
-    ASSERT_EQ(again, text); // one text per key
+    ASSERT_EQ(again, text);  // one text per key
   }
 }
 
@@ -883,10 +883,10 @@ TEST(RowKey, EncodeRejectsInvalidUtf8Text) {
 
 TEST(RowKey, DecodeRejects) {
   std::vector<Value> out;
-  for (const char *text : {"", "{}", "1", "\"n1\"", "null", "[1", "[1] x", "[[1]]", "[9223372036854775808]",
+  for (const char* text : {"", "{}", "1", "\"n1\"", "null", "[1", "[1] x", "[[1]]", "[9223372036854775808]",
                            R"([{"x":1}])", R"([{"blob":"QR=="}])", R"([{"real":"nan"}])"}) {
     EXPECT_FALSE(DecodeKey(text, &out).ok()) << text;
   }
 }
 
-} // namespace
+}  // namespace

@@ -17,14 +17,14 @@ using namespace syncline::core;
 const std::string kNodeA = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
 const std::string kNodeB = "11111111-2222-4333-8444-555555555555";
 
-PullOptions Parse(const std::string &text) {
+PullOptions Parse(const std::string& text) {
   PullOptions options;
   Status status = ParsePullOptions(text, &options);
   EXPECT_TRUE(status.ok()) << text << ": " << status.message();
   return options;
 }
 
-void ExpectBadOptions(const std::string &text, const std::string &why) {
+void ExpectBadOptions(const std::string& text, const std::string& why) {
   PullOptions options;
   Status status = ParsePullOptions(text, &options);
   ASSERT_FALSE(status.ok()) << text;
@@ -33,7 +33,7 @@ void ExpectBadOptions(const std::string &text, const std::string &why) {
   EXPECT_NE(status.message().find(why), std::string::npos) << text << " -> " << status.message();
 }
 
-bool IsDefault(const PullOptions &o) {
+bool IsDefault(const PullOptions& o) {
   return !o.local_only && o.exclude_origin.empty() && o.scope.empty() && !o.has_scope;
 }
 
@@ -71,8 +71,8 @@ TEST(PullOptionsTest, ExcludeOriginIsCanonicalised) {
 
 TEST(PullOptionsTest, ScopeKeepsTheValuesCanonicalJson) {
   struct Case {
-    const char *input;
-    const char *scope;
+    const char* input;
+    const char* scope;
   };
   const Case cases[] = {
       {R"({"scope":"org-1"})", R"("org-1")"},
@@ -86,7 +86,7 @@ TEST(PullOptionsTest, ScopeKeepsTheValuesCanonicalJson) {
       {R"({"scope":{"real":"NaN"}})", R"({"real":"NaN"})"},
       {R"({"scope":"a\"\n\u00e9"})", "\"a\\\"\\n\xc3\xa9\""},
   };
-  for (const Case &c : cases) {
+  for (const Case& c : cases) {
     PullOptions options = Parse(c.input);
     EXPECT_TRUE(options.has_scope) << c.input;
     EXPECT_EQ(options.scope, c.scope) << c.input;
@@ -127,7 +127,7 @@ TEST(PullOptionsTest, Rejections) {
 
 // ---------------------------------------------------------------- fingerprints
 
-bool IsLowerHex16(const std::string &text) {
+bool IsLowerHex16(const std::string& text) {
   if (text.size() != 16) return false;
   for (char c : text) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
@@ -160,7 +160,7 @@ TEST(FilterFingerprintTest, DiffersBetweenOptionSets) {
       R"({"origin":"local","exclude_origin":")" + kNodeA + R"(","scope":"x"})",
   };
   std::set<std::string> seen;
-  for (const std::string &text : sets) {
+  for (const std::string& text : sets) {
     std::string fingerprint = FilterFingerprint(Parse(text));
     EXPECT_TRUE(IsLowerHex16(fingerprint)) << fingerprint;
     EXPECT_TRUE(seen.insert(fingerprint).second) << "collision for " << text;
@@ -192,7 +192,7 @@ TEST(FilterFingerprintTest, ScopeTextCannotForgeOtherOptions) {
 
 TEST(CursorTest, EncodeDecodeRoundTrip) {
   const std::string fingerprint = FilterFingerprint(Parse(R"({"origin":"local"})"));
-  for (const char *position : {"0", "1", "12.5", "1.2.3.4", "007", "18446744073709551616123"}) {
+  for (const char* position : {"0", "1", "12.5", "1.2.3.4", "007", "18446744073709551616123"}) {
     Cursor cursor{kNodeA, fingerprint, position};
     std::string text = EncodeCursor(cursor);
     EXPECT_EQ(text, kNodeA + ":" + fingerprint + ":" + position);
@@ -219,15 +219,15 @@ TEST(CursorTest, DecodeRejectsMalformed) {
       "",
       "abc",
       kNodeA,
-      kNodeA + ":" + fp,       // missing position
-      kNodeA + ":" + fp + ":", // empty position
-      kNodeA + "::5",          // empty fingerprint
-      ":" + fp + ":5",         // empty node
-      "node-1:" + fp + ":5",   // bad uuid
+      kNodeA + ":" + fp,        // missing position
+      kNodeA + ":" + fp + ":",  // empty position
+      kNodeA + "::5",           // empty fingerprint
+      ":" + fp + ":5",          // empty node
+      "node-1:" + fp + ":5",    // bad uuid
       "aaaaaaaabbbb4ccc8dddeeeeeeeeeeee:" + fp + ":5",
-      kNodeA + ":CBF29CE484222325:5",  // fingerprints are lower-case
-      kNodeA + ":cbf29ce48422232:5",   // 15 digits
-      kNodeA + ":cbf29ce4842223250:5", // 17 digits
+      kNodeA + ":CBF29CE484222325:5",   // fingerprints are lower-case
+      kNodeA + ":cbf29ce48422232:5",    // 15 digits
+      kNodeA + ":cbf29ce4842223250:5",  // 17 digits
       kNodeA + ":cbf29ce48422232g:5",
       kNodeA + ":" + fp + ":1..2",
       kNodeA + ":" + fp + ":.1",
@@ -243,15 +243,15 @@ TEST(CursorTest, DecodeRejectsMalformed) {
       kNodeA + ":" + fp + ":1,2",
       kNodeA + ":" + fp + ":" + std::string(201, '1'),
       kNodeA + ":" + fp + ":1" + std::string("\0", 1),
-      fp + ":" + kNodeA + ":5", // parts swapped
+      fp + ":" + kNodeA + ":5",  // parts swapped
   };
-  for (const std::string &text : bad) {
+  for (const std::string& text : bad) {
     Cursor out{"untouched", "", ""};
     Status status = DecodeCursor(text, &out);
     EXPECT_FALSE(status.ok()) << testing::PrintToString(text);
     EXPECT_EQ(status.code(), Code::kInvalidInput);
     EXPECT_NE(status.message().find("is malformed"), std::string::npos) << status.message();
-    EXPECT_EQ(out.node, "untouched") << text; // nothing half-decoded
+    EXPECT_EQ(out.node, "untouched") << text;  // nothing half-decoded
   }
   Cursor out;
   EXPECT_TRUE(DecodeCursor(kNodeA + ":" + fp + ":" + std::string(200, '1'), &out).ok());
@@ -274,7 +274,7 @@ TEST(ComparePositionsTest, NumericNotLexicographic) {
   EXPECT_GT(ComparePositions("10", "9"), 0);
   EXPECT_LT(ComparePositions("9", "10"), 0);
   EXPECT_LT(ComparePositions("99", "100"), 0);
-  EXPECT_GT(ComparePositions("1000000000000000000000", "999999999999999999999"), 0); // beyond 64 bits
+  EXPECT_GT(ComparePositions("1000000000000000000000", "999999999999999999999"), 0);  // beyond 64 bits
   EXPECT_EQ(ComparePositions("42", "42"), 0);
   EXPECT_LT(ComparePositions("0", "1"), 0);
 }
@@ -291,7 +291,7 @@ TEST(ComparePositionsTest, LeadingZerosDoNotCount) {
 TEST(ComparePositionsTest, DottedSequences) {
   EXPECT_LT(ComparePositions("1.2", "1.10"), 0);
   EXPECT_GT(ComparePositions("1.10", "1.9"), 0);
-  EXPECT_LT(ComparePositions("1", "1.0"), 0); // a proper prefix sorts first
+  EXPECT_LT(ComparePositions("1", "1.0"), 0);  // a proper prefix sorts first
   EXPECT_GT(ComparePositions("1.0", "1"), 0);
   EXPECT_LT(ComparePositions("1.2", "1.2.0"), 0);
   EXPECT_GT(ComparePositions("2", "1.99"), 0);
@@ -303,7 +303,7 @@ TEST(ComparePositionsTest, DottedSequences) {
 }
 
 // A reference order: sequences of numbers, compared element by element.
-std::vector<std::uint64_t> Parts(const std::string &position) {
+std::vector<std::uint64_t> Parts(const std::string& position) {
   std::vector<std::uint64_t> parts;
   std::size_t start = 0;
   while (true) {
@@ -320,7 +320,7 @@ TEST(ComparePositionsTest, AgreesWithAReferenceOnRandomPositions) {
     std::string text;
     for (std::size_t i = 0, n = 1 + rng() % 4; i < n; ++i) {
       if (i) text += ".";
-      text += std::string(rng() % 4 == 0 ? rng() % 3 : 0, '0'); // leading zeros now and then
+      text += std::string(rng() % 4 == 0 ? rng() % 3 : 0, '0');  // leading zeros now and then
       std::uint64_t part = rng() % 4 == 0 ? rng() >> 1 : rng() % 12;
       text += std::to_string(part);
     }
@@ -340,4 +340,4 @@ TEST(ComparePositionsTest, AgreesWithAReferenceOnRandomPositions) {
   }
 }
 
-} // namespace
+}  // namespace

@@ -15,7 +15,7 @@ namespace {
 
 using namespace syncline::core;
 
-bool IsLowerHex(const std::string &text) {
+bool IsLowerHex(const std::string& text) {
   for (char c : text) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
@@ -24,7 +24,7 @@ bool IsLowerHex(const std::string &text) {
 
 // A random stamp below 2^63, spread over every magnitude so that texts with
 // many leading zeros are drawn as often as long ones.
-Hlc RandomHlc(std::mt19937_64 &rng) {
+Hlc RandomHlc(std::mt19937_64& rng) {
   Hlc value = rng() & kHlcMax;
   return value >> (rng() % 63);
 }
@@ -76,8 +76,8 @@ TEST(HlcText, FromTextAcceptsUpperAndMixedCase) {
 TEST(HlcText, FromTextRejectsWrongLength) {
   EXPECT_FALSE(HlcFromText(""));
   EXPECT_FALSE(HlcFromText("0"));
-  EXPECT_FALSE(HlcFromText("000000000000001"));   // 15 digits
-  EXPECT_FALSE(HlcFromText("00000000000000001")); // 17 digits
+  EXPECT_FALSE(HlcFromText("000000000000001"));    // 15 digits
+  EXPECT_FALSE(HlcFromText("00000000000000001"));  // 17 digits
   EXPECT_FALSE(HlcFromText("00000000000000000000000000000001"));
 }
 
@@ -110,7 +110,7 @@ TEST(HlcLayout, PhysicalAndLogicalParts) {
   EXPECT_EQ(HlcPhysicalMs((Hlc{1234} << 16) | 0xffff), 1234);
   std::mt19937_64 rng(3);
   for (int i = 0; i < 1000; ++i) {
-    std::int64_t ms = static_cast<std::int64_t>(rng() >> 17); // below 2^47
+    std::int64_t ms = static_cast<std::int64_t>(rng() >> 17);  // below 2^47
     ASSERT_EQ(HlcPhysicalMs(HlcFromPhysicalMs(ms)), ms);
     ASSERT_LE(HlcFromPhysicalMs(ms), kHlcMax);
   }
@@ -125,7 +125,7 @@ TEST(HlcNextTest, FollowsTheWallClockWhenItIsAhead) {
 TEST(HlcNextTest, CountsWhenTheWallClockIsBehind) {
   Hlc last = HlcFromPhysicalMs(5000) | 3;
   EXPECT_EQ(HlcNext(last, 0, 4000), last + 1);
-  EXPECT_EQ(HlcNext(last, 0, 5000), last + 1); // same millisecond
+  EXPECT_EQ(HlcNext(last, 0, 5000), last + 1);  // same millisecond
   Hlc floor = HlcFromPhysicalMs(6000) | 9;
   EXPECT_EQ(HlcNext(last, floor, 4000), floor + 1);
   EXPECT_EQ(HlcNext(floor, last, 4000), floor + 1);
@@ -139,7 +139,7 @@ TEST(HlcNextTest, NegativeWallClockCountsAsZero) {
 
 TEST(HlcNextTest, StrictlyGreaterThanLastAndFloorAndAtLeastTheWallClock) {
   std::mt19937_64 rng(4);
-  const std::int64_t base = 1700000000000; // 2023, in ms
+  const std::int64_t base = 1700000000000;  // 2023, in ms
   for (int i = 0; i < 100000; ++i) {
     // Draws close together, so that each of the three inputs wins sometimes.
     Hlc last = HlcFromPhysicalMs(base + static_cast<std::int64_t>(rng() % 64)) | (rng() & 0xffff);
@@ -179,7 +179,7 @@ TEST(HlcNextTest, StuckWallClockNeverWrapsTheCounter) {
   }
   EXPECT_EQ(first, HlcFromPhysicalMs(wall));
   EXPECT_EQ(stamp, HlcFromPhysicalMs(wall) + 69999);
-  EXPECT_EQ(HlcPhysicalMs(stamp), wall + 1); // ran ahead of the wall clock by carrying
+  EXPECT_EQ(HlcPhysicalMs(stamp), wall + 1);  // ran ahead of the wall clock by carrying
 }
 
 TEST(HlcNextTest, SaturatesAtTheMaximum) {
@@ -207,10 +207,10 @@ TEST(HlcNextTest, MonotonicWhileTheWallClockJumpsBackAndForth) {
   Hlc last = 0;
   for (int i = 0; i < 200000; ++i) {
     switch (rng() % 8) {
-    case 0: wall -= static_cast<std::int64_t>(rng() % 100000); break; // NTP steps back
+    case 0: wall -= static_cast<std::int64_t>(rng() % 100000); break;  // NTP steps back
     case 1: wall += static_cast<std::int64_t>(rng() % 1000); break;
     case 2: wall += 1; break;
-    default: break; // same millisecond
+    default: break;  // same millisecond
     }
     // Now and then a remote version slightly ahead becomes the floor.
     Hlc floor = 0;
@@ -234,7 +234,7 @@ TEST(HlcDrift, BoundEdges) {
   EXPECT_TRUE(HlcWithinDrift(HlcFromPhysicalMs(wall + drift) | 0xffff, wall, drift));
   EXPECT_FALSE(HlcWithinDrift(HlcFromPhysicalMs(wall + drift + 1), wall, drift));
   EXPECT_TRUE(HlcWithinDrift(HlcFromPhysicalMs(wall), wall, drift));
-  EXPECT_TRUE(HlcWithinDrift(0, wall, drift)); // the past is always fine
+  EXPECT_TRUE(HlcWithinDrift(0, wall, drift));  // the past is always fine
   EXPECT_TRUE(HlcWithinDrift(HlcFromPhysicalMs(wall), wall, 0));
   EXPECT_TRUE(HlcWithinDrift(HlcFromPhysicalMs(wall) | 0xffff, wall, 0));
   EXPECT_FALSE(HlcWithinDrift(HlcFromPhysicalMs(wall + 1), wall, 0));
@@ -243,10 +243,10 @@ TEST(HlcDrift, BoundEdges) {
 
 TEST(HlcWallClock, PlausibleAndUsableForStamps) {
   std::int64_t now = WallClockMs();
-  EXPECT_GT(now, 1577836800000);         // after 2020-01-01
-  EXPECT_LT(now, std::int64_t{1} << 47); // leaves room in the 48-bit field
+  EXPECT_GT(now, 1577836800000);          // after 2020-01-01
+  EXPECT_LT(now, std::int64_t{1} << 47);  // leaves room in the 48-bit field
   EXPECT_GE(HlcPhysicalMs(HlcNext(0, 0, now)), now);
   EXPECT_LE(now, WallClockMs() + 1000);
 }
 
-} // namespace
+}  // namespace

@@ -24,16 +24,16 @@ using namespace syncline::core;
 using namespace std::string_literals;
 
 // The byte offset named in a "malformed JSON at byte N: ..." message, or -1.
-long OffsetOf(const Status &status) {
+long OffsetOf(const Status& status) {
   const std::string prefix = "malformed JSON at byte ";
   std::size_t at = status.message().find(prefix);
   if (at == std::string::npos) return -1;
   return std::strtol(status.message().c_str() + at + prefix.size(), nullptr, 10);
 }
 
-Status Parse(const std::string &text, Json *out) { return ParseJson(text, out); }
+Status Parse(const std::string& text, Json* out) { return ParseJson(text, out); }
 
-void ExpectRejected(const std::string &text, const std::string &why = "") {
+void ExpectRejected(const std::string& text, const std::string& why = "") {
   Json json;
   Status status = ParseJson(text, &json);
   EXPECT_FALSE(status.ok()) << "accepted: " << text;
@@ -55,7 +55,7 @@ TEST(JsonParse, BuildsTheTreeInDocumentOrder) {
   ASSERT_EQ(json.members.size(), 2u);
   EXPECT_EQ(json.members[0].first, "b");
   EXPECT_EQ(json.members[1].first, "a");
-  const Json *b = json.Find("b");
+  const Json* b = json.Find("b");
   ASSERT_NE(b, nullptr);
   ASSERT_TRUE(b->is_array());
   ASSERT_EQ(b->items.size(), 6u);
@@ -68,7 +68,7 @@ TEST(JsonParse, BuildsTheTreeInDocumentOrder) {
   EXPECT_EQ(b->items[4].kind, Json::Kind::kNull);
   EXPECT_TRUE(b->items[5].is_object());
   EXPECT_TRUE(b->items[5].members.empty());
-  const Json *a = json.Find("a");
+  const Json* a = json.Find("a");
   ASSERT_NE(a, nullptr);
   ASSERT_NE(a->Find("x"), nullptr);
   EXPECT_EQ(a->Find("x")->text, "y");
@@ -89,7 +89,7 @@ TEST(JsonParse, ManySiblingsOfNestedContainers) {
   ASSERT_TRUE(Parse(text, &json).ok());
   ASSERT_EQ(json.items.size(), 500u);
   for (int i = 0; i < 500; ++i) {
-    const Json *k = json.items[i].Find("k");
+    const Json* k = json.items[i].Find("k");
     ASSERT_NE(k, nullptr);
     ASSERT_EQ(k->items.size(), 2u);
     ASSERT_EQ(k->items[0].text, std::to_string(i));
@@ -109,7 +109,7 @@ TEST(JsonParse, ScalarDocuments) {
 }
 
 TEST(JsonParse, NumbersKeepTheirLiteralText) {
-  const char *literals[] = {"1",
+  const char* literals[] = {"1",
                             "1.0",
                             "-0",
                             "-0.0",
@@ -123,7 +123,7 @@ TEST(JsonParse, NumbersKeepTheirLiteralText) {
                             "-9223372036854775809",
                             "4.9406564584124654e-324",
                             "17976931348623157e292"};
-  for (const char *literal : literals) {
+  for (const char* literal : literals) {
     Json json;
     Status status = Parse(std::string("[") + literal + "]", &json);
     ASSERT_TRUE(status.ok()) << literal << ": " << status.message();
@@ -140,7 +140,7 @@ TEST(JsonParse, StringEscapesDecoded) {
   EXPECT_EQ(json.items[0].text, "a\"b\\c/d\n\r\t\b\f");
   EXPECT_EQ(json.items[1].text, "\xc3\xa9\xe2\x82\xac");
   EXPECT_EQ(json.items[2].text, "\xf0\x9f\x98\x80");
-  EXPECT_EQ(json.items[3].text, "x\0y"s); // an escaped NUL is data, kept
+  EXPECT_EQ(json.items[3].text, "x\0y"s);  // an escaped NUL is data, kept
 }
 
 TEST(JsonParse, AcceptsValidUtf8) {
@@ -155,25 +155,25 @@ TEST(JsonParse, AcceptsValidUtf8) {
 TEST(JsonParse, RejectsInvalidUtf8) {
   ExpectRejected("\"\xff\"");
   ExpectRejected("\"\xfe\"");
-  ExpectRejected("\"\x80\"");             // lone continuation byte
-  ExpectRejected("\"\xc0\xaf\"");         // overlong '/'
-  ExpectRejected("\"\xc1\xbf\"");         // overlong
-  ExpectRejected("\"\xe0\x80\xaf\"");     // overlong, three bytes
-  ExpectRejected("\"\xf0\x80\x80\xaf\""); // overlong, four bytes
-  ExpectRejected("\"\xed\xa0\x80\"");     // surrogate U+D800
-  ExpectRejected("\"\xed\xbf\xbf\"");     // surrogate U+DFFF
-  ExpectRejected("\"\xf4\x90\x80\x80\""); // past U+10FFFF
-  ExpectRejected("\"\xe2\x82\"");         // truncated
-  ExpectRejected("\"abc\xc3\"");          // truncated before the quote
-  ExpectRejected("{\"\xff\":1}");         // in a key
+  ExpectRejected("\"\x80\"");              // lone continuation byte
+  ExpectRejected("\"\xc0\xaf\"");          // overlong '/'
+  ExpectRejected("\"\xc1\xbf\"");          // overlong
+  ExpectRejected("\"\xe0\x80\xaf\"");      // overlong, three bytes
+  ExpectRejected("\"\xf0\x80\x80\xaf\"");  // overlong, four bytes
+  ExpectRejected("\"\xed\xa0\x80\"");      // surrogate U+D800
+  ExpectRejected("\"\xed\xbf\xbf\"");      // surrogate U+DFFF
+  ExpectRejected("\"\xf4\x90\x80\x80\"");  // past U+10FFFF
+  ExpectRejected("\"\xe2\x82\"");          // truncated
+  ExpectRejected("\"abc\xc3\"");           // truncated before the quote
+  ExpectRejected("{\"\xff\":1}");          // in a key
   ExpectRejected("[\"ok\", \"\xc0\xaf\"]");
-  ExpectRejected("\xef\xbb\xbf{}"); // a byte order mark is not JSON
+  ExpectRejected("\xef\xbb\xbf{}");  // a byte order mark is not JSON
 }
 
 TEST(JsonParse, RejectsEscapedSurrogatesThatAreNotPairs) {
-  ExpectRejected(R"(["\ud800"])"); // lone high surrogate
+  ExpectRejected(R"(["\ud800"])");  // lone high surrogate
   ExpectRejected(R"(["\ud800x"])");
-  ExpectRejected(R"(["\ud800\u0041"])"); // high surrogate, then not a low one
+  ExpectRejected(R"(["\ud800\u0041"])");  // high surrogate, then not a low one
 }
 
 TEST(JsonParse, RejectsLoneLowSurrogateEscape) {
@@ -211,7 +211,7 @@ TEST(JsonParse, RejectsNulBytesAnywhere) {
   EXPECT_EQ(OffsetOf(status), 0);
   EXPECT_NE(status.message().find("NUL"), std::string::npos) << status.message();
 
-  status = Parse("{\"a\":1}\0"s, &json); // after a complete document
+  status = Parse("{\"a\":1}\0"s, &json);  // after a complete document
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(OffsetOf(status), 7);
 
@@ -219,7 +219,7 @@ TEST(JsonParse, RejectsNulBytesAnywhere) {
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(OffsetOf(status), 7);
 
-  status = Parse("[\"a\0b\"]"s, &json); // raw NUL inside a string
+  status = Parse("[\"a\0b\"]"s, &json);  // raw NUL inside a string
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(OffsetOf(status), 3);
 
@@ -236,7 +236,7 @@ TEST(JsonParse, RejectsTrailingContent) {
   ExpectRejected("\"a\"\"b\"");
   ExpectRejected("null,");
   Json json;
-  EXPECT_TRUE(Parse("{} \n\t\r ", &json).ok()); // trailing whitespace is fine
+  EXPECT_TRUE(Parse("{} \n\t\r ", &json).ok());  // trailing whitespace is fine
 }
 
 TEST(JsonParse, RejectsSyntaxErrors) {
@@ -253,7 +253,7 @@ TEST(JsonParse, RejectsSyntaxErrors) {
   ExpectRejected("[1.]");
   ExpectRejected("[NaN]");
   ExpectRejected("[Infinity]");
-  ExpectRejected("[\"tab\there\"]"); // raw control character in a string
+  ExpectRejected("[\"tab\there\"]");  // raw control character in a string
   ExpectRejected("[\"\\x41\"]");
   ExpectRejected("[tru]");
   ExpectRejected("/* c */ {}");
@@ -303,7 +303,7 @@ TEST(JsonParse, NestingLimit) {
   EXPECT_TRUE(Parse(Nested(kMaxJsonDepth, false), &json).ok());
   EXPECT_TRUE(Parse(Nested(kMaxJsonDepth, true), &json).ok());
   // The innermost value is really there.
-  const Json *node = &json;
+  const Json* node = &json;
   for (int i = 0; i < kMaxJsonDepth; ++i)
     node = node->Find("k");
   ASSERT_NE(node, nullptr);
@@ -340,16 +340,16 @@ TEST(JsonParse, KindNames) {
 TEST(Utf8, ValidCases) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain ascii"));
-  EXPECT_TRUE(IsValidUtf8("a\0b"s)); // NUL is a valid character
+  EXPECT_TRUE(IsValidUtf8("a\0b"s));  // NUL is a valid character
   EXPECT_TRUE(IsValidUtf8("\x7f"));
-  EXPECT_TRUE(IsValidUtf8("\xc2\x80"));         // U+0080
-  EXPECT_TRUE(IsValidUtf8("\xdf\xbf"));         // U+07FF
-  EXPECT_TRUE(IsValidUtf8("\xe0\xa0\x80"));     // U+0800
-  EXPECT_TRUE(IsValidUtf8("\xed\x9f\xbf"));     // U+D7FF
-  EXPECT_TRUE(IsValidUtf8("\xee\x80\x80"));     // U+E000
-  EXPECT_TRUE(IsValidUtf8("\xef\xbf\xbf"));     // U+FFFF
-  EXPECT_TRUE(IsValidUtf8("\xf0\x90\x80\x80")); // U+10000
-  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf")); // U+10FFFF
+  EXPECT_TRUE(IsValidUtf8("\xc2\x80"));          // U+0080
+  EXPECT_TRUE(IsValidUtf8("\xdf\xbf"));          // U+07FF
+  EXPECT_TRUE(IsValidUtf8("\xe0\xa0\x80"));      // U+0800
+  EXPECT_TRUE(IsValidUtf8("\xed\x9f\xbf"));      // U+D7FF
+  EXPECT_TRUE(IsValidUtf8("\xee\x80\x80"));      // U+E000
+  EXPECT_TRUE(IsValidUtf8("\xef\xbf\xbf"));      // U+FFFF
+  EXPECT_TRUE(IsValidUtf8("\xf0\x90\x80\x80"));  // U+10000
+  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf"));  // U+10FFFF
   EXPECT_TRUE(IsValidUtf8("\xf0\x9f\x98\x80 \xe4\xb8\xad\xe6\x96\x87 \xc3\xa9"));
 }
 
@@ -379,7 +379,7 @@ TEST(Utf8, InvalidCases) {
       "ok\xff",
       "\xc3\xa9\xa9",
   };
-  for (const std::string &s : bad)
+  for (const std::string& s : bad)
     EXPECT_FALSE(IsValidUtf8(s)) << testing::PrintToString(s);
 }
 
@@ -399,7 +399,7 @@ TEST(Utf8, StopsAtTheEndOfTheView) {
 
 // A reference validator written differently: split by the lead byte's length
 // and require each chunk to be exactly the encoding of a valid code point.
-void EncodeUtf8(std::uint32_t cp, std::string *out) {
+void EncodeUtf8(std::uint32_t cp, std::string* out) {
   if (cp < 0x80) {
     out->push_back(static_cast<char>(cp));
   } else if (cp < 0x800) {
@@ -417,7 +417,7 @@ void EncodeUtf8(std::uint32_t cp, std::string *out) {
   }
 }
 
-bool ReferenceUtf8(const std::string &s) {
+bool ReferenceUtf8(const std::string& s) {
   std::size_t i = 0;
   while (i < s.size()) {
     auto c = static_cast<unsigned char>(s[i]);
@@ -466,7 +466,7 @@ TEST(Utf8, AgreesWithAReferenceOnRandomStrings) {
   int valid = 0;
   for (int i = 0; i < 300000; ++i) {
     std::string s(1 + rng() % 6, '\0');
-    for (char &c : s) {
+    for (char& c : s) {
       // Mostly bytes from the interesting high range, with some ASCII.
       std::uint64_t r = rng();
       c = static_cast<char>((r & 0x700) == 0 ? (r & 0x7f) : (0x80 | (r & 0x7f)));
@@ -476,7 +476,7 @@ TEST(Utf8, AgreesWithAReferenceOnRandomStrings) {
     valid += expected;
     ASSERT_EQ(IsValidUtf8(s), expected) << testing::PrintToString(s);
   }
-  EXPECT_GT(valid, 1000); // the sample exercised the accepting paths too
+  EXPECT_GT(valid, 1000);  // the sample exercised the accepting paths too
 }
 
 // ---------------------------------------------------------------- writing
@@ -570,7 +570,7 @@ void ExpectDoubleRoundTrip(double v) {
   ASSERT_EQ(ptr, text.data() + text.size()) << text;
   ASSERT_EQ(std::memcmp(&back, &v, sizeof v), 0) << text;
   Json json;
-  ASSERT_TRUE(ParseJson(text, &json).ok()) << text; // and it is valid JSON
+  ASSERT_TRUE(ParseJson(text, &json).ok()) << text;  // and it is valid JSON
   ASSERT_TRUE(json.is_number()) << text;
 }
 
@@ -620,7 +620,7 @@ TEST(JsonWriterTest, RandomDoublesRoundTrip) {
       std::memcpy(&v, &bits, sizeof v);
       if (!std::isfinite(v)) continue;
     } else if (i % 3 == 1) {
-      v = static_cast<double>(static_cast<std::int64_t>(rng()) >> (rng() % 64)); // integral values
+      v = static_cast<double>(static_cast<std::int64_t>(rng()) >> (rng() % 64));  // integral values
     } else {
       v = std::ldexp(static_cast<double>(rng() >> 11), static_cast<int>(rng() % 200) - 100);
     }
@@ -656,7 +656,7 @@ TEST(Base64, RandomRoundTrip) {
   for (std::size_t len = 0; len <= 64; ++len) {
     for (int rep = 0; rep < 30; ++rep) {
       std::string bytes(len, '\0');
-      for (char &c : bytes)
+      for (char& c : bytes)
         c = static_cast<char>(rng());
       std::string text = Base64Encode(bytes);
       ASSERT_EQ(text.size(), (len + 2) / 3 * 4);
@@ -672,7 +672,7 @@ TEST(Base64, RandomRoundTrip) {
 
 TEST(Base64, RejectsBadLength) {
   std::string out;
-  for (const char *text : {"A", "AB", "ABC", "ABCDE", "Zg=", "Zg", "Zm9vY", "Zm9vYmFy=", "Zg==="}) {
+  for (const char* text : {"A", "AB", "ABC", "ABCDE", "Zg=", "Zg", "Zm9vY", "Zm9vYmFy=", "Zg==="}) {
     EXPECT_FALSE(Base64Decode(text, &out)) << text;
   }
 }
@@ -690,7 +690,7 @@ TEST(Base64, RejectsTruncatedViews) {
 
 TEST(Base64, RejectsBadAlphabet) {
   std::string out;
-  for (const char *text : {"AB*D", "AB D", "AB\nD", "-_8=", "Zm9v\xc3\xa9xx", "Zm9v YmFy", "AAA.", "@@@@",
+  for (const char* text : {"AB*D", "AB D", "AB\nD", "-_8=", "Zm9v\xc3\xa9xx", "Zm9v YmFy", "AAA.", "@@@@",
                            "Zg==Zg==", "Z===", "====", "=AAA", "A=AA", "AA=A", "Zm9v====", "Zm8=Zm8="}) {
     EXPECT_FALSE(Base64Decode(text, &out)) << testing::PrintToString(std::string(text));
   }
@@ -735,8 +735,8 @@ TEST(Base64, ExactlyTheCanonicalPaddedFormsDecode) {
       }
     }
   }
-  EXPECT_EQ(accepted2, 256);   // one text per byte value
-  EXPECT_EQ(accepted3, 65536); // one text per pair of bytes
+  EXPECT_EQ(accepted2, 256);    // one text per byte value
+  EXPECT_EQ(accepted3, 65536);  // one text per pair of bytes
 }
 
-} // namespace
+}  // namespace

@@ -14,7 +14,7 @@ using namespace syncline::core;
 bool IsHexLower(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 // 8-4-4-4-12 lower-case hex, version nibble 4, variant 10xx.
-bool IsCanonicalV4(const std::string &id) {
+bool IsCanonicalV4(const std::string& id) {
   if (id.size() != 36) return false;
   for (std::size_t i = 0; i < id.size(); ++i) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -82,8 +82,8 @@ TEST(NodeId, CanonicalRejectsMalformed) {
   EXPECT_FALSE(CanonicalNodeId(" " + good));
   EXPECT_FALSE(CanonicalNodeId("{" + good + "}"));
   EXPECT_FALSE(CanonicalNodeId("urn:uuid:" + good));
-  EXPECT_FALSE(CanonicalNodeId("abcdef0123454789abcdef0123456789"));     // no dashes
-  EXPECT_FALSE(CanonicalNodeId("abcdef012-345-4789-abcd-ef0123456789")); // dash moved
+  EXPECT_FALSE(CanonicalNodeId("abcdef0123454789abcdef0123456789"));      // no dashes
+  EXPECT_FALSE(CanonicalNodeId("abcdef012-345-4789-abcd-ef0123456789"));  // dash moved
   EXPECT_FALSE(CanonicalNodeId("abcdef01-2345-4789-abcd-ef012345678g"));
   EXPECT_FALSE(CanonicalNodeId("abcdef01-2345-4789-abcd-ef012345678G"));
   EXPECT_FALSE(CanonicalNodeId("abcdef01_2345_4789_abcd_ef0123456789"));
@@ -101,4 +101,4 @@ TEST(NodeId, CanonicalRejectsMalformed) {
   }
 }
 
-} // namespace
+}  // namespace

@@ -59,7 +59,7 @@ TEST(SameValueTest, TextBlobAndNull) {
   EXPECT_FALSE(SameValue(Value::Text("a"), Value::Blob("a")));
   EXPECT_FALSE(SameValue(Value::Text(""), Value::Blob("")));
   EXPECT_TRUE(SameValue(Value::Text("a\0b"s), Value::Text("a\0b"s)));
-  EXPECT_FALSE(SameValue(Value::Text("a\0b"s), Value::Text("a\0c"s))); // bytes after a NUL count
+  EXPECT_FALSE(SameValue(Value::Text("a\0b"s), Value::Text("a\0c"s)));  // bytes after a NUL count
   EXPECT_FALSE(SameValue(Value::Text("a"), Value::Text("a\0"s)));
   EXPECT_FALSE(SameValue(Value::Text("a"), Value::Text("A")));
   EXPECT_TRUE(SameValue(Value::Blob("\xff\x00"s), Value::Blob("\xff\x00"s)));
@@ -74,11 +74,11 @@ TEST(SameValueTest, IsAnEquivalence) {
       Value::Real(INFINITY), Value::Text(""),    Value::Text("1"),   Value::Blob(""),
       Value::Blob("1"),      Value::Text("\0"s), Value::Blob("\0"s), Value::Real(-INFINITY),
   };
-  for (const Value &a : values) {
+  for (const Value& a : values) {
     EXPECT_TRUE(SameValue(a, a)) << TypeName(a.type);
-    for (const Value &b : values) {
+    for (const Value& b : values) {
       EXPECT_EQ(SameValue(a, b), SameValue(b, a));
-      for (const Value &c : values) {
+      for (const Value& c : values) {
         if (SameValue(a, b) && SameValue(b, c)) {
           EXPECT_TRUE(SameValue(a, c));
         }
@@ -95,4 +95,4 @@ TEST(SameValueTest, TypeNames) {
   EXPECT_STREQ(TypeName(Value::Type::kBlob), "blob");
 }
 
-} // namespace
+}  // namespace

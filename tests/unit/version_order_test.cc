@@ -17,15 +17,15 @@ using namespace syncline::core;
 
 int Sign(int v) { return (v > 0) - (v < 0); }
 
-bool SameStamp(const Stamp &a, const Stamp &b) { return a.hlc == b.hlc && a.node == b.node; }
+bool SameStamp(const Stamp& a, const Stamp& b) { return a.hlc == b.hlc && a.node == b.node; }
 
 // The merge of two versions of one row under the conflict rule.
-const Stamp &Merge(const Stamp &a, const Stamp &b) { return CompareStamps(a, b) >= 0 ? a : b; }
+const Stamp& Merge(const Stamp& a, const Stamp& b) { return CompareStamps(a, b) >= 0 ? a : b; }
 
 // Stamps drawn from small pools so that equal hlcs (ties) and equal stamps
 // are frequent; nodes include ids that differ only in late bytes.
-std::vector<Stamp> RandomStamps(std::mt19937_64 &rng, std::size_t count) {
-  static const char *const kNodes[] = {
+std::vector<Stamp> RandomStamps(std::mt19937_64& rng, std::size_t count) {
+  static const char* const kNodes[] = {
       "00000000-0000-4000-8000-000000000000", "00000000-0000-4000-8000-000000000001",
       "0f000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff",
       "a0000000-0000-4000-8000-000000000000", "9fffffff-ffff-4fff-bfff-ffffffffffff",
@@ -66,8 +66,8 @@ TEST(VersionOrder, TiesBrokenByNodeIdBytewise) {
 TEST(VersionOrder, StampOverloadAgreesWithRawOverload) {
   std::mt19937_64 rng(11);
   std::vector<Stamp> stamps = RandomStamps(rng, 200);
-  for (const Stamp &a : stamps) {
-    for (const Stamp &b : stamps) {
+  for (const Stamp& a : stamps) {
+    for (const Stamp& b : stamps) {
       ASSERT_EQ(CompareStamps(a, b), CompareStamps(a.hlc, a.node, b.hlc, b.node));
     }
   }
@@ -76,8 +76,8 @@ TEST(VersionOrder, StampOverloadAgreesWithRawOverload) {
 TEST(VersionOrder, TotalAndAntisymmetric) {
   std::mt19937_64 rng(12);
   std::vector<Stamp> stamps = RandomStamps(rng, 300);
-  for (const Stamp &a : stamps) {
-    for (const Stamp &b : stamps) {
+  for (const Stamp& a : stamps) {
+    for (const Stamp& b : stamps) {
       int ab = CompareStamps(a, b);
       ASSERT_TRUE(ab == -1 || ab == 0 || ab == 1) << ab;
       ASSERT_EQ(Sign(ab), -Sign(CompareStamps(b, a)));
@@ -92,9 +92,9 @@ TEST(VersionOrder, TotalAndAntisymmetric) {
 TEST(VersionOrder, Transitive) {
   std::mt19937_64 rng(13);
   std::vector<Stamp> stamps = RandomStamps(rng, 60);
-  for (const Stamp &a : stamps) {
-    for (const Stamp &b : stamps) {
-      for (const Stamp &c : stamps) {
+  for (const Stamp& a : stamps) {
+    for (const Stamp& b : stamps) {
+      for (const Stamp& c : stamps) {
         int ab = CompareStamps(a, b), bc = CompareStamps(b, c), ac = CompareStamps(a, c);
         if (ab <= 0 && bc <= 0) {
           ASSERT_LE(ac, 0);
@@ -115,7 +115,7 @@ TEST(VersionOrder, SortingIsConsistent) {
   // a sorted result checked pairwise is another view of a strict weak order.
   std::mt19937_64 rng(14);
   std::vector<Stamp> stamps = RandomStamps(rng, 2000);
-  std::sort(stamps.begin(), stamps.end(), [](const Stamp &a, const Stamp &b) { return CompareStamps(a, b) < 0; });
+  std::sort(stamps.begin(), stamps.end(), [](const Stamp& a, const Stamp& b) { return CompareStamps(a, b) < 0; });
   for (std::size_t i = 1; i < stamps.size(); ++i)
     ASSERT_LE(CompareStamps(stamps[i - 1], stamps[i]), 0) << i;
 }
@@ -133,12 +133,12 @@ TEST(VersionMerge, PicksTheGreaterVersion) {
 TEST(VersionMerge, CommutativeAssociativeIdempotent) {
   std::mt19937_64 rng(15);
   std::vector<Stamp> stamps = RandomStamps(rng, 50);
-  for (const Stamp &a : stamps) {
+  for (const Stamp& a : stamps) {
     ASSERT_TRUE(SameStamp(Merge(a, a), a));
-    for (const Stamp &b : stamps) {
+    for (const Stamp& b : stamps) {
       ASSERT_TRUE(SameStamp(Merge(a, b), Merge(b, a)));
-      ASSERT_TRUE(SameStamp(Merge(Merge(a, b), b), Merge(a, b))); // re-applying b changes nothing
-      for (const Stamp &c : stamps) {
+      ASSERT_TRUE(SameStamp(Merge(Merge(a, b), b), Merge(a, b)));  // re-applying b changes nothing
+      for (const Stamp& c : stamps) {
         ASSERT_TRUE(SameStamp(Merge(Merge(a, b), c), Merge(a, Merge(b, c))));
       }
     }
@@ -152,18 +152,18 @@ TEST(VersionMerge, AnyDeliveryOrderConverges) {
   for (int round = 0; round < 300; ++round) {
     std::vector<Stamp> stamps = RandomStamps(rng, 1 + rng() % 12);
     Stamp expected = *std::max_element(stamps.begin(), stamps.end(),
-                                       [](const Stamp &a, const Stamp &b) { return CompareStamps(a, b) < 0; });
+                                       [](const Stamp& a, const Stamp& b) { return CompareStamps(a, b) < 0; });
     for (int replica = 0; replica < 8; ++replica) {
       std::vector<Stamp> delivery = stamps;
       for (std::size_t k = 0, n = rng() % 4; k < n; ++k)
         delivery.push_back(stamps[rng() % stamps.size()]);
       std::shuffle(delivery.begin(), delivery.end(), rng);
       Stamp state = delivery[0];
-      for (const Stamp &s : delivery)
+      for (const Stamp& s : delivery)
         state = Merge(state, s);
       ASSERT_TRUE(SameStamp(state, expected)) << "round " << round << " replica " << replica;
     }
   }
 }
 
-} // namespace
+}  // namespace
