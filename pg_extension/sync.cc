@@ -590,6 +590,56 @@ class Applier {
   int64 applied_ = 0, skipped_ = 0, rewritten_ = 0;
 };
 
+// The order to apply a batch's changes in so that foreign keys that cannot
+// be deferred hold after every statement: upserts first, parents before
+// children; then deletes, children before parents. Changes to different rows
+// commute under the conflict rule and one row's changes keep their order
+// (the sort is stable and a row has one table), so the result is the same.
+// (A table referencing itself keeps the batch's order.)
+std::vector<std::size_t> ForeignKeyOrder(const core::Batch& batch) {
+  std::vector<std::size_t> order(batch.changes.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::map<std::string, int> rank;
+  for (const core::Change& change : batch.changes)
+    rank[change.table] = 0;
+  if (rank.size() < 2) return order;
+  std::vector<std::pair<std::string, std::string>> edges;  // child, parent
+  {
+    AsExtensionOwner owner;
+    uint64 rows =
+        ExecuteSql("SELECT c.table_name, p.table_name FROM pg_catalog.pg_constraint k "
+                   "JOIN syncline.tables c ON pg_catalog.to_regclass(pg_catalog.quote_ident(c.table_schema) || '.' || "
+                   "pg_catalog.quote_ident(c.table_name)) = k.conrelid "
+                   "JOIN syncline.tables p ON pg_catalog.to_regclass(pg_catalog.quote_ident(p.table_schema) || '.' || "
+                   "pg_catalog.quote_ident(p.table_name)) = k.confrelid "
+                   "WHERE k.contype = 'f' AND k.conrelid <> k.confrelid",
+                   true);
+    for (uint64 r = 0; r < rows; ++r)
+      edges.emplace_back(ResultText(r, 1), ResultText(r, 2));
+  }
+  // A table's rank is the length of its longest chain of parents (cycles
+  // stop growing after as many rounds as there are tables).
+  for (std::size_t round = 0; round < rank.size(); ++round) {
+    bool changed = false;
+    for (const auto& [child, parent] : edges) {
+      auto c = rank.find(child), p = rank.find(parent);
+      if (c != rank.end() && p != rank.end() && c->second < p->second + 1) {
+        c->second = p->second + 1;
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  auto key = [&](std::size_t i) {
+    const core::Change& change = batch.changes[i];
+    int r = rank[change.table];
+    return change.op == core::Op::kUpsert ? std::make_pair(0, r) : std::make_pair(1, -r);
+  };
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
+  return order;
+}
+
 Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
   core::Batch batch;
   Status status = core::DecodeBatch(JsonbText(PG_GETARG_DATUM(0)), &batch);
@@ -608,7 +658,8 @@ Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
     CaptureOff capture_off;
     Applier applier(batch, LocalNodeId());
     status = applier.Prepare();
-    for (std::size_t i = 0; status.ok() && i < batch.changes.size(); ++i) {
+    for (std::size_t i : ForeignKeyOrder(batch)) {
+      if (!status.ok()) break;
       const std::string context = core::ChangeContext(i, batch.changes[i].table);
       try {
         status = applier.Apply(batch.changes[i]);

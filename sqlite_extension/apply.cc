@@ -367,6 +367,12 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
 
   Savepoint savepoint(db, "syncline_apply");
   if (!savepoint.status().ok()) return savepoint.status();
+  // The order of a batch is the source's version order, not a foreign key
+  // order (a parent updated after its children comes after them): foreign
+  // keys are checked when the transaction commits. SQLite resets this at the
+  // end of the transaction.
+  status = Exec(db, "PRAGMA defer_foreign_keys = ON");
+  if (!status.ok()) return status;
   const core::Hlc clock_before = state.clock;
   {
     CaptureOff capture_off(state);
@@ -384,7 +390,11 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
                                     batch.cursor.empty() ? "" : core::EncodeCursor(cursor));
     }
   }
-  if (status.ok()) status = savepoint.Release();
+  if (status.ok()) {
+    status = savepoint.Release();
+    if (!status.ok())
+      status = status.WithPrefix("batch: ");  // deferred foreign keys: a row references one nothing holds
+  }
   // A rejected batch leaves nothing behind, not even an advanced clock.
   if (!status.ok()) state.clock = clock_before;
   return status;

@@ -408,11 +408,36 @@ TEST_F(SyncTest, ConstraintViolationsRollBackTheWholeBatch) {
   };
   std::string before = State(b) + b.Dump("child");
   std::string error = ApplyError(b, Batch(remote, {child("c2", "p1", "ok@x"), child("c3", "missing", "c3@x")}));
-  EXPECT_NE(error.find("change 1 (table \"child\"): FOREIGN KEY constraint failed"), std::string::npos) << error;
+  // Foreign keys are checked when the batch commits (deferred), so the error
+  // names the batch rather than one change.
+  EXPECT_NE(error.find("batch: FOREIGN KEY constraint failed"), std::string::npos) << error;
   error = ApplyError(b, Batch(remote, {child("c2", "p1", "ok@x"), child("c4", "p1", "taken@x")}));
   EXPECT_NE(error.find("change 1 (table \"child\"): UNIQUE constraint failed: child.email"), std::string::npos)
       << error;
   EXPECT_EQ(State(b) + b.Dump("child"), before);
+}
+
+TEST_F(SyncTest, ChildrenBeforeTheirParentsApplyWithForeignKeysOn) {
+  // A parent updated after its children has a later version, so a batch
+  // (or a pull from scratch) carries the children first.
+  for (Db* db : {&a, &b}) {
+    db->Exec("PRAGMA foreign_keys = ON; CREATE TABLE invoice(id TEXT PRIMARY KEY, total REAL); "
+             "CREATE TABLE line(id TEXT PRIMARY KEY, invoice_id TEXT NOT NULL REFERENCES invoice(id), amount REAL)");
+    db->Text("SELECT syncline_track('invoice')");
+    db->Text("SELECT syncline_track('line')");
+  }
+  a.Exec("INSERT INTO invoice VALUES ('i1', 0); INSERT INTO line VALUES ('l1', 'i1', 2.5), ('l2', 'i1', 4.0);"
+         "UPDATE invoice SET total = 6.5 WHERE id = 'i1';");
+  std::string batch = a.Text("SELECT syncline_pull_since(NULL, 10)");
+  EXPECT_EQ(a.Text("SELECT json_extract(?1, '$.changes[0].table')", {batch}), "line");
+  EXPECT_EQ(b.Text("SELECT json_extract(syncline_apply_push(?1), '$.applied')", {batch}), "3");
+  EXPECT_EQ(b.Dump("line"), a.Dump("line"));
+  // Deletes too: the parent's delete may come before its children's.
+  a.Exec("DELETE FROM line; DELETE FROM invoice;");
+  std::string deletes =
+      a.Text("SELECT syncline_pull_since(?1, 10)", {a.Text("SELECT json_extract(?1, '$.cursor')", {batch})});
+  b.Text("SELECT syncline_apply_push(?1)", {deletes});
+  EXPECT_EQ(b.Int("SELECT count(*) FROM invoice") + b.Int("SELECT count(*) FROM line"), 0);
 }
 
 // --- convergence ------------------------------------------------------------
