@@ -12,7 +12,7 @@ SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
 .PHONY: all check format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
 
-all: $(BUILD)/syncline.so pg
+all: $(BUILD)/syncline.so $(BUILD)/bin/syncline pg
 
 # Installing into PostgreSQL's directories needs root; elsewhere sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -35,6 +35,19 @@ $(BUILD)/libsyncline_core.a: $(CORE_OBJ)
 $(BUILD)/syncline.so: $(SQLITE_OBJ) $(BUILD)/libsyncline_core.a
 	$(CXX) -shared -o $@ $(SQLITE_OBJ) $(BUILD)/libsyncline_core.a -static-libstdc++ -static-libgcc
 
+# The client library and the `syncline` CLI (libpq + SQLite).
+CLIENT_SRC := $(filter-out client/cli.cc,$(wildcard client/*.cc))
+CLIENT_OBJ := $(CLIENT_SRC:%.cc=$(BUILD)/%.o)
+PG_INCLUDE := -I$(shell pg_config --includedir)
+$(BUILD)/client/%.o: CXXFLAGS += $(PG_INCLUDE)
+
+$(BUILD)/libsyncline_client.a: $(CLIENT_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/bin/syncline: $(BUILD)/client/cli.o $(BUILD)/libsyncline_client.a $(BUILD)/libsyncline_core.a
+	@mkdir -p $(dir $@)
+	$(CXX) -o $@ $^ -lpq -lsqlite3
+
 UNIT_SRC   := $(wildcard tests/unit/*.cc)
 PGTEST_SRC := $(wildcard tests/pg/*.cc)
 SQLTEST_SRC := $(wildcard tests/sqlite/*.cc)
@@ -48,7 +61,7 @@ $(BUILD)/sqlite_tests: $(SQLTEST_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_cor
 $(BUILD)/pg_tests: $(PGTEST_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
 	$(CXX) -o $@ $^ -lpq -lsqlite3 -lgtest -lgtest_main -lpthread
 
-$(BUILD)/tests/pg/%.o: CXXFLAGS += -I$(shell pg_config --includedir)
+$(BUILD)/tests/pg/%.o: CXXFLAGS += $(PG_INCLUDE)
 
 unit-test: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests

@@ -86,45 +86,45 @@ std::string RealToText(double value) {
 
 Status DecodeValue(const Json& json, Value* out) {
   switch (json.kind) {
-  case Json::Kind::kNull: *out = Value::Null(); return Status::Ok();
-  case Json::Kind::kFalse: *out = Value::Integer(0); return Status::Ok();
-  case Json::Kind::kTrue: *out = Value::Integer(1); return Status::Ok();
-  case Json::Kind::kNumber: return DecodeNumber(json.text, out);
-  case Json::Kind::kString: *out = Value::Text(json.text); return Status::Ok();
-  case Json::Kind::kObject: return DecodeTaggedValue(json, out);
-  case Json::Kind::kArray: return Invalid("an array is not a column value");
+    case Json::Kind::kNull: *out = Value::Null(); return Status::Ok();
+    case Json::Kind::kFalse: *out = Value::Integer(0); return Status::Ok();
+    case Json::Kind::kTrue: *out = Value::Integer(1); return Status::Ok();
+    case Json::Kind::kNumber: return DecodeNumber(json.text, out);
+    case Json::Kind::kString: *out = Value::Text(json.text); return Status::Ok();
+    case Json::Kind::kObject: return DecodeTaggedValue(json, out);
+    case Json::Kind::kArray: return Invalid("an array is not a column value");
   }
   return Invalid("unknown JSON value");
 }
 
 void WriteValue(JsonWriter& writer, const Value& value) {
   switch (value.type) {
-  case Value::Type::kNull: writer.Null(); return;
-  case Value::Type::kInteger: writer.Int(value.integer); return;
-  case Value::Type::kReal: {
-    // A plain literal only where it survives every reader: jsonb turns
-    // "1e+300" into an integer-looking literal and "-0.0" into "0.0", so
-    // those, like NaN and the infinities, travel as tagged text.
-    std::string text = RealToText(value.real);
-    bool plain = std::isfinite(value.real) && text.find('e') == std::string::npos &&
-                 !(value.real == 0 && std::signbit(value.real));
-    if (plain) {
-      writer.Raw(text);
-    } else {
-      writer.BeginObject();
-      writer.Key("real");
-      writer.String(text);
-      writer.EndObject();
+    case Value::Type::kNull: writer.Null(); return;
+    case Value::Type::kInteger: writer.Int(value.integer); return;
+    case Value::Type::kReal: {
+      // A plain literal only where it survives every reader: jsonb turns
+      // "1e+300" into an integer-looking literal and "-0.0" into "0.0", so
+      // those, like NaN and the infinities, travel as tagged text.
+      std::string text = RealToText(value.real);
+      bool plain = std::isfinite(value.real) && text.find('e') == std::string::npos &&
+                   !(value.real == 0 && std::signbit(value.real));
+      if (plain) {
+        writer.Raw(text);
+      } else {
+        writer.BeginObject();
+        writer.Key("real");
+        writer.String(text);
+        writer.EndObject();
+      }
+      return;
     }
-    return;
-  }
-  case Value::Type::kText: writer.String(value.bytes); return;
-  case Value::Type::kBlob:
-    writer.BeginObject();
-    writer.Key("blob");
-    writer.String(Base64Encode(value.bytes));
-    writer.EndObject();
-    return;
+    case Value::Type::kText: writer.String(value.bytes); return;
+    case Value::Type::kBlob:
+      writer.BeginObject();
+      writer.Key("blob");
+      writer.String(Base64Encode(value.bytes));
+      writer.EndObject();
+      return;
   }
 }
 

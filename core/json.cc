@@ -19,13 +19,13 @@ const Json* Json::Find(std::string_view key) const {
 
 const char* JsonKindName(Json::Kind kind) {
   switch (kind) {
-  case Json::Kind::kNull: return "null";
-  case Json::Kind::kFalse:
-  case Json::Kind::kTrue: return "boolean";
-  case Json::Kind::kNumber: return "number";
-  case Json::Kind::kString: return "string";
-  case Json::Kind::kArray: return "array";
-  case Json::Kind::kObject: return "object";
+    case Json::Kind::kNull: return "null";
+    case Json::Kind::kFalse:
+    case Json::Kind::kTrue: return "boolean";
+    case Json::Kind::kNumber: return "number";
+    case Json::Kind::kString: return "string";
+    case Json::Kind::kArray: return "array";
+    case Json::Kind::kObject: return "object";
   }
   return "unknown";
 }
@@ -189,21 +189,21 @@ void JsonWriter::String(std::string_view text) {
   for (char ch : text) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-    case '"': out_->append("\\\""); break;
-    case '\\': out_->append("\\\\"); break;
-    case '\n': out_->append("\\n"); break;
-    case '\r': out_->append("\\r"); break;
-    case '\t': out_->append("\\t"); break;
-    case '\b': out_->append("\\b"); break;
-    case '\f': out_->append("\\f"); break;
-    default:
-      if (c < 0x20) {
-        out_->append("\\u00");
-        out_->push_back(kHex[c >> 4]);
-        out_->push_back(kHex[c & 0xf]);
-      } else {
-        out_->push_back(ch);
-      }
+      case '"': out_->append("\\\""); break;
+      case '\\': out_->append("\\\\"); break;
+      case '\n': out_->append("\\n"); break;
+      case '\r': out_->append("\\r"); break;
+      case '\t': out_->append("\\t"); break;
+      case '\b': out_->append("\\b"); break;
+      case '\f': out_->append("\\f"); break;
+      default:
+        if (c < 0x20) {
+          out_->append("\\u00");
+          out_->push_back(kHex[c >> 4]);
+          out_->push_back(kHex[c & 0xf]);
+        } else {
+          out_->push_back(ch);
+        }
     }
   }
   out_->push_back('"');

@@ -17,6 +17,7 @@ enum class Code {
   kClockDrift,       // a remote stamp too far ahead of the local wall clock
   kCorruptBatch,     // equal stamps with different content
   kConstraint,       // the engine refused the write (NOT NULL, UNIQUE, FK ...)
+  kUnavailable,      // the server cannot be reached (worth retrying)
   kInternal,
 };
 

@@ -15,15 +15,16 @@ namespace {
 
 int SqlState(Code code) {
   switch (code) {
-  case Code::kOk: return ERRCODE_SUCCESSFUL_COMPLETION;
-  case Code::kInvalidInput: return ERRCODE_INVALID_PARAMETER_VALUE;
-  case Code::kUndefinedTable: return ERRCODE_UNDEFINED_TABLE;
-  case Code::kUndefinedColumn: return ERRCODE_UNDEFINED_COLUMN;
-  case Code::kTypeMismatch: return ERRCODE_DATATYPE_MISMATCH;
-  case Code::kClockDrift: return ERRCODE_INVALID_PARAMETER_VALUE;
-  case Code::kCorruptBatch: return ERRCODE_DATA_EXCEPTION;
-  case Code::kConstraint: return ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
-  case Code::kInternal: return ERRCODE_INTERNAL_ERROR;
+    case Code::kOk: return ERRCODE_SUCCESSFUL_COMPLETION;
+    case Code::kInvalidInput: return ERRCODE_INVALID_PARAMETER_VALUE;
+    case Code::kUndefinedTable: return ERRCODE_UNDEFINED_TABLE;
+    case Code::kUndefinedColumn: return ERRCODE_UNDEFINED_COLUMN;
+    case Code::kTypeMismatch: return ERRCODE_DATATYPE_MISMATCH;
+    case Code::kClockDrift: return ERRCODE_INVALID_PARAMETER_VALUE;
+    case Code::kCorruptBatch: return ERRCODE_DATA_EXCEPTION;
+    case Code::kConstraint: return ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+    case Code::kUnavailable: return ERRCODE_CONNECTION_FAILURE;
+    case Code::kInternal: return ERRCODE_INTERNAL_ERROR;
   }
   return ERRCODE_INTERNAL_ERROR;
 }

@@ -33,26 +33,26 @@ void LoadColumnType(Oid type, int32 typmod, MemoryContext context, ColumnType* o
 Value DatumToValue(const ColumnType& column, Datum datum, bool isnull) {
   if (isnull) return Value::Null();
   switch (column.base) {
-  case BOOLOID: return Value::Integer(DatumGetBool(datum) ? 1 : 0);
-  case INT2OID: return Value::Integer(DatumGetInt16(datum));
-  case INT4OID: return Value::Integer(DatumGetInt32(datum));
-  case INT8OID: return Value::Integer(DatumGetInt64(datum));
-  case FLOAT4OID: return Value::Real(static_cast<double>(DatumGetFloat4(datum)));
-  case FLOAT8OID: return Value::Real(DatumGetFloat8(datum));
-  case BYTEAOID: {
-    std::string bytes;
-    PgGuard([&] {
-      bytea* value = DatumGetByteaPP(datum);
-      bytes.assign(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
-    });
-    return Value::Blob(std::move(bytes));
-  }
-  default: {
-    char* text = nullptr;
-    const FmgrInfo* output = &column.output;
-    PgGuard([&] { text = OutputFunctionCall(const_cast<FmgrInfo*>(output), datum); });
-    return Value::Text(text);
-  }
+    case BOOLOID: return Value::Integer(DatumGetBool(datum) ? 1 : 0);
+    case INT2OID: return Value::Integer(DatumGetInt16(datum));
+    case INT4OID: return Value::Integer(DatumGetInt32(datum));
+    case INT8OID: return Value::Integer(DatumGetInt64(datum));
+    case FLOAT4OID: return Value::Real(static_cast<double>(DatumGetFloat4(datum)));
+    case FLOAT8OID: return Value::Real(DatumGetFloat8(datum));
+    case BYTEAOID: {
+      std::string bytes;
+      PgGuard([&] {
+        bytea* value = DatumGetByteaPP(datum);
+        bytes.assign(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+      });
+      return Value::Blob(std::move(bytes));
+    }
+    default: {
+      char* text = nullptr;
+      const FmgrInfo* output = &column.output;
+      PgGuard([&] { text = OutputFunctionCall(const_cast<FmgrInfo*>(output), datum); });
+      return Value::Text(text);
+    }
   }
 }
 
@@ -100,94 +100,94 @@ Status ValueToDatum(const ColumnType& column, const Value& value, Datum* out, bo
   // constraints; so do values that arrive as text.
   bool is_domain = column.type != column.base;
   switch (column.base) {
-  case BOOLOID:
-    if (value.type == Value::Type::kInteger && (value.integer == 0 || value.integer == 1) && !is_domain) {
-      *out = BoolGetDatum(value.integer == 1);
+    case BOOLOID:
+      if (value.type == Value::Type::kInteger && (value.integer == 0 || value.integer == 1) && !is_domain) {
+        *out = BoolGetDatum(value.integer == 1);
+        return Status::Ok();
+      }
+      if (value.type == Value::Type::kInteger && (value.integer == 0 || value.integer == 1))
+        return Input(column, value.integer == 1 ? "true" : "false", out);
+      if (value.type == Value::Type::kText) return Input(column, value.bytes, out);
+      return Mismatch(column, value);
+    case INT2OID:
+    case INT4OID:
+    case INT8OID: {
+      if (value.type != Value::Type::kInteger) return Mismatch(column, value);
+      std::int64_t v = value.integer;
+      if ((column.base == INT2OID && (v < PG_INT16_MIN || v > PG_INT16_MAX)) ||
+          (column.base == INT4OID && (v < PG_INT32_MIN || v > PG_INT32_MAX)))
+        return Status(Code::kTypeMismatch,
+                      "column \"" + column.name + "\": " + std::to_string(v) + " is out of range for its type");
+      if (is_domain) return Input(column, std::to_string(v), out);
+      *out = column.base == INT2OID   ? Int16GetDatum(static_cast<int16>(v))
+             : column.base == INT4OID ? Int32GetDatum(static_cast<int32>(v))
+                                      : Int64GetDatum(v);
       return Status::Ok();
     }
-    if (value.type == Value::Type::kInteger && (value.integer == 0 || value.integer == 1))
-      return Input(column, value.integer == 1 ? "true" : "false", out);
-    if (value.type == Value::Type::kText) return Input(column, value.bytes, out);
-    return Mismatch(column, value);
-  case INT2OID:
-  case INT4OID:
-  case INT8OID: {
-    if (value.type != Value::Type::kInteger) return Mismatch(column, value);
-    std::int64_t v = value.integer;
-    if ((column.base == INT2OID && (v < PG_INT16_MIN || v > PG_INT16_MAX)) ||
-        (column.base == INT4OID && (v < PG_INT32_MIN || v > PG_INT32_MAX)))
-      return Status(Code::kTypeMismatch,
-                    "column \"" + column.name + "\": " + std::to_string(v) + " is out of range for its type");
-    if (is_domain) return Input(column, std::to_string(v), out);
-    *out = column.base == INT2OID   ? Int16GetDatum(static_cast<int16>(v))
-           : column.base == INT4OID ? Int32GetDatum(static_cast<int32>(v))
-                                    : Int64GetDatum(v);
-    return Status::Ok();
-  }
-  case FLOAT4OID:
-  case FLOAT8OID: {
-    double v;
-    if (value.type == Value::Type::kInteger)
-      v = static_cast<double>(value.integer);
-    else if (value.type == Value::Type::kReal)
-      v = value.real;
-    else
-      return Mismatch(column, value);
-    if (column.base == FLOAT4OID && std::isfinite(v) && std::fabs(v) > FLT_MAX)
-      return Status(Code::kTypeMismatch,
-                    "column \"" + column.name + "\": " + RealText(v) + " is out of range for real");
-    if (is_domain) return Input(column, RealText(v), out);
-    *out = column.base == FLOAT4OID ? Float4GetDatum(static_cast<float>(v)) : Float8GetDatum(v);
-    return Status::Ok();
-  }
-  case NUMERICOID:
-    if (value.type == Value::Type::kInteger) return Input(column, std::to_string(value.integer), out);
-    if (value.type == Value::Type::kReal) return Input(column, RealText(value.real), out);
-    if (value.type == Value::Type::kText) return Input(column, value.bytes, out);
-    return Mismatch(column, value);
-  case BYTEAOID: {
-    if (value.type != Value::Type::kBlob) return Mismatch(column, value);
-    const std::string& bytes = value.bytes;
-    PgGuard([&] {
-      bytea* result = static_cast<bytea*>(palloc(bytes.size() + VARHDRSZ));
-      SET_VARSIZE(result, bytes.size() + VARHDRSZ);
-      memcpy(VARDATA(result), bytes.data(), bytes.size());
-      *out = PointerGetDatum(result);
-    });
-    if (is_domain) {
-      // Round-trip through the domain's input to check its constraints.
-      char* text = nullptr;
-      Datum raw = *out;
-      PgGuard([&] { text = DatumGetCString(DirectFunctionCall1(byteaout, raw)); });
-      return Input(column, text, out);
+    case FLOAT4OID:
+    case FLOAT8OID: {
+      double v;
+      if (value.type == Value::Type::kInteger)
+        v = static_cast<double>(value.integer);
+      else if (value.type == Value::Type::kReal)
+        v = value.real;
+      else
+        return Mismatch(column, value);
+      if (column.base == FLOAT4OID && std::isfinite(v) && std::fabs(v) > FLT_MAX)
+        return Status(Code::kTypeMismatch,
+                      "column \"" + column.name + "\": " + RealText(v) + " is out of range for real");
+      if (is_domain) return Input(column, RealText(v), out);
+      *out = column.base == FLOAT4OID ? Float4GetDatum(static_cast<float>(v)) : Float8GetDatum(v);
+      return Status::Ok();
     }
-    return Status::Ok();
-  }
-  default:
-    if (value.type == Value::Type::kText) return Input(column, value.bytes, out);
-    return Mismatch(column, value);
+    case NUMERICOID:
+      if (value.type == Value::Type::kInteger) return Input(column, std::to_string(value.integer), out);
+      if (value.type == Value::Type::kReal) return Input(column, RealText(value.real), out);
+      if (value.type == Value::Type::kText) return Input(column, value.bytes, out);
+      return Mismatch(column, value);
+    case BYTEAOID: {
+      if (value.type != Value::Type::kBlob) return Mismatch(column, value);
+      const std::string& bytes = value.bytes;
+      PgGuard([&] {
+        bytea* result = static_cast<bytea*>(palloc(bytes.size() + VARHDRSZ));
+        SET_VARSIZE(result, bytes.size() + VARHDRSZ);
+        memcpy(VARDATA(result), bytes.data(), bytes.size());
+        *out = PointerGetDatum(result);
+      });
+      if (is_domain) {
+        // Round-trip through the domain's input to check its constraints.
+        char* text = nullptr;
+        Datum raw = *out;
+        PgGuard([&] { text = DatumGetCString(DirectFunctionCall1(byteaout, raw)); });
+        return Input(column, text, out);
+      }
+      return Status::Ok();
+    }
+    default:
+      if (value.type == Value::Type::kText) return Input(column, value.bytes, out);
+      return Mismatch(column, value);
   }
 }
 
 bool OutputDependsOnSettings(Oid base) {
   switch (base) {
-  case BOOLOID:
-  case INT2OID:
-  case INT4OID:
-  case INT8OID:
-  case FLOAT4OID:
-  case FLOAT8OID:
-  case NUMERICOID:
-  case TEXTOID:
-  case VARCHAROID:
-  case BPCHAROID:
-  case BYTEAOID:
-  case UUIDOID:
-  case OIDOID:
-  case NAMEOID:
-  case JSONOID:
-  case JSONBOID: return false;
-  default: return true;
+    case BOOLOID:
+    case INT2OID:
+    case INT4OID:
+    case INT8OID:
+    case FLOAT4OID:
+    case FLOAT8OID:
+    case NUMERICOID:
+    case TEXTOID:
+    case VARCHAROID:
+    case BPCHAROID:
+    case BYTEAOID:
+    case UUIDOID:
+    case OIDOID:
+    case NAMEOID:
+    case JSONOID:
+    case JSONBOID: return false;
+    default: return true;
   }
 }
 

@@ -135,7 +135,19 @@ SELECT t.table_schema, t.table_name, t.pk_columns AS primary_key, t.scope_column
           JOIN pg_type ty ON ty.oid = a.atttypid
           JOIN pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END
          WHERE a.attrelid = to_regclass(quote_ident(t.table_schema) || '.' || quote_ident(t.table_name))
-           AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns
+           AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'columns', (SELECT jsonb_agg(a.attname ORDER BY k.i) FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+                               JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n),
+                 'references', r.table_name,
+                 'ref_columns', (SELECT jsonb_agg(a.attname ORDER BY k.i) FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
+                                   JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n))
+                 ORDER BY c.conname), '[]'::jsonb)
+          FROM pg_constraint c
+          JOIN syncline.tables r
+            ON to_regclass(quote_ident(r.table_schema) || '.' || quote_ident(r.table_name)) = c.confrelid
+         WHERE c.contype = 'f'
+           AND c.conrelid = to_regclass(quote_ident(t.table_schema) || '.' || quote_ident(t.table_name))) AS foreign_keys
   FROM syncline.tables t;
 
 -- What holds pulls back: the oldest transactions that hold an xid.

@@ -52,15 +52,15 @@ Status Statement::Run() {
 
 void Statement::BindValue(int index, const Value& value) {
   switch (value.type) {
-  case Value::Type::kNull: sqlite3_bind_null(stmt_, index); return;
-  case Value::Type::kInteger: sqlite3_bind_int64(stmt_, index, value.integer); return;
-  case Value::Type::kReal: sqlite3_bind_double(stmt_, index, value.real); return;
-  case Value::Type::kText:
-    sqlite3_bind_text64(stmt_, index, value.bytes.data(), value.bytes.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-    return;
-  case Value::Type::kBlob:
-    sqlite3_bind_blob64(stmt_, index, value.bytes.data(), value.bytes.size(), SQLITE_TRANSIENT);
-    return;
+    case Value::Type::kNull: sqlite3_bind_null(stmt_, index); return;
+    case Value::Type::kInteger: sqlite3_bind_int64(stmt_, index, value.integer); return;
+    case Value::Type::kReal: sqlite3_bind_double(stmt_, index, value.real); return;
+    case Value::Type::kText:
+      sqlite3_bind_text64(stmt_, index, value.bytes.data(), value.bytes.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+      return;
+    case Value::Type::kBlob:
+      sqlite3_bind_blob64(stmt_, index, value.bytes.data(), value.bytes.size(), SQLITE_TRANSIENT);
+      return;
   }
 }
 
@@ -75,18 +75,18 @@ Value Statement::ColumnValue(int index) const { return ValueFromSqlite(sqlite3_c
 
 Value ValueFromSqlite(sqlite3_value* value) {
   switch (sqlite3_value_type(value)) {
-  case SQLITE_INTEGER: return Value::Integer(sqlite3_value_int64(value));
-  case SQLITE_FLOAT: return Value::Real(sqlite3_value_double(value));
-  case SQLITE_TEXT: {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(value));
-    return Value::Text(std::string(text, static_cast<std::size_t>(sqlite3_value_bytes(value))));
-  }
-  case SQLITE_BLOB: {
-    const auto* blob = static_cast<const char*>(sqlite3_value_blob(value));
-    std::size_t size = static_cast<std::size_t>(sqlite3_value_bytes(value));
-    return Value::Blob(blob == nullptr ? std::string() : std::string(blob, size));
-  }
-  default: return Value::Null();
+    case SQLITE_INTEGER: return Value::Integer(sqlite3_value_int64(value));
+    case SQLITE_FLOAT: return Value::Real(sqlite3_value_double(value));
+    case SQLITE_TEXT: {
+      const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(value));
+      return Value::Text(std::string(text, static_cast<std::size_t>(sqlite3_value_bytes(value))));
+    }
+    case SQLITE_BLOB: {
+      const auto* blob = static_cast<const char*>(sqlite3_value_blob(value));
+      std::size_t size = static_cast<std::size_t>(sqlite3_value_bytes(value));
+      return Value::Blob(blob == nullptr ? std::string() : std::string(blob, size));
+    }
+    default: return Value::Null();
   }
 }
 

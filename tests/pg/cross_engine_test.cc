@@ -126,12 +126,12 @@ std::vector<std::string> SqliteRows(Db& lite) {
     std::vector<Field> row;
     for (int c = 0; c < 8; ++c) {
       switch (sqlite3_column_type(stmt, c)) {
-      case SQLITE_NULL: row.push_back(std::nullopt); break;
-      case SQLITE_INTEGER: row.push_back(std::to_string(sqlite3_column_int64(stmt, c))); break;
-      case SQLITE_FLOAT: row.push_back(ShortestDouble(sqlite3_column_double(stmt, c))); break;
-      default:
-        row.push_back(
-            std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)), sqlite3_column_bytes(stmt, c)));
+        case SQLITE_NULL: row.push_back(std::nullopt); break;
+        case SQLITE_INTEGER: row.push_back(std::to_string(sqlite3_column_int64(stmt, c))); break;
+        case SQLITE_FLOAT: row.push_back(ShortestDouble(sqlite3_column_double(stmt, c))); break;
+        default:
+          row.push_back(
+              std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, c)), sqlite3_column_bytes(stmt, c)));
       }
     }
     // A score stored as an integer (SQLite keeps integral reals that way on

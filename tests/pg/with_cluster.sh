@@ -22,5 +22,8 @@ port=$((20000 + RANDOM % 20000))
 "${run_as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
   -o "-c listen_addresses='' -c unix_socket_directories='$dir' -p $port -c fsync=off -c max_connections=60" start >/dev/null ||
   { cat "$dir/server.log"; exit 1; }
+# Tests that stop and restart the server (offline clients) use these:
+#   $SYNCLINE_PG_CTL stop -m fast ; $SYNCLINE_PG_CTL start -w
 export PGHOST="$dir" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres SYNCLINE_PG_LOG="$dir/server.log"
+export SYNCLINE_PG_CTL="${run_as[*]} $bindir/pg_ctl -D $dir/data -l $dir/server.log -o \"-c listen_addresses='' -c unix_socket_directories='$dir' -p $port -c fsync=off -c max_connections=60\""
 "$@"

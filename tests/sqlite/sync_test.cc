@@ -462,24 +462,24 @@ TEST(Convergence, ThreeFilesEditedIndependentlyEndIdentical) {
         std::string id = "'k" + std::to_string(pick(8)) + "'";
         std::string tag = "'t" + std::to_string(pick(5)) + "'";
         switch (pick(6)) {
-        case 0:
-          node->Exec("INSERT OR REPLACE INTO items VALUES (" + org + ", " + id + ", " + std::to_string(pick(100)) +
-                     ", 'n" + std::to_string(pick(1000)) + "', " + std::to_string(pick(1000)) + ".5)");
-          break;
-        case 1:
-          node->Exec("UPDATE items SET qty = qty + 1, note = 'u" + std::to_string(round) + "' WHERE org = " + org +
-                     " AND id = " + id);
-          break;
-        case 2: node->Exec("DELETE FROM items WHERE org = " + org + " AND id = " + id); break;
-        case 3:
-          node->Exec("UPDATE items SET id = 'm" + std::to_string(pick(8)) + "' WHERE org = " + org + " AND id = " + id +
-                     " AND NOT EXISTS (SELECT 1 FROM items WHERE id LIKE 'm%')");
-          break;
-        case 4:
-          node->Exec("INSERT INTO tags VALUES (" + tag + ", 'l" + std::to_string(pick(9)) +
-                     "') ON CONFLICT (id) DO UPDATE SET label = excluded.label");
-          break;
-        case 5: node->Exec("DELETE FROM tags WHERE id = " + tag); break;
+          case 0:
+            node->Exec("INSERT OR REPLACE INTO items VALUES (" + org + ", " + id + ", " + std::to_string(pick(100)) +
+                       ", 'n" + std::to_string(pick(1000)) + "', " + std::to_string(pick(1000)) + ".5)");
+            break;
+          case 1:
+            node->Exec("UPDATE items SET qty = qty + 1, note = 'u" + std::to_string(round) + "' WHERE org = " + org +
+                       " AND id = " + id);
+            break;
+          case 2: node->Exec("DELETE FROM items WHERE org = " + org + " AND id = " + id); break;
+          case 3:
+            node->Exec("UPDATE items SET id = 'm" + std::to_string(pick(8)) + "' WHERE org = " + org +
+                       " AND id = " + id + " AND NOT EXISTS (SELECT 1 FROM items WHERE id LIKE 'm%')");
+            break;
+          case 4:
+            node->Exec("INSERT INTO tags VALUES (" + tag + ", 'l" + std::to_string(pick(9)) +
+                       "') ON CONFLICT (id) DO UPDATE SET label = excluded.label");
+            break;
+          case 5: node->Exec("DELETE FROM tags WHERE id = " + tag); break;
         }
       }
       node->Exec("COMMIT");

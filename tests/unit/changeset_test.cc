@@ -253,49 +253,49 @@ TEST(ChangesetValues, RealAndIntegerStayDistinct) {
 // A random value of any type, text always valid UTF-8.
 Value RandomValue(std::mt19937_64& rng) {
   switch (rng() % 5) {
-  case 0: return Value::Null();
-  case 1: return Value::Integer(static_cast<std::int64_t>(rng()) >> (rng() % 64));
-  case 2: {
-    std::uint64_t bits = rng();
-    double v;
-    std::memcpy(&v, &bits, sizeof v);
-    return Value::Real(v);
-  }
-  case 3: {
-    std::string text;
-    for (std::size_t i = 0, n = rng() % 8; i < n; ++i) {
-      std::uint32_t cp;
-      switch (rng() % 4) {
-      case 0: cp = rng() % 0x80; break;
-      case 1: cp = rng() % 0x800; break;
-      case 2: cp = rng() % 0x10000; break;
-      default: cp = 0x10000 + rng() % 0x100000; break;
-      }
-      if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
-      if (cp < 0x80) {
-        text.push_back(static_cast<char>(cp));
-      } else if (cp < 0x800) {
-        text.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-        text.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-      } else if (cp < 0x10000) {
-        text.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-        text.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-        text.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-      } else {
-        text.push_back(static_cast<char>(0xf0 | (cp >> 18)));
-        text.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
-        text.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-        text.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-      }
+    case 0: return Value::Null();
+    case 1: return Value::Integer(static_cast<std::int64_t>(rng()) >> (rng() % 64));
+    case 2: {
+      std::uint64_t bits = rng();
+      double v;
+      std::memcpy(&v, &bits, sizeof v);
+      return Value::Real(v);
     }
-    return Value::Text(text);
-  }
-  default: {
-    std::string bytes(rng() % 20, '\0');
-    for (char& c : bytes)
-      c = static_cast<char>(rng());
-    return Value::Blob(bytes);
-  }
+    case 3: {
+      std::string text;
+      for (std::size_t i = 0, n = rng() % 8; i < n; ++i) {
+        std::uint32_t cp;
+        switch (rng() % 4) {
+          case 0: cp = rng() % 0x80; break;
+          case 1: cp = rng() % 0x800; break;
+          case 2: cp = rng() % 0x10000; break;
+          default: cp = 0x10000 + rng() % 0x100000; break;
+        }
+        if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
+        if (cp < 0x80) {
+          text.push_back(static_cast<char>(cp));
+        } else if (cp < 0x800) {
+          text.push_back(static_cast<char>(0xc0 | (cp >> 6)));
+          text.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+        } else if (cp < 0x10000) {
+          text.push_back(static_cast<char>(0xe0 | (cp >> 12)));
+          text.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+          text.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+        } else {
+          text.push_back(static_cast<char>(0xf0 | (cp >> 18)));
+          text.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
+          text.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+          text.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+        }
+      }
+      return Value::Text(text);
+    }
+    default: {
+      std::string bytes(rng() % 20, '\0');
+      for (char& c : bytes)
+        c = static_cast<char>(rng());
+      return Value::Blob(bytes);
+    }
   }
 }
 

@@ -207,10 +207,10 @@ TEST(HlcNextTest, MonotonicWhileTheWallClockJumpsBackAndForth) {
   Hlc last = 0;
   for (int i = 0; i < 200000; ++i) {
     switch (rng() % 8) {
-    case 0: wall -= static_cast<std::int64_t>(rng() % 100000); break;  // NTP steps back
-    case 1: wall += static_cast<std::int64_t>(rng() % 1000); break;
-    case 2: wall += 1; break;
-    default: break;  // same millisecond
+      case 0: wall -= static_cast<std::int64_t>(rng() % 100000); break;  // NTP steps back
+      case 1: wall += static_cast<std::int64_t>(rng() % 1000); break;
+      case 2: wall += 1; break;
+      default: break;  // same millisecond
     }
     // Now and then a remote version slightly ahead becomes the floor.
     Hlc floor = 0;

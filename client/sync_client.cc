@@ -1,0 +1,437 @@
+#include "client/sync_client.h"
+
+#include <poll.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <random>
+#include <thread>
+
+#include "client/connections.h"
+#include "core/changeset.h"
+#include "core/json.h"
+
+namespace syncline::client {
+
+using core::Code;
+using core::Status;
+
+namespace {
+
+using Args = std::vector<std::optional<std::string>>;
+
+// The client's own bookkeeping, in the client file beside syncline's.
+constexpr const char* kStateTable =
+    "CREATE TABLE IF NOT EXISTS syncline_client(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID";
+
+struct PageInfo {
+  std::size_t changes = 0;
+  std::string cursor;
+  bool has_more = false;
+};
+
+Status ReadPage(const std::string& batch, PageInfo* out) {
+  core::Json json;
+  Status status = core::ParseJson(batch, &json);
+  if (!status.ok()) return status;
+  const core::Json* changes = json.Find("changes");
+  const core::Json* cursor = json.Find("cursor");
+  const core::Json* has_more = json.Find("has_more");
+  if (changes == nullptr || !changes->is_array() || cursor == nullptr || !cursor->is_string())
+    return Status(Code::kInternal, "a pulled batch lacks changes or cursor");
+  out->changes = changes->items.size();
+  out->cursor = cursor->text;
+  out->has_more = has_more != nullptr && has_more->kind == core::Json::Kind::kTrue;
+  return Status::Ok();
+}
+
+std::int64_t SummaryCount(const std::string& summary, const char* field) {
+  core::Json json;
+  if (!core::ParseJson(summary, &json).ok()) return 0;
+  const core::Json* value = json.Find(field);
+  return value != nullptr && value->is_number() ? std::stoll(value->text) : 0;
+}
+
+// --scope as JSON: an integer stays a number, anything else is text.
+std::string ScopeJson(const std::string& scope) {
+  if (scope.empty()) return "";
+  std::string json;
+  core::JsonWriter writer(&json);
+  bool integer = scope.find_first_not_of("0123456789", scope[0] == '-' ? 1 : 0) == std::string::npos &&
+                 scope.size() < 19 && scope != "-";
+  if (integer) writer.Int(std::stoll(scope));
+  else writer.String(scope);
+  return json;
+}
+
+std::string NowUtc() {
+  std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return buf;
+}
+
+class Session {
+ public:
+  explicit Session(const Options& options) : options_(options) {}
+
+  Status OpenLocal(bool create) {
+    Status status = local_.Open(options_.db_path, options_.extension, create);
+    if (!status.ok()) return status;
+    status = local_.Exec(kStateTable);
+    if (!status.ok()) return status;
+    std::optional<std::string> node;
+    status = local_.Text("SELECT syncline_node_id()", {}, &node);
+    if (status.ok()) node_ = node.value_or("");
+    return status;
+  }
+
+  Status ConnectServer() {
+    Status status = server_.Connect(options_.server);
+    if (!status.ok()) return status;
+    std::optional<std::string> node;
+    status = server_.Text("SELECT syncline.node_id()::text", {}, &node);
+    if (!status.ok()) return status;
+    server_node_ = node.value_or("");
+    return Status::Ok();
+  }
+
+  Status State(const char* key, std::optional<std::string>* value) {
+    return local_.Text("SELECT value FROM syncline_client WHERE key = ?1", {std::string(key)}, value);
+  }
+  Status SetState(const char* key, const std::string& value) {
+    std::optional<std::string> ignored;
+    return local_.Text("INSERT OR REPLACE INTO syncline_client(key, value) VALUES (?1, ?2)", {std::string(key), value},
+                       &ignored);
+  }
+
+  // The scope this client syncs: the one it was cloned with; a different
+  // --scope is refused rather than silently mixing two scopes in one file.
+  Status ResolveScope() {
+    std::optional<std::string> cloned;
+    Status status = State("scope", &cloned);
+    if (!status.ok()) return status;
+    std::string wanted = ScopeJson(options_.scope);
+    if (!options_.scope.empty() && wanted != cloned.value_or(""))
+      return Status(Code::kInvalidInput, "this file was cloned with scope " +
+                                             (cloned.value_or("").empty() ? "(none)" : cloned.value_or("")) +
+                                             ", not " + wanted + "; clone the other scope into a new file");
+    scope_json_ = cloned.value_or("");
+    std::optional<std::string> server;
+    status = State("server_node", &server);
+    if (!status.ok()) return status;
+    if (!server) return Status(Code::kInvalidInput, options_.db_path + " was not cloned from a server (run clone)");
+    if (*server != server_node_)
+      return Status(Code::kInvalidInput, "this file was cloned from server node " + *server + ", but the server is " +
+                                             server_node_ + "; clone anew for another server");
+    return Status::Ok();
+  }
+
+  // Push: this device's changes after the last one the server acknowledged.
+  // The acknowledgement is what the server recorded for this client in the
+  // same transaction as its apply, so a lost reply means a harmless re-push.
+  Status Push(Counts* counts) {
+    const std::string options = R"({"origin":"local"})";
+    std::optional<std::string> ack;
+    Status status = server_.Text("SELECT syncline.peer_cursor($1::uuid, $2::jsonb)", {node_, options}, &ack);
+    if (!status.ok()) return status;
+    int limit = options_.page_size;
+    while (true) {
+      std::optional<std::string> batch;
+      status = local_.Text("SELECT syncline_pull_since(?1, " + std::to_string(limit) + ", ?2)", {ack, options}, &batch);
+      if (!status.ok()) return status;
+      PageInfo page;
+      status = ReadPage(batch.value_or(""), &page);
+      if (!status.ok()) return status;
+      if (page.changes == 0 && ack && page.cursor == *ack) return Status::Ok();
+      std::optional<std::string> summary;
+      std::string sqlstate;
+      status = server_.Text("SELECT syncline.apply_push($1::jsonb)::text", {batch}, &summary, &sqlstate);
+      // A foreign key that cannot be deferred may need a parent from the
+      // next page: retry with the pages merged.
+      if (!status.ok() && sqlstate == "23503" && page.has_more) {
+        limit *= 2;
+        Log("push: a page needs rows of the next one (foreign key); retrying with " + std::to_string(limit) +
+            " changes a page");
+        continue;
+      }
+      if (!status.ok()) return status.WithPrefix("push: ");
+      counts->pushed += SummaryCount(summary.value_or(""), "applied");
+      ++counts->pages;
+      ack = page.cursor;
+      status = SetState("acked_push", page.cursor);
+      if (!status.ok()) return status;
+      Progress("push: " + std::to_string(counts->pushed) + " changes");
+      limit = options_.page_size;
+      if (!page.has_more) return Status::Ok();
+    }
+  }
+
+  // Pull: the server's changes after the cursor this file recorded with the
+  // last page it applied. Pages commit as soon as the foreign keys hold
+  // (a child may arrive a page before its parent); a crash loses at most
+  // the pages since, which the next pull fetches again.
+  Status Pull(Counts* counts) {
+    std::string options = R"({"exclude_origin":")" + node_ + "\"";
+    if (!scope_json_.empty()) options += ",\"scope\":" + scope_json_;
+    options += "}";
+    std::optional<std::string> cursor;
+    Status status = local_.Text("SELECT syncline_peer_cursor(?1, ?2)", {server_node_, options}, &cursor);
+    if (!status.ok()) return status;
+    status = Begin();
+    if (!status.ok()) return status;
+    while (true) {
+      std::optional<std::string> batch;
+      status = server_.Text("SELECT syncline.pull_since($1, " + std::to_string(options_.page_size) + ", $2::jsonb)::text",
+                            {cursor, options}, &batch);
+      if (!status.ok()) return Abandon(status);
+      PageInfo page;
+      status = ReadPage(batch.value_or(""), &page);
+      if (!status.ok()) return Abandon(status);
+      std::optional<std::string> summary;
+      status = local_.Text("SELECT syncline_apply_push(?1)", {batch}, &summary);
+      if (!status.ok()) return Abandon(status.WithPrefix("pull: "));
+      counts->pulled += SummaryCount(summary.value_or(""), "applied");
+      ++counts->pages;
+      cursor = page.cursor;
+      Progress("pull: " + std::to_string(counts->pulled) + " changes, page " + std::to_string(counts->pages));
+      // COMMIT fails while a deferred foreign key is violated and leaves the
+      // transaction open: keep going, the parent is in a later page.
+      if (local_.Exec("COMMIT").ok()) {
+        if (!page.has_more) return Status::Ok();
+        status = Begin();
+        if (!status.ok()) return status;
+      } else if (!page.has_more) {
+        return Abandon(Status(Code::kConstraint, "pull: the pulled rows break a foreign key of this file; nothing of "
+                                                 "this pull was kept"));
+      }
+    }
+  }
+
+  Status Finish() { return SetState("last_sync", NowUtc()); }
+
+  LocalDb& local() { return local_; }
+  Server& server() { return server_; }
+  const std::string& node() const { return node_; }
+  const std::string& server_node() const { return server_node_; }
+  void set_scope_json(std::string scope) { scope_json_ = std::move(scope); }
+
+ private:
+  Status Begin() {
+    Status status = local_.Exec("BEGIN IMMEDIATE");
+    if (status.ok()) status = local_.Exec("PRAGMA defer_foreign_keys = ON");
+    return status;
+  }
+  Status Abandon(Status status) {
+    if (local_.in_transaction()) (void)local_.Exec("ROLLBACK");
+    return status;
+  }
+  void Progress(const std::string& line) {
+    if (options_.progress) options_.progress(line);
+  }
+  void Log(const std::string& line) {
+    if (options_.log) options_.log(line);
+  }
+
+  const Options& options_;
+  LocalDb local_;
+  Server server_;
+  std::string node_, server_node_, scope_json_;
+};
+
+// SQLite column type for a server column (docs/types.md).
+std::string SqliteType(const core::Json& column) {
+  const core::Json* base = column.Find("base_type");
+  const core::Json* category = column.Find("category");
+  std::string type = base != nullptr ? base->text : "";
+  std::string cat = category != nullptr ? category->text : "";
+  if (type == "smallint" || type == "integer" || type == "bigint" || cat == "B") return "INTEGER";
+  if (type == "real" || type == "double precision") return "REAL";
+  if (type == "numeric") return "NUMERIC";
+  if (type == "bytea") return "BLOB";
+  return "TEXT";
+}
+
+std::string Quote(const std::string& identifier) {
+  std::string quoted = "\"";
+  for (char c : identifier) {
+    if (c == '"') quoted.push_back('"');
+    quoted.push_back(c);
+  }
+  return quoted + "\"";
+}
+
+std::string QuotedList(const core::Json& names) {
+  std::string list;
+  for (const core::Json& name : names.items) list += (list.empty() ? "" : ", ") + Quote(name.text);
+  return list;
+}
+
+Status CreateTables(Session& session) {
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  Status status = session.server().Rows(
+      "SELECT table_name, to_jsonb(primary_key)::text, columns::text, foreign_keys::text "
+      "FROM syncline.tracked_tables ORDER BY table_name",
+      &rows);
+  if (!status.ok()) return status;
+  if (rows.empty()) return Status(Code::kInvalidInput, "the server tracks no tables (call syncline.track there)");
+  std::string sql;
+  for (const auto& row : rows) {
+    core::Json key, columns, foreign_keys;
+    status = core::ParseJson(row[1].value_or("[]"), &key);
+    if (status.ok()) status = core::ParseJson(row[2].value_or("[]"), &columns);
+    if (status.ok()) status = core::ParseJson(row[3].value_or("[]"), &foreign_keys);
+    if (!status.ok()) return status;
+    const std::string table = row[0].value_or("");
+    sql += "CREATE TABLE " + Quote(table) + " (";
+    for (const core::Json& column : columns.items) {
+      const core::Json* not_null = column.Find("not_null");
+      sql += Quote(column.Find("name")->text) + " " + SqliteType(column) +
+             (not_null != nullptr && not_null->kind == core::Json::Kind::kTrue ? " NOT NULL" : "") + ", ";
+    }
+    sql += "PRIMARY KEY (" + QuotedList(key) + ")";
+    for (const core::Json& fk : foreign_keys.items) {
+      sql += ", FOREIGN KEY (" + QuotedList(*fk.Find("columns")) + ") REFERENCES " + Quote(fk.Find("references")->text) +
+             " (" + QuotedList(*fk.Find("ref_columns")) + ")";
+    }
+    sql += ");\n";
+    sql += "SELECT syncline_track(" + std::string("'") + [&] {
+      std::string escaped;
+      for (char c : table) {
+        if (c == '\'') escaped.push_back('\'');
+        escaped.push_back(c);
+      }
+      return escaped;
+    }() + "');\n";
+  }
+  status = session.local().Exec("BEGIN IMMEDIATE;\n" + sql + "COMMIT;");
+  if (!status.ok()) {
+    (void)session.local().Exec("ROLLBACK");
+    return status.WithPrefix("creating the tables: ");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Clone(const Options& options, Counts* counts) {
+  Session session(options);
+  Status status = session.OpenLocal(/*create=*/true);
+  if (!status.ok()) return status;
+  std::optional<std::string> tables;
+  status = session.local().Text(
+      "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'syncline\\_%' ESCAPE '\\'", {},
+      &tables);
+  if (!status.ok()) return status;
+  if (tables.value_or("0") != "0")
+    return Status(Code::kInvalidInput, options.db_path + " already holds tables; clone needs a new, empty file");
+  status = session.ConnectServer();
+  if (!status.ok()) return status;
+  status = CreateTables(session);
+  if (!status.ok()) return status;
+  std::string scope = ScopeJson(options.scope);
+  status = session.SetState("server_node", session.server_node());
+  if (status.ok()) status = session.SetState("scope", scope);
+  if (!status.ok()) return status;
+  session.set_scope_json(scope);
+  status = session.Pull(counts);
+  if (status.ok()) status = session.Finish();
+  return status;
+}
+
+Status Sync(const Options& options, Counts* counts) {
+  Session session(options);
+  Status status = session.OpenLocal(/*create=*/false);
+  if (status.ok()) status = session.ConnectServer();
+  if (status.ok()) status = session.ResolveScope();
+  if (status.ok()) status = session.Push(counts);
+  if (status.ok()) status = session.Pull(counts);
+  if (status.ok()) status = session.Finish();
+  return status;
+}
+
+Status Watch(const Options& options, const WatchOptions& watch, const std::atomic<bool>& stop) {
+  auto log = [&](const std::string& line) {
+    if (options.log) options.log(line);
+  };
+  std::mt19937_64 random(std::random_device{}());
+  int failures = 0;
+  while (!stop) {
+    Server listener;
+    Status status = listener.Connect(options.server);
+    std::optional<std::string> ignored;
+    if (status.ok()) status = listener.Text("LISTEN syncline", {}, &ignored);
+    auto last_sync = std::chrono::steady_clock::now();
+    bool due = true;
+    while (status.ok() && !stop) {
+      if (due) {
+        Counts counts;
+        status = Sync(options, &counts);
+        if (!status.ok()) break;
+        failures = 0;
+        last_sync = std::chrono::steady_clock::now();
+        if (counts.pushed > 0 || counts.pulled > 0)
+          log("synced: pushed " + std::to_string(counts.pushed) + ", pulled " + std::to_string(counts.pulled));
+        due = false;
+      }
+      // Wait for a notification, at most a second at a time so that a stop
+      // request and the interval are noticed promptly.
+      pollfd fd{PQsocket(listener.handle()), POLLIN, 0};
+      int ready = poll(&fd, 1, 1000);
+      if (ready < 0 && errno != EINTR) break;
+      if (ready > 0 && !PQconsumeInput(listener.handle())) {
+        status = Status(Code::kUnavailable, "lost the server connection");
+        break;
+      }
+      while (PGnotify* notify = PQnotifies(listener.handle())) {
+        due = true;
+        PQfreemem(notify);
+      }
+      if (PQstatus(listener.handle()) != CONNECTION_OK) status = Status(Code::kUnavailable, "lost the server connection");
+      std::chrono::duration<double> since = std::chrono::steady_clock::now() - last_sync;
+      if (since.count() >= watch.interval_s) due = true;
+    }
+    if (stop) break;
+    if (status.code() != Code::kUnavailable && !status.ok()) return status;
+    // Exponential backoff with jitter, so that many clients do not return
+    // to a recovering server in step.
+    ++failures;
+    double delay = std::min(watch.max_backoff_s, 0.5 * std::pow(2.0, std::min(failures - 1, 10)));
+    delay *= std::uniform_real_distribution<double>(0.5, 1.5)(random);
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.1f", delay);
+    log("retry " + std::to_string(failures) + " in " + seconds + " s: " + status.message());
+    auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(delay);
+    while (!stop && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Status::Ok();
+}
+
+Status Describe(const Options& options, std::string* report) {
+  Session session(options);
+  Status status = session.OpenLocal(/*create=*/false);
+  if (!status.ok()) return status;
+  std::optional<std::string> server, scope, last_sync, acked, cursor, pending;
+  status = session.State("server_node", &server);
+  if (status.ok()) status = session.State("scope", &scope);
+  if (status.ok()) status = session.State("last_sync", &last_sync);
+  if (status.ok()) status = session.State("acked_push", &acked);
+  if (!status.ok()) return status;
+  // Local changes after the last push the server acknowledged.
+  std::string position = acked ? acked->substr(acked->rfind(':') + 1) : "0";
+  status = session.local().Text("SELECT count(*) FROM syncline_rows WHERE tid > 0 AND node = 0 AND version > ?1",
+                                {position}, &pending);
+  if (status.ok() && server)
+    status = session.local().Text("SELECT cursor FROM syncline_peers WHERE node_id = ?1", {*server}, &cursor);
+  if (!status.ok()) return status;
+  *report = "node:          " + session.node() + "\n" + "server node:   " + server.value_or("(not cloned)") + "\n" +
+            "scope:         " + (scope.value_or("").empty() ? "(none)" : *scope) + "\n" +
+            "pending local: " + pending.value_or("0") + " changes\n" +
+            "last cursor:   " + cursor.value_or("(none)") + "\n" + "last sync:     " + last_sync.value_or("never") +
+            "\n";
+  return Status::Ok();
+}
+
+}  // namespace syncline::client

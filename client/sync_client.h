@@ -1,0 +1,50 @@
+// The sync client: moves changes between a local SQLite file and the server
+// (docs/client.md). Used by the `syncline` CLI; apps can link it directly.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/status.h"
+
+namespace syncline::client {
+
+struct Options {
+  std::string server;     // libpq connection string; empty: the PG* environment variables
+  std::string db_path;    // the client's SQLite file
+  std::string extension;  // path of the SQLite extension (build/syncline)
+  std::string scope;      // --scope as given ("7", "acme"); empty: none / as cloned
+  int page_size = 1000;
+  // Progress lines (a page pulled or pushed) and log lines (retries); may be empty.
+  std::function<void(const std::string&)> progress;
+  std::function<void(const std::string&)> log;
+};
+
+struct Counts {
+  std::int64_t pushed = 0;  // changes the server applied
+  std::int64_t pulled = 0;  // changes this file applied
+  std::int64_t pages = 0;
+};
+
+// First run on a new device: creates the server's tracked tables in an empty
+// file, tracks them and pulls the full state in pages.
+core::Status Clone(const Options& options, Counts* counts);
+
+// One cycle: push this device's changes the server has not acknowledged,
+// then pull the server's changes until none remain.
+core::Status Sync(const Options& options, Counts* counts);
+
+struct WatchOptions {
+  double interval_s = 30;    // sync local changes at least this often
+  double max_backoff_s = 30;
+};
+// Keeps syncing: on the server's NOTIFY, every interval, and after a lost
+// connection with exponential backoff and jitter, until `stop` is set.
+core::Status Watch(const Options& options, const WatchOptions& watch, const std::atomic<bool>& stop);
+
+// Node id, server, scope, pending local changes, last cursor, last sync.
+core::Status Describe(const Options& options, std::string* report);
+
+}  // namespace syncline::client
