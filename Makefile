@@ -79,8 +79,8 @@ pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(BUILD)/syncline.so
 
 check: unit-test sqlite-test smoke-test pg-test
 
-demo: $(BUILD)/syncline.so
-	client/demo.sh $(BUILD)/syncline
+demo: all pg-install
+	client/demo.sh
 
 FORMATTED := $(filter-out bench/json_choice/%,$(shell git ls-files '*.cc' '*.h' 2>/dev/null))
 

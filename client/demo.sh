@@ -1,77 +1,90 @@
 #!/usr/bin/env bash
-# The demo: two devices keep notes in their own SQLite files, edit them
-# offline (including a conflicting edit and an edit of a row the other device
-# deleted), then sync both ways through syncline_pull_since/apply_push and
-# end with identical tables. Usage: client/demo.sh [path/to/build/syncline]
+# The demo, end to end: a throwaway PostgreSQL server with the notes app's
+# schema (notes, blocks, discussions, comments, scoped by organisation), two
+# devices cloned from it, offline edits on both (inserts, a conflicting edit
+# of one note, a delete on one device of a row the other edited), syncs, and
+# every database side by side. Run through `make demo`.
 set -euo pipefail
-ext="$(realpath "${1:-build/syncline}")"
+cd "$(dirname "$0")/.."
+if [ -z "${PGHOST:-}" ]; then exec tests/pg/with_cluster.sh "$0" "$@"; fi
+
+export SYNCLINE_EXTENSION="${SYNCLINE_EXTENSION:-$PWD/build/syncline}"
+cli="$PWD/build/bin/syncline"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+laptop="$work/laptop.db" phone="$work/phone.db"
+say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+on_device() { sqlite3 -bail "$1" ".load $SYNCLINE_EXTENSION" "PRAGMA foreign_keys = ON;" "$2"; }
 
-device() {  # device NAME SQL...: run SQL on that device's database
-  local name="$1"; shift
-  sqlite3 -init /dev/null -batch -bail "$work/$name.db" ".load '$ext'" "$@"
+say "1. The server: the notes app's schema, tracked and scoped by organisation"
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE EXTENSION syncline;
+CREATE TABLE notes (id uuid PRIMARY KEY, org_id int NOT NULL, title text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE blocks (id uuid PRIMARY KEY, org_id int NOT NULL, note_id uuid NOT NULL REFERENCES notes, position int NOT NULL, content text NOT NULL);
+CREATE TABLE discussions (id uuid PRIMARY KEY, org_id int NOT NULL, note_id uuid NOT NULL REFERENCES notes, title text NOT NULL);
+CREATE TABLE comments (id uuid PRIMARY KEY, org_id int NOT NULL, discussion_id uuid NOT NULL REFERENCES discussions, body text NOT NULL);
+SELECT syncline.track(t, '{"scope": "org_id"}') FROM unnest(ARRAY['notes', 'blocks', 'discussions', 'comments']::regclass[]) t;
+INSERT INTO notes VALUES ('a0000000-0000-4000-8000-000000000001', 7, 'Roadmap'),
+                         ('a0000000-0000-4000-8000-000000000002', 7, 'Groceries'),
+                         ('a0000000-0000-4000-8000-000000000009', 8, 'Another organisation''s note');
+INSERT INTO blocks VALUES ('b0000000-0000-4000-8000-000000000001', 7, 'a0000000-0000-4000-8000-000000000001', 1, 'Ship the sync layer'),
+                          ('b0000000-0000-4000-8000-000000000002', 7, 'a0000000-0000-4000-8000-000000000002', 1, 'milk, eggs');
+INSERT INTO discussions VALUES ('d0000000-0000-4000-8000-000000000001', 7, 'a0000000-0000-4000-8000-000000000001', 'When?');
+INSERT INTO comments VALUES ('c0000000-0000-4000-8000-000000000001', 7, 'd0000000-0000-4000-8000-000000000001', 'Next week?');
+SQL
+psql -Atc "SELECT table_name || ' (key ' || array_to_string(primary_key, ',') || ', scope ' || scope_column || ')' FROM syncline.tracked_tables ORDER BY 1"
+
+say "2. Two devices of organisation 7 clone the server"
+"$cli" clone --db "$laptop" --scope 7 -q
+"$cli" clone --db "$phone" --scope 7 -q
+
+say "3. Both go offline and edit"
+echo "   laptop: renames 'Roadmap', adds a note with a block, deletes the 'Groceries' block"
+on_device "$laptop" "
+  UPDATE notes SET title = 'Roadmap (laptop)', updated_at = datetime('now') WHERE title = 'Roadmap';
+  INSERT INTO notes VALUES ('a0000000-0000-4000-8000-000000000003', 7, 'Ideas', datetime('now'));
+  INSERT INTO blocks VALUES ('b0000000-0000-4000-8000-000000000003', 7, 'a0000000-0000-4000-8000-000000000003', 1, 'offline-first');
+  DELETE FROM blocks WHERE content = 'milk, eggs';"
+sleep 0.05
+echo "   phone (later): renames 'Roadmap' too, edits the 'Groceries' block the laptop deleted, comments"
+on_device "$phone" "
+  UPDATE notes SET title = 'Roadmap (phone)', updated_at = datetime('now') WHERE title = 'Roadmap';
+  UPDATE blocks SET content = 'milk, eggs, bread' WHERE content = 'milk, eggs';
+  INSERT INTO comments VALUES ('c0000000-0000-4000-8000-000000000002', 7, 'd0000000-0000-4000-8000-000000000001', 'Friday works');"
+echo "   server (meanwhile): the team edits the roadmap's block"
+psql -q -c "UPDATE blocks SET content = 'Ship the sync layer, then benchmarks' WHERE position = 1 AND note_id = 'a0000000-0000-4000-8000-000000000001'"
+
+say "4. Back online: each device syncs (push its changes, pull the others')"
+for device in laptop phone laptop; do
+  printf '   %-7s ' "$device:"
+  "$cli" sync --db "$work/$device.db" -q
+done
+
+say "5. Every database, side by side"
+dump_server() {
+  psql -At -F ' | ' -c "
+    SELECT 'notes', title FROM notes WHERE org_id = 7 UNION ALL
+    SELECT 'blocks', content FROM blocks UNION ALL
+    SELECT 'comments', body FROM comments ORDER BY 1, 2"
 }
-
-# Push every change of FROM that TO does not have, page by page; the
-# batches travel as files, the way a transport would carry them.
-sync_pair() {
-  local from="$1" to="$2" to_node from_node options cursor more=1 page=0
-  to_node="$(device "$to" "SELECT syncline_node_id();")"
-  from_node="$(device "$from" "SELECT syncline_node_id();")"
-  options="{\"exclude_origin\":\"$to_node\"}"
-  while [ "$more" = 1 ]; do
-    cursor="$(device "$to" "SELECT quote(syncline_peer_cursor('$from_node', '$options'));")"
-    device "$from" "SELECT writefile('$work/batch.json', syncline_pull_since($cursor, 2, '$options'));" >/dev/null
-    summary="$(device "$to" "SELECT syncline_apply_push(readfile('$work/batch.json'));")"
-    more="$(device "$to" "SELECT json_extract(readfile('$work/batch.json'), '\$.has_more');")"
-    page=$((page + 1))
-    echo "  $from -> $to, page $page: $summary"
-  done
+dump_device() {
+  sqlite3 -separator ' | ' "$1" "
+    SELECT 'notes', title FROM notes UNION ALL
+    SELECT 'blocks', content FROM blocks UNION ALL
+    SELECT 'comments', body FROM comments ORDER BY 1, 2"
 }
-
-show() {
-  printf '\n%-8s %-8s %s\n' device note title
-  for name in laptop phone; do
-    device "$name" "SELECT printf('%-8s %-8s %s', '$name', '…' || substr(id, -4), title) FROM notes ORDER BY id;"
-  done
-}
-
-schema="CREATE TABLE notes(id TEXT PRIMARY KEY, org_id INTEGER NOT NULL, title TEXT NOT NULL, body TEXT);
-        SELECT syncline_track('notes');"
-device laptop "$schema" >/dev/null
-device phone "$schema" >/dev/null
-
-echo "1. The laptop writes three notes (client-generated UUID keys) and syncs to the phone."
-device laptop "INSERT INTO notes VALUES
-  ('6f1c2a4e-0000-4000-8000-000000000001', 7, 'groceries', 'milk'),
-  ('6f1c2a4e-0000-4000-8000-000000000002', 7, 'trip plan', 'book train'),
-  ('6f1c2a4e-0000-4000-8000-000000000003', 7, 'old idea', 'delete me');"
-sync_pair laptop phone
-
-echo "2. Both go offline and edit:"
-echo "   laptop: renames 'groceries', deletes 'old idea'"
-device laptop "UPDATE notes SET title = 'groceries (laptop)' WHERE title = 'groceries';
-               DELETE FROM notes WHERE title = 'old idea';"
-sleep 0.01
-echo "   phone:  later renames 'groceries' too, edits 'old idea' after the laptop deleted it, adds a note"
-device phone "UPDATE notes SET title = 'groceries (phone)' WHERE title = 'groceries';
-              UPDATE notes SET body = 'keep after all' WHERE title = 'old idea';
-              INSERT INTO notes VALUES ('6f1c2a4e-0000-4000-8000-000000000004', 7, 'phone note', '');"
-show
+dump_server >"$work/server.txt"
+dump_device "$laptop" >"$work/laptop.txt"
+dump_device "$phone" >"$work/phone.txt"
+printf '%-45s %-45s %s\n' "server" "laptop" "phone"
+paste -d '\t' "$work/server.txt" "$work/laptop.txt" "$work/phone.txt" | awk -F '\t' '{printf "%-45s %-45s %s\n", $1, $2, $3}'
 
 echo
-echo "3. Back online: each device pushes to the other."
-sync_pair laptop phone
-sync_pair phone laptop
-show
-
-echo
-if [ "$(device laptop "SELECT group_concat(quote(id)||quote(title)||quote(body)) FROM (SELECT * FROM notes ORDER BY id);")" = \
-     "$(device phone "SELECT group_concat(quote(id)||quote(title)||quote(body)) FROM (SELECT * FROM notes ORDER BY id);")" ]; then
-  echo "Converged: both devices hold identical notes."
-  echo "  'groceries': the phone's rename was the later write, so it won on both devices."
-  echo "  'old idea':  the phone's edit came after the laptop's delete, so the row came back."
+if cmp -s "$work/server.txt" "$work/laptop.txt" && cmp -s "$work/server.txt" "$work/phone.txt"; then
+  echo "Converged: the server and both devices hold the same rows (organisation 8's note never left the server)."
+  echo "  'Roadmap': both devices renamed it; the phone's rename was later, so it won everywhere."
+  echo "  'milk, eggs': the laptop deleted the block, then the phone edited it later: the later edit brought it back."
+  echo "  The server's edit of the roadmap block and the phone's new comment reached every device."
 else
   echo "NOT converged" >&2
   exit 1
