@@ -95,7 +95,7 @@ class Applier {
 
   Status Prepare() {
     max_drift_ms_ = MaxDriftMs(db_);
-    wall_ms_ = core::WallClockMs();
+    wall_ms_ = state_.WallMs();
     Status status =
         read_meta_.Prepare(db_, "SELECT m.hlc, m.node, m.deleted, n.node_id FROM syncline_rows m "
                                 "LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE m.tid = ?1 AND m.pk = ?2");

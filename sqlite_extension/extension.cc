@@ -157,13 +157,25 @@ Status SqlHlcNow(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_valu
   return Status::Ok();
 }
 
-// syncline_config(name [, value]): reads or sets a node setting.
+// syncline_config(name [, value]): reads or sets a setting.
+//   max_drift_ms   the drift bound, kept in the database
+//   clock_skew_ms  this connection's clock offset from the wall clock, for
+//                  tests that simulate skewed devices (not kept)
 Status SqlConfig(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::string name;
   Status status = RequiredText(argv[0], "name", &name);
   if (!status.ok()) return status;
+  if (name == "clock_skew_ms") {
+    if (argc > 1) {
+      if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER)
+        return Status(Code::kInvalidInput, "clock_skew_ms must be an integer (milliseconds)");
+      state.clock_skew_ms = sqlite3_value_int64(argv[1]);
+    }
+    sqlite3_result_int64(ctx, state.clock_skew_ms);
+    return Status::Ok();
+  }
   if (name != "max_drift_ms")
-    return Status(Code::kInvalidInput, "unknown setting \"" + name + "\" (known: max_drift_ms)");
+    return Status(Code::kInvalidInput, "unknown setting \"" + name + "\" (known: max_drift_ms, clock_skew_ms)");
   status = EnsureMetadata(state.db);
   if (!status.ok()) return status;
   if (argc > 1) {

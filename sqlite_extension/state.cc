@@ -134,7 +134,7 @@ core::Hlc NextStamp(ConnectionState& state, core::Hlc floor) {
     if (ReadMeta(state.db, "hlc", &value, &found).ok() && found) state.clock = std::stoull(value);
     state.clock_loaded = true;
   }
-  state.clock = core::HlcNext(state.clock, floor, core::WallClockMs());
+  state.clock = core::HlcNext(state.clock, floor, state.WallMs());
   return state.clock;
 }
 
