@@ -91,6 +91,38 @@ Status KeyDatums(const TableInfo& table, const std::vector<Value>& key, std::vec
   return Status::Ok();
 }
 
+// Calls tables' authorisation hooks (docs/security.md) as the caller,
+// once per function and scope value.
+class Authorizer {
+ public:
+  explicit Authorizer(Snapshot snapshot = InvalidSnapshot) : snapshot_(snapshot) {}
+
+  // A NULL scope (a tombstone of a row never seen here) is never authorised.
+  Status Allowed(const std::string& function, const std::optional<std::string>& scope, bool* allowed) {
+    *allowed = false;
+    if (!scope) return Status::Ok();
+    auto key = std::make_pair(function, *scope);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      *allowed = it->second;
+      return Status::Ok();
+    }
+    // regprocedure text "app.member_of(jsonb)": call it by its name.
+    std::string name = function.substr(0, function.rfind('('));
+    SPIPlanPtr plan = Prepare("SELECT " + name + "($1::pg_catalog.jsonb) IS TRUE", {TEXTOID});
+    Datum args[1] = {TextDatum(*scope)};
+    Execute(plan, args, " ", true, 0, snapshot_);
+    bool isnull = false;
+    *allowed = DatumGetBool(ResultDatum(0, 1, &isnull)) && !isnull;
+    cache_[key] = *allowed;
+    return Status::Ok();
+  }
+
+ private:
+  Snapshot snapshot_;
+  std::map<std::pair<std::string, std::string>, bool> cache_;
+};
+
 Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
   std::optional<std::string> cursor_text;
   if (!PG_ARGISNULL(0)) cursor_text = TextDatumGetCString(PG_GETARG_DATUM(0));
@@ -142,13 +174,13 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     // versions of tables tracked without a scope (shared by every scope).
     std::string from = "syncline.rows r";
     if (options.has_scope)
-      from =
-          "(SELECT * FROM syncline.rows WHERE scope = $6 UNION ALL SELECT * FROM syncline.rows WHERE scope IS NULL) r";
+      from = "(SELECT * FROM syncline.rows WHERE scope = $6 UNION ALL SELECT * FROM syncline.rows WHERE scope IS NULL "
+             "AND tid IN (SELECT tid FROM syncline.tables WHERE scope_column IS NULL)) r";
     uint64 rows = 0;
     {
       AsExtensionOwner owner;
       SPIPlanPtr plan = Prepare(
-          "SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, n.node_id, r.xid::text, r.seq FROM " + from +
+          "SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, n.node_id, r.xid::text, r.seq, r.scope FROM " + from +
               " LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE " + where + " ORDER BY r.xid, r.seq LIMIT $4",
           types);
       rows = Execute(plan, args.data(), nulls.data(), true, 0, snapshot.get());
@@ -160,6 +192,7 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       int64 clock, hlc;
       bool deleted;
       Position position;
+      std::optional<std::string> scope;
     };
     std::vector<PageRow> page;
     bool has_more = rows > static_cast<uint64>(limit);
@@ -175,10 +208,14 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       std::string xid = ResultText(r, 8);
       std::from_chars(xid.data(), xid.data() + xid.size(), row.position.xid);
       row.position.seq = ResultInt64(r, 9);
+      bool scope_null = false;
+      ResultDatum(r, 10, &scope_null);
+      if (!scope_null) row.scope = ResultText(r, 10);
       page.push_back(std::move(row));
     }
 
     std::map<int32, PullTable> tables;
+    Authorizer authorizer(snapshot.get());
     core::BatchWriter writer(node_id);
     core::Change change;
     std::vector<Value> key;
@@ -190,6 +227,14 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
         if (!status.ok()) return status;
       }
       const TableInfo& table = it->second.info;
+      // The table's authorisation hook decides, for rows and tombstones
+      // alike, whether the caller may see this scope.
+      if (!table.authorize.empty()) {
+        bool allowed = false;
+        status = authorizer.Allowed(table.authorize, row.scope, &allowed);
+        if (!status.ok()) return status;
+        if (!allowed) continue;
+      }
       status = core::DecodeKey(row.pk, &key);
       if (!status.ok()) return status;
       if (key.size() != table.pk.size())
@@ -429,6 +474,27 @@ class Applier {
       }
     }
     if (change.node == local_node_) return core::CopiedDatabase("docs/postgres.md, \"Backups and copies\"");
+    // A row's scope never changes (it says who receives the row and its
+    // tombstone), and a table's authorisation hook must allow the scope the
+    // change touches.
+    if (change.op == core::Op::kUpsert && stored && !stored_scope.empty() && !scope.empty() && stored_scope != scope)
+      return Status(Code::kInvalidInput,
+                    "the row's scope is " + stored_scope + "; a change cannot move it to " + scope);
+    if (!info.authorize.empty()) {
+      std::optional<std::string> touched;
+      if (change.op == core::Op::kUpsert)
+        touched = scope;
+      else if (stored && !stored_scope.empty())
+        touched = stored_scope;
+      if (touched || change.op == core::Op::kUpsert) {
+        bool allowed = false;
+        status = authorizer_.Allowed(info.authorize, touched, &allowed);
+        if (!status.ok()) return status;
+        if (!allowed)
+          return Status(Code::kConstraint,
+                        "not authorised for scope " + touched.value_or("null") + " (by " + info.authorize + ")");
+      }
+    }
 
     // Write as the caller: its privileges and row-level security apply.
     if (change.op == core::Op::kUpsert) {
@@ -587,6 +653,7 @@ class Applier {
   SPIPlanPtr read_meta_ = nullptr, write_meta_ = nullptr, node_ref_ = nullptr;
   std::map<std::string, ApplyTable> tables_;
   std::map<std::string, int64> node_refs_;
+  Authorizer authorizer_;
   int64 applied_ = 0, skipped_ = 0, rewritten_ = 0;
 };
 

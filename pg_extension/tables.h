@@ -20,6 +20,7 @@ struct TableInfo {
   std::vector<int> pk;              // indexes into columns, primary key order
   int scope = -1;                   // index of the scope column, or -1
   bool notify = true;
+  std::string authorize;  // the authorisation hook, "schema.function(jsonb)"; empty when none
 };
 
 // Reads a relation's shape (columns, primary key). `context` keeps the type

@@ -31,6 +31,7 @@ Status CheckOwner(Oid relid) {
 struct TrackOptions {
   std::string scope;
   bool notify = true;
+  std::string authorize;  // function name as given
 };
 
 Status ParseTrackOptions(const std::string& text, TrackOptions* out) {
@@ -47,8 +48,13 @@ Status ParseTrackOptions(const std::string& text, TrackOptions* out) {
       if (value.kind != core::Json::Kind::kTrue && value.kind != core::Json::Kind::kFalse)
         return Status(Code::kInvalidInput, "options: \"notify\" must be true or false");
       out->notify = value.kind == core::Json::Kind::kTrue;
+    } else if (key == "authorize") {
+      if (!value.is_string() || value.text.empty())
+        return Status(Code::kInvalidInput,
+                      "options: \"authorize\" must name a function (scope jsonb) returning boolean");
+      out->authorize = value.text;
     } else {
-      return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\" (known: scope, notify)");
+      return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\" (known: scope, notify, authorize)");
     }
   }
   return Status::Ok();
@@ -83,6 +89,26 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
         return Status(Code::kUndefinedColumn, "table " + name + " has no column \"" + options.scope + "\" to scope by");
     }
 
+    // The authorisation hook: a function (scope jsonb) RETURNS boolean that
+    // pulls and applies call as the caller (docs/security.md).
+    std::string authorize;
+    if (!options.authorize.empty()) {
+      if (table.scope < 0) return Status(Code::kInvalidInput, "options: \"authorize\" needs a \"scope\" column");
+      SPIPlanPtr find =
+          Prepare("SELECT p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_proc p "
+                  "WHERE p.oid = pg_catalog.to_regprocedure($1 OPERATOR(pg_catalog.||) '(jsonb)') AND p.prorettype = "
+                  "'pg_catalog.bool'::pg_catalog.regtype",
+                  {TEXTOID});
+      Datum arg[1] = {TextDatum(options.authorize)};
+      if (Execute(find, arg, " ", true) == 0)
+        return Status(Code::kUndefinedTable,
+                      "options: no function " + options.authorize + "(jsonb) returning boolean" +
+                          (options.authorize.find('.') == std::string::npos
+                               ? " (name it with its schema, e.g. public." + options.authorize + ")"
+                               : ""));
+      authorize = ResultText(0, 1);
+    }
+
     std::string pk_columns = "{";
     for (std::size_t k = 0; k < table.pk.size(); ++k) {
       std::string column = table.columns[table.pk[k]].name;
@@ -104,15 +130,17 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
                                                Quote(ResultText(0, 1)) +
                                                "; batches name tables unqualified, so names must be unique");
       SPIPlanPtr upsert =
-          Prepare("INSERT INTO syncline.tables (table_schema, table_name, pk_columns, scope_column, notify) "
-                  "VALUES ($1, $2, $3::text[], $4, $5) ON CONFLICT (table_name) DO UPDATE SET pk_columns = "
-                  "EXCLUDED.pk_columns, "
-                  "scope_column = EXCLUDED.scope_column, notify = EXCLUDED.notify RETURNING tid",
-                  {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID});
-      Datum values[5] = {TextDatum(table.schema), TextDatum(table.name), TextDatum(pk_columns),
-                         options.scope.empty() ? (Datum)0 : TextDatum(options.scope), BoolGetDatum(options.notify)};
-      char nulls[6] = "     ";
+          Prepare("INSERT INTO syncline.tables (table_schema, table_name, pk_columns, scope_column, notify, authorize) "
+                  "VALUES ($1, $2, $3::text[], $4, $5, $6) ON CONFLICT (table_name) DO UPDATE SET pk_columns = "
+                  "EXCLUDED.pk_columns, scope_column = EXCLUDED.scope_column, notify = EXCLUDED.notify, "
+                  "authorize = EXCLUDED.authorize RETURNING tid",
+                  {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID});
+      Datum values[6] = {TextDatum(table.schema),      TextDatum(table.name),
+                         TextDatum(pk_columns),        options.scope.empty() ? (Datum)0 : TextDatum(options.scope),
+                         BoolGetDatum(options.notify), authorize.empty() ? (Datum)0 : TextDatum(authorize)};
+      char nulls[7] = "      ";
       if (options.scope.empty()) nulls[3] = 'n';
+      if (authorize.empty()) nulls[5] = 'n';
       Execute(upsert, values, nulls, false);
       table.tid = static_cast<int32>(ResultInt64(0, 1));
     }

@@ -19,7 +19,8 @@ CREATE TABLE syncline.tables (
   table_name text NOT NULL UNIQUE,  -- batches name tables unqualified
   pk_columns text[] NOT NULL,
   scope_column text,
-  notify boolean NOT NULL DEFAULT true
+  notify boolean NOT NULL DEFAULT true,
+  authorize text  -- a function (scope jsonb) RETURNS boolean, as regprocedure text
 );
 
 CREATE TABLE syncline.nodes (
@@ -124,7 +125,7 @@ AS 'MODULE_PATHNAME', 'syncline_capture_truncate';
 -- What a client needs to build its schema: every tracked table with its
 -- columns, types, primary key and scope column.
 CREATE VIEW syncline.tracked_tables AS
-SELECT t.table_schema, t.table_name, t.pk_columns AS primary_key, t.scope_column, t.notify,
+SELECT t.table_schema, t.table_name, t.pk_columns AS primary_key, t.scope_column, t.notify, t.authorize,
        (SELECT jsonb_agg(jsonb_build_object(
                  'name', a.attname,
                  'type', format_type(a.atttypid, a.atttypmod),

@@ -1,0 +1,87 @@
+-- Tenant isolation: two organisations, two roles, row-level security and an
+-- authorisation hook (docs/security.md).
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+SELECT plan(16);
+
+CREATE TABLE memberships (member name NOT NULL, org_id int NOT NULL, PRIMARY KEY (member, org_id));
+CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text);
+CREATE ROLE org7_app;
+CREATE ROLE org8_app;
+INSERT INTO memberships VALUES ('org7_app', 7), ('org8_app', 8);
+GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO org7_app, org8_app;
+GRANT SELECT ON memberships TO org7_app, org8_app;
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY member_rows ON notes
+  USING (org_id IN (SELECT org_id FROM memberships WHERE member = current_user))
+  WITH CHECK (org_id IN (SELECT org_id FROM memberships WHERE member = current_user));
+-- The hook: may the current role see and write this scope? (Superusers
+-- bypass it like they bypass row-level security.)
+-- It runs inside syncline's functions, whose search_path is pg_catalog: pin
+-- its own.
+CREATE FUNCTION may_access_org(scope jsonb) RETURNS boolean LANGUAGE sql STABLE SET search_path = public AS $$
+  SELECT EXISTS (SELECT 1 FROM memberships WHERE member = current_user AND org_id = (scope #>> '{}')::int)
+      OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) $$;
+SELECT is(syncline.track('notes', '{"scope": "org_id", "authorize": "public.may_access_org"}') ->> 'table', 'notes',
+          'tracked with a scope and an authorisation hook');
+SELECT throws_like($$SELECT syncline.track('notes', '{"scope": "org_id", "authorize": "no_such_fn"}')$$,
+                   '%no function no_such_fn(jsonb) returning boolean (name it with its schema%', 'the hook must exist');
+SELECT syncline.track('notes', '{"scope": "org_id", "authorize": "public.may_access_org"}') IS NOT NULL AS retracked \gset
+
+INSERT INTO notes VALUES ('a7', 7, 'org 7 note'), ('a8', 8, 'org 8 note'), ('b8', 8, 'org 8, deleted');
+DELETE FROM notes WHERE id = 'b8';
+
+CREATE FUNCTION pulled_ids(options jsonb) RETURNS text LANGUAGE sql AS $$
+  SELECT coalesce(string_agg((c -> 'pk' ->> 'id') || ':' || (c ->> 'op'), ',' ORDER BY c -> 'pk' ->> 'id'), '')
+    FROM jsonb_array_elements(syncline.pull_since(NULL, 100, options) -> 'changes') c $$;
+GRANT EXECUTE ON FUNCTION pulled_ids(jsonb) TO org7_app, org8_app;
+
+SET ROLE org7_app;
+SELECT is(pulled_ids('{}'), 'a7:upsert', 'org 7 pulls its rows only: no org 8 row, no org 8 tombstone');
+SELECT is(pulled_ids('{"scope": 8}'), '', 'a forged scope option gets nothing');
+SELECT is(pulled_ids('{"scope": 7}'), 'a7:upsert', 'its own scope');
+RESET ROLE;
+SET ROLE org8_app;
+SELECT is(pulled_ids('{}'), 'a8:upsert,b8:delete', 'org 8 sees its rows and its tombstone');
+RESET ROLE;
+SELECT is(pulled_ids('{}'), 'a7:upsert,a8:upsert,b8:delete', 'the administrator sees everything');
+
+-- Writing another tenant's rows through apply_push is refused whole.
+CREATE FUNCTION hlc() RETURNS text LANGUAGE sql AS $$
+  SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint << 16), 16, '0') $$;
+CREATE FUNCTION remote_batch(VARIADIC changes jsonb[]) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('format', 1, 'source', '0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11', 'changes', to_jsonb(changes)) $$;
+CREATE FUNCTION up(id text, org int, title text) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('table', 'notes', 'op', 'upsert', 'pk', jsonb_build_object('id', id),
+    'row', jsonb_build_object('id', id, 'org_id', org, 'title', title), 'clock', 9, 'hlc', hlc(),
+    'node', '0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11') $$;
+CREATE FUNCTION del(id text) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('table', 'notes', 'op', 'delete', 'pk', jsonb_build_object('id', id), 'clock', 9,
+    'hlc', hlc(), 'node', '0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11') $$;
+GRANT EXECUTE ON FUNCTION hlc(), remote_batch(jsonb[]), up(text, int, text), del(text) TO org7_app;
+CREATE FUNCTION state() RETURNS text LANGUAGE sql SECURITY DEFINER AS $$
+  SELECT (SELECT string_agg(n::text, ',' ORDER BY id) FROM notes n) || '#' ||
+         (SELECT string_agg(r.pk || r.clock || r.deleted, ',' ORDER BY r.pk) FROM syncline.rows r) $$;
+GRANT EXECUTE ON FUNCTION state() TO org7_app;
+SELECT state() AS before \gset
+
+SET ROLE org7_app;
+SELECT throws_like($$SELECT syncline.apply_push(remote_batch(up('x7', 7, 'fine'), up('n8', 8, 'sneaky insert')))$$,
+                   '%change 1 (table "notes"): not authorised for scope 8%', 'creating a row in another tenant is refused');
+SELECT throws_like($$SELECT syncline.apply_push(remote_batch(up('a8', 8, 'sneaky edit')))$$,
+                   '%not authorised for scope 8%', 'changing another tenant''s row is refused');
+SELECT throws_like($$SELECT syncline.apply_push(remote_batch(up('a8', 7, 'moved into my org')))$$,
+                   '%a change cannot move it to 7%', 'moving another tenant''s row into one''s own scope is refused');
+SELECT throws_like($$SELECT syncline.apply_push(remote_batch(del('a8')))$$,
+                   '%not authorised for scope 8%', 'deleting another tenant''s row is refused');
+SELECT is(state(), :'before', 'nothing was written');
+SELECT is(syncline.apply_push(remote_batch(up('x7', 7, 'fine'))) ->> 'applied', '1', 'its own scope is writable');
+SELECT throws_like($$INSERT INTO syncline.rows (tid, pk, clock, hlc, node, deleted, xid, seq) VALUES (1, '["z"]', 1, 1, 0, false, '1', 1)$$,
+                   '%permission denied%', 'the metadata cannot be written directly');
+SELECT throws_like($$SELECT syncline.set_max_drift(1)$$, '%permission denied%', 'nor the settings');
+RESET ROLE;
+SELECT is((SELECT title FROM notes WHERE id = 'a8'), 'org 8 note', 'the other tenant''s row is untouched');
+
+RESET ROLE;
+DROP OWNED BY org7_app, org8_app;
+SELECT * FROM finish();
