@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
     }
   }
   const std::string command = args[0];
-  if (command != "clone" && command != "sync" && command != "status") return Usage("unknown command \"" + command + "\"");
+  if (command != "clone" && command != "sync" && command != "status")
+    return Usage("unknown command \"" + command + "\"");
 
   Options options;
   options.extension = DefaultExtension();

@@ -42,8 +42,9 @@ Status LocalDb::Text(const std::string& sql, const std::vector<std::optional<std
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK)
     return Status(Code::kInternal, sqlite3_errmsg(db_));
   for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i]) sqlite3_bind_text64(stmt, static_cast<int>(i + 1), args[i]->data(), args[i]->size(), SQLITE_TRANSIENT,
-                                     SQLITE_UTF8);
+    if (args[i])
+      sqlite3_bind_text64(stmt, static_cast<int>(i + 1), args[i]->data(), args[i]->size(), SQLITE_TRANSIENT,
+                          SQLITE_UTF8);
   }
   int rc = sqlite3_step(stmt);
   if (rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
@@ -69,7 +70,8 @@ Status Server::Connect(const std::string& conninfo) {
   conn_ = PQconnectdb(conninfo.c_str());
   if (PQstatus(conn_) != CONNECTION_OK) {
     std::string message = PQerrorMessage(conn_);
-    while (!message.empty() && message.back() == '\n') message.pop_back();
+    while (!message.empty() && message.back() == '\n')
+      message.pop_back();
     Close();
     return Status(Code::kUnavailable, "cannot connect to the server: " + message);
   }
@@ -86,7 +88,8 @@ Status ResultStatus(PGconn* conn, PGresult* result, std::string* sqlstate) {
   std::string message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) != nullptr
                             ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY)
                             : PQerrorMessage(conn);
-  while (!message.empty() && message.back() == '\n') message.pop_back();
+  while (!message.empty() && message.back() == '\n')
+    message.pop_back();
   if (PQstatus(conn) != CONNECTION_OK) return Status(Code::kUnavailable, "lost the server connection: " + message);
   bool constraint = state != nullptr && std::string(state).compare(0, 2, "23") == 0;
   return Status(constraint ? Code::kConstraint : Code::kInternal, "server: " + message);
@@ -99,9 +102,10 @@ Status Server::Text(const std::string& sql, const std::vector<std::optional<std:
   out->reset();
   if (!connected()) return Status(Code::kUnavailable, "not connected to the server");
   std::vector<const char*> values;
-  for (const auto& arg : args) values.push_back(arg ? arg->c_str() : nullptr);
-  PGresult* result = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                                  nullptr, nullptr, 0);
+  for (const auto& arg : args)
+    values.push_back(arg ? arg->c_str() : nullptr);
+  PGresult* result =
+      PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0);
   Status status = ResultStatus(conn_, result, sqlstate);
   if (status.ok() && PQntuples(result) > 0 && PQnfields(result) > 0 && !PQgetisnull(result, 0, 0))
     *out = std::string(PQgetvalue(result, 0, 0), static_cast<std::size_t>(PQgetlength(result, 0, 0)));
@@ -118,8 +122,10 @@ Status Server::Rows(const std::string& sql, std::vector<std::vector<std::optiona
     for (int r = 0; r < PQntuples(result); ++r) {
       std::vector<std::optional<std::string>> row;
       for (int c = 0; c < PQnfields(result); ++c) {
-        if (PQgetisnull(result, r, c)) row.emplace_back();
-        else row.emplace_back(std::string(PQgetvalue(result, r, c), PQgetlength(result, r, c)));
+        if (PQgetisnull(result, r, c))
+          row.emplace_back();
+        else
+          row.emplace_back(std::string(PQgetvalue(result, r, c), PQgetlength(result, r, c)));
       }
       rows->push_back(std::move(row));
     }

@@ -60,8 +60,10 @@ std::string ScopeJson(const std::string& scope) {
   core::JsonWriter writer(&json);
   bool integer = scope.find_first_not_of("0123456789", scope[0] == '-' ? 1 : 0) == std::string::npos &&
                  scope.size() < 19 && scope != "-";
-  if (integer) writer.Int(std::stoll(scope));
-  else writer.String(scope);
+  if (integer)
+    writer.Int(std::stoll(scope));
+  else
+    writer.String(scope);
   return json;
 }
 
@@ -115,8 +117,8 @@ class Session {
     std::string wanted = ScopeJson(options_.scope);
     if (!options_.scope.empty() && wanted != cloned.value_or(""))
       return Status(Code::kInvalidInput, "this file was cloned with scope " +
-                                             (cloned.value_or("").empty() ? "(none)" : cloned.value_or("")) +
-                                             ", not " + wanted + "; clone the other scope into a new file");
+                                             (cloned.value_or("").empty() ? "(none)" : cloned.value_or("")) + ", not " +
+                                             wanted + "; clone the other scope into a new file");
     scope_json_ = cloned.value_or("");
     std::optional<std::string> server;
     status = State("server_node", &server);
@@ -183,8 +185,9 @@ class Session {
     if (!status.ok()) return status;
     while (true) {
       std::optional<std::string> batch;
-      status = server_.Text("SELECT syncline.pull_since($1, " + std::to_string(options_.page_size) + ", $2::jsonb)::text",
-                            {cursor, options}, &batch);
+      status =
+          server_.Text("SELECT syncline.pull_since($1, " + std::to_string(options_.page_size) + ", $2::jsonb)::text",
+                       {cursor, options}, &batch);
       if (!status.ok()) return Abandon(status);
       PageInfo page;
       status = ReadPage(batch.value_or(""), &page);
@@ -264,16 +267,17 @@ std::string Quote(const std::string& identifier) {
 
 std::string QuotedList(const core::Json& names) {
   std::string list;
-  for (const core::Json& name : names.items) list += (list.empty() ? "" : ", ") + Quote(name.text);
+  for (const core::Json& name : names.items)
+    list += (list.empty() ? "" : ", ") + Quote(name.text);
   return list;
 }
 
 Status CreateTables(Session& session) {
   std::vector<std::vector<std::optional<std::string>>> rows;
-  Status status = session.server().Rows(
-      "SELECT table_name, to_jsonb(primary_key)::text, columns::text, foreign_keys::text "
-      "FROM syncline.tracked_tables ORDER BY table_name",
-      &rows);
+  Status status =
+      session.server().Rows("SELECT table_name, to_jsonb(primary_key)::text, columns::text, foreign_keys::text "
+                            "FROM syncline.tracked_tables ORDER BY table_name",
+                            &rows);
   if (!status.ok()) return status;
   if (rows.empty()) return Status(Code::kInvalidInput, "the server tracks no tables (call syncline.track there)");
   std::string sql;
@@ -292,8 +296,8 @@ Status CreateTables(Session& session) {
     }
     sql += "PRIMARY KEY (" + QuotedList(key) + ")";
     for (const core::Json& fk : foreign_keys.items) {
-      sql += ", FOREIGN KEY (" + QuotedList(*fk.Find("columns")) + ") REFERENCES " + Quote(fk.Find("references")->text) +
-             " (" + QuotedList(*fk.Find("ref_columns")) + ")";
+      sql += ", FOREIGN KEY (" + QuotedList(*fk.Find("columns")) + ") REFERENCES " +
+             Quote(fk.Find("references")->text) + " (" + QuotedList(*fk.Find("ref_columns")) + ")";
     }
     sql += ");\n";
     sql += "SELECT syncline_track(" + std::string("'") + [&] {
@@ -388,7 +392,8 @@ Status Watch(const Options& options, const WatchOptions& watch, const std::atomi
         due = true;
         PQfreemem(notify);
       }
-      if (PQstatus(listener.handle()) != CONNECTION_OK) status = Status(Code::kUnavailable, "lost the server connection");
+      if (PQstatus(listener.handle()) != CONNECTION_OK)
+        status = Status(Code::kUnavailable, "lost the server connection");
       std::chrono::duration<double> since = std::chrono::steady_clock::now() - last_sync;
       if (since.count() >= watch.interval_s) due = true;
     }
@@ -428,9 +433,8 @@ Status Describe(const Options& options, std::string* report) {
   if (!status.ok()) return status;
   *report = "node:          " + session.node() + "\n" + "server node:   " + server.value_or("(not cloned)") + "\n" +
             "scope:         " + (scope.value_or("").empty() ? "(none)" : *scope) + "\n" +
-            "pending local: " + pending.value_or("0") + " changes\n" +
-            "last cursor:   " + cursor.value_or("(none)") + "\n" + "last sync:     " + last_sync.value_or("never") +
-            "\n";
+            "pending local: " + pending.value_or("0") + " changes\n" + "last cursor:   " + cursor.value_or("(none)") +
+            "\n" + "last sync:     " + last_sync.value_or("never") + "\n";
   return Status::Ok();
 }
 

@@ -37,7 +37,7 @@ core::Status Clone(const Options& options, Counts* counts);
 core::Status Sync(const Options& options, Counts* counts);
 
 struct WatchOptions {
-  double interval_s = 30;    // sync local changes at least this often
+  double interval_s = 30;  // sync local changes at least this often
   double max_backoff_s = 30;
 };
 // Keeps syncing: on the server's NOTIFY, every interval, and after a lost
