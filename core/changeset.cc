@@ -206,6 +206,9 @@ Status DecodeChange(const Json& json, Change* change) {
 
 Status DecodeBatch(std::string_view text, Batch* out) {
   *out = Batch{};
+  if (text.size() > kMaxBatchBytes)
+    return Invalid("batch: " + std::to_string(text.size()) + " bytes is more than the limit of " +
+                   std::to_string(kMaxBatchBytes >> 20) + " MiB; send it in smaller pages");
   Json json;
   Status status = ParseJson(text, &json);
   if (!status.ok()) return status.WithPrefix("batch: ");

@@ -16,6 +16,10 @@
 namespace syncline::core {
 
 inline constexpr int kBatchFormat = 1;
+// A batch is a page: pulls make them as small as asked. A larger text is
+// refused before it is parsed, so that memory stays bounded (the decoded
+// tree takes a few times the text's size).
+inline constexpr std::size_t kMaxBatchBytes = 64u << 20;
 
 enum class Op { kUpsert, kDelete };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <set>
@@ -181,8 +182,10 @@ TEST_F(ItemsTest, OutOfOrderCommitSmallPages) {
 // through with small pages; every puller sees each version at most once and
 // ends with exactly the server's rows.
 TEST_F(ItemsTest, ConcurrentWritersAndPullers) {
-  constexpr int kWriters = 4, kPullers = 2, kKeys = 50, kPage = 7;
-  const auto kWriteFor = std::chrono::seconds(5);
+  // SYNCLINE_LONG=1 (make check-long): 8 writers, 4 pullers, 30 s.
+  const bool long_run = std::getenv("SYNCLINE_LONG") != nullptr;
+  const int kWriters = long_run ? 8 : 4, kPullers = long_run ? 4 : 2, kKeys = 50, kPage = 7;
+  const auto kWriteFor = std::chrono::seconds(long_run ? 30 : 5);
   std::atomic<bool> writing{true};
   std::atomic<long> commits{0}, rollbacks{0}, retries{0};
 
@@ -277,6 +280,38 @@ TEST_F(ItemsTest, ConcurrentWritersAndPullers) {
   }
   std::printf("[   INFO   ] %ld commits, %ld rollbacks, %ld retried, %zu rows, pages pulled: %ld and %ld\n",
               commits.load(), rollbacks.load(), retries.load(), server.size(), pages[0], pages[1]);
+}
+
+// A backend terminated in the middle of apply_push: nothing of the batch is
+// left, and applying it again converges.
+TEST_F(ItemsTest, BackendTerminatedDuringApply) {
+  Pg source(db.name());
+  std::string remote = "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11";
+  std::string stamp = core::HlcToText(core::HlcFromPhysicalMs(core::WallClockMs() - 1000));
+  std::string changes;
+  for (int i = 0; i < 20000; ++i) {
+    std::string id = "t" + std::to_string(i);
+    changes += (i > 0 ? "," : "") + std::string(R"({"table":"items","op":"upsert","pk":{"id":")") + id +
+               R"("},"row":{"id":")" + id + R"(","v":1},"clock":1,"hlc":")" + stamp + R"(","node":")" + remote +
+               R"("})";
+  }
+  std::string batch = R"({"format":1,"source":")" + remote + R"(","changes":[)" + changes + "]}";
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Pg victim(db.name()), killer(db.name());
+    std::string pid = victim.Text("SELECT pg_backend_pid()");
+    std::thread apply([&] { victim.TryExec("SELECT syncline.apply_push($1::jsonb)", {batch}); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + 100 * attempt));
+    killer.Text("SELECT pg_terminate_backend($1::int)", {pid});
+    apply.join();
+    std::string rows = killer.Text("SELECT count(*) FROM items");
+    std::string meta = killer.Text("SELECT count(*) FROM syncline.rows");
+    // All or nothing: either the apply finished before the kill, or nothing of it is there.
+    EXPECT_TRUE((rows == "0" && meta == "0") || (rows == "20000" && meta == "20000")) << rows << " / " << meta;
+  }
+  Pg again(db.name());
+  again.Text("SELECT syncline.apply_push($1::jsonb)", {batch});
+  EXPECT_EQ(again.Text("SELECT count(*) FROM items"), "20000");
+  EXPECT_EQ(again.Text("SELECT count(*) FROM syncline.rows"), "20000");
 }
 
 }  // namespace

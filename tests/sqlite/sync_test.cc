@@ -396,6 +396,14 @@ TEST_F(SyncTest, BadBatchesAreRejectedWhole) {
   EXPECT_EQ(b.Int("SELECT count(*) FROM notes"), 1);  // no injection ran
 }
 
+TEST_F(SyncTest, HugeBatchFailsCleanly) {
+  std::string huge = Batch(remote, {Upsert("h", std::string(65u << 20, 'x'), Hlc(-100), remote)});
+  std::string before = State(b);
+  std::string error = ApplyError(b, huge);
+  EXPECT_NE(error.find("more than the limit of 64 MiB"), std::string::npos) << error.substr(0, 200);
+  EXPECT_EQ(State(b), before);
+}
+
 TEST_F(SyncTest, ConstraintViolationsRollBackTheWholeBatch) {
   b.Exec("CREATE TABLE parent(id TEXT PRIMARY KEY); CREATE TABLE child(id TEXT PRIMARY KEY, "
          "parent_id TEXT NOT NULL REFERENCES parent(id), email TEXT UNIQUE); PRAGMA foreign_keys = ON;");
