@@ -2,7 +2,7 @@
 -- rule, idempotence, relays, atomic rejection of bad batches.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(42);
+SELECT plan(50);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 SELECT syncline.track('notes', '{"scope": "org_id"}');
@@ -125,6 +125,23 @@ SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('f
                    '%ahead of this node''s clock%', 'a stamp beyond the drift bound is refused');
 SELECT throws_like($$SELECT syncline.apply_push('{"format": 2, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": []}')$$,
                    '%unsupported format 2%', 'a batch of another format');
+SELECT throws_like($$SELECT syncline.apply_push('{"format": 1, "changes": [')$$, '%invalid input syntax for type json%',
+                   'malformed JSON is refused (by jsonb, before the function runs)');
+SELECT throws_like($$SELECT syncline.apply_push('{"format": 1, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": [], "x": "\udc00"}')$$,
+                   '%invalid input syntax for type json%', 'invalid UTF-8 (a lone surrogate) is refused');
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
+                     up('m', 'x', hlc(-100), :remote) - 'pk' || '{"pk": {"title": "x"}}')),
+                   '%change 0 (table "notes"): "pk" names column "title", which is not in the table''s primary key%',
+                   'a missing key column (and one the table does not key by)');
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
+                     jsonb_set(up('m', 'x', hlc(-100), :remote), '{pk,title}', '"x"'))),
+                   '%not in the table''s primary key%', 'an extra key column');
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
+                     jsonb_set(up('m', 'x', hlc(-100), :remote), '{row,org_id}', '{"real": "NaN"}'))),
+                   '%column "org_id" expects integer, got real%', 'NaN where the column cannot hold it');
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
+                     jsonb_set(up('m', 'x', hlc(-100), :remote), '{row,title}', to_jsonb(repeat('x', 65 * 1024 * 1024))))),
+                   '%more than the limit of 64 MiB%', 'a huge batch fails cleanly');
 SELECT is(state(), :'before', 'rejected batches wrote nothing');
 SELECT is(syncline.apply_push(batch(:other, up('f', 'relayed', hlc(600000), :remote))) ->> 'applied', '1',
           'a relayed change was checked at its first hop');
@@ -145,6 +162,12 @@ SELECT is(syncline.apply_push(batch(:remote,
   jsonb_build_object('table', 'invoice', 'op', 'upsert', 'pk', '{"id": "i1"}'::jsonb,
     'row', '{"id": "i1", "total": "2.5"}'::jsonb, 'clock', 2, 'hlc', :'s50', 'node', :remote))) ->> 'applied', '2',
   'a child before its parent applies under a NOT DEFERRABLE foreign key');
+SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
+  jsonb_build_object('table', 'line', 'op', 'upsert', 'pk', '{"id": "l9"}'::jsonb,
+    'row', '{"id": "l9", "invoice_id": "nope", "amount": "1"}'::jsonb, 'clock', 1, 'hlc', hlc(-60), 'node', :remote))),
+  '%change 0 (table "line"): insert or update on table "line" violates foreign key constraint%',
+  'a foreign key violation rejects the batch');
+SELECT is((SELECT count(*) FROM line WHERE id = 'l9'), 0::bigint, '... and writes nothing');
 SELECT is(syncline.apply_push(batch(:remote,
   jsonb_build_object('table', 'invoice', 'op', 'delete', 'pk', '{"id": "i1"}'::jsonb, 'clock', 3, 'hlc', hlc(-40), 'node', :remote),
   jsonb_build_object('table', 'line', 'op', 'delete', 'pk', '{"id": "l1"}'::jsonb, 'clock', 2, 'hlc', hlc(-30), 'node', :remote)))
