@@ -10,7 +10,7 @@ CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
 SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
 SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all check format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
+.PHONY: all check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
 
 all: $(BUILD)/syncline.so $(BUILD)/bin/syncline pg
 
@@ -50,6 +50,8 @@ $(BUILD)/bin/syncline: $(BUILD)/client/cli.o $(BUILD)/libsyncline_client.a $(BUI
 
 UNIT_SRC   := $(wildcard tests/unit/*.cc)
 PGTEST_SRC := $(wildcard tests/pg/*.cc)
+E2E_SRC    := $(wildcard tests/e2e/*.cc)
+SIM_SRC    := $(wildcard tests/sim/*.cc)
 SQLTEST_SRC := $(wildcard tests/sqlite/*.cc)
 
 $(BUILD)/unit_tests: $(UNIT_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
@@ -61,7 +63,14 @@ $(BUILD)/sqlite_tests: $(SQLTEST_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_cor
 $(BUILD)/pg_tests: $(PGTEST_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
 	$(CXX) -o $@ $^ -lpq -lsqlite3 -lgtest -lgtest_main -lpthread
 
-$(BUILD)/tests/pg/%.o: CXXFLAGS += $(PG_INCLUDE)
+$(BUILD)/tests/pg/%.o $(BUILD)/tests/e2e/%.o $(BUILD)/tests/sim/%.o: CXXFLAGS += $(PG_INCLUDE)
+
+# End-to-end (the CLI against a real server) and the randomized simulator.
+$(BUILD)/e2e_tests: $(E2E_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
+	$(CXX) -o $@ $^ -lpq -lsqlite3 -lgtest -lgtest_main -lpthread
+
+$(BUILD)/sim_tests: $(SIM_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
+	$(CXX) -o $@ $^ -lpq -lsqlite3 -lgtest -lgtest_main -lpthread
 
 unit-test: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests
@@ -74,8 +83,14 @@ smoke-test: $(BUILD)/syncline.so
 
 # A throwaway cluster (tests/pg/with_cluster.sh) runs the pgTAP files and the
 # libpq suites (concurrency, cross-engine).
-pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(BUILD)/syncline.so
-	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) tests/pg/with_cluster.sh tests/pg/run.sh
+pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(if $(E2E_SRC),$(BUILD)/e2e_tests) \
+         $(if $(SIM_SRC),$(BUILD)/sim_tests) $(BUILD)/syncline.so $(BUILD)/bin/syncline
+	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) SYNCLINE_CLI=$(abspath $(BUILD)/bin/syncline) \
+	  tests/pg/with_cluster.sh tests/pg/run.sh
+
+# The long variants: more simulated scenarios, the 30 s concurrency run.
+check-long:
+	SYNCLINE_LONG=1 SYNCLINE_SIM_SCENARIOS=$${SYNCLINE_SIM_SCENARIOS:-2000} $(MAKE) check
 
 check: unit-test sqlite-test smoke-test pg-test
 

@@ -18,7 +18,9 @@ for file in "${dbs[@]}"; do
   db="t_$(basename "$file" .sql)"
   pg_prove -d "$db" "$file" || status=1
 done
-if [ -x build/pg_tests ]; then
-  build/pg_tests || status=1
-fi
+for suite in pg_tests e2e_tests sim_tests; do
+  if [ -x "build/$suite" ]; then
+    "build/$suite" || status=1
+  fi
+done
 exit $status
