@@ -10,7 +10,7 @@ CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
 SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
 SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
+.PHONY: all bench check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
 
 all: $(BUILD)/syncline.so $(BUILD)/bin/syncline pg
 
@@ -87,6 +87,10 @@ pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(if $(E2E_SRC),$(BUIL
          $(if $(SIM_SRC),$(BUILD)/sim_tests) $(BUILD)/syncline.so $(BUILD)/bin/syncline
 	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) SYNCLINE_CLI=$(abspath $(BUILD)/bin/syncline) \
 	  tests/pg/with_cluster.sh tests/pg/run.sh
+
+# Benchmarks (bench/run.sh): results in bench/results.json and docs/benchmarks.md.
+bench: all pg-install
+	tests/pg/with_cluster.sh bench/run.sh
 
 # The long variants: more simulated scenarios, the 30 s concurrency run.
 check-long:
