@@ -33,7 +33,8 @@ $(BUILD)/libsyncline_core.a: $(CORE_OBJ)
 # The loadable extension links the core statically: it must load into any
 # program without extra shared libraries beside libsqlite3's host.
 $(BUILD)/syncline.so: $(SQLITE_OBJ) $(BUILD)/libsyncline_core.a
-	$(CXX) -shared -o $@ $(SQLITE_OBJ) $(BUILD)/libsyncline_core.a -static-libstdc++ -static-libgcc
+	$(CXX) -shared -o $@.tmp $(SQLITE_OBJ) $(BUILD)/libsyncline_core.a -static-libstdc++ -static-libgcc
+	mv $@.tmp $@  # a new file: processes that have the old one loaded keep it intact
 
 # The client library and the `syncline` CLI (libpq + SQLite).
 CLIENT_SRC := $(filter-out client/cli.cc,$(wildcard client/*.cc))

@@ -195,15 +195,33 @@ Status SqlCapturing(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_v
   return Status::Ok();
 }
 
-Status SqlKey(ConnectionState&, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
-  std::vector<core::Value> values;
-  values.reserve(static_cast<std::size_t>(argc));
-  for (int i = 0; i < argc; ++i)
-    values.push_back(ValueFromSqlite(argv[i]));
-  std::string key;
-  Status status = core::EncodeKey(values, &key);
-  if (status.ok()) ResultText(ctx, key);
-  return status;
+// The metadata key of a row, on every captured write: encodes straight from
+// the arguments into a buffer the connection keeps (same text as
+// core::EncodeKey, which the tests compare it with).
+Status SqlKey(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string& key = state.key_buffer;
+  key.clear();
+  core::JsonWriter writer(&key);
+  writer.BeginArray();
+  for (int i = 0; i < argc; ++i) {
+    switch (sqlite3_value_type(argv[i])) {
+      case SQLITE_INTEGER: writer.Int(sqlite3_value_int64(argv[i])); break;
+      case SQLITE_TEXT: {
+        std::string_view text(reinterpret_cast<const char*>(sqlite3_value_text(argv[i])),
+                              static_cast<std::size_t>(sqlite3_value_bytes(argv[i])));
+        if (!core::IsValidUtf8(text))
+          return Status(Code::kInvalidInput,
+                        "primary key column " + std::to_string(i + 1) + " is text that is not valid UTF-8");
+        writer.String(text);
+        break;
+      }
+      case SQLITE_NULL: writer.Null(); break;
+      default: core::WriteValue(writer, ValueFromSqlite(argv[i])); break;  // reals and blobs
+    }
+  }
+  writer.EndArray();
+  ResultText(ctx, key);
+  return Status::Ok();
 }
 
 Status SqlStamp(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {

@@ -20,7 +20,9 @@ struct ConnectionState {
   int applying = 0;       // >0 while apply_push writes: capture is off
   core::Hlc clock = 0;    // last stamp issued or received here
   bool clock_loaded = false;
-  std::int64_t clock_skew_ms = 0;  // syncline_config('clock_skew_ms'): simulated clock offset
+  std::int64_t clock_skew_ms = 0;
+  std::string key_buffer;  // reused by syncline_key on every captured write  // syncline_config('clock_skew_ms'):
+                           // simulated clock offset
   std::int64_t WallMs() const { return core::WallClockMs() + clock_skew_ms; }
 };
 

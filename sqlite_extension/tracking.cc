@@ -19,7 +19,6 @@ namespace {
 // connection without it fails loudly ("no such function") instead of writing
 // unsynced rows.
 
-constexpr const char* kNextVersion = "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows)";
 // The same, correlated with the conflicting row so that SQLite evaluates it
 // for every row of a multi-row upsert rather than once per statement.
 constexpr const char* kNextVersionPerConflict =
@@ -34,16 +33,18 @@ std::string KeyCall(const TableInfo& table, const std::string& prefix) {
   return call + ")";
 }
 
-// One metadata upsert. `version` must be evaluated per row when the SELECT
-// yields several rows: SQLite computes an uncorrelated subquery once.
+// One metadata upsert. A new row takes the next rowid (SQLite assigns one
+// more than the highest, which is the next version); a conflicting row moves
+// to the next version. The SELECT never reads syncline_rows: if it did, SQLite
+// would copy its result into a temporary table for every row.
 std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, const std::string& from_where,
-                       const std::string& version = kNextVersion) {
+                       const std::string& update_where = "") {
   std::string tid_text = std::to_string(tid);
   std::string deleted_text = std::to_string(deleted);
-  return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT " + version + ", " + tid_text +
-         ", " + key + ", 1, syncline_stamp(NULL), 0, " + deleted_text + " " + from_where +
+  return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT NULL, " + tid_text + ", " +
+         key + ", 1, syncline_stamp(NULL), 0, " + deleted_text + " " + from_where +
          " ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict +
-         ", clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + ";\n";
+         ", clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + update_where + ";\n";
 }
 
 struct UniqueKeys {
@@ -83,7 +84,7 @@ std::string TriggerName(const char* event, const std::string& table) {
   return QuoteIdentifier(std::string("syncline_") + event + "_" + table);
 }
 
-constexpr const char* kTriggerEvents[] = {"insert", "update", "delete", "guard_insert", "guard_update"};
+constexpr const char* kTriggerEvents[] = {"insert", "update", "rekey", "delete", "guard_insert", "guard_update"};
 
 std::string DropTriggers(const std::string& table) {
   std::string sql;
@@ -123,25 +124,28 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
               note + "END;\n";
     guards += "CREATE TRIGGER " + TriggerName("guard_update", table.name) + " BEFORE UPDATE ON " + quoted + when +
               note + "END;\n";
-    const std::string per_row_version =
-        "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows WHERE d.tid IS NOT NULL)";
-    displaced_capture =
-        MetaUpsert(tid, "d.pk", 1,
-                   "FROM syncline_displaced d WHERE d.tid = " + std::to_string(tid) +
-                       " AND EXISTS (SELECT 1 FROM syncline_rows m WHERE m.tid = d.tid AND m.pk = d.pk AND "
-                       "m.deleted = 0) AND NOT syncline_row_exists(d.tid, d.pk)",
-                   per_row_version) +
-        "DELETE FROM syncline_displaced WHERE tid = " + std::to_string(tid) + ";\n";
+    displaced_capture = MetaUpsert(tid, "d.pk", 1,
+                                   "FROM syncline_displaced d WHERE d.tid = " + std::to_string(tid) +
+                                       " AND NOT syncline_row_exists(d.tid, d.pk)",
+                                   " WHERE deleted = 0") +
+                        "DELETE FROM syncline_displaced WHERE tid = " + std::to_string(tid) + ";\n";
   }
 
   std::string sql = guards;
   sql += "CREATE TRIGGER " + TriggerName("insert", table.name) + " AFTER INSERT ON " + quoted + when +
          MetaUpsert(tid, key_new, 0, "WHERE true") + displaced_capture + "END;\n";
   // An UPDATE that changes the primary key is a delete of the old key and an
-  // upsert of the new one.
+  // upsert of the new one. The delete has its own trigger, UPDATE OF the key
+  // columns, so that the common update (of other columns) neither fires it
+  // nor encodes the old key.
+  std::string key_columns;
+  for (std::size_t i = 0; i < table.pk.size(); ++i)
+    key_columns += (i > 0 ? ", " : "") + QuoteIdentifier(table.columns[table.pk[i]]);
   sql += "CREATE TRIGGER " + TriggerName("update", table.name) + " AFTER UPDATE ON " + quoted + when +
-         MetaUpsert(tid, key_old, 1, "WHERE " + key_old + " IS NOT " + key_new) +
          MetaUpsert(tid, key_new, 0, "WHERE true") + displaced_capture + "END;\n";
+  sql += "CREATE TRIGGER " + TriggerName("rekey", table.name) + " AFTER UPDATE OF " + key_columns + " ON " + quoted +
+         " WHEN syncline_capturing() AND " + key_old + " IS NOT " + key_new + " BEGIN\n" +
+         MetaUpsert(tid, key_old, 1, "WHERE true") + "END;\n";
   sql += "CREATE TRIGGER " + TriggerName("delete", table.name) + " AFTER DELETE ON " + quoted + when +
          MetaUpsert(tid, key_old, 1, "WHERE true") + "END;\n";
   return sql;

@@ -22,7 +22,7 @@ TEST_F(Tracking, BackfillsExistingRowsAndIsHarmlessTwice) {
   EXPECT_EQ(db.Text("SELECT json_extract(syncline_track('notes'), '$.backfilled')"), "2");
   EXPECT_EQ(db.Text("SELECT json_extract(syncline_track('notes'), '$.backfilled')"), "0");
   EXPECT_EQ(MetaRows(), 2);
-  EXPECT_EQ(db.Int("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 3);
+  EXPECT_EQ(db.Int("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 4);
   std::string batch = db.Text("SELECT syncline_pull_since(NULL, 10)");
   EXPECT_EQ(db.Text("SELECT json_array_length(?1, '$.changes')", {batch}), "2");
 }
