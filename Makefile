@@ -97,7 +97,7 @@ bench: all pg-install
 check-long:
 	SYNCLINE_LONG=1 SYNCLINE_SIM_SCENARIOS=$${SYNCLINE_SIM_SCENARIOS:-2000} $(MAKE) check
 
-check: unit-test sqlite-test smoke-test pg-test
+check: unit-test sqlite-test smoke-test pg-test sanitize fuzz
 
 demo: all pg-install
 	client/demo.sh
@@ -113,5 +113,8 @@ format-check:
 clean:
 	rm -rf $(BUILD)
 	$(MAKE) -C pg_extension clean
+
+# libFuzzer targets and sanitizer builds: make fuzz, make sanitize.
+include tests/fuzz/fuzz.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

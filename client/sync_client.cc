@@ -146,7 +146,9 @@ class Session {
       PageInfo page;
       status = ReadPage(batch.value_or(""), &page);
       if (!status.ok()) return status;
-      if (page.changes == 0 && ack && page.cursor == *ack) return Status::Ok();
+      // Nothing new: the server's acknowledgement is the truth, also when
+      // this file missed it (a reply lost to a crash).
+      if (page.changes == 0 && ack && page.cursor == *ack) return SetState("acked_push", *ack);
       std::optional<std::string> summary;
       std::string sqlstate;
       status = server_.Text("SELECT syncline.apply_push($1::jsonb)::text", {batch}, &summary, &sqlstate);
@@ -219,6 +221,9 @@ class Session {
   const std::string& node() const { return node_; }
   const std::string& server_node() const { return server_node_; }
   void set_scope_json(std::string scope) { scope_json_ = std::move(scope); }
+  void Log(const std::string& line) {
+    if (options_.log) options_.log(line);
+  }
 
  private:
   Status Begin() {
@@ -232,9 +237,6 @@ class Session {
   }
   void Progress(const std::string& line) {
     if (options_.progress) options_.progress(line);
-  }
-  void Log(const std::string& line) {
-    if (options_.log) options_.log(line);
   }
 
   const Options& options_;
@@ -251,7 +253,15 @@ std::string SqliteType(const core::Json& column) {
   std::string cat = category != nullptr ? category->text : "";
   if (type == "smallint" || type == "integer" || type == "bigint" || cat == "B") return "INTEGER";
   if (type == "real" || type == "double precision") return "REAL";
-  if (type == "numeric") return "NUMERIC";
+  // SQLite's NUMERIC keeps 15 significant digits (a double): wider or
+  // unconstrained numerics stay exact as TEXT.
+  if (type == "numeric") {
+    const core::Json* declared = column.Find("type");
+    int precision = 0;
+    if (declared != nullptr && std::sscanf(declared->text.c_str(), "numeric(%d", &precision) == 1 && precision <= 15)
+      return "NUMERIC";
+    return "TEXT";
+  }
   if (type == "bytea") return "BLOB";
   return "TEXT";
 }
@@ -272,7 +282,11 @@ std::string QuotedList(const core::Json& names) {
   return list;
 }
 
-Status CreateTables(Session& session) {
+// Creates (and tracks) the server's tracked tables this file lacks: all of
+// them at clone, those tracked on the server since then at sync. Rows of a
+// table tracked later were stamped when it was tracked, after this file's
+// cursor, so the next pull brings them.
+Status CreateTables(Session& session, bool at_clone) {
   std::vector<std::vector<std::optional<std::string>>> rows;
   Status status =
       session.server().Rows("SELECT table_name, to_jsonb(primary_key)::text, columns::text, foreign_keys::text "
@@ -288,6 +302,11 @@ Status CreateTables(Session& session) {
     if (status.ok()) status = core::ParseJson(row[3].value_or("[]"), &foreign_keys);
     if (!status.ok()) return status;
     const std::string table = row[0].value_or("");
+    std::optional<std::string> exists;
+    status = session.local().Text("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", {table}, &exists);
+    if (!status.ok()) return status;
+    if (exists) continue;
+    if (!at_clone) session.Log("the server now tracks \"" + table + "\": creating it here");
     sql += "CREATE TABLE " + Quote(table) + " (";
     for (const core::Json& column : columns.items) {
       const core::Json* not_null = column.Find("not_null");
@@ -309,6 +328,7 @@ Status CreateTables(Session& session) {
       return escaped;
     }() + "');\n";
   }
+  if (sql.empty()) return Status::Ok();
   status = session.local().Exec("BEGIN IMMEDIATE;\n" + sql + "COMMIT;");
   if (!status.ok()) {
     (void)session.local().Exec("ROLLBACK");
@@ -332,7 +352,7 @@ Status Clone(const Options& options, Counts* counts) {
     return Status(Code::kInvalidInput, options.db_path + " already holds tables; clone needs a new, empty file");
   status = session.ConnectServer();
   if (!status.ok()) return status;
-  status = CreateTables(session);
+  status = CreateTables(session, /*at_clone=*/true);
   if (!status.ok()) return status;
   std::string scope = ScopeJson(options.scope);
   status = session.SetState("server_node", session.server_node());
@@ -349,6 +369,7 @@ Status Sync(const Options& options, Counts* counts) {
   Status status = session.OpenLocal(/*create=*/false);
   if (status.ok()) status = session.ConnectServer();
   if (status.ok()) status = session.ResolveScope();
+  if (status.ok()) status = CreateTables(session, /*at_clone=*/false);
   if (status.ok()) status = session.Push(counts);
   if (status.ok()) status = session.Pull(counts);
   if (status.ok()) status = session.Finish();

@@ -346,6 +346,13 @@ std::string ApplySummary(const ApplyCounts& counts, const std::string& source, c
   return summary;
 }
 
+Value KeyForm(const Value& value) {
+  if (value.type == Value::Type::kReal && std::isfinite(value.real) && value.real == std::floor(value.real) &&
+      value.real >= -9223372036854775808.0 && value.real < 9223372036854775808.0)
+    return Value::Integer(static_cast<std::int64_t>(value.real));
+  return value;
+}
+
 Status EncodeKey(const std::vector<Value>& values, std::string* out) {
   out->clear();
   JsonWriter writer(out);
@@ -353,7 +360,7 @@ Status EncodeKey(const std::vector<Value>& values, std::string* out) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (values[i].type == Value::Type::kText && !IsValidUtf8(values[i].bytes))
       return Invalid("primary key column " + std::to_string(i + 1) + " is text that is not valid UTF-8");
-    WriteValue(writer, values[i]);
+    WriteValue(writer, KeyForm(values[i]));
   }
   writer.EndArray();
   return Status::Ok();

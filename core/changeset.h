@@ -90,8 +90,11 @@ struct ApplyCounts {
 std::string ApplySummary(const ApplyCounts& counts, const std::string& source, const std::string& cursor);
 
 // A row's identity inside metadata: its primary key values as a JSON array in
-// the changeset's value encoding, e.g. ["n1"] or [7,{"blob":"AAE="}].
+// the changeset's value encoding, e.g. ["n1"] or [7,{"blob":"AAE="}]. A key
+// identifies a row the way the engines' unique indexes do, where 2.0 and 2
+// are one key: integral reals are written as integers (KeyForm).
 // Fails on text that is not valid UTF-8.
+Value KeyForm(const Value& value);
 Status EncodeKey(const std::vector<Value>& values, std::string* out);
 Status DecodeKey(std::string_view text, std::vector<Value>* out);
 

@@ -266,6 +266,9 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
           PgGuard([&] { datum = SPI_getbinval(tuple, desc, attnum, &isnull); });
           change.row.push_back({table.columns[c].name, DatumToValue(table.columns[c], datum, isnull)});
         }
+        // The key as stored (a float8 key 2.0), not its key form.
+        for (std::size_t k = 0; k < key.size(); ++k)
+          change.pk[k].value = change.row[table.pk[k]].value;
       }
       writer.Add(change);
     }

@@ -1,3 +1,5 @@
+#include <cctype>
+#include <charconv>
 #include <cmath>
 #include <map>
 #include <unordered_map>
@@ -88,6 +90,36 @@ Status CheckValue(const TableInfo& table, std::size_t column, const Value& value
   return Status(Code::kTypeMismatch, where + "expects " + expected + ", got " + core::TypeName(value.type));
 }
 
+// A value after SQLite's column affinity (https://sqlite.org/datatype3.html,
+// 3.0): INTEGER and NUMERIC turn numeric text into numbers and integral
+// reals into integers; REAL turns integers into reals.
+Value StoredForm(const std::string& affinity, const Value& value) {
+  if (affinity == "REAL" && value.type == Value::Type::kInteger) return Value::Real(static_cast<double>(value.integer));
+  if (affinity != "INTEGER" && affinity != "NUMERIC") return value;
+  Value number = value;
+  if (value.type == Value::Type::kText) {
+    std::string_view text = value.bytes;
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+      text.remove_prefix(1);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+      text.remove_suffix(1);
+    std::int64_t i;
+    double d;
+    auto int_end = std::from_chars(text.data(), text.data() + text.size(), i);
+    auto real_end = std::from_chars(text.data(), text.data() + text.size(), d);
+    if (!text.empty() && int_end.ec == std::errc() && int_end.ptr == text.data() + text.size())
+      return Value::Integer(i);
+    if (text.empty() || real_end.ec != std::errc() || real_end.ptr != text.data() + text.size() || !std::isfinite(d))
+      return value;
+    number = Value::Real(d);
+  }
+  if (number.type == Value::Type::kReal && std::isfinite(number.real) && number.real == std::floor(number.real) &&
+      number.real >= -9223372036854775808.0 && number.real < 9223372036854775808.0 &&
+      !(number.real == 0 && std::signbit(number.real)))
+    return Value::Integer(static_cast<std::int64_t>(number.real));
+  return number;
+}
+
 class Applier {
  public:
   Applier(ConnectionState& state, const core::Batch& batch, std::string local_node)
@@ -129,7 +161,9 @@ class Applier {
         return Status(Code::kUndefinedColumn, "\"pk\" names column \"" + column.column +
                                                   "\", which is not in the table's primary key (" + KeyNames(info) +
                                                   ")");
-      key[k] = column.value;
+      // The key as SQLite will store it (2.0 in an INTEGER column is the
+      // row 2): the metadata key must be that one, or one row gets two.
+      key[k] = StoredForm(info.affinity[info.pk[k]], column.value);
       seen[k] = true;
     }
     for (std::size_t k = 0; k < info.pk.size(); ++k) {

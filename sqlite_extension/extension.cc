@@ -216,7 +216,7 @@ Status SqlKey(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_va
         break;
       }
       case SQLITE_NULL: writer.Null(); break;
-      default: core::WriteValue(writer, ValueFromSqlite(argv[i])); break;  // reals and blobs
+      default: core::WriteValue(writer, core::KeyForm(ValueFromSqlite(argv[i]))); break;  // reals and blobs
     }
   }
   writer.EndArray();

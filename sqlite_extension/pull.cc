@@ -168,6 +168,9 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
         if (!status.ok()) return status;
         change.row.push_back({table.info.columns[i], std::move(value)});
       }
+      // The key as stored (2.0 in an untyped column), not its key form.
+      for (std::size_t k = 0; k < key.size(); ++k)
+        change.pk[k].value = change.row[table.info.pk[k]].value;
       select.Reset();
     }
     writer.Add(change);

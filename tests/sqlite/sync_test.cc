@@ -396,6 +396,29 @@ TEST_F(SyncTest, BadBatchesAreRejectedWhole) {
   EXPECT_EQ(b.Int("SELECT count(*) FROM notes"), 1);  // no injection ran
 }
 
+TEST_F(SyncTest, IntegralRealKeysAreTheRowsTheyName) {
+  // SQLite's unique index takes 2.0 and 2 for one key: so must the metadata,
+  // or an older change could replace a newer row under a second key.
+  for (Db* db : {&a, &b}) {
+    db->Exec("CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE loose(id PRIMARY KEY, v TEXT)");
+    db->Text("SELECT syncline_track('users')");
+    db->Text("SELECT syncline_track('loose')");
+  }
+  a.Exec("INSERT INTO users VALUES (2, 'now'); INSERT INTO loose VALUES (2.0, 'now')");
+  auto old = [&](const std::string& table, const std::string& column, const std::string& key) {
+    return R"({"table":")" + table + R"(","op":"upsert","pk":{"id":)" + key + R"(},"row":{"id":)" + key + R"(,")" +
+           column + R"(":"older"},"clock":1,"hlc":")" + Hlc(-60000) + R"(","node":")" + remote + R"("})";
+  };
+  std::string result = Apply(a, Batch(remote, {old("users", "name", "2.0"), old("loose", "v", "2")}));
+  EXPECT_EQ(a.Text("SELECT json_extract(?1, '$.skipped')", {result}), "2");
+  EXPECT_EQ(a.Dump("users"), "2|'now'");
+  EXPECT_EQ(a.Dump("loose"), "2.0|'now'");
+  EXPECT_EQ(a.Int("SELECT count(*) FROM syncline_rows WHERE tid > 0"), 2);
+  // And the stored key travels as stored.
+  Sync(a, b);
+  EXPECT_EQ(b.Dump("loose"), "2.0|'now'");
+}
+
 TEST_F(SyncTest, HugeBatchFailsCleanly) {
   std::string huge = Batch(remote, {Upsert("h", std::string(65u << 20, 'x'), Hlc(-100), remote)});
   std::string before = State(b);
