@@ -80,7 +80,8 @@ std::string JsonString(const std::string& s) {
 
 std::string JsonArray(const std::vector<double>& v) {
   std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + Num(v[i]);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    out += (i ? "," : "") + Num(v[i]);
   return out + "]";
 }
 
@@ -119,8 +120,8 @@ std::vector<Row> MakeRows(int count) {
   std::uint64_t state = 42;
   for (int i = 0; i < count; ++i) {
     std::uint64_t hi = SplitMix(state), lo = SplitMix(state);
-    hi = (hi & ~0xf000ULL) | 0x4000ULL;                          // version 4
-    lo = (lo & ~(0xc000ULL << 48)) | (0x8000ULL << 48);          // variant 10
+    hi = (hi & ~0xf000ULL) | 0x4000ULL;                  // version 4
+    lo = (lo & ~(0xc000ULL << 48)) | (0x8000ULL << 48);  // variant 10
     char id[40];
     std::snprintf(id, sizeof id, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
                   static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
@@ -145,7 +146,8 @@ class Db {
  public:
   Db(const std::string& path, const std::string& ext, bool fresh) {
     if (fresh)
-      for (const char* suffix : {"", "-wal", "-shm"}) unlink((path + suffix).c_str());
+      for (const char* suffix : {"", "-wal", "-shm"})
+        unlink((path + suffix).c_str());
     if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) Die("open " + path + ": " + sqlite3_errmsg(db_));
     if (!ext.empty()) {
       sqlite3_enable_load_extension(db_, 1);
@@ -254,7 +256,8 @@ void ReadPage(const std::string& batch, bool last_keys, std::string* cursor, boo
 
 std::size_t CountChanges(const std::string& batch) {
   std::size_t count = 0;
-  for (std::size_t at = batch.find("\"op\":"); at != std::string::npos; at = batch.find("\"op\":", at + 5)) ++count;
+  for (std::size_t at = batch.find("\"op\":"); at != std::string::npos; at = batch.find("\"op\":", at + 5))
+    ++count;
   return count;
 }
 
@@ -357,9 +360,9 @@ void RunSqlite(const Args& args) {
         if (tracked && db.Int("SELECT count(*) FROM syncline_rows WHERE deleted = 1") != nrows / 10)
           Die("tombstones missing");
       }
-      Progress("sqlite insert/update/delete run " + std::to_string(run + 1) + ": insert " +
-               Num(ins[1].back()) + " / " + Num(ins[0].back()) + " ms, update " + Num(upd[1].back()) + " / " +
-               Num(upd[0].back()) + " ms, delete " + Num(del[1].back()) + " / " + Num(del[0].back()) + " ms");
+      Progress("sqlite insert/update/delete run " + std::to_string(run + 1) + ": insert " + Num(ins[1].back()) + " / " +
+               Num(ins[0].back()) + " ms, update " + Num(upd[1].back()) + " / " + Num(upd[0].back()) + " ms, delete " +
+               Num(del[1].back()) + " / " + Num(del[0].back()) + " ms");
     }
     Report("sqlite.insert_1_txn", "ms", ins[1], ins[0]);
     Report("sqlite.update_all", "ms", upd[1], upd[0]);
@@ -403,7 +406,8 @@ void RunSqlite(const Args& args) {
           std::vector<std::string> pages = SqlitePullAll(db);
           double s = Seconds(start);
           std::size_t changes = 0;
-          for (const std::string& page : pages) changes += CountChanges(page);
+          for (const std::string& page : pages)
+            changes += CountChanges(page);
           if (changes != rows.size()) Die("pull returned " + std::to_string(changes) + " changes");
           pull.push_back(changes / s);
           if (batches.empty()) batches = std::move(pages);
@@ -450,9 +454,9 @@ void RunSqlite(const Args& args) {
           if (applied != nrows) Die("apply_push applied " + std::to_string(applied));
           apply.push_back(applied / s);
         } else {
-          Stmt insert(db.Prepare(
-              "INSERT INTO items(id, n, s, r, b) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET "
-              "n = excluded.n, s = excluded.s, r = excluded.r, b = excluded.b"));
+          Stmt insert(
+              db.Prepare("INSERT INTO items(id, n, s, r, b) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET "
+                         "n = excluded.n, s = excluded.s, r = excluded.r, b = excluded.b"));
           auto start = Clock::now();
           for (std::size_t i = 0; i < rows.size(); i += 1000) {
             db.Exec("BEGIN");
@@ -467,13 +471,14 @@ void RunSqlite(const Args& args) {
         }
         if (db.Int("SELECT count(*) FROM items") != nrows) Die("apply: wrong row count");
       }
-      Progress("sqlite apply run " + std::to_string(run + 1) + ": " + Num(apply.back()) + " / " +
-               Num(upsert.back()) + " changes/s");
+      Progress("sqlite apply run " + std::to_string(run + 1) + ": " + Num(apply.back()) + " / " + Num(upsert.back()) +
+               " changes/s");
     }
     Report("sqlite.apply", "changes/s", apply, upsert);
   }
   for (const std::string& path : {plain_path, tracked_path, source_path})
-    for (const char* suffix : {"", "-wal", "-shm"}) unlink((path + suffix).c_str());
+    for (const char* suffix : {"", "-wal", "-shm"})
+      unlink((path + suffix).c_str());
 }
 
 // ---------------------------------------------------------------- PostgreSQL
@@ -514,8 +519,8 @@ class Pg {
   }
   // Runs a prepared statement with text parameters; the caller PQclear()s.
   PGresult* Run(const std::string& name, const std::vector<const char*>& params) {
-    PGresult* res = PQexecPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr,
-                                   nullptr, 0);
+    PGresult* res =
+        PQexecPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
       std::string error = PQresultErrorMessage(res);
@@ -613,7 +618,8 @@ void RunPg(const Args& args) {
       Db db(source_path, ext, false);
       batches = SqlitePullAll(db);
     }
-    for (const char* suffix : {"", "-wal", "-shm"}) unlink((source_path + suffix).c_str());
+    for (const char* suffix : {"", "-wal", "-shm"})
+      unlink((source_path + suffix).c_str());
     // The baseline's parameters, as text, prepared outside the timed region
     // like the batches.
     std::vector<std::string> text(rows.size() * 5);
@@ -638,8 +644,8 @@ void RunPg(const Args& args) {
       for (std::size_t j = 0; j < count; ++j) {
         std::size_t p = j * 5;
         sql += (j ? ",(" : "(") + std::string("$") + std::to_string(p + 1) + "::uuid,$" + std::to_string(p + 2) +
-               "::integer,$" + std::to_string(p + 3) + "::text,$" + std::to_string(p + 4) +
-               "::double precision,$" + std::to_string(p + 5) + "::bytea)";
+               "::integer,$" + std::to_string(p + 3) + "::text,$" + std::to_string(p + 4) + "::double precision,$" +
+               std::to_string(p + 5) + "::bytea)";
       }
       return sql + " ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n, s = EXCLUDED.s, r = EXCLUDED.r, b = EXCLUDED.b";
     };
@@ -657,7 +663,8 @@ void RunPg(const Args& args) {
       for (int k = 0; k < 2; ++k) {
         bool ours = (k + run) % 2 == 1;
         if (ours) {
-          pg.Exec("SELECT syncline.untrack(to_regclass(table_name)) FROM syncline.tracked_tables WHERE table_name = 'items'");
+          pg.Exec("SELECT syncline.untrack(to_regclass(table_name)) FROM syncline.tracked_tables WHERE table_name = "
+                  "'items'");
           pg.Exec("DROP TABLE IF EXISTS items");
           pg.Exec(std::string("CREATE TABLE items ") + kPgTable);
           pg.Exec("SELECT syncline.track('items')");
@@ -685,7 +692,8 @@ void RunPg(const Args& args) {
           for (std::size_t i = 0; i < rows.size(); i += 1000) {
             std::size_t count = std::min<std::size_t>(1000, rows.size() - i);
             params.clear();
-            for (std::size_t p = i * 5; p < (i + count) * 5; ++p) params.push_back(text[p].c_str());
+            for (std::size_t p = i * 5; p < (i + count) * 5; ++p)
+              params.push_back(text[p].c_str());
             PQclear(pg.Run(count == 1000 ? "upsert" : "upsert_tail", params));
           }
           double s = Seconds(start);
@@ -722,7 +730,8 @@ bool Unescape(const char* begin, const char* end, std::string* out) {
       default:
         if (c >= '0' && c <= '7') {
           int v = 0, k = 0;
-          for (; k < 3 && p < end && *p >= '0' && *p <= '7'; ++k, ++p) v = v * 8 + (*p - '0');
+          for (; k < 3 && p < end && *p >= '0' && *p <= '7'; ++k, ++p)
+            v = v * 8 + (*p - '0');
           --p;
           out->push_back(static_cast<char>(v));
         } else {
@@ -840,7 +849,8 @@ __attribute__((noinline)) void ProfilePlain(const std::string& dir, const std::v
   CreateItems(target, false);
   PhaseUpsert(target, rows);
 }
-__attribute__((noinline)) void ProfileTracked(const std::string& dir, const std::string& ext, const std::vector<Row>& rows) {
+__attribute__((noinline)) void ProfileTracked(const std::string& dir, const std::string& ext,
+                                              const std::vector<Row>& rows) {
   std::vector<std::string> batches;
   {
     Db db(dir + "/profile.db", ext, true);
