@@ -125,7 +125,12 @@ class Authorizer {
 
 Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
   std::optional<std::string> cursor_text;
-  if (!PG_ARGISNULL(0)) cursor_text = TextDatumGetCString(PG_GETARG_DATUM(0));
+  if (!PG_ARGISNULL(0)) {
+    char* cursor_cstring = nullptr;
+    Datum arg = PG_GETARG_DATUM(0);
+    PgGuard([&] { cursor_cstring = TextDatumGetCString(arg); });  // detoasting may raise an error
+    cursor_text = cursor_cstring;
+  }
   int64 limit = PG_ARGISNULL(1) ? 1000 : PG_GETARG_INT32(1);
   if (limit < 1) return Status(Code::kInvalidInput, "limit must be at least 1, got " + std::to_string(limit));
   core::PullOptions options;
