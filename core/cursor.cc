@@ -112,6 +112,11 @@ Status CheckCursorIssuer(const Cursor& cursor, const std::string& node_id, const
   return Status::Ok();
 }
 
+Status DecodeIssuedCursor(std::string_view text, const std::string& node_id, const std::string& filter, Cursor* out) {
+  Status status = DecodeCursor(text, out);
+  return status.ok() ? CheckCursorIssuer(*out, node_id, filter) : status;
+}
+
 Status NeverIssued(const std::string& position) {
   return Status(Code::kInvalidInput, "cursor position " + position + " was never issued by this database");
 }

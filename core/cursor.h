@@ -42,6 +42,8 @@ Status DecodeCursor(std::string_view text, Cursor* out);
 // Checks that a cursor was issued by this database (node_id) for pulls with
 // these options (filter); the engine then checks its position.
 Status CheckCursorIssuer(const Cursor& cursor, const std::string& node_id, const std::string& filter);
+// DecodeCursor, then CheckCursorIssuer: what a pull does with its cursor.
+Status DecodeIssuedCursor(std::string_view text, const std::string& node_id, const std::string& filter, Cursor* out);
 Status NeverIssued(const std::string& position);
 
 // Orders positions as sequences of unsigned decimal integers: <0, 0, >0.

@@ -4,7 +4,8 @@
 //    call into PostgreSQL that may raise an error goes through PgGuard, which
 //    catches the error right there, below every C++ object it must protect,
 //    and turns it into a PgError exception. The guarded lambda may hold only
-//    trivially destructible locals and must not throw.
+//    trivially destructible locals and must not throw: it only calls
+//    PostgreSQL and stores plain pointers or scalars (no std::string).
 // 2. A C++ exception must never reach PostgreSQL. Every SQL-callable function
 //    runs through RunAtBoundary, which catches everything, leaves the catch
 //    scope (so all C++ objects are gone) and only then raises the PostgreSQL

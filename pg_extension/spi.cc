@@ -100,7 +100,7 @@ Datum TextDatum(const std::string& text) {
 }
 
 std::string JsonbText(Datum jsonb) {
-  std::string text;
+  char* text = nullptr;
   PgGuard([&] { text = DatumGetCString(DirectFunctionCall1(jsonb_out, jsonb)); });
   return text;
 }

@@ -155,9 +155,7 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     Position after;
     if (cursor_text) {
       core::Cursor cursor;
-      status = core::DecodeCursor(*cursor_text, &cursor);
-      if (!status.ok()) return status;
-      status = core::CheckCursorIssuer(cursor, node_id, filter);
+      status = core::DecodeIssuedCursor(*cursor_text, node_id, filter, &cursor);
       if (!status.ok()) return status;
       if (!ParsePosition(cursor.position, &after) || after.xid > horizon.xid) return core::NeverIssued(cursor.position);
     }

@@ -12,14 +12,14 @@ using core::Status;
 using core::Value;
 
 std::string Quote(const std::string& identifier) {
-  std::string quoted;
+  const char* quoted = nullptr;
   const char* text = identifier.c_str();
   PgGuard([&] { quoted = quote_identifier(text); });
   return quoted;
 }
 
 std::string QuoteLiteral(const std::string& literal) {
-  std::string quoted;
+  const char* quoted = nullptr;
   const char* text = literal.c_str();
   PgGuard([&] { quoted = quote_literal_cstr(text); });
   return quoted;
@@ -111,20 +111,14 @@ Status FindTracked(const char* where, Oid arg_type, Datum arg, MemoryContext con
 }  // namespace
 
 Status FindTrackedByRelid(Oid relid, MemoryContext context, TableInfo* out, bool* found) {
-  Datum name = (Datum)0, schema = (Datum)0;
-  std::string qualified;
+  const char* nsp = nullptr;
+  Datum arg = (Datum)0;
   PgGuard([&] {
     char* rel = get_rel_name(relid);
-    char* nsp = get_namespace_name(get_rel_namespace(relid));
+    nsp = get_namespace_name(get_rel_namespace(relid));
     if (rel == nullptr || nsp == nullptr) elog(ERROR, "syncline: relation %u vanished", relid);
-    qualified = std::string(nsp) + "\x1f" + rel;
+    arg = CStringGetTextDatum(rel);
   });
-  (void)name;
-  (void)schema;
-  std::size_t split = qualified.find('\x1f');
-  std::string nsp = qualified.substr(0, split), rel = qualified.substr(split + 1);
-  Datum arg = (Datum)0;
-  PgGuard([&] { arg = CStringGetTextDatum(rel.c_str()); });
   Status status = FindTracked("table_name OPERATOR(pg_catalog.=) $1", TEXTOID, arg, context, out, found);
   if (status.ok() && *found && out->schema != nsp) *found = false;
   return status;

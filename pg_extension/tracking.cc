@@ -21,7 +21,7 @@ Status CheckOwner(Oid relid) {
   bool owner = false;
   PgGuard([&] { owner = pg_class_ownercheck(relid, GetUserId()); });
   if (!owner) {
-    std::string name;
+    const char* name = nullptr;
     PgGuard([&] { name = get_rel_name(relid); });
     return Status(Code::kInvalidInput, "must be owner of table " + Quote(name));
   }
@@ -266,7 +266,7 @@ Status Untrack(FunctionCallInfo fcinfo, Datum* result) {
 }
 
 Status PeerCursor(FunctionCallInfo fcinfo, Datum* result) {
-  std::string node;
+  const char* node = nullptr;
   Datum uuid = PG_GETARG_DATUM(0);
   PgGuard([&] { node = DatumGetCString(DirectFunctionCall1(uuid_out, uuid)); });
   core::PullOptions options;

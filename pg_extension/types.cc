@@ -40,12 +40,14 @@ Value DatumToValue(const ColumnType& column, Datum datum, bool isnull) {
     case FLOAT4OID: return Value::Real(static_cast<double>(DatumGetFloat4(datum)));
     case FLOAT8OID: return Value::Real(DatumGetFloat8(datum));
     case BYTEAOID: {
-      std::string bytes;
+      const char* data = nullptr;
+      std::size_t size = 0;
       PgGuard([&] {
         bytea* value = DatumGetByteaPP(datum);
-        bytes.assign(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+        data = VARDATA_ANY(value);
+        size = VARSIZE_ANY_EXHDR(value);
       });
-      return Value::Blob(std::move(bytes));
+      return Value::Blob(std::string(data, size));
     }
     default: {
       char* text = nullptr;
@@ -59,13 +61,10 @@ Value DatumToValue(const ColumnType& column, Datum datum, bool isnull) {
 namespace {
 
 Status Mismatch(const ColumnType& column, const Value& value) {
-  std::string type_name;
-  PgGuard([&] {
-    char* name = format_type_with_typemod(column.type, column.typmod);
-    type_name = name;
-  });
-  return Status(Code::kTypeMismatch,
-                "column \"" + column.name + "\" expects " + type_name + ", got " + core::TypeName(value.type));
+  const char* type_name = nullptr;
+  PgGuard([&] { type_name = format_type_with_typemod(column.type, column.typmod); });
+  return Status(Code::kTypeMismatch, "column \"" + column.name + "\" expects " + std::string(type_name) + ", got " +
+                                         core::TypeName(value.type));
 }
 
 Status Input(const ColumnType& column, const std::string& text, Datum* out) {

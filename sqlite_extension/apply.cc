@@ -144,7 +144,7 @@ class Applier {
     return find_node_.Prepare(db_, "SELECT ref FROM syncline_nodes WHERE node_id = ?1");
   }
 
-  Status Apply(std::size_t index, const Change& change) {
+  Status Apply(const Change& change) {
     ApplyTable* table = nullptr;
     Status status = Table(change.table, &table);
     if (!status.ok()) return status;
@@ -250,7 +250,6 @@ class Applier {
     status = write_meta_.Run();
     if (!status.ok()) return status;
     ++applied_;
-    (void)index;
     return Status::Ok();
   }
 
@@ -413,7 +412,7 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
     Applier applier(state, batch, local_node);
     status = applier.Prepare();
     for (std::size_t i = 0; status.ok() && i < batch.changes.size(); ++i) {
-      status = applier.Apply(i, batch.changes[i]);
+      status = applier.Apply(batch.changes[i]);
       if (!status.ok()) status = status.WithPrefix(core::ChangeContext(i, batch.changes[i].table));
     }
     if (status.ok() && !batch.cursor.empty()) status = applier.RecordCursor(cursor);

@@ -73,9 +73,7 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
   std::int64_t position = 0;
   if (cursor_text) {
     core::Cursor cursor;
-    status = core::DecodeCursor(*cursor_text, &cursor);
-    if (!status.ok()) return status;
-    status = core::CheckCursorIssuer(cursor, node_id, filter);
+    status = core::DecodeIssuedCursor(*cursor_text, node_id, filter, &cursor);
     if (!status.ok()) return status;
     std::size_t digits = cursor.position.find('.') == std::string::npos ? cursor.position.size() : 0;
     if (digits == 0 || digits > 18 || std::stoll(cursor.position) > highest) return core::NeverIssued(cursor.position);
