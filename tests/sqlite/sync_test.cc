@@ -1,7 +1,9 @@
 // pull_since and apply_push between real SQLite files: paging, the conflict
 // rule, idempotence, relays, cursors and atomic rejection of bad batches.
+#include <chrono>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "core/hlc.h"
 #include "core/node_id.h"
@@ -236,6 +238,9 @@ TEST_F(SyncTest, SameIntegerKeyFromTwoOfflineNodesIsOneRow) {
     db->Text("SELECT syncline_track('todo')");
   }
   a.Exec("INSERT INTO todo(what) VALUES ('buy milk')");
+  // Within one millisecond the node ids would order the two stamps; wait so
+  // that b's insert is later in time too.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
   b.Exec("INSERT INTO todo(what) VALUES ('call mum')");
   Sync(a, b);
   Sync(b, a);
