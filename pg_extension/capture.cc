@@ -2,8 +2,10 @@
 // plan prepared once per backend and a per-table cache that a relcache
 // callback marks stale (after PgQ).
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/changeset.h"
 #include "pg_extension/backend.h"
@@ -35,6 +37,7 @@ struct CaptureEntry {
 // runs when the library loads, nothing with a destructor when it unloads.
 std::unordered_map<Oid, CaptureEntry*>* capture_cache = nullptr;
 SPIPlanPtr upsert_plan = nullptr;
+SPIPlanPtr upsert_many_plan = nullptr;
 SPIPlanPtr truncate_plan = nullptr;
 
 void InvalidateRelation(Datum, Oid relid) {
@@ -97,43 +100,35 @@ Status Entry(Relation relation, CaptureEntry** out) {
 void PreparePlans() {
   if (upsert_plan != nullptr) return;
   // A new version of the row: clock + 1, a stamp above both the candidate
-  // and the row's previous stamp, this node, the writing transaction.
-  upsert_plan =
-      Prepare("INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
-              "VALUES ($1, $2, 1, $3, 0, $4, $5, pg_catalog.pg_current_xact_id(), "
-              "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
-              "ON CONFLICT (tid, pk) DO UPDATE SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
-              "hlc = pg_catalog.int8larger($3, r.hlc OPERATOR(pg_catalog.+) 1), node = 0, deleted = $4, "
-              "scope = CASE WHEN $4 THEN r.scope ELSE EXCLUDED.scope END, xid = EXCLUDED.xid, seq = EXCLUDED.seq "
-              "RETURNING hlc",
-              {INT4OID, TEXTOID, INT8OID, BOOLOID, TEXTOID}, /*keep=*/true);
+  // and the row's previous stamp, this node, the writing transaction. A
+  // tombstone keeps the scope its row had.
+  const std::string on_conflict =
+      "ON CONFLICT (tid, pk) DO UPDATE SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
+      "hlc = pg_catalog.int8larger(EXCLUDED.hlc, r.hlc OPERATOR(pg_catalog.+) 1), node = 0, "
+      "deleted = EXCLUDED.deleted, scope = CASE WHEN EXCLUDED.deleted THEN r.scope ELSE EXCLUDED.scope END, "
+      "xid = EXCLUDED.xid, seq = EXCLUDED.seq ";
+  const std::string version = "pg_catalog.pg_current_xact_id(), "
+                              "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
+  upsert_plan = Prepare("INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+                        "VALUES ($1, $2, 1, $3, 0, $4, $5, " +
+                            version + ") " + on_conflict + "RETURNING r.hlc",
+                        {INT4OID, TEXTOID, INT8OID, BOOLOID, TEXTOID}, /*keep=*/true);
+  // The same for many rows at once, one array per column.
+  upsert_many_plan = Prepare(
+      "WITH written AS (INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+      "SELECT $1, c.pk, 1, c.hlc, 0, c.deleted, c.scope, " +
+          version +
+          " FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int8[]), "
+          "pg_catalog.unnest($4::pg_catalog.bool[]), pg_catalog.unnest($5::pg_catalog.text[])) AS c(pk, hlc, deleted, "
+          "scope) " +
+          on_conflict + "RETURNING r.hlc) SELECT pg_catalog.max(hlc) FROM written",
+      {INT4OID, TEXTARRAYOID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID}, /*keep=*/true);
   truncate_plan = Prepare(
       "UPDATE syncline.rows AS r SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
       "hlc = pg_catalog.int8larger($2, r.hlc OPERATOR(pg_catalog.+) 1), node = 0, deleted = true, "
       "xid = pg_catalog.pg_current_xact_id(), seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) "
       "WHERE r.tid OPERATOR(pg_catalog.=) $1 AND NOT r.deleted RETURNING hlc",
       {INT4OID, INT8OID}, /*keep=*/true);
-}
-
-void Record(const CaptureEntry& entry, const std::string& key, bool deleted, const std::string& scope) {
-  core::Hlc candidate = NextStamp();
-  Datum values[5];
-  char nulls[6] = "     ";
-  const char* key_text = key.c_str();
-  const char* scope_text = scope.c_str();
-  PgGuard([&] {
-    values[1] = CStringGetTextDatum(key_text);
-    values[4] = scope.empty() ? (Datum)0 : CStringGetTextDatum(scope_text);
-  });
-  values[0] = Int32GetDatum(entry.table.tid);
-  values[2] = Int64GetDatum(static_cast<int64>(candidate));
-  values[3] = BoolGetDatum(deleted);
-  if (scope.empty()) nulls[4] = 'n';
-  {
-    AsExtensionOwner owner;
-    Execute(upsert_plan, values, nulls, false);
-  }
-  ReceiveStamp(static_cast<core::Hlc>(ResultInt64(0, 1)));
 }
 
 void Notify(const CaptureEntry& entry, const std::string& scope) {
@@ -145,57 +140,252 @@ void Notify(const CaptureEntry& entry, const std::string& scope) {
   PgGuard([&] { Async_Notify("syncline", text); });
 }
 
-Status CaptureRow(FunctionCallInfo fcinfo, Datum* result) {
+// The new row versions of one statement, written to syncline.rows a chunk
+// at a time: one execution per chunk instead of one per row is most of what
+// statement-level capture saves.
+class VersionWriter {
+ public:
+  explicit VersionWriter(const CaptureEntry& entry) : entry_(entry) {}
+
+  void Add(const std::string& key, bool deleted, const std::string& scope) {
+    // ON CONFLICT may not meet a row twice in one command (possible only
+    // with a deferrable primary key): such a key starts a new chunk.
+    if (!in_chunk_.insert(key).second) {
+      Flush();
+      in_chunk_.insert(key);
+    }
+    keys_.push_back(key);
+    stamps_.push_back(NextStamp());
+    deleted_.push_back(deleted);
+    scopes_.push_back(scope);
+    if (entry_.table.notify) notify_scopes_.insert(scope);
+    if (keys_.size() >= kChunkRows) Flush();
+  }
+
+  void Flush() {
+    if (keys_.empty()) return;
+    if (keys_.size() == 1)
+      WriteOne();
+    else
+      WriteMany();
+    keys_.clear();
+    stamps_.clear();
+    deleted_.clear();
+    scopes_.clear();
+    in_chunk_.clear();
+  }
+
+  // One NOTIFY per scope the statement touched.
+  void Notify() {
+    for (const std::string& scope : notify_scopes_)
+      syncline::pg::Notify(entry_, scope);
+  }
+
+ private:
+  static constexpr std::size_t kChunkRows = 1000;
+
+  void WriteOne() {
+    Datum values[5];
+    char nulls[6] = "     ";
+    const char* key_text = keys_[0].c_str();
+    const char* scope_text = scopes_[0].c_str();
+    bool no_scope = scopes_[0].empty();
+    PgGuard([&] {
+      values[1] = CStringGetTextDatum(key_text);
+      values[4] = no_scope ? (Datum)0 : CStringGetTextDatum(scope_text);
+    });
+    values[0] = Int32GetDatum(entry_.table.tid);
+    values[2] = Int64GetDatum(static_cast<int64>(stamps_[0]));
+    values[3] = BoolGetDatum(deleted_[0]);
+    if (no_scope) nulls[4] = 'n';
+    {
+      AsExtensionOwner owner;
+      Execute(upsert_plan, values, nulls, false);
+    }
+    ReceiveStamp(static_cast<core::Hlc>(ResultInt64(0, 1)));
+  }
+
+  void WriteMany() {
+    const int count = static_cast<int>(keys_.size());
+    Datum values[5];
+    values[0] = Int32GetDatum(entry_.table.tid);
+    PgGuard([&] {
+      if (chunk_context_ == nullptr)
+        chunk_context_ = AllocSetContextCreate(CurrentMemoryContext, "syncline capture chunk", ALLOCSET_DEFAULT_SIZES);
+      MemoryContext old = MemoryContextSwitchTo(chunk_context_);
+      auto* keys = static_cast<Datum*>(palloc(count * sizeof(Datum)));
+      auto* stamps = static_cast<Datum*>(palloc(count * sizeof(Datum)));
+      auto* deleted = static_cast<Datum*>(palloc(count * sizeof(Datum)));
+      auto* scopes = static_cast<Datum*>(palloc(count * sizeof(Datum)));
+      auto* scope_nulls = static_cast<bool*>(palloc(count * sizeof(bool)));
+      for (int i = 0; i < count; ++i) {
+        keys[i] = CStringGetTextDatum(keys_[i].c_str());
+        stamps[i] = Int64GetDatum(static_cast<int64>(stamps_[i]));
+        deleted[i] = BoolGetDatum(deleted_[i]);
+        scope_nulls[i] = scopes_[i].empty();
+        scopes[i] = scope_nulls[i] ? (Datum)0 : CStringGetTextDatum(scopes_[i].c_str());
+      }
+      int dims[1] = {count};
+      int lower_bounds[1] = {1};
+      values[1] = PointerGetDatum(construct_array(keys, count, TEXTOID, -1, false, TYPALIGN_INT));
+      values[2] =
+          PointerGetDatum(construct_array(stamps, count, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+      values[3] = PointerGetDatum(construct_array(deleted, count, BOOLOID, 1, true, TYPALIGN_CHAR));
+      values[4] = PointerGetDatum(
+          construct_md_array(scopes, scope_nulls, 1, dims, lower_bounds, TEXTOID, -1, false, TYPALIGN_INT));
+      MemoryContextSwitchTo(old);
+    });
+    {
+      AsExtensionOwner owner;
+      Execute(upsert_many_plan, values, "     ", false);
+    }
+    bool isnull = false;
+    Datum newest = ResultDatum(0, 1, &isnull);
+    if (!isnull) ReceiveStamp(static_cast<core::Hlc>(DatumGetInt64(newest)));
+    PgGuard([&] { MemoryContextReset(chunk_context_); });
+  }
+
+  const CaptureEntry& entry_;
+  std::vector<std::string> keys_;
+  std::vector<core::Hlc> stamps_;
+  std::vector<bool> deleted_;
+  std::vector<std::string> scopes_;
+  std::unordered_set<std::string> in_chunk_;
+  std::set<std::string> notify_scopes_;
+  MemoryContext chunk_context_ = nullptr;  // a child of the SPI session's context
+};
+
+// Rows of a transition table, read through a read pointer of their own: the
+// table's first pointer is where other triggers' scans of it start.
+class TransitionRows {
+ public:
+  TransitionRows(Tuplestorestate* store, TupleDesc desc) : store_(store) {
+    PgGuard([&] {
+      pointer_ = tuplestore_alloc_read_pointer(store_, EXEC_FLAG_REWIND);
+      tuplestore_select_read_pointer(store_, pointer_);
+      tuplestore_rescan(store_);
+      tuplestore_select_read_pointer(store_, 0);
+      // A copy of the descriptor is not reference-counted: nothing to
+      // release, the slot goes with the SPI session's memory.
+      slot_ = MakeSingleTupleTableSlot(CreateTupleDescCopy(desc), &TTSOpsMinimalTuple);
+    });
+  }
+
+  // The next row into slot(); false after the last.
+  bool Next() {
+    bool found = false;
+    PgGuard([&] {
+      tuplestore_select_read_pointer(store_, pointer_);
+      found = tuplestore_gettupleslot(store_, true, false, slot_);
+      tuplestore_select_read_pointer(store_, 0);
+    });
+    return found;
+  }
+
+  TupleTableSlot* slot() const { return slot_; }
+
+ private:
+  Tuplestorestate* store_;
+  int pointer_ = 0;
+  TupleTableSlot* slot_ = nullptr;
+};
+
+Status ScopeMoved(const TableInfo& table) {
+  // A row's scope says who receives its changes and its tombstone; moving
+  // it to another scope would leave a stale copy with the old one.
+  return Status(Code::kInvalidInput, "table " + QualifiedName(table) + ": the scope column \"" +
+                                         table.columns[table.scope].name +
+                                         "\" of a row cannot change (delete the row and insert it anew)");
+}
+
+// An UPDATE: a new version of every updated row, and a tombstone for every
+// key that the statement moved a row away from, written before the rows'
+// new keys. Old and new keys are matched as sets, not by position, so that
+// rows swapping keys come out right.
+Status CaptureUpdate(const TableInfo& table, TransitionRows& old_rows, TransitionRows& new_rows,
+                     VersionWriter& writer) {
+  std::vector<std::pair<std::string, std::string>> moved_from, moved_to;  // key, scope
+  std::string old_key, key;
+  while (old_rows.Next()) {
+    if (!new_rows.Next()) return Status(Code::kInternal, "an UPDATE's transition tables differ in length");
+    Status status = RowKey(table, old_rows.slot(), &old_key);
+    if (status.ok()) status = RowKey(table, new_rows.slot(), &key);
+    if (!status.ok()) return status;
+    std::string scope = RowScope(table, new_rows.slot());
+    if (old_key == key) {
+      if (RowScope(table, old_rows.slot()) != scope) return ScopeMoved(table);
+      writer.Add(key, false, scope);
+    } else {
+      moved_from.emplace_back(old_key, RowScope(table, old_rows.slot()));
+      moved_to.emplace_back(key, std::move(scope));
+    }
+  }
+  if (moved_from.empty()) return Status::Ok();
+  std::unordered_map<std::string, const std::string*> new_scopes;
+  for (const auto& [new_key, scope] : moved_to)
+    new_scopes.emplace(new_key, &scope);
+  for (const auto& [gone, scope] : moved_from) {
+    auto it = new_scopes.find(gone);
+    if (it == new_scopes.end())
+      writer.Add(gone, true, scope);
+    else if (*it->second != scope)
+      return ScopeMoved(table);  // another row took over this key: still this scope's row
+  }
+  for (const auto& [new_key, scope] : moved_to)
+    writer.Add(new_key, false, scope);
+  return Status::Ok();
+}
+
+// One AFTER ... FOR EACH STATEMENT trigger per event, each with the
+// statement's transition tables (docs/postgres.md, "Capture").
+Status CaptureStatement(FunctionCallInfo fcinfo, Datum* result) {
   *result = PointerGetDatum(nullptr);
   if (!CALLED_AS_TRIGGER(fcinfo)) return Status(Code::kInternal, "not called as a trigger");
   auto* data = reinterpret_cast<TriggerData*>(fcinfo->context);
-  if (!TRIGGER_FIRED_AFTER(data->tg_event) || !TRIGGER_FIRED_FOR_ROW(data->tg_event))
-    return Status(Code::kInternal, "must be an AFTER ... FOR EACH ROW trigger");
+  if (!TRIGGER_FIRED_AFTER(data->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(data->tg_event))
+    return Status(Code::kInternal, "must be an AFTER ... FOR EACH STATEMENT trigger");
   if (backend().applying > 0) return Status::Ok();  // merged changes keep their origin's stamps
+  const bool inserted = TRIGGER_FIRED_BY_INSERT(data->tg_event);
+  const bool updated = TRIGGER_FIRED_BY_UPDATE(data->tg_event);
+  const bool deleted = TRIGGER_FIRED_BY_DELETE(data->tg_event);
+  if ((inserted || updated) && data->tg_newtable == nullptr) return Status(Code::kInternal, "no NEW TABLE");
+  if ((updated || deleted) && data->tg_oldtable == nullptr) return Status(Code::kInternal, "no OLD TABLE");
+  if (!inserted && !updated && !deleted) return Status(Code::kInternal, "unexpected trigger event");
 
   SpiSession spi;
   CaptureEntry* entry = nullptr;
   Status status = Entry(data->tg_relation, &entry);
   if (!status.ok()) return status;
-  PreparePlans();
   const TableInfo& table = entry->table;
+  // A statement on a parent table passes its children's rows in the
+  // transition tables too, indistinguishable from the parent's own.
+  if (data->tg_relation->rd_rel->relhassubclass)
+    return Status(Code::kInvalidInput, "table " + QualifiedName(table) +
+                                           " has inheritance children, which syncline cannot tell apart from its "
+                                           "own rows; untrack it");
+  PreparePlans();
   TupleDesc desc = RelationGetDescr(data->tg_relation);
   // Keys are compared as text: a date or time key must have one text form
   // whatever DateStyle and TimeZone this session uses.
   std::optional<CanonicalOutput> pinned;
   if (entry->pin_output) pinned.emplace();
 
-  std::string key, old_key, scope, old_scope;
-  if (TRIGGER_FIRED_BY_INSERT(data->tg_event)) {
-    status = RowKey(table, data->tg_trigtuple, desc, &key);
+  VersionWriter writer(*entry);
+  std::string key;
+  if (updated) {
+    TransitionRows old_rows(data->tg_oldtable, desc), new_rows(data->tg_newtable, desc);
+    status = CaptureUpdate(table, old_rows, new_rows, writer);
     if (!status.ok()) return status;
-    scope = RowScope(table, data->tg_trigtuple, desc);
-    Record(*entry, key, false, scope);
-  } else if (TRIGGER_FIRED_BY_DELETE(data->tg_event)) {
-    status = RowKey(table, data->tg_trigtuple, desc, &key);
-    if (!status.ok()) return status;
-    scope = RowScope(table, data->tg_trigtuple, desc);
-    Record(*entry, key, true, scope);
-  } else if (TRIGGER_FIRED_BY_UPDATE(data->tg_event)) {
-    status = RowKey(table, data->tg_trigtuple, desc, &old_key);
-    if (status.ok()) status = RowKey(table, data->tg_newtuple, desc, &key);
-    if (!status.ok()) return status;
-    old_scope = RowScope(table, data->tg_trigtuple, desc);
-    scope = RowScope(table, data->tg_newtuple, desc);
-    // A row's scope says who receives its changes and its tombstone; moving
-    // it to another scope would leave a stale copy with the old one.
-    if (old_scope != scope)
-      return Status(Code::kInvalidInput, "table " + QualifiedName(table) + ": the scope column \"" +
-                                             table.columns[table.scope].name +
-                                             "\" of a row cannot change (delete the row and insert it anew)");
-    // An update that changes the key is a delete of the old key and an
-    // upsert of the new one.
-    if (old_key != key) Record(*entry, old_key, true, old_scope);
-    Record(*entry, key, false, scope);
   } else {
-    return Status(Code::kInternal, "unexpected trigger event");
+    TransitionRows rows(inserted ? data->tg_newtable : data->tg_oldtable, desc);
+    while (rows.Next()) {
+      status = RowKey(table, rows.slot(), &key);
+      if (!status.ok()) return status;
+      writer.Add(key, deleted, RowScope(table, rows.slot()));
+    }
   }
-  Notify(*entry, scope);
+  writer.Flush();
+  writer.Notify();
   return Status::Ok();
 }
 
@@ -261,5 +451,5 @@ void _PG_init(void) {
 }
 }
 
-SYNCLINE_PG_FUNCTION(syncline_capture, "syncline.capture", syncline::pg::CaptureRow)
+SYNCLINE_PG_FUNCTION(syncline_capture, "syncline.capture", syncline::pg::CaptureStatement)
 SYNCLINE_PG_FUNCTION(syncline_capture_truncate, "syncline.capture_truncate", syncline::pg::CaptureTruncate)

@@ -173,19 +173,28 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       else
         where += " AND r.node IS DISTINCT FROM (SELECT ref FROM syncline.nodes WHERE node_id = $5)";
     }
-    // A scoped pull reads the scope's versions through its index, plus the
-    // versions of tables tracked without a scope (shared by every scope).
-    std::string from = "syncline.rows r";
+    // The version order comes in two halves (sql/syncline--0.1.sql): a pull
+    // of everything merges the versions of rows without and with a scope; a
+    // scoped pull, the scope's versions and those of tables tracked without
+    // a scope (shared by every scope). Each half is read in order through
+    // its index and cut at the page size before the merge.
+    std::pair<const char*, const char*> halves = {"r.scope IS NULL", "r.scope IS NOT NULL"};
     if (options.has_scope)
-      from = "(SELECT * FROM syncline.rows WHERE scope = $6 UNION ALL SELECT * FROM syncline.rows WHERE scope IS NULL "
-             "AND tid IN (SELECT tid FROM syncline.tables WHERE scope_column IS NULL)) r";
+      halves = {"r.scope = $6",
+                "r.scope IS NULL AND r.tid IN (SELECT tid FROM syncline.tables WHERE scope_column IS NULL)"};
+    std::string from;
+    for (const char* half : {halves.first, halves.second})
+      from += std::string(from.empty() ? "(" : " UNION ALL ") + "(SELECT * FROM syncline.rows r WHERE " + half +
+              " AND " + where + " ORDER BY r.xid, r.seq LIMIT $4)";
+    from += ") r";
     uint64 rows = 0;
     {
       AsExtensionOwner owner;
-      SPIPlanPtr plan = Prepare(
-          "SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, n.node_id, r.xid::text, r.seq, r.scope FROM " + from +
-              " LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE " + where + " ORDER BY r.xid, r.seq LIMIT $4",
-          types);
+      SPIPlanPtr plan =
+          Prepare("SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, n.node_id, r.xid::text, "
+                  "r.seq, r.scope FROM " +
+                      from + " LEFT JOIN syncline.nodes n ON n.ref = r.node ORDER BY r.xid, r.seq LIMIT $4",
+                  types);
       rows = Execute(plan, args.data(), nulls.data(), true, 0, snapshot.get());
     }
     // The page's rows, read before the tables' queries replace SPI_tuptable.

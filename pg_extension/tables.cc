@@ -134,14 +134,15 @@ Status FindTrackedById(int32 tid, MemoryContext context, TableInfo* out, bool* f
   return FindTracked("tid OPERATOR(pg_catalog.=) $1", INT4OID, Int32GetDatum(tid), context, out, found);
 }
 
-Status RowKey(const TableInfo& table, HeapTuple tuple, TupleDesc desc, std::string* key, std::vector<Value>* values) {
+namespace {
+
+// Reads attribute `attnum` of a row, a heap tuple or a slot.
+template <typename Read> Status KeyOf(const TableInfo& table, Read read, std::string* key, std::vector<Value>* values) {
   std::vector<Value> key_values;
   key_values.reserve(table.pk.size());
   for (int index : table.pk) {
     bool isnull = false;
-    Datum datum = (Datum)0;
-    AttrNumber attnum = table.attnums[index];
-    PgGuard([&] { datum = heap_getattr(tuple, attnum, desc, &isnull); });
+    Datum datum = read(table.attnums[index], &isnull);
     key_values.push_back(DatumToValue(table.columns[index], datum, isnull));
   }
   Status status = core::EncodeKey(key_values, key);
@@ -149,16 +150,46 @@ Status RowKey(const TableInfo& table, HeapTuple tuple, TupleDesc desc, std::stri
   return status;
 }
 
-std::string RowScope(const TableInfo& table, HeapTuple tuple, TupleDesc desc) {
+template <typename Read> std::string ScopeOf(const TableInfo& table, Read read) {
   if (table.scope < 0) return "";
   bool isnull = false;
-  Datum datum = (Datum)0;
-  AttrNumber attnum = table.attnums[table.scope];
-  PgGuard([&] { datum = heap_getattr(tuple, attnum, desc, &isnull); });
+  Datum datum = read(table.attnums[table.scope], &isnull);
   std::string scope;
   core::JsonWriter writer(&scope);
   core::WriteValue(writer, DatumToValue(table.columns[table.scope], datum, isnull));
   return scope;
 }
+
+auto TupleReader(HeapTuple tuple, TupleDesc desc) {
+  return [tuple, desc](AttrNumber attnum, bool* isnull) {
+    Datum datum = (Datum)0;
+    PgGuard([&] { datum = heap_getattr(tuple, attnum, desc, isnull); });
+    return datum;
+  };
+}
+
+auto SlotReader(TupleTableSlot* slot) {
+  return [slot](AttrNumber attnum, bool* isnull) {
+    Datum datum = (Datum)0;
+    PgGuard([&] { datum = slot_getattr(slot, attnum, isnull); });
+    return datum;
+  };
+}
+
+}  // namespace
+
+Status RowKey(const TableInfo& table, HeapTuple tuple, TupleDesc desc, std::string* key, std::vector<Value>* values) {
+  return KeyOf(table, TupleReader(tuple, desc), key, values);
+}
+
+Status RowKey(const TableInfo& table, TupleTableSlot* slot, std::string* key) {
+  return KeyOf(table, SlotReader(slot), key, nullptr);
+}
+
+std::string RowScope(const TableInfo& table, HeapTuple tuple, TupleDesc desc) {
+  return ScopeOf(table, TupleReader(tuple, desc));
+}
+
+std::string RowScope(const TableInfo& table, TupleTableSlot* slot) { return ScopeOf(table, SlotReader(slot)); }
 
 }  // namespace syncline::pg

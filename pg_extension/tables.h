@@ -36,8 +36,10 @@ core::Status FindTrackedById(int32 tid, MemoryContext context, TableInfo* out, b
 // The metadata key of a row: its primary key values in canonical form.
 core::Status RowKey(const TableInfo& table, HeapTuple tuple, TupleDesc desc, std::string* key,
                     std::vector<core::Value>* values = nullptr);
+core::Status RowKey(const TableInfo& table, TupleTableSlot* slot, std::string* key);
 // The canonical JSON of the row's scope value ("" when the table has none).
 std::string RowScope(const TableInfo& table, HeapTuple tuple, TupleDesc desc);
+std::string RowScope(const TableInfo& table, TupleTableSlot* slot);
 
 std::string QualifiedName(const TableInfo& table);
 std::string Quote(const std::string& identifier);

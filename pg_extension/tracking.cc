@@ -17,6 +17,10 @@ using core::Status;
 
 namespace {
 
+// Every trigger track() installs, as a text[] literal.
+constexpr const char* kTriggerNames =
+    "{syncline_capture_insert,syncline_capture_update,syncline_capture_delete,syncline_truncate}";
+
 Status CheckOwner(Oid relid) {
   bool owner = false;
   PgGuard([&] { owner = pg_class_ownercheck(relid, GetUserId()); });
@@ -81,6 +85,16 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
       return Status(Code::kInvalidInput,
                     "table " + name + " has no primary key; syncline identifies rows by their primary key");
     if (table.schema == "syncline") return Status(Code::kInvalidInput, "syncline's own tables cannot be tracked");
+    // Capture reads a statement's transition tables, which hold the rows of
+    // a parent's inheritance children too.
+    {
+      SPIPlanPtr children =
+          Prepare("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent OPERATOR(pg_catalog.=) $1 LIMIT 1", {OIDOID});
+      Datum relid_arg[1] = {ObjectIdGetDatum(relid)};
+      if (Execute(children, relid_arg, " ", true) > 0)
+        return Status(Code::kInvalidInput,
+                      "table " + name + " has inheritance children; syncline tracks tables without");
+    }
     if (!options.scope.empty()) {
       for (std::size_t i = 0; i < table.columns.size(); ++i) {
         if (table.columns[i].name == options.scope) table.scope = static_cast<int>(i);
@@ -144,24 +158,33 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
       Execute(upsert, values, nulls, false);
       table.tid = static_cast<int32>(ResultInt64(0, 1));
     }
-    // Triggers that fire whatever session_replication_role says: a write
-    // under "replica" is captured like any other.
-    // (Re-tracking replaces them; DROP ... IF EXISTS would send a notice.)
-    SPIPlanPtr existing =
-        Prepare("SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN ('syncline_capture', "
-                "'syncline_truncate')",
-                {OIDOID});
-    Datum relid_arg[1] = {ObjectIdGetDatum(relid)};
-    uint64 triggers = Execute(existing, relid_arg, " ", true);
-    std::string drops;
+    // Statement-level triggers, one per event with its transition tables
+    // (one plan execution per statement, not per row), that fire whatever
+    // session_replication_role says: a write under "replica" is captured
+    // like any other. (Re-tracking replaces them; DROP ... IF EXISTS would
+    // send a notice.)
+    SPIPlanPtr existing = Prepare(
+        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = ANY ($2::pg_catalog.text[])",
+        {OIDOID, TEXTOID});
+    Datum existing_args[2] = {ObjectIdGetDatum(relid), TextDatum(kTriggerNames)};
+    uint64 triggers = Execute(existing, existing_args, "  ", true);
+    std::string sql;
     for (uint64 t = 0; t < triggers; ++t)
-      drops += "DROP TRIGGER " + ResultText(t, 1) + " ON " + name + ";";
-    ExecuteSql(drops + "CREATE TRIGGER syncline_capture " + "AFTER INSERT OR UPDATE OR DELETE ON " + name +
-                   " FOR EACH ROW EXECUTE FUNCTION syncline.capture();" + "CREATE TRIGGER syncline_truncate " +
-                   "AFTER TRUNCATE ON " + name + " FOR EACH STATEMENT EXECUTE FUNCTION syncline.capture_truncate();" +
-                   "ALTER TABLE " + name + " ENABLE ALWAYS TRIGGER syncline_capture;" + "ALTER TABLE " + name +
-                   " ENABLE ALWAYS TRIGGER syncline_truncate;",
-               false);
+      sql += "DROP TRIGGER " + ResultText(t, 1) + " ON " + name + ";";
+    const std::pair<const char*, std::string> capture_triggers[] = {
+        {"syncline_capture_insert", "AFTER INSERT ON " + name + " REFERENCING NEW TABLE AS syncline_new"},
+        {"syncline_capture_update",
+         "AFTER UPDATE ON " + name + " REFERENCING OLD TABLE AS syncline_old NEW TABLE AS syncline_new"},
+        {"syncline_capture_delete", "AFTER DELETE ON " + name + " REFERENCING OLD TABLE AS syncline_old"}};
+    for (const auto& [trigger, event] : capture_triggers)
+      sql += std::string("CREATE TRIGGER ") + trigger + " " + event +
+             " FOR EACH STATEMENT EXECUTE FUNCTION syncline.capture();";
+    sql += "CREATE TRIGGER syncline_truncate AFTER TRUNCATE ON " + name +
+           " FOR EACH STATEMENT EXECUTE FUNCTION syncline.capture_truncate();";
+    for (const char* trigger :
+         {"syncline_capture_insert", "syncline_capture_update", "syncline_capture_delete", "syncline_truncate"})
+      sql += "ALTER TABLE " + name + " ENABLE ALWAYS TRIGGER " + trigger + ";";
+    ExecuteSql(sql, false);
 
     // Backfill: metadata for every existing row, read in chunks through a
     // cursor so that memory stays flat on large tables.
@@ -253,7 +276,9 @@ Status Untrack(FunctionCallInfo fcinfo, Datum* result) {
     if (!status.ok()) return status;
     if (was_tracked) {
       const std::string name = QualifiedName(table);
-      ExecuteSql("DROP TRIGGER syncline_capture ON " + name + "; DROP TRIGGER syncline_truncate ON " + name + ";",
+      ExecuteSql("DROP TRIGGER syncline_capture_insert ON " + name + "; DROP TRIGGER syncline_capture_update ON " +
+                     name + "; DROP TRIGGER syncline_capture_delete ON " + name +
+                     "; DROP TRIGGER syncline_truncate ON " + name + ";",
                  false);
       AsExtensionOwner owner;
       ExecuteSql("DELETE FROM syncline.rows WHERE tid = " + std::to_string(table.tid) +

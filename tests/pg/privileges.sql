@@ -176,7 +176,7 @@ SELECT throws_ok($$SELECT syncline.track('other.notes')$$, '22023',
                  'a second table of the same name in another schema cannot be tracked');
 SELECT is((SELECT array_agg(table_schema) FROM syncline.tables WHERE table_name = 'notes'), ARRAY['public'],
           '... and notes stays tracked in public only');
-SELECT hasnt_trigger('other', 'notes', 'syncline_capture', '... and other.notes got no capture trigger');
+SELECT hasnt_trigger('other', 'notes', 'syncline_capture_insert', '... and other.notes got no capture trigger');
 SET ROLE app_writer;
 SELECT throws_ok($$SELECT syncline.track('notes')$$, '22023', 'syncline.track: must be owner of table notes',
                  'a non-owner cannot track a table');
