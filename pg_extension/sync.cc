@@ -58,6 +58,11 @@ std::string PositionText(const Position& position) {
 struct PullTable {
   TableInfo info;
   SPIPlanPtr select_row = nullptr;
+  // Every requested row of a page in one statement: the keys go in as one
+  // array per key column, each row comes back with its key's position.
+  // Null when a key column's type has no array type.
+  SPIPlanPtr select_rows = nullptr;
+  std::vector<Oid> key_array_types;
 };
 
 Status LoadPullTable(int32 tid, PullTable* out) {
@@ -75,7 +80,40 @@ Status LoadPullTable(int32 tid, PullTable* out) {
     types.push_back(column.base);
   }
   out->select_row = Prepare("SELECT " + columns + " FROM " + QualifiedName(out->info) + " WHERE " + where, types);
+  std::string unnest, key_names, match, row_columns;
+  for (std::size_t k = 0; k < out->info.pk.size(); ++k) {
+    Oid array_type = InvalidOid;
+    Oid base = out->info.columns[out->info.pk[k]].base;
+    PgGuard([&] { array_type = get_array_type(base); });
+    if (array_type == InvalidOid) return Status::Ok();
+    out->key_array_types.push_back(array_type);
+    const std::string n = std::to_string(k + 1);
+    unnest += (k > 0 ? ", " : "") + std::string("pg_catalog.unnest($") + n + ")";
+    key_names += "k" + n + ", ";
+    match += (k > 0 ? " AND " : "") + Quote(out->info.columns[out->info.pk[k]].name) + " = k.k" + n;
+  }
+  for (std::size_t i = 0; i < out->info.columns.size(); ++i)
+    row_columns += ", t." + Quote(out->info.columns[i].name);
+  // One primary key lookup per key: OFFSET 0 keeps the planner from turning
+  // the lateral subquery into a join that scans the whole table.
+  out->select_rows = Prepare("SELECT k.position" + row_columns + " FROM ROWS FROM (" + unnest +
+                                 ") WITH ORDINALITY AS k(" + key_names + "position) CROSS JOIN LATERAL (SELECT " +
+                                 columns + " FROM " + QualifiedName(out->info) + " WHERE " + match + " OFFSET 0) t",
+                             out->key_array_types);
   return Status::Ok();
+}
+
+// A row read by a pull: its columns as the changeset carries them.
+void ReadRow(const TableInfo& table, HeapTuple tuple, TupleDesc desc, int first_attnum,
+             std::vector<core::ColumnValue>* row) {
+  row->clear();
+  for (std::size_t c = 0; c < table.columns.size(); ++c) {
+    bool isnull = false;
+    Datum datum = (Datum)0;
+    int attnum = first_attnum + static_cast<int>(c);
+    PgGuard([&] { datum = SPI_getbinval(tuple, desc, attnum, &isnull); });
+    row->push_back({table.columns[c].name, DatumToValue(table.columns[c], datum, isnull)});
+  }
 }
 
 Status KeyDatums(const TableInfo& table, const std::vector<Value>& key, std::vector<Datum>* values,
@@ -122,6 +160,65 @@ class Authorizer {
   Snapshot snapshot_;
   std::map<std::pair<std::string, std::string>, bool> cache_;
 };
+
+// A row of a pull's page on its way into the batch.
+struct PageEntry {
+  PullTable* table = nullptr;  // null: left out of the batch
+  std::vector<Value> key;
+  bool visible = false;  // a live row the caller can read
+  std::vector<core::ColumnValue> row;
+};
+
+// Reads the live rows `indexes` of a page from their table as the caller:
+// privileges and row-level security decide what it may see, and a row it may
+// not see is left out of its pull.
+Status ReadRows(PullTable& table, const std::vector<std::size_t>& indexes, Snapshot snapshot,
+                std::vector<PageEntry>* entries) {
+  const TableInfo& info = table.info;
+  std::vector<Datum> key;
+  std::string key_nulls;
+  if (table.select_rows == nullptr) {
+    for (std::size_t index : indexes) {
+      PageEntry& entry = (*entries)[index];
+      Status status = KeyDatums(info, entry.key, &key, &key_nulls);
+      if (!status.ok()) return status;
+      if (Execute(table.select_row, key.data(), key_nulls.data(), true, 1, snapshot) == 0) continue;
+      ReadRow(info, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &entry.row);
+      entry.visible = true;
+    }
+    return Status::Ok();
+  }
+  const int count = static_cast<int>(indexes.size());
+  std::vector<std::vector<Datum>> key_columns(info.pk.size(), std::vector<Datum>(indexes.size()));
+  for (std::size_t j = 0; j < indexes.size(); ++j) {
+    Status status = KeyDatums(info, (*entries)[indexes[j]].key, &key, &key_nulls);
+    if (!status.ok()) return status;
+    for (std::size_t k = 0; k < info.pk.size(); ++k)
+      key_columns[k][j] = key[k];
+  }
+  std::vector<Datum> arrays(info.pk.size());
+  for (std::size_t k = 0; k < info.pk.size(); ++k) {
+    Oid type = info.columns[info.pk[k]].base;
+    Datum* elements = key_columns[k].data();
+    PgGuard([&] {
+      int16 length = 0;
+      bool by_value = false;
+      char align = 0;
+      get_typlenbyvalalign(type, &length, &by_value, &align);
+      arrays[k] = PointerGetDatum(construct_array(elements, count, type, length, by_value, align));
+    });
+  }
+  const std::string nulls(info.pk.size(), ' ');
+  uint64 found = Execute(table.select_rows, arrays.data(), nulls.data(), true, 0, snapshot);
+  for (uint64 r = 0; r < found; ++r) {
+    std::size_t position = static_cast<std::size_t>(ResultInt64(r, 1));
+    if (position < 1 || position > indexes.size()) return Status(Code::kInternal, "pull read a row it did not ask for");
+    PageEntry& entry = (*entries)[indexes[position - 1]];
+    ReadRow(info, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &entry.row);
+    entry.visible = true;
+  }
+  return Status::Ok();
+}
 
 Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
   std::optional<std::string> cursor_text;
@@ -226,12 +323,14 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       page.push_back(std::move(row));
     }
 
+    // Each page row's table, key, and (live rows) the row as the caller may
+    // read it; rows are read a table at a time.
     std::map<int32, PullTable> tables;
     Authorizer authorizer(snapshot.get());
-    core::BatchWriter writer(node_id);
-    core::Change change;
-    std::vector<Value> key;
-    for (const PageRow& row : page) {
+    std::vector<PageEntry> entries(page.size());
+    std::map<int32, std::vector<std::size_t>> live;
+    for (std::size_t i = 0; i < page.size(); ++i) {
+      const PageRow& row = page[i];
       auto it = tables.find(row.tid);
       if (it == tables.end()) {
         it = tables.emplace(row.tid, PullTable{}).first;
@@ -247,41 +346,39 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
         if (!status.ok()) return status;
         if (!allowed) continue;
       }
-      status = core::DecodeKey(row.pk, &key);
+      PageEntry& entry = entries[i];
+      entry.table = &it->second;
+      status = core::DecodeKey(row.pk, &entry.key);
       if (!status.ok()) return status;
-      if (key.size() != table.pk.size())
+      if (entry.key.size() != table.pk.size())
         return Status(Code::kInternal,
                       "table " + QualifiedName(table) + ": metadata key " + row.pk + " does not match the primary key");
+      if (!row.deleted) live[row.tid].push_back(i);
+    }
+    for (const auto& [tid, indexes] : live) {
+      status = ReadRows(tables[tid], indexes, snapshot.get(), &entries);
+      if (!status.ok()) return status;
+    }
+
+    core::BatchWriter writer(node_id);
+    core::Change change;
+    for (std::size_t i = 0; i < page.size(); ++i) {
+      const PageRow& row = page[i];
+      PageEntry& entry = entries[i];
+      // Left out: a scope the hook refuses, a row the caller may not read.
+      if (entry.table == nullptr || (!row.deleted && !entry.visible)) continue;
+      const TableInfo& table = entry.table->info;
       change.table = table.name;
       change.op = row.deleted ? core::Op::kDelete : core::Op::kUpsert;
       change.clock = row.clock;
       change.hlc = static_cast<core::Hlc>(row.hlc);
       change.node = row.node;
       change.pk.clear();
-      change.row.clear();
-      for (std::size_t k = 0; k < key.size(); ++k)
-        change.pk.push_back({table.columns[table.pk[k]].name, key[k]});
-      if (!row.deleted) {
-        std::vector<Datum> values;
-        std::string key_nulls;
-        status = KeyDatums(table, key, &values, &key_nulls);
-        if (!status.ok()) return status;
-        // Read as the caller: privileges and row-level security decide
-        // what it may see. A row it may not see is left out of its pull.
-        if (Execute(it->second.select_row, values.data(), key_nulls.data(), true, 1, snapshot.get()) == 0) continue;
-        TupleDesc desc = SPI_tuptable->tupdesc;
-        HeapTuple tuple = SPI_tuptable->vals[0];
-        for (std::size_t c = 0; c < table.columns.size(); ++c) {
-          bool isnull = false;
-          Datum datum = (Datum)0;
-          int attnum = static_cast<int>(c + 1);
-          PgGuard([&] { datum = SPI_getbinval(tuple, desc, attnum, &isnull); });
-          change.row.push_back({table.columns[c].name, DatumToValue(table.columns[c], datum, isnull)});
-        }
-        // The key as stored (a float8 key 2.0), not its key form.
-        for (std::size_t k = 0; k < key.size(); ++k)
-          change.pk[k].value = change.row[table.pk[k]].value;
-      }
+      for (std::size_t k = 0; k < entry.key.size(); ++k)
+        change.pk.push_back({table.columns[table.pk[k]].name,
+                             // The key as stored (a float8 key 2.0), not its key form.
+                             row.deleted ? entry.key[k] : entry.row[table.pk[k]].value});
+      change.row = std::move(entry.row);
       writer.Add(change);
     }
     Position end = has_more ? page.back().position : Position{horizon.xid, 0};
