@@ -24,7 +24,8 @@ Status LocalDb::Open(const std::string& path, const std::string& extension, bool
     return Status(Code::kInvalidInput, "cannot load the SQLite extension " + extension + ": " + message +
                                            " (set --extension or SYNCLINE_EXTENSION)");
   }
-  return Exec("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
+  return Exec("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = "
+              "MEMORY; PRAGMA cache_size = -32768");
 }
 
 Status LocalDb::Exec(const std::string& sql) {
@@ -63,6 +64,7 @@ Server::~Server() { Close(); }
 void Server::Close() {
   if (conn_ != nullptr) PQfinish(conn_);
   conn_ = nullptr;
+  pending_ = false;
 }
 
 Status Server::Connect(const std::string& conninfo) {
@@ -100,17 +102,48 @@ Status ResultStatus(PGconn* conn, PGresult* result, std::string* sqlstate) {
 Status Server::Text(const std::string& sql, const std::vector<std::optional<std::string>>& args,
                     std::optional<std::string>* out, std::string* sqlstate) {
   out->reset();
+  Status status = Send(sql, args);
+  if (!status.ok()) return status;
+  return Receive(out, sqlstate);
+}
+
+Status Server::Send(const std::string& sql, const std::vector<std::optional<std::string>>& args) {
   if (!connected()) return Status(Code::kUnavailable, "not connected to the server");
+  if (pending_) return Status(Code::kInternal, "a query is already on its way to the server");
   std::vector<const char*> values;
   for (const auto& arg : args)
     values.push_back(arg ? arg->c_str() : nullptr);
-  PGresult* result =
-      PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0);
+  if (PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
+                        0) == 0) {
+    std::string message = PQerrorMessage(conn_);
+    while (!message.empty() && message.back() == '\n')
+      message.pop_back();
+    return Status(PQstatus(conn_) != CONNECTION_OK ? Code::kUnavailable : Code::kInternal, "server: " + message);
+  }
+  pending_ = true;
+  return Status::Ok();
+}
+
+Status Server::Receive(std::optional<std::string>* out, std::string* sqlstate) {
+  out->reset();
+  if (!pending_) return Status(Code::kInternal, "no query is on its way to the server");
+  pending_ = false;
+  PGresult* result = PQgetResult(conn_);
+  if (result == nullptr) return Status(Code::kUnavailable, "lost the server connection: no reply");
+  // Read to the end of the query's results first: a server that is going
+  // away shows it in the connection's status only then.
+  for (PGresult* rest = PQgetResult(conn_); rest != nullptr; rest = PQgetResult(conn_))
+    PQclear(rest);
   Status status = ResultStatus(conn_, result, sqlstate);
   if (status.ok() && PQntuples(result) > 0 && PQnfields(result) > 0 && !PQgetisnull(result, 0, 0))
     *out = std::string(PQgetvalue(result, 0, 0), static_cast<std::size_t>(PQgetlength(result, 0, 0)));
   PQclear(result);
   return status;
+}
+
+void Server::Discard() {
+  std::optional<std::string> ignored;
+  if (pending_) (void)Receive(&ignored, nullptr);
 }
 
 Status Server::Rows(const std::string& sql, std::vector<std::vector<std::optional<std::string>>>* rows) {

@@ -47,6 +47,12 @@ class Server {
   // a lost connection is kUnavailable. `sqlstate` receives the error's code.
   core::Status Text(const std::string& sql, const std::vector<std::optional<std::string>>& args,
                     std::optional<std::string>* out, std::string* sqlstate = nullptr);
+  // Text in two halves: Send returns once the query is on its way, so the
+  // server works on it while the client does something else; Receive waits
+  // for its reply. One query at a time; Discard drops an unread reply.
+  core::Status Send(const std::string& sql, const std::vector<std::optional<std::string>>& args);
+  core::Status Receive(std::optional<std::string>* out, std::string* sqlstate = nullptr);
+  void Discard();
   // All rows of one column each... (column-major is enough for our queries).
   core::Status Rows(const std::string& sql, std::vector<std::vector<std::optional<std::string>>>* rows);
   PGconn* handle() const { return conn_; }
@@ -54,6 +60,7 @@ class Server {
 
  private:
   PGconn* conn_ = nullptr;
+  bool pending_ = false;  // a query sent, its reply not yet received
 };
 
 }  // namespace syncline::client

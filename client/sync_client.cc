@@ -25,6 +25,10 @@ using Args = std::vector<std::optional<std::string>>;
 constexpr const char* kStateTable =
     "CREATE TABLE IF NOT EXISTS syncline_client(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID";
 
+// A pull commits its pages together, this often (see Session::Pull).
+constexpr std::int64_t kCommitChanges = 50000;
+constexpr int kCommitMs = 1000;
+
 struct PageInfo {
   std::size_t changes = 0;
   std::string cursor;
@@ -173,9 +177,14 @@ class Session {
   }
 
   // Pull: the server's changes after the cursor this file recorded with the
-  // last page it applied. Pages commit as soon as the foreign keys hold
-  // (a child may arrive a page before its parent); a crash loses at most
-  // the pages since, which the next pull fetches again.
+  // last page it applied. Each page applies atomically; pages commit
+  // together, every kCommitChanges changes or kCommitMs milliseconds and at
+  // the end, once the foreign keys hold (a child may arrive a page before
+  // its parent). Fewer commits spare the file most of its writes (a page of
+  // random keys touches most of the index pages); a crash loses at most the
+  // pages since the last commit, which the next pull fetches again. The
+  // next page is requested before this one is applied, so the server reads
+  // it while the client writes.
   Status Pull(Counts* counts) {
     std::string options = R"({"exclude_origin":")" + node_ + "\"";
     if (!scope_json_.empty()) options += ",\"scope\":" + scope_json_;
@@ -183,30 +192,43 @@ class Session {
     std::optional<std::string> cursor;
     Status status = local_.Text("SELECT syncline_peer_cursor(?1, ?2)", {server_node_, options}, &cursor);
     if (!status.ok()) return status;
-    status = Begin();
+    const std::string pull =
+        "SELECT syncline.pull_since($1, " + std::to_string(options_.page_size) + ", $2::jsonb)::text";
+    status = server_.Send(pull, {cursor, options});
     if (!status.ok()) return status;
+    status = Begin();
+    if (!status.ok()) return Abandon(status);
+    std::int64_t uncommitted = 0;
+    auto since_commit = std::chrono::steady_clock::now();
     while (true) {
       std::optional<std::string> batch;
-      status =
-          server_.Text("SELECT syncline.pull_since($1, " + std::to_string(options_.page_size) + ", $2::jsonb)::text",
-                       {cursor, options}, &batch);
+      status = server_.Receive(&batch);
       if (!status.ok()) return Abandon(status);
       PageInfo page;
       status = ReadPage(batch.value_or(""), &page);
       if (!status.ok()) return Abandon(status);
+      if (page.has_more) {
+        status = server_.Send(pull, {page.cursor, options});
+        if (!status.ok()) return Abandon(status);
+      }
       std::optional<std::string> summary;
       status = local_.Text("SELECT syncline_apply_push(?1)", {batch}, &summary);
       if (!status.ok()) return Abandon(status.WithPrefix("pull: "));
       counts->pulled += SummaryCount(summary.value_or(""), "applied");
       ++counts->pages;
-      cursor = page.cursor;
+      uncommitted += static_cast<std::int64_t>(page.changes);
       Progress("pull: " + std::to_string(counts->pulled) + " changes, page " + std::to_string(counts->pages));
+      bool due = !page.has_more || uncommitted >= kCommitChanges ||
+                 std::chrono::steady_clock::now() - since_commit >= std::chrono::milliseconds(kCommitMs);
+      if (!due) continue;
       // COMMIT fails while a deferred foreign key is violated and leaves the
       // transaction open: keep going, the parent is in a later page.
       if (local_.Exec("COMMIT").ok()) {
         if (!page.has_more) return Status::Ok();
+        uncommitted = 0;
+        since_commit = std::chrono::steady_clock::now();
         status = Begin();
-        if (!status.ok()) return status;
+        if (!status.ok()) return Abandon(status);
       } else if (!page.has_more) {
         return Abandon(Status(Code::kConstraint, "pull: the pulled rows break a foreign key of this file; nothing of "
                                                  "this pull was kept"));
@@ -232,6 +254,7 @@ class Session {
     return status;
   }
   Status Abandon(Status status) {
+    server_.Discard();
     if (local_.in_transaction()) (void)local_.Exec("ROLLBACK");
     return status;
   }
