@@ -5,6 +5,7 @@
 #include <charconv>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "core/changeset.h"
 #include "core/cursor.h"
@@ -439,6 +440,32 @@ Status PrepareApplyTable(ApplyTable* table) {
   return Status::Ok();
 }
 
+// A row's metadata as an apply sees it.
+struct RowMeta {
+  bool stored = false;
+  core::Hlc hlc = 0;
+  std::string node, scope;  // scope: canonical JSON, "" for none
+  bool deleted = false;
+};
+
+// A metadata row an apply writes (an empty scope keeps the stored one).
+struct MetaValues {
+  int64 clock = 0;
+  core::Hlc hlc = 0;
+  int64 node_ref = 0;
+  bool deleted = false;
+  std::string scope;
+};
+
+struct PendingWrite {
+  int32 tid;
+  std::string key;
+  MetaValues values;
+  bool live;
+};
+
+constexpr std::size_t kWriteChunk = 1000;
+
 class Applier {
  public:
   Applier(const core::Batch& batch, std::string local_node) : batch_(batch), local_node_(std::move(local_node)) {}
@@ -449,16 +476,19 @@ class Applier {
                    true) > 0)
       max_drift_ms_ = ResultInt64(0, 1);
     wall_ms_ = core::WallClockMs();
-    read_meta_ = pg::Prepare("SELECT r.hlc, r.node, r.deleted, n.node_id, r.scope FROM syncline.rows r LEFT JOIN "
-                             "syncline.nodes n ON n.ref = "
-                             "r.node WHERE r.tid = $1 AND r.pk = $2",
-                             {INT4OID, TEXTOID});
-    write_meta_ = pg::Prepare(
-        "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) VALUES ($1, $2, $3, $4, "
-        "$5, $6, $7, pg_catalog.pg_current_xact_id(), pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
+    const std::string read = "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope FROM syncline.rows r LEFT JOIN "
+                             "syncline.nodes n ON n.ref = r.node WHERE r.tid = $1 AND ";
+    read_meta_ = pg::Prepare(read + "r.pk = $2", {INT4OID, TEXTOID});
+    read_metas_ = pg::Prepare(read + "r.pk = ANY ($2)", {INT4OID, TEXTARRAYOID});
+    write_metas_ = pg::Prepare(
+        "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+        "SELECT c.tid, c.pk, c.clock, c.hlc, c.node, c.deleted, c.scope, pg_catalog.pg_current_xact_id(), "
+        "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) FROM ROWS FROM (pg_catalog.unnest($1), "
+        "pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+        "pg_catalog.unnest($6), pg_catalog.unnest($7)) AS c(tid, pk, clock, hlc, node, deleted, scope) "
         "ON CONFLICT (tid, pk) DO UPDATE SET clock = EXCLUDED.clock, hlc = EXCLUDED.hlc, node = EXCLUDED.node, "
         "deleted = EXCLUDED.deleted, scope = coalesce(EXCLUDED.scope, r.scope), xid = EXCLUDED.xid, seq = EXCLUDED.seq",
-        {INT4OID, TEXTOID, INT8OID, INT8OID, INT4OID, BOOLOID, TEXTOID});
+        {INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID, TEXTARRAYOID});
     node_ref_ = pg::Prepare(
         "WITH added AS (INSERT INTO syncline.nodes (node_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING ref) "
         "SELECT ref FROM added UNION ALL SELECT ref FROM syncline.nodes WHERE node_id = $1",
@@ -556,22 +586,14 @@ class Applier {
 
     // Compare with the row's current version (stored, or written by an
     // earlier change of this batch).
-    Datum meta_args[2] = {Int32GetDatum(info.tid), TextDatum(key_text)};
-    bool stored = false;
-    core::Hlc stored_hlc = 0;
-    std::string stored_node, stored_scope;
-    bool stored_deleted = false;
-    {
-      AsExtensionOwner owner;
-      stored = Execute(read_meta_, meta_args, "  ", false) > 0;
-      if (stored) {
-        stored_hlc = static_cast<core::Hlc>(ResultInt64(0, 1));
-        stored_node = ResultInt64(0, 2) == 0 ? local_node_ : ResultText(0, 4);
-        bool isnull = false;
-        stored_deleted = DatumGetBool(ResultDatum(0, 3, &isnull));
-        stored_scope = ResultText(0, 5);
-      }
-    }
+    RowMeta known;
+    status = Known(info.tid, key_text, &known);
+    if (!status.ok()) return status;
+    const bool stored = known.stored;
+    const core::Hlc stored_hlc = known.hlc;
+    const std::string& stored_node = known.node;
+    const std::string stored_scope = known.scope;
+    const bool stored_deleted = known.deleted;
     if (stored) {
       int order = core::CompareStamps(change.hlc, change.node, stored_hlc, stored_node);
       if (order < 0) return Skip();
@@ -640,38 +662,89 @@ class Applier {
       if (!status.ok()) return status;
     }
     if (change.op == core::Op::kDelete) scope = stored_scope;
-    Datum values[7] = {Int32GetDatum(info.tid),
-                       TextDatum(key_text),
-                       Int64GetDatum(clock),
-                       Int64GetDatum(static_cast<int64>(hlc)),
-                       Int32GetDatum(static_cast<int32>(node_ref)),
-                       BoolGetDatum(change.op == core::Op::kDelete),
-                       scope.empty() ? (Datum)0 : TextDatum(scope)};
-    char meta_nulls[8] = "       ";
-    if (scope.empty()) meta_nulls[6] = 'n';
-    {
-      AsExtensionOwner owner;
-      Execute(write_meta_, values, meta_nulls, false);
-      if (!sent_key_text.empty()) {
-        core::Hlc tombstone = change.hlc + 1;
-        Datum dead[7] = {Int32GetDatum(info.tid),
-                         TextDatum(sent_key_text),
-                         Int64GetDatum(change.clock + 1),
-                         Int64GetDatum(static_cast<int64>(tombstone)),
-                         Int32GetDatum(0),
-                         BoolGetDatum(true),
-                         values[6]};
-        Execute(write_meta_, dead, meta_nulls, false);
-        if (!rewritten) ++rewritten_;
-      }
+    Write(info.tid, key_text, {clock, hlc, node_ref, change.op == core::Op::kDelete, scope},
+          node_ref == 0 ? local_node_ : change.node);
+    if (!sent_key_text.empty()) {
+      Write(info.tid, sent_key_text, {change.clock + 1, change.hlc + 1, 0, true, scope}, local_node_);
+      if (!rewritten) ++rewritten_;
     }
     if (info.notify) {
       std::string payload = table->notify_payload;
       if (!scope.empty()) payload = payload.substr(0, payload.size() - 1) + ",\"scope\":" + scope + "}";
+      notifications_.insert(std::move(payload));
+    }
+    ++applied_;
+    return Status::Ok();
+  }
+
+  // Reads, in one statement per table, the metadata of every row the batch
+  // names (by the key as sent, which is nearly always its canonical form;
+  // Known() reads any other key on its own).
+  Status Prefetch() {
+    std::map<int32, std::vector<std::string>> keys;
+    for (const core::Change& change : batch_.changes) {
+      ApplyTable* table = nullptr;
+      if (!Table(change.table, &table).ok() || change.pk.size() != table->info.pk.size()) continue;  // Apply says why
+      const TableInfo& info = table->info;
+      std::vector<Value> sent(info.pk.size());
+      std::size_t matched = 0;
+      for (const core::ColumnValue& column : change.pk) {
+        for (std::size_t k = 0; k < info.pk.size(); ++k) {
+          if (info.columns[info.pk[k]].name == column.column) {
+            sent[k] = column.value;
+            ++matched;
+          }
+        }
+      }
+      std::string text;
+      if (matched == info.pk.size() && core::EncodeKey(sent, &text).ok()) keys[info.tid].push_back(std::move(text));
+    }
+    AsExtensionOwner owner;
+    for (auto& [tid, texts] : keys) {
+      for (const std::string& text : texts)
+        known_[{tid, text}] = RowMeta{};
+      Datum args[2] = {Int32GetDatum(tid), TextArray(texts)};
+      uint64 rows = Execute(read_metas_, args, "  ", false);
+      for (uint64 r = 0; r < rows; ++r)
+        known_[{tid, ResultText(r, 1)}] = ResultMeta(r);
+    }
+    return Status::Ok();
+  }
+
+  // Writes the metadata this apply has left (Write), in bulk.
+  Status Flush() {
+    std::vector<const PendingWrite*> live;
+    for (const PendingWrite& write : pending_)
+      if (write.live) live.push_back(&write);
+    AsExtensionOwner owner;
+    for (std::size_t start = 0; start < live.size(); start += kWriteChunk) {
+      const std::size_t count = std::min(kWriteChunk, live.size() - start);
+      std::vector<std::string> keys, scopes;
+      std::vector<Datum> tids, clocks, hlcs, nodes, deleted;
+      std::vector<bool> no_scope;
+      for (std::size_t i = start; i < start + count; ++i) {
+        const PendingWrite& write = *live[i];
+        tids.push_back(Int32GetDatum(write.tid));
+        keys.push_back(write.key);
+        clocks.push_back(Int64GetDatum(write.values.clock));
+        hlcs.push_back(Int64GetDatum(static_cast<int64>(write.values.hlc)));
+        nodes.push_back(Int32GetDatum(static_cast<int32>(write.values.node_ref)));
+        deleted.push_back(BoolGetDatum(write.values.deleted));
+        scopes.push_back(write.values.scope);
+      }
+      Datum args[7] = {ScalarArray(tids, INT4OID),
+                       TextArray(keys),
+                       ScalarArray(clocks, INT8OID),
+                       ScalarArray(hlcs, INT8OID),
+                       ScalarArray(nodes, INT4OID),
+                       ScalarArray(deleted, BOOLOID),
+                       TextArray(scopes, /*empty_is_null=*/true)};
+      Execute(write_metas_, args, "       ", false);
+    }
+    for (const std::string& payload : notifications_) {
       const char* text = payload.c_str();
       PgGuard([&] { Async_Notify("syncline", text); });
     }
-    ++applied_;
     return Status::Ok();
   }
 
@@ -740,6 +813,78 @@ class Applier {
     return Status::Ok();
   }
 
+  // A row's metadata: what Prefetch read, what an earlier change of the
+  // batch wrote, or else read now.
+  Status Known(int32 tid, const std::string& key, RowMeta* out) {
+    auto it = known_.find({tid, key});
+    if (it != known_.end()) {
+      *out = it->second;
+      return Status::Ok();
+    }
+    Datum args[2] = {Int32GetDatum(tid), TextDatum(key)};
+    AsExtensionOwner owner;
+    *out = Execute(read_meta_, args, "  ", false) > 0 ? ResultMeta(0) : RowMeta{};
+    known_[{tid, key}] = *out;
+    return Status::Ok();
+  }
+
+  RowMeta ResultMeta(uint64 row) const {
+    RowMeta meta;
+    meta.stored = true;
+    meta.hlc = static_cast<core::Hlc>(ResultInt64(row, 2));
+    meta.node = ResultInt64(row, 3) == 0 ? local_node_ : ResultText(row, 5);
+    bool isnull = false;
+    meta.deleted = DatumGetBool(ResultDatum(row, 4, &isnull));
+    meta.scope = ResultText(row, 6);
+    return meta;
+  }
+
+  // A new version of a row's metadata, written by Flush; later changes of
+  // the batch see it at once. A row written twice keeps its last write, in
+  // the place of that write.
+  void Write(int32 tid, const std::string& key, const MetaValues& values, const std::string& node) {
+    RowMeta& known = known_[{tid, key}];
+    const std::string scope = values.scope.empty() ? known.scope : values.scope;
+    known = RowMeta{true, values.hlc, node, scope, values.deleted};
+    auto [slot, added] = pending_index_.emplace(std::make_pair(tid, key), pending_.size());
+    if (!added) {
+      pending_[slot->second].live = false;
+      slot->second = pending_.size();
+    }
+    pending_.push_back({tid, key, values, true});
+  }
+
+  static Datum ScalarArray(const std::vector<Datum>& values, Oid type) {
+    Datum array = (Datum)0;
+    PgGuard([&] {
+      int16 length = 0;
+      bool by_value = false;
+      char align = 0;
+      get_typlenbyvalalign(type, &length, &by_value, &align);
+      array = PointerGetDatum(construct_array(const_cast<Datum*>(values.data()), static_cast<int>(values.size()), type,
+                                              length, by_value, align));
+    });
+    return array;
+  }
+
+  static Datum TextArray(const std::vector<std::string>& texts, bool empty_is_null = false) {
+    Datum array = (Datum)0;
+    const int count = static_cast<int>(texts.size());
+    PgGuard([&] {
+      auto* elements = static_cast<Datum*>(palloc(sizeof(Datum) * (count > 0 ? count : 1)));
+      auto* nulls = static_cast<bool*>(palloc(sizeof(bool) * (count > 0 ? count : 1)));
+      for (int i = 0; i < count; ++i) {
+        nulls[i] = empty_is_null && texts[i].empty();
+        elements[i] = nulls[i] ? (Datum)0 : CStringGetTextDatum(texts[i].c_str());
+      }
+      int dims[1] = {count};
+      int lower_bounds[1] = {1};
+      array =
+          PointerGetDatum(construct_md_array(elements, nulls, 1, dims, lower_bounds, TEXTOID, -1, false, TYPALIGN_INT));
+    });
+    return array;
+  }
+
   Status NodeRef(const std::string& node, int64* ref) {
     if (node == local_node_) {
       *ref = 0;
@@ -762,7 +907,11 @@ class Applier {
   std::string local_node_;
   int64 max_drift_ms_ = core::kDefaultMaxDriftMs;
   int64 wall_ms_ = 0;
-  SPIPlanPtr read_meta_ = nullptr, write_meta_ = nullptr, node_ref_ = nullptr;
+  SPIPlanPtr read_meta_ = nullptr, read_metas_ = nullptr, write_metas_ = nullptr, node_ref_ = nullptr;
+  std::map<std::pair<int32, std::string>, RowMeta> known_;
+  std::vector<PendingWrite> pending_;
+  std::map<std::pair<int32, std::string>, std::size_t> pending_index_;
+  std::set<std::string> notifications_;
   std::map<std::string, ApplyTable> tables_;
   std::map<std::string, int64> node_refs_;
   Authorizer authorizer_;
@@ -837,6 +986,7 @@ Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
     CaptureOff capture_off;
     Applier applier(batch, LocalNodeId());
     status = applier.Prepare();
+    if (status.ok()) status = applier.Prefetch();
     for (std::size_t i : ForeignKeyOrder(batch)) {
       if (!status.ok()) break;
       const std::string context = core::ChangeContext(i, batch.changes[i].table);
@@ -850,6 +1000,8 @@ Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
       }
       if (!status.ok()) status = status.WithPrefix(context);
     }
+    if (!status.ok()) return status;
+    status = applier.Flush();
     if (!status.ok()) return status;
     if (!batch.cursor.empty()) {
       status = applier.RecordCursor(cursor);
