@@ -1,7 +1,7 @@
 -- Tracking and capture on PostgreSQL.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(39);
+SELECT plan(41);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 INSERT INTO notes VALUES ('n0', 7, 'before tracking', '');
@@ -84,6 +84,19 @@ UPDATE swap SET id = 3 - id;
 SELECT is((SELECT string_agg(pk || ':' || clock || ':' || deleted, ' ' ORDER BY pk) FROM syncline.rows r
             JOIN syncline.tables t USING (tid) WHERE t.table_name = 'swap'),
           '[1]:2:false [2]:2:false', 'two rows swapping keys: both keys stay live');
+-- Every way of writing rows is captured: COPY, ON CONFLICT, MERGE, writable CTEs.
+CREATE TABLE ways (id int PRIMARY KEY, v text);
+SELECT syncline.track('ways');
+COPY ways FROM PROGRAM 'printf "1\tx\n2\tx\n"';
+INSERT INTO ways VALUES (2, 'y'), (3, 'y') ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v;
+MERGE INTO ways USING (VALUES (1, 'm'), (4, 'm')) s(id, v) ON ways.id = s.id
+  WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v);
+WITH gone AS (DELETE FROM ways WHERE id = 3 RETURNING id) INSERT INTO ways SELECT id + 10, 'cte' FROM gone;
+SELECT is((SELECT string_agg(pk || ':' || clock || ':' || deleted, ' ' ORDER BY pk) FROM syncline.rows r
+            JOIN syncline.tables t USING (tid) WHERE t.table_name = 'ways'),
+          '[13]:1:false [1]:2:false [2]:2:false [3]:2:true [4]:1:false', 'COPY, ON CONFLICT, MERGE and a CTE captured');
+SELECT is((SELECT string_agg(id || v, ' ' ORDER BY id) FROM ways), '1m 2y 4m 13cte', '... as the table holds');
+
 -- A user's own transition-table triggers, before and after syncline's, still see every row.
 CREATE TABLE seen (trigger text, n bigint);
 CREATE FUNCTION count_new() RETURNS trigger LANGUAGE plpgsql AS
