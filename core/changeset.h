@@ -56,6 +56,12 @@ std::string RealToText(double value);
 void WriteValue(JsonWriter& writer, const Value& value);  // text must be valid UTF-8
 
 Status DecodeBatch(std::string_view text, Batch* out);
+// The two readers behind DecodeBatch, for tests. DecodeBatchStreaming reads
+// a valid batch fast and returns false on anything else; DecodeBatchTree
+// parses into a Json tree first and names what is wrong. Where the streaming
+// reader accepts, both give the same batch.
+bool DecodeBatchStreaming(std::string_view text, Batch* out);
+Status DecodeBatchTree(std::string_view text, Batch* out);
 
 // Streams a batch out change by change (a pull never holds the whole batch
 // twice in memory).

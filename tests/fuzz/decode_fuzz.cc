@@ -60,9 +60,35 @@ std::string Encode(const Batch& batch) {
   return writer.Finish(batch.cursor, batch.has_more);
 }
 
+// DecodeBatch's two readers: the streaming one accepts exactly what the tree
+// reader accepts and reads it the same; DecodeBatch says what the tree says.
+void CheckReadersAgree(std::string_view input, const Batch& streamed, bool fast, const Batch& tree,
+                       const Status& status) {
+  Check(fast == status.ok(),
+        fast ? "the streaming reader accepted a batch the tree reader refuses"
+             : "the streaming reader refused a batch the tree reader accepts",
+        status.message() + "\n  input: " + std::string(input));
+  if (fast) {
+    Check(streamed.format == tree.format && streamed.source == tree.source && streamed.cursor == tree.cursor &&
+              streamed.has_more == tree.has_more && streamed.changes.size() == tree.changes.size(),
+          "the readers disagree on the batch header", std::string(input));
+    for (std::size_t i = 0; i < tree.changes.size(); ++i)
+      Check(SameChange(streamed.changes[i], tree.changes[i]), "the readers disagree on a change",
+            "change " + std::to_string(i) + "\n  input: " + std::string(input));
+  }
+  Batch decoded;
+  Status result = core::DecodeBatch(input, &decoded);
+  Check(result.ok() == status.ok() && result.message() == status.message() && result.code() == status.code(),
+        "DecodeBatch's status differs from the tree reader's", result.message() + "\n  vs " + status.message());
+}
+
 void FuzzBatch(std::string_view input) {
   Batch first;
-  if (!core::DecodeBatch(input, &first).ok()) return;
+  bool fast = core::DecodeBatchStreaming(input, &first);
+  Batch tree;
+  Status tree_status = core::DecodeBatchTree(input, &tree);
+  CheckReadersAgree(input, first, fast, tree, tree_status);
+  if (!fast) return;
   std::string encoded = Encode(first);
   Batch second;
   Status status = core::DecodeBatch(encoded, &second);

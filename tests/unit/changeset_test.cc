@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -152,11 +153,28 @@ void ExpectSameBatch(const Batch& a, const Batch& b) {
   }
 }
 
+// DecodeBatch, after checking that its two readers agree: the streaming one
+// takes exactly the batches the tree reader takes, and reads them the same.
+Status DecodeChecked(std::string_view text, Batch* out) {
+  Batch streamed;
+  bool fast = DecodeBatchStreaming(text, &streamed);
+  Batch tree;
+  Status status = DecodeBatchTree(text, &tree);
+  EXPECT_EQ(fast, status.ok()) << "streaming reader " << (fast ? "accepted" : "refused") << " a batch the tree reader "
+                               << (status.ok() ? "accepts" : "refuses: " + status.message()) << "\n"
+                               << text;
+  if (fast && status.ok()) ExpectSameBatch(streamed, tree);
+  Status result = DecodeBatch(text, out);
+  EXPECT_EQ(result.ok(), status.ok());
+  EXPECT_EQ(result.message(), status.message());
+  return result;
+}
+
 TEST(ChangesetDecode, GoldenBatchReadsBack) {
   Batch original = GoldenBatch();
   std::string text = Write(original);
   Batch decoded;
-  Status status = DecodeBatch(text, &decoded);
+  Status status = DecodeChecked(text, &decoded);
   ASSERT_TRUE(status.ok()) << status.message();
   ExpectSameBatch(decoded, original);
   // And writing the decoded batch gives the same bytes.
@@ -178,7 +196,7 @@ Value RoundTrip(const Value& value) {
   writer.Add(change);
   std::string text = writer.Finish("", false);
   Batch batch;
-  Status status = DecodeBatch(text, &batch);
+  Status status = DecodeChecked(text, &batch);
   EXPECT_TRUE(status.ok()) << status.message() << "\n" << text;
   if (!status.ok() || batch.changes.size() != 1 || batch.changes[0].row.size() != 2) return Value::Text("<failed>");
   return batch.changes[0].row[1].value;
@@ -324,7 +342,7 @@ TEST(ChangesetValues, RandomBatchesRoundTrip) {
     }
     std::string text = Write(batch);
     Batch decoded;
-    Status status = DecodeBatch(text, &decoded);
+    Status status = DecodeChecked(text, &decoded);
     ASSERT_TRUE(status.ok()) << status.message() << "\n" << text;
     ExpectSameBatch(decoded, batch);
     ASSERT_EQ(Write(decoded), text);
@@ -528,7 +546,7 @@ std::string BatchOf(const std::vector<std::string>& changes) {
 
 Status DecodeText(const std::string& text, Batch* batch = nullptr) {
   Batch scratch;
-  return DecodeBatch(text, batch ? batch : &scratch);
+  return DecodeChecked(text, batch ? batch : &scratch);
 }
 
 // The change goes second, after a valid one, so the message must name index 1.
@@ -796,7 +814,7 @@ TEST(ChangesetDecode, CanonicalisesIdsAndReadsBatchFields) {
   std::string text = R"({"format":1,"source":")" + upper_source + R"(","cursor":"x:y:1","has_more":true,"changes":[)" +
                      ChangeJson().Set("node", R"("AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE")").Text() + "]}";
   Batch batch;
-  Status status = DecodeBatch(text, &batch);
+  Status status = DecodeChecked(text, &batch);
   ASSERT_TRUE(status.ok()) << status.message();
   EXPECT_EQ(batch.source, "11111111-2222-4333-8444-55555555555a");
   EXPECT_EQ(batch.changes[0].node, kNode);
@@ -804,11 +822,55 @@ TEST(ChangesetDecode, CanonicalisesIdsAndReadsBatchFields) {
   EXPECT_TRUE(batch.has_more);
   // The fields may come in any order; a null cursor reads as empty.
   text = R"({"changes":[],"has_more":false,"cursor":null,"source":")" + kSource + R"(","format":1})";
-  status = DecodeBatch(text, &batch);
+  status = DecodeChecked(text, &batch);
   ASSERT_TRUE(status.ok()) << status.message();
   EXPECT_EQ(batch.cursor, "");
   EXPECT_FALSE(batch.has_more);
   EXPECT_TRUE(batch.changes.empty());
+}
+
+TEST(ChangesetDecode, ChangeFieldsInAnyOrder) {
+  // The streaming reader sees a change's fields in document order; the
+  // checks that need several of them (row against pk, a delete's row) wait
+  // for the end of the change.
+  ChangeJson reversed;
+  std::reverse(reversed.fields.begin(), reversed.fields.end());
+  ChangeJson deleted;
+  deleted.Set("op", R"("delete")").Set("row", "null");
+  std::swap(deleted.fields[1], deleted.fields[3]);  // "row": null before "op"
+  std::string text = BatchOf({reversed.Text(), deleted.Text()});
+  Batch batch;
+  Status status = DecodeChecked(text, &batch);
+  ASSERT_TRUE(status.ok()) << status.message();
+  ASSERT_TRUE(DecodeBatchStreaming(text, &batch)) << text;
+  ASSERT_EQ(batch.changes.size(), 2u);
+  EXPECT_EQ(batch.changes[0].op, Op::kUpsert);
+  ASSERT_EQ(batch.changes[0].row.size(), 2u);
+  EXPECT_EQ(batch.changes[0].row[1].column, "v");
+  EXPECT_EQ(batch.changes[0].row[1].value.bytes, "x");
+  EXPECT_EQ(batch.changes[1].op, Op::kDelete);
+  EXPECT_TRUE(batch.changes[1].row.empty());
+  // A row before "op" still has to agree with the kind of change.
+  ChangeJson late_delete;
+  late_delete.Drop("op").Set("op", R"("delete")");
+  ExpectBadChange(late_delete, "a delete carries no \"row\"");
+  // Every problem, wherever it is, is named as before: by the tree reader.
+  ExpectBadChange(ChangeJson().Set("row", R"({"id":2})").Drop("node"), "\"row\" and \"pk\" disagree on column \"id\"");
+  ExpectBadChange(reversed.Set("clock", "0").Set("table", "5"), "\"table\" must be a non-empty string", "change 1: ");
+}
+
+TEST(ChangesetDecode, TheStreamingReaderTakesValidBatches) {
+  // DecodeBatch falls back to the tree reader on anything the streaming one
+  // refuses; a valid batch must not take that slow path.
+  Batch batch;
+  EXPECT_TRUE(DecodeBatchStreaming(Write(GoldenBatch()), &batch));
+  EXPECT_TRUE(DecodeBatchStreaming(BatchOf({ChangeJson().Text(), ChangeJson().WithValue(R"({"blob":"AAE="})").Text(),
+                                            ChangeJson().WithValue(R"({"real":"-0.0"})").Text(),
+                                            ChangeJson().WithValue(R"("\u00e9\ud83d\ude00")").Text()}),
+                                   &batch));
+  EXPECT_FALSE(DecodeBatchStreaming(BatchOf({ChangeJson().WithValue("[1]").Text()}), &batch));
+  EXPECT_FALSE(DecodeBatchStreaming(BatchOf({ChangeJson().WithValue(R"("\udc00")").Text()}), &batch));
+  EXPECT_FALSE(DecodeBatchStreaming(BatchOf({ChangeJson().WithValue("\"\xc3\"").Text()}), &batch));
 }
 
 TEST(ChangesetDecode, ChangeContextFormat) {
