@@ -4,9 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
+#include "core/rapidjson.h"
 
 namespace syncline::core {
 
@@ -150,38 +148,79 @@ Status ParseJson(std::string_view input, Json* out) {
   return Status::Ok();
 }
 
+namespace {
+
+// The length of the UTF-8 sequence that starts at s[i] (a byte >= 0x80), or
+// 0 when it is not valid: overlong forms, surrogates and code points past
+// U+10FFFF are not.
+std::size_t Utf8SequenceLength(const unsigned char* s, std::size_t i, std::size_t n) {
+  unsigned char c = s[i];
+  std::size_t len;
+  std::uint32_t cp;
+  if (c >= 0xc2 && c <= 0xdf)
+    len = 2, cp = c & 0x1f;
+  else if (c >= 0xe0 && c <= 0xef)
+    len = 3, cp = c & 0x0f;
+  else if (c >= 0xf0 && c <= 0xf4)
+    len = 4, cp = c & 0x07;
+  else
+    return 0;
+  if (i + len > n) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    if ((s[i + k] & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i + k] & 0x3f);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return len;
+}
+
+constexpr std::uint64_t kHighBits = 0x8080808080808080u;
+
+// Eight bytes at a time through the ASCII that batches mostly are. With
+// printable, also only where no byte is below 0x20: for a byte b < 0x80,
+// b + 0x60 carries into the high bit exactly when b >= 0x20, and never into
+// the next byte.
+template <bool printable> std::size_t SkipAscii(const unsigned char* s, std::size_t i, std::size_t n) {
+  std::uint64_t word;
+  while (i + 8 <= n) {
+    std::memcpy(&word, s + i, 8);
+    if ((word & kHighBits) != 0) break;
+    if (printable && ((word + 0x6060606060606060u) & kHighBits) != kHighBits) break;
+    i += 8;
+  }
+  return i;
+}
+
+}  // namespace
+
 bool IsValidUtf8(std::string_view bytes) {
   const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
   std::size_t n = bytes.size(), i = 0;
-  while (i < n) {
-    // Batches are mostly ASCII: skip it eight bytes at a time.
-    std::uint64_t word;
-    while (i + 8 <= n && (std::memcpy(&word, s + i, 8), (word & 0x8080808080808080u) == 0))
-      i += 8;
-    if (i == n) break;
+  while ((i = SkipAscii<false>(s, i, n)) < n) {
+    if (s[i] < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = Utf8SequenceLength(s, i, n);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+bool IsPlainJsonText(std::string_view bytes) {
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  std::size_t n = bytes.size(), i = 0;
+  while ((i = SkipAscii<true>(s, i, n)) < n) {
     unsigned char c = s[i];
+    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
     if (c < 0x80) {
       ++i;
       continue;
     }
-    std::size_t len;
-    std::uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf)
-      len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-      len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-      len = 4, cp = c & 0x07;
-    else
-      return false;
-    if (i + len > n) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF.
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
+    std::size_t len = Utf8SequenceLength(s, i, n);
+    if (len == 0) return false;
     i += len;
   }
   return true;
