@@ -633,24 +633,51 @@ std::string ApplySummary(const ApplyCounts& counts, const std::string& source, c
   return summary;
 }
 
+namespace {
+
+// An integral real in the int64 range: one key with the integer.
+bool IsIntegralReal(const Value& value) {
+  return value.type == Value::Type::kReal && std::isfinite(value.real) && value.real == std::floor(value.real) &&
+         value.real >= -9223372036854775808.0 && value.real < 9223372036854775808.0;
+}
+
+// WriteValue(writer, KeyForm(value)), without the copy.
+void WriteKeyValue(JsonWriter& writer, const Value& value) {
+  if (IsIntegralReal(value))
+    writer.Int(static_cast<std::int64_t>(value.real));
+  else
+    WriteValue(writer, value);
+}
+
+template <typename Get> Status EncodeKeyValues(std::size_t count, Get get, std::string* out) {
+  out->clear();
+  JsonWriter writer(out);
+  writer.BeginArray();
+  for (std::size_t i = 0; i < count; ++i) {
+    const Value& value = get(i);
+    if (value.type == Value::Type::kText && !IsValidUtf8(value.bytes))
+      return Invalid("primary key column " + std::to_string(i + 1) + " is text that is not valid UTF-8");
+    WriteKeyValue(writer, value);
+  }
+  writer.EndArray();
+  return Status::Ok();
+}
+
+}  // namespace
+
 Value KeyForm(const Value& value) {
-  if (value.type == Value::Type::kReal && std::isfinite(value.real) && value.real == std::floor(value.real) &&
-      value.real >= -9223372036854775808.0 && value.real < 9223372036854775808.0)
-    return Value::Integer(static_cast<std::int64_t>(value.real));
+  if (IsIntegralReal(value)) return Value::Integer(static_cast<std::int64_t>(value.real));
   return value;
 }
 
 Status EncodeKey(const std::vector<Value>& values, std::string* out) {
-  out->clear();
-  JsonWriter writer(out);
-  writer.BeginArray();
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (values[i].type == Value::Type::kText && !IsValidUtf8(values[i].bytes))
-      return Invalid("primary key column " + std::to_string(i + 1) + " is text that is not valid UTF-8");
-    WriteValue(writer, KeyForm(values[i]));
-  }
-  writer.EndArray();
-  return Status::Ok();
+  return EncodeKeyValues(
+      values.size(), [&](std::size_t i) -> const Value& { return values[i]; }, out);
+}
+
+Status EncodeKeyOf(const std::vector<const Value*>& values, std::string* out) {
+  return EncodeKeyValues(
+      values.size(), [&](std::size_t i) -> const Value& { return *values[i]; }, out);
 }
 
 Status DecodeKey(std::string_view text, std::vector<Value>* out) {

@@ -102,6 +102,8 @@ std::string ApplySummary(const ApplyCounts& counts, const std::string& source, c
 // Fails on text that is not valid UTF-8.
 Value KeyForm(const Value& value);
 Status EncodeKey(const std::vector<Value>& values, std::string* out);
+// The same, for values that stay where they are.
+Status EncodeKeyOf(const std::vector<const Value*>& values, std::string* out);
 Status DecodeKey(std::string_view text, std::vector<Value>* out);
 
 }  // namespace syncline::core

@@ -230,8 +230,13 @@ void JsonWriter::String(std::string_view text) {
   Separate();
   static constexpr char kHex[] = "0123456789abcdef";
   out_->push_back('"');
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
+  // Runs of characters that need no escape are appended whole.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out_->append(text.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': out_->append("\\\""); break;
       case '\\': out_->append("\\\\"); break;
@@ -241,15 +246,12 @@ void JsonWriter::String(std::string_view text) {
       case '\b': out_->append("\\b"); break;
       case '\f': out_->append("\\f"); break;
       default:
-        if (c < 0x20) {
-          out_->append("\\u00");
-          out_->push_back(kHex[c >> 4]);
-          out_->push_back(kHex[c & 0xf]);
-        } else {
-          out_->push_back(ch);
-        }
+        out_->append("\\u00");
+        out_->push_back(kHex[c >> 4]);
+        out_->push_back(kHex[c & 0xf]);
     }
   }
+  out_->append(text.data() + run, text.size() - run);
   out_->push_back('"');
 }
 

@@ -959,6 +959,13 @@ TEST(RowKey, RandomRoundTrip) {
     std::string again;
     ASSERT_TRUE(EncodeKey(back, &again).ok());
     ASSERT_EQ(again, text);  // one text per key
+    // EncodeKeyOf writes the values where they are, the same way.
+    std::vector<const Value*> refs;
+    for (const Value& value : key)
+      refs.push_back(&value);
+    std::string of = "stale";
+    ASSERT_TRUE(EncodeKeyOf(refs, &of).ok());
+    ASSERT_EQ(of, text);
   }
 }
 
@@ -975,6 +982,9 @@ TEST(RowKey, EncodeRejectsInvalidUtf8Text) {
   // The same bytes as a blob are fine.
   EXPECT_TRUE(EncodeKey({Value::Integer(1), Value::Blob("\xff")}, &out).ok());
   EXPECT_EQ(out, R"([1,{"blob":"/w=="}])");
+  const Value one = Value::Integer(1), bad = Value::Text("\xff");
+  status = EncodeKeyOf({&one, &bad}, &out);
+  EXPECT_EQ(status.message(), "primary key column 2 is text that is not valid UTF-8");
 }
 
 TEST(RowKey, DecodeRejects) {
