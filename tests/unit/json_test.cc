@@ -601,6 +601,52 @@ TEST(JsonWriterTest, EveryControlCharacterIsEscapedAndReadsBack) {
   EXPECT_EQ(out, "{\"a\\\"\\n\":1}");
 }
 
+// The escaping JsonWriter::String did one character at a time.
+std::string ReferenceJsonString(const std::string& text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"')
+      out += "\\\"";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\b')
+      out += "\\b";
+    else if (c == '\f')
+      out += "\\f";
+    else if (c < 0x20)
+      out += std::string("\\u00") + kHex[c >> 4] + kHex[c & 0xf];
+    else
+      out.push_back(ch);
+  }
+  return out + "\"";
+}
+
+TEST(JsonWriterTest, StringMatchesAReferenceAtEveryOffset) {
+  // Escaped bytes at every offset of words read eight bytes at a time, and
+  // bytes next to the ones escaped ('!' 0x21, '#' 0x23, '[' 0x5b, ']' 0x5d,
+  // 0x1f, 0x7f, 0x80, 0xff).
+  const std::string pool = "ab!#[]\x7f\x80\xff\x1f\x01\"\\\n\t\x00"s;
+  std::mt19937_64 rng(23);
+  for (int i = 0; i < 50000; ++i) {
+    std::string text(rng() % 40, 'x');
+    for (char& c : text) {
+      if (rng() % 4 == 0) c = pool[rng() % pool.size()];
+    }
+    std::string out;
+    JsonWriter writer(&out);
+    writer.String(text);
+    ASSERT_EQ(out, ReferenceJsonString(text)) << testing::PrintToString(text);
+  }
+}
+
 TEST(JsonWriterTest, IntExtremes) {
   std::string out;
   JsonWriter w(&out);
