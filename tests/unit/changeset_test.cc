@@ -902,6 +902,30 @@ TEST(ChangesetDecode, RawControlBytesInStringsAreRefused) {
   }
 }
 
+TEST(ChangesetDecode, DeepNestingAnywhereIsRefusedWithoutRecursion) {
+  // The streaming reader lets RapidJSON recurse; it must refuse a deep
+  // container wherever one starts, before the stack runs out (a million
+  // levels would overflow it).
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  const std::string deep_object = R"({"blob":)" + deep + "}";
+  const std::vector<std::string> batches = {
+      deep,
+      R"({"format":)" + deep + "}",
+      R"({"format":1,"source":")" + kSource + R"(","changes":)" + deep + "}",
+      BatchOf({deep}),
+      BatchOf({ChangeJson().Set("clock", deep).Text()}),
+      BatchOf({ChangeJson().Set("pk", deep).Text()}),
+      BatchOf({ChangeJson().WithValue(deep).Text()}),
+      BatchOf({ChangeJson().WithValue(deep_object).Text()}),
+  };
+  for (const std::string& text : batches) {
+    Batch batch;
+    EXPECT_FALSE(DecodeBatchStreaming(text, &batch)) << text.substr(0, 120);
+    Status status = DecodeBatch(text, &batch);
+    EXPECT_NE(status.message().find("nesting deeper than 64 levels"), std::string::npos) << status.message();
+  }
+}
+
 TEST(ChangesetDecode, ChangeContextFormat) {
   EXPECT_EQ(ChangeContext(3, "notes"), "change 3 (table \"notes\"): ");
   EXPECT_EQ(ChangeContext(0, ""), "change 0: ");
