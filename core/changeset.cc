@@ -267,6 +267,24 @@ Status DecodeBatchTree(std::string_view text, Batch* out) {
 
 namespace {
 
+// Runs a streaming reader (BatchReader, KeyReader) over a text that passed
+// IsPlainJsonText. In situ: RapidJSON decodes each string in place, in a copy
+// of the text (NUL-terminated, with the padding core/rapidjson.h asks for),
+// and hands it over without copying it again. Recursive, not iterative
+// (kParseIterativeFlag), which is slower: the recursion cannot go deep,
+// because the readers refuse a container anywhere an accepted text has none,
+// and RapidJSON asks them before it descends.
+template <typename Handler> bool ParseInSitu(std::string_view text, Handler& handler) {
+  constexpr std::size_t kPadding = 16;
+  std::unique_ptr<char[]> buffer(new char[text.size() + kPadding]);
+  std::memcpy(buffer.get(), text.data(), text.size());
+  std::memset(buffer.get() + text.size(), 0, kPadding);
+  rapidjson::Reader parser;
+  rapidjson::InsituStringStream stream(buffer.get());
+  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
+  return !parser.Parse<kFlags>(stream, handler).IsError();
+}
+
 // The streaming reader behind DecodeBatch's fast path: RapidJSON's SAX events
 // go straight into the Batch, with no tree in between. It accepts exactly
 // what DecodeBatchTree accepts, with the same result, but it checks nothing
@@ -524,22 +542,8 @@ bool DecodeBatchStreaming(std::string_view text, Batch* out) {
   // what a JSON text never holds raw and RapidJSON's SSE2 string scan misses
   // (see core/rapidjson.h), and NUL, which RapidJSON takes for the end.
   if (!IsPlainJsonText(text)) return false;
-  // In situ: RapidJSON decodes each string in place, in a copy of the text
-  // (NUL-terminated, with the padding core/rapidjson.h asks for), and hands
-  // it over without copying it again.
-  constexpr std::size_t kPadding = 16;
-  std::unique_ptr<char[]> buffer(new char[text.size() + kPadding]);
-  std::memcpy(buffer.get(), text.data(), text.size());
-  std::memset(buffer.get() + text.size(), 0, kPadding);
   BatchReader reader(out);
-  rapidjson::Reader parser;
-  rapidjson::InsituStringStream stream(buffer.get());
-  // Recursive, not iterative (kParseIterativeFlag), which is slower: the
-  // recursion cannot go deep, because BatchReader refuses a container
-  // anywhere an accepted batch has none (at most five levels), and RapidJSON
-  // asks the handler before it descends.
-  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
-  return !parser.Parse<kFlags>(stream, reader).IsError() && reader.done();
+  return ParseInSitu(text, reader) && reader.done();
 }
 
 Status DecodeBatch(std::string_view text, Batch* out) {
@@ -683,7 +687,101 @@ Status EncodeKeyOf(const std::vector<const Value*>& values, std::string* out) {
       values.size(), [&](std::size_t i) -> const Value& { return *values[i]; }, out);
 }
 
+namespace {
+
+// DecodeKey's streaming reader, like BatchReader: it accepts what the tree
+// reader accepts, the same way, and stops on anything else.
+class KeyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, KeyReader> {
+ public:
+  explicit KeyReader(std::vector<Value>* out) : out_(out) {}
+
+  bool Null() { return Add() != nullptr; }
+  bool Bool(bool b) {
+    Value* value = Add();
+    if (value == nullptr) return false;
+    *value = Value::Integer(b ? 1 : 0);
+    return true;
+  }
+  bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+    Value* value = Add();
+    return value != nullptr && DecodeNumber(std::string_view(str, length), value).ok();
+  }
+  bool String(const char* str, rapidjson::SizeType length, bool) {
+    std::string_view text(str, length);
+    if (!IsValidUtf8(text)) return false;  // a lone low-surrogate escape (see BatchReader)
+    if (where_ == Where::kTagged) {
+      if (tag_.empty() || tag_done_) return false;
+      tag_done_ = true;
+      return DecodeTag(tag_, text, &out_->back()).ok();
+    }
+    Value* value = Add();
+    if (value == nullptr) return false;
+    value->type = Value::Type::kText;
+    value->bytes.assign(text);
+    return true;
+  }
+  bool StartObject() {
+    if (Add() == nullptr) return false;
+    tag_.clear();
+    tag_done_ = false;
+    where_ = Where::kTagged;
+    return true;
+  }
+  bool Key(const char* str, rapidjson::SizeType length, bool) {
+    std::string_view key(str, length);
+    if (where_ != Where::kTagged || !tag_.empty() || (key != "blob" && key != "real")) return false;
+    tag_.assign(key);
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    if (where_ != Where::kTagged || !tag_done_) return false;
+    where_ = Where::kItems;
+    return true;
+  }
+  bool StartArray() {
+    if (where_ != Where::kStart) return false;
+    where_ = Where::kItems;
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    if (where_ != Where::kItems) return false;
+    where_ = Where::kDone;
+    return true;
+  }
+
+  bool done() const { return where_ == Where::kDone; }
+
+ private:
+  enum class Where { kStart, kItems, kTagged, kDone };
+
+  // The next item of the array, or null where no value may start.
+  Value* Add() {
+    if (where_ != Where::kItems) return nullptr;
+    out_->emplace_back();
+    return &out_->back();
+  }
+
+  std::vector<Value>* out_;
+  Where where_ = Where::kStart;
+  std::string tag_;
+  bool tag_done_ = false;
+};
+
+}  // namespace
+
+bool DecodeKeyStreaming(std::string_view text, std::vector<Value>* out) {
+  out->clear();
+  if (!IsPlainJsonText(text)) return false;
+  KeyReader reader(out);
+  return ParseInSitu(text, reader) && reader.done();
+}
+
 Status DecodeKey(std::string_view text, std::vector<Value>* out) {
+  if (DecodeKeyStreaming(text, out)) return Status::Ok();
+  return DecodeKeyTree(text, out);
+}
+
+Status DecodeKeyTree(std::string_view text, std::vector<Value>* out) {
   out->clear();
   Json json;
   Status status = ParseJson(text, &json);

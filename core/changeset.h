@@ -105,5 +105,8 @@ Status EncodeKey(const std::vector<Value>& values, std::string* out);
 // The same, for values that stay where they are.
 Status EncodeKeyOf(const std::vector<const Value*>& values, std::string* out);
 Status DecodeKey(std::string_view text, std::vector<Value>* out);
+// The two readers behind DecodeKey, for tests (as for DecodeBatch).
+bool DecodeKeyStreaming(std::string_view text, std::vector<Value>* out);
+Status DecodeKeyTree(std::string_view text, std::vector<Value>* out);
 
 }  // namespace syncline::core

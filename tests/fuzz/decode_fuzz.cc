@@ -171,10 +171,26 @@ void FuzzPositions(std::string_view input) {
 }
 
 void FuzzKey(std::string_view input) {
-  std::vector<Value> values;
-  if (!core::DecodeKey(input, &values).ok()) return;
+  // DecodeKey's two readers agree, as DecodeBatch's do.
+  std::vector<Value> values, tree;
+  bool fast = core::DecodeKeyStreaming(input, &values);
+  Status tree_status = core::DecodeKeyTree(input, &tree);
+  Check(fast == tree_status.ok(),
+        fast ? "the streaming key reader accepted a key the tree reader refuses"
+             : "the streaming key reader refused a key the tree reader accepts",
+        tree_status.message() + "\n  input: " + std::string(input));
+  if (fast) {
+    Check(values.size() == tree.size(), "the key readers disagree on the arity", std::string(input));
+    for (std::size_t i = 0; i < values.size(); ++i)
+      Check(core::SameValue(values[i], tree[i]), "the key readers disagree on a value", std::string(input));
+  }
+  std::vector<Value> decoded;
+  Status status = core::DecodeKey(input, &decoded);
+  Check(status.ok() == tree_status.ok() && status.message() == tree_status.message(),
+        "DecodeKey's status differs from the tree reader's", status.message() + "\n  vs " + tree_status.message());
+  if (!fast) return;
   std::string encoded;
-  Status status = core::EncodeKey(values, &encoded);
+  status = core::EncodeKey(values, &encoded);
   Check(status.ok(), "a decoded key does not encode", status.message());
   std::vector<Value> again;
   status = core::DecodeKey(encoded, &again);

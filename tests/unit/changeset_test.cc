@@ -933,6 +933,24 @@ TEST(ChangesetDecode, ChangeContextFormat) {
 
 // ---------------------------------------------------------------- row keys
 
+// DecodeKey, after checking that its two readers agree (as DecodeChecked).
+Status DecodeKeyChecked(std::string_view text, std::vector<Value>* out) {
+  std::vector<Value> streamed, tree;
+  bool fast = DecodeKeyStreaming(text, &streamed);
+  Status status = DecodeKeyTree(text, &tree);
+  EXPECT_EQ(fast, status.ok()) << "streaming key reader " << (fast ? "accepted" : "refused") << " a key the tree "
+                               << (status.ok() ? "accepts" : "refuses: " + status.message()) << "\n"
+                               << text.substr(0, 200);
+  if (fast && status.ok()) {
+    EXPECT_EQ(streamed.size(), tree.size());
+    for (std::size_t i = 0; i < std::min(streamed.size(), tree.size()); ++i)
+      EXPECT_TRUE(SameValue(streamed[i], tree[i])) << i << " of " << text;
+  }
+  Status result = DecodeKey(text, out);
+  EXPECT_EQ(result.message(), status.message());
+  return result;
+}
+
 TEST(RowKey, GoldenEncodings) {
   std::string out;
   ASSERT_TRUE(EncodeKey({Value::Text("n1")}, &out).ok());
@@ -975,7 +993,7 @@ TEST(RowKey, RandomRoundTrip) {
     Status status = EncodeKey(key, &text);
     ASSERT_TRUE(status.ok()) << status.message();
     std::vector<Value> back = {Value::Text("stale")};
-    status = DecodeKey(text, &back);
+    status = DecodeKeyChecked(text, &back);
     ASSERT_TRUE(status.ok()) << status.message() << " " << text;
     ASSERT_EQ(back.size(), key.size()) << text;
     for (std::size_t k = 0; k < key.size(); ++k)
@@ -1015,8 +1033,29 @@ TEST(RowKey, DecodeRejects) {
   std::vector<Value> out;
   for (const char* text : {"", "{}", "1", "\"n1\"", "null", "[1", "[1] x", "[[1]]", "[9223372036854775808]",
                            R"([{"x":1}])", R"([{"blob":"QR=="}])", R"([{"real":"nan"}])"}) {
-    EXPECT_FALSE(DecodeKey(text, &out).ok()) << text;
+    EXPECT_FALSE(DecodeKeyChecked(text, &out).ok()) << text;
   }
+  for (const std::string& text :
+       {R"([{}])"s, R"([{"blob":"AA==","real":"1.0"}])"s, R"([{"blob":null}])"s, R"([{"real":["NaN"]}])"s,
+        R"([{"blob":{"blob":"AA=="}}])"s, R"(["\udc00"])"s, "[\"\x1a\"]"s, "[\"\xc3\"]"s, "[1]\0"s,
+        std::string(100000, '[') + std::string(100000, ']'), R"([1],)"s, R"([true,])"s}) {
+    EXPECT_FALSE(DecodeKeyChecked(text, &out).ok()) << text.substr(0, 80);
+  }
+}
+
+TEST(RowKey, StreamingReaderReadsValidKeys) {
+  std::vector<Value> out;
+  ASSERT_TRUE(DecodeKeyChecked(R"(["n1",7,-0.0,null,true,false,{"blob":"AAE="},{"real":"NaN"},{"real":"-1.5e300"},)"
+                               R"("\u00e9\n",1.5])",
+                               &out)
+                  .ok());
+  EXPECT_TRUE(DecodeKeyStreaming(R"(["n1",7,{"blob":"AAE="}])", &out));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(SameValue(out[2], Value::Blob("\x00\x01"s)));
+  EXPECT_TRUE(DecodeKeyChecked("[]", &out).ok());
+  EXPECT_TRUE(out.empty());
+  EXPECT_TRUE(DecodeKeyChecked(" [ 1 , \"a\" ] ", &out).ok());
+  EXPECT_EQ(out.size(), 2u);
 }
 
 }  // namespace
