@@ -1,5 +1,6 @@
 #include "core/changeset.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -402,8 +403,10 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
       case Where::kChange:
         if (field_ != kPk && field_ != kRow) return false;
         columns_ = field_ == kPk ? &change_->pk : &change_->row;
-        // Changes of a batch mostly have the shape of the one before.
-        columns_->reserve(field_ == kPk ? pk_size_ : row_size_);
+        // Changes of a batch mostly have the shape of the one before. Capped,
+        // so that a wide change followed by narrow ones cannot make each of
+        // them take much more memory than its text.
+        columns_->reserve(std::min<std::size_t>(field_ == kPk ? pk_size_ : row_size_, kReserveColumns));
         where_ = Where::kColumns;
         return true;
       case Where::kColumns:
@@ -481,6 +484,7 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
                                                 {"clock", kClock}, {"hlc", kHlc}, {"node", kNode}};
 
   static constexpr unsigned Bit(FieldId id) { return 1u << id; }
+  static constexpr std::size_t kReserveColumns = 64;
 
   // A known field, each at most once (a duplicate is a parse error).
   template <std::size_t N> bool Field(std::string_view key, const FieldName (&fields)[N], unsigned* seen) {
