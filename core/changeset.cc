@@ -1,10 +1,14 @@
 #include "core/changeset.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <memory>
 
 #include "core/node_id.h"
+#include "core/rapidjson.h"
 
 namespace syncline::core {
 
@@ -18,54 +22,59 @@ namespace {
 
 Status Invalid(std::string message) { return Status(Code::kInvalidInput, std::move(message)); }
 
-Status DecodeNumber(const std::string& literal, Value* out) {
+Status DecodeNumber(std::string_view literal, Value* out) {
   const char* begin = literal.data();
   const char* end = begin + literal.size();
-  if (literal.find_first_of(".eE") == std::string::npos) {
+  if (literal.find_first_of(".eE") == std::string_view::npos) {
     std::int64_t v;
     auto [ptr, ec] = std::from_chars(begin, end, v);
-    if (ec != std::errc() || ptr != end) return Invalid("integer " + literal + " is out of the 64-bit range");
+    if (ec != std::errc() || ptr != end)
+      return Invalid("integer " + std::string(literal) + " is out of the 64-bit range");
     *out = Value::Integer(v);
     return Status::Ok();
   }
   double v;
   auto [ptr, ec] = std::from_chars(begin, end, v);
   if (ec != std::errc() || ptr != end || !std::isfinite(v))
-    return Invalid("number " + literal + " is out of the double range");
+    return Invalid("number " + std::string(literal) + " is out of the double range");
   *out = Value::Real(v);
   return Status::Ok();
 }
 
-Status DecodeTaggedValue(const Json& json, Value* out) {
-  if (json.members.size() == 1 && json.members[0].second.is_string()) {
-    const auto& [tag, payload] = json.members[0];
-    if (tag == "blob") {
-      std::string bytes;
-      if (!Base64Decode(payload.text, &bytes)) return Invalid("blob is not valid base64");
-      *out = Value::Blob(std::move(bytes));
-      return Status::Ok();
+// A value object with one member whose value is a string: {tag: payload}.
+Status DecodeTag(std::string_view tag, std::string_view payload, Value* out) {
+  if (tag == "blob") {
+    std::string bytes;
+    if (!Base64Decode(payload, &bytes)) return Invalid("blob is not valid base64");
+    *out = Value::Blob(std::move(bytes));
+    return Status::Ok();
+  }
+  if (tag == "real") {
+    double v;
+    if (payload == "NaN") {
+      v = std::numeric_limits<double>::quiet_NaN();
+    } else if (payload == "Infinity") {
+      v = std::numeric_limits<double>::infinity();
+    } else if (payload == "-Infinity") {
+      v = -std::numeric_limits<double>::infinity();
+    } else {
+      const char* begin = payload.data();
+      const char* end = begin + payload.size();
+      auto [ptr, ec] = std::from_chars(begin, end, v);
+      if (ec != std::errc() || ptr != end || !std::isfinite(v))
+        return Invalid("real must be a decimal number, \"NaN\", \"Infinity\" or \"-Infinity\", got \"" +
+                       std::string(payload.substr(0, 60)) + "\"");
     }
-    if (tag == "real") {
-      double v;
-      if (payload.text == "NaN") {
-        v = std::numeric_limits<double>::quiet_NaN();
-      } else if (payload.text == "Infinity") {
-        v = std::numeric_limits<double>::infinity();
-      } else if (payload.text == "-Infinity") {
-        v = -std::numeric_limits<double>::infinity();
-      } else {
-        const char* begin = payload.text.data();
-        const char* end = begin + payload.text.size();
-        auto [ptr, ec] = std::from_chars(begin, end, v);
-        if (ec != std::errc() || ptr != end || !std::isfinite(v))
-          return Invalid("real must be a decimal number, \"NaN\", \"Infinity\" or \"-Infinity\", got \"" +
-                         payload.text.substr(0, 60) + "\"");
-      }
-      *out = Value::Real(v);
-      return Status::Ok();
-    }
+    *out = Value::Real(v);
+    return Status::Ok();
   }
   return Invalid("a value object must be {\"blob\": base64} or {\"real\": \"NaN\"|\"Infinity\"|\"-Infinity\"}");
+}
+
+Status DecodeTaggedValue(const Json& json, Value* out) {
+  if (json.members.size() == 1 && json.members[0].second.is_string())
+    return DecodeTag(json.members[0].first, json.members[0].second.text, out);
+  return DecodeTag({}, {}, out);
 }
 
 }  // namespace
@@ -204,7 +213,7 @@ Status DecodeChange(const Json& json, Change* change) {
 
 }  // namespace
 
-Status DecodeBatch(std::string_view text, Batch* out) {
+Status DecodeBatchTree(std::string_view text, Batch* out) {
   *out = Batch{};
   if (text.size() > kMaxBatchBytes)
     return Invalid("batch: " + std::to_string(text.size()) + " bytes is more than the limit of " +
@@ -255,6 +264,295 @@ Status DecodeBatch(std::string_view text, Batch* out) {
     if (!status.ok()) return status.WithPrefix(ChangeContext(i, table->text));
   }
   return Status::Ok();
+}
+
+namespace {
+
+// Runs a streaming reader (BatchReader, KeyReader) over a text that passed
+// IsPlainJsonText. In situ: RapidJSON decodes each string in place, in a copy
+// of the text (NUL-terminated, with the padding core/rapidjson.h asks for),
+// and hands it over without copying it again. Recursive, not iterative
+// (kParseIterativeFlag), which is slower: the recursion cannot go deep,
+// because the readers refuse a container anywhere an accepted text has none,
+// and RapidJSON asks them before it descends.
+template <typename Handler> bool ParseInSitu(std::string_view text, Handler& handler) {
+  constexpr std::size_t kPadding = 16;
+  std::unique_ptr<char[]> buffer(new char[text.size() + kPadding]);
+  std::memcpy(buffer.get(), text.data(), text.size());
+  std::memset(buffer.get() + text.size(), 0, kPadding);
+  rapidjson::Reader parser;
+  rapidjson::InsituStringStream stream(buffer.get());
+  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
+  return !parser.Parse<kFlags>(stream, handler).IsError();
+}
+
+// The streaming reader behind DecodeBatch's fast path: RapidJSON's SAX events
+// go straight into the Batch, with no tree in between. It accepts exactly
+// what DecodeBatchTree accepts, with the same result, but it checks nothing
+// in order and explains nothing: on anything unexpected (a syntax error, a
+// duplicate or unknown field, a bad value, a shape it does not know) it stops
+// and DecodeBatchTree reads the batch again to name the first fault the way
+// it always has. Accepted batches nest at most five levels, far below
+// kMaxJsonDepth, and StartObject and StartArray refuse any deeper container.
+class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, BatchReader> {
+ public:
+  explicit BatchReader(Batch* out) : out_(out) {}
+
+  bool Null() {
+    switch (where_) {
+      case Where::kTop:
+        if (field_ != kCursor) return false;
+        return true;
+      case Where::kChange:
+        if (field_ != kRow) return false;
+        row_null_ = true;
+        return true;
+      case Where::kColumns: columns_->back().value = Value::Null(); return true;
+      default: return false;
+    }
+  }
+
+  bool Bool(bool b) {
+    if (where_ == Where::kTop && field_ == kHasMore) {
+      out_->has_more = b;
+      return true;
+    }
+    if (where_ != Where::kColumns) return false;
+    columns_->back().value = Value::Integer(b ? 1 : 0);
+    return true;
+  }
+
+  bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+    std::string_view literal(str, length);
+    if (where_ == Where::kColumns) return DecodeNumber(literal, &columns_->back().value).ok();
+    if (where_ == Where::kTop && field_ == kFormat) return literal == std::to_string(kBatchFormat);
+    if (where_ != Where::kChange || field_ != kClock) return false;
+    if (literal.find_first_of(".eE") != std::string_view::npos) return false;
+    auto [ptr, ec] = std::from_chars(literal.data(), literal.data() + literal.size(), change_->clock);
+    return ec == std::errc() && ptr == literal.data() + literal.size() && change_->clock >= 1;
+  }
+
+  bool String(const char* str, rapidjson::SizeType length, bool) {
+    std::string_view text(str, length);
+    // RapidJSON decodes a lone low-surrogate escape into bytes that are not
+    // UTF-8 (see TreeBuilder in json.cc).
+    if (!IsValidUtf8(text)) return false;
+    switch (where_) {
+      case Where::kTop:
+        if (field_ == kSource) return Canonical(text, &out_->source);
+        if (field_ != kCursor) return false;
+        out_->cursor.assign(text);
+        return true;
+      case Where::kChange:
+        switch (field_) {
+          case kTable:
+            if (text.empty()) return false;
+            change_->table.assign(text);
+            return true;
+          case kOp:
+            if (text == "upsert")
+              change_->op = Op::kUpsert;
+            else if (text == "delete")
+              change_->op = Op::kDelete;
+            else
+              return false;
+            return true;
+          case kHlc: {
+            std::optional<Hlc> stamp = HlcFromText(text);
+            if (!stamp) return false;
+            change_->hlc = *stamp;
+            return true;
+          }
+          case kNode:
+            // Most changes of a batch come from a few nodes, mostly the
+            // batch's source, spelt the same way each time.
+            if (!node_.empty() && text == node_text_) {
+              change_->node = node_;
+              return true;
+            }
+            if (!Canonical(text, &change_->node)) return false;
+            node_text_.assign(text);
+            node_ = change_->node;
+            return true;
+          default: return false;
+        }
+      case Where::kColumns: {
+        Value& value = columns_->back().value;
+        value.type = Value::Type::kText;
+        value.bytes.assign(text);
+        return true;
+      }
+      case Where::kTagged:
+        if (tag_done_) return false;
+        tag_done_ = true;
+        return DecodeTag(tag_, text, &columns_->back().value).ok();
+      default: return false;
+    }
+  }
+
+  bool StartObject() {
+    switch (where_) {
+      case Where::kStart: where_ = Where::kTop; return true;
+      case Where::kChanges:
+        out_->changes.emplace_back();
+        change_ = &out_->changes.back();
+        seen_ = 0;
+        row_null_ = false;
+        where_ = Where::kChange;
+        return true;
+      case Where::kChange:
+        if (field_ != kPk && field_ != kRow) return false;
+        columns_ = field_ == kPk ? &change_->pk : &change_->row;
+        // Changes of a batch mostly have the shape of the one before. Capped,
+        // so that a wide change followed by narrow ones cannot make each of
+        // them take much more memory than its text.
+        columns_->reserve(std::min<std::size_t>(field_ == kPk ? pk_size_ : row_size_, kReserveColumns));
+        where_ = Where::kColumns;
+        return true;
+      case Where::kColumns:
+        tag_.clear();
+        tag_done_ = false;
+        where_ = Where::kTagged;
+        return true;
+      default: return false;
+    }
+  }
+
+  bool Key(const char* str, rapidjson::SizeType length, bool) {
+    std::string_view key(str, length);
+    switch (where_) {
+      case Where::kTop: return Field(key, kTopFields, &top_seen_);
+      case Where::kChange: return Field(key, kChangeFields, &seen_);
+      case Where::kColumns:
+        if (key.empty() || !IsValidUtf8(key)) return false;
+        for (const ColumnValue& column : *columns_) {
+          if (column.column == key) return false;
+        }
+        columns_->emplace_back();
+        columns_->back().column.assign(key);
+        return true;
+      case Where::kTagged:
+        if (!tag_.empty() || (key != "blob" && key != "real")) return false;
+        tag_.assign(key);
+        return true;
+      default: return false;
+    }
+  }
+
+  bool EndObject(rapidjson::SizeType) {
+    switch (where_) {
+      case Where::kTop:
+        where_ = Where::kDone;
+        return (top_seen_ & Bit(kFormat)) && (top_seen_ & Bit(kSource)) && (top_seen_ & Bit(kChanges));
+      case Where::kChange: where_ = Where::kChanges; return ChangeComplete();
+      case Where::kColumns:
+        where_ = Where::kChange;
+        (columns_ == &change_->pk ? pk_size_ : row_size_) = columns_->size();
+        return !columns_->empty();
+      case Where::kTagged: where_ = Where::kColumns; return tag_done_;
+      default: return false;
+    }
+  }
+
+  bool StartArray() {
+    if (where_ != Where::kTop || field_ != kChanges) return false;
+    where_ = Where::kChanges;
+    return true;
+  }
+
+  bool EndArray(rapidjson::SizeType) {
+    if (where_ != Where::kChanges) return false;
+    where_ = Where::kTop;
+    return true;
+  }
+
+  bool done() const { return where_ == Where::kDone; }
+
+ private:
+  // Where the next event lands: the containers of an accepted batch, from
+  // the outside in.
+  enum class Where { kStart, kTop, kChanges, kChange, kColumns, kTagged, kDone };
+  // Field numbers: the batch's, then the change's.
+  enum FieldId { kFormat, kSource, kCursor, kHasMore, kChanges, kTable, kOp, kPk, kRow, kClock, kHlc, kNode, kNone };
+  struct FieldName {
+    std::string_view name;
+    FieldId id;
+  };
+  static constexpr FieldName kTopFields[] = {
+      {"format", kFormat}, {"source", kSource}, {"cursor", kCursor}, {"has_more", kHasMore}, {"changes", kChanges}};
+  static constexpr FieldName kChangeFields[] = {{"table", kTable}, {"op", kOp},   {"pk", kPk},    {"row", kRow},
+                                                {"clock", kClock}, {"hlc", kHlc}, {"node", kNode}};
+
+  static constexpr unsigned Bit(FieldId id) { return 1u << id; }
+  static constexpr std::size_t kReserveColumns = 64;
+
+  // A known field, each at most once (a duplicate is a parse error).
+  template <std::size_t N> bool Field(std::string_view key, const FieldName (&fields)[N], unsigned* seen) {
+    for (const FieldName& field : fields) {
+      if (field.name != key) continue;
+      if (*seen & Bit(field.id)) return false;
+      *seen |= Bit(field.id);
+      field_ = field.id;
+      return true;
+    }
+    return false;
+  }
+
+  static bool Canonical(std::string_view text, std::string* out) {
+    std::optional<std::string> id = CanonicalNodeId(text);
+    if (!id) return false;
+    *out = std::move(*id);
+    return true;
+  }
+
+  // The checks DecodeChange makes once every field is known.
+  bool ChangeComplete() const {
+    constexpr unsigned kRequired = Bit(kTable) | Bit(kOp) | Bit(kPk) | Bit(kClock) | Bit(kHlc) | Bit(kNode);
+    if ((seen_ & kRequired) != kRequired) return false;
+    const Change& change = *change_;
+    if (change.op == Op::kDelete) return change.row.empty() && (!(seen_ & Bit(kRow)) || row_null_);
+    if (row_null_ || change.row.empty()) return false;
+    for (const ColumnValue& key : change.pk) {
+      const ColumnValue* match = nullptr;
+      for (const ColumnValue& column : change.row) {
+        if (column.column == key.column) match = &column;
+      }
+      if (match == nullptr || !SameValue(match->value, key.value)) return false;
+    }
+    return true;
+  }
+
+  Batch* out_;
+  Where where_ = Where::kStart;
+  FieldId field_ = kNone;  // the field whose value comes next
+  unsigned top_seen_ = 0;  // Bit() of the batch fields read so far
+  unsigned seen_ = 0;      // ... and of the current change's
+  Change* change_ = nullptr;
+  bool row_null_ = false;  // the current change has "row": null
+  std::vector<ColumnValue>* columns_ = nullptr;
+  std::string tag_;  // the current value object's key
+  bool tag_done_ = false;
+  std::size_t pk_size_ = 0, row_size_ = 0;  // the previous change's
+  std::string node_text_, node_;            // the last "node" read, as sent and canonical
+};
+
+}  // namespace
+
+bool DecodeBatchStreaming(std::string_view text, Batch* out) {
+  *out = Batch{};
+  if (text.size() > kMaxBatchBytes) return false;
+  // One pass over the text instead of RapidJSON's UTF-8 check per string
+  // (without that flag it reads valid input the same way). It also refuses
+  // what a JSON text never holds raw and RapidJSON's SSE2 string scan misses
+  // (see core/rapidjson.h), and NUL, which RapidJSON takes for the end.
+  if (!IsPlainJsonText(text)) return false;
+  BatchReader reader(out);
+  return ParseInSitu(text, reader) && reader.done();
+}
+
+Status DecodeBatch(std::string_view text, Batch* out) {
+  if (DecodeBatchStreaming(text, out)) return Status::Ok();
+  return DecodeBatchTree(text, out);
 }
 
 BatchWriter::BatchWriter(std::string_view source) : writer_(&out_) {
@@ -346,27 +644,148 @@ std::string ApplySummary(const ApplyCounts& counts, const std::string& source, c
   return summary;
 }
 
-Value KeyForm(const Value& value) {
-  if (value.type == Value::Type::kReal && std::isfinite(value.real) && value.real == std::floor(value.real) &&
-      value.real >= -9223372036854775808.0 && value.real < 9223372036854775808.0)
-    return Value::Integer(static_cast<std::int64_t>(value.real));
-  return value;
+namespace {
+
+// An integral real in the int64 range: one key with the integer.
+bool IsIntegralReal(const Value& value) {
+  return value.type == Value::Type::kReal && std::isfinite(value.real) && value.real == std::floor(value.real) &&
+         value.real >= -9223372036854775808.0 && value.real < 9223372036854775808.0;
 }
 
-Status EncodeKey(const std::vector<Value>& values, std::string* out) {
+// WriteValue(writer, KeyForm(value)), without the copy.
+void WriteKeyValue(JsonWriter& writer, const Value& value) {
+  if (IsIntegralReal(value))
+    writer.Int(static_cast<std::int64_t>(value.real));
+  else
+    WriteValue(writer, value);
+}
+
+template <typename Get> Status EncodeKeyValues(std::size_t count, Get get, std::string* out) {
   out->clear();
   JsonWriter writer(out);
   writer.BeginArray();
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (values[i].type == Value::Type::kText && !IsValidUtf8(values[i].bytes))
+  for (std::size_t i = 0; i < count; ++i) {
+    const Value& value = get(i);
+    if (value.type == Value::Type::kText && !IsValidUtf8(value.bytes))
       return Invalid("primary key column " + std::to_string(i + 1) + " is text that is not valid UTF-8");
-    WriteValue(writer, KeyForm(values[i]));
+    WriteKeyValue(writer, value);
   }
   writer.EndArray();
   return Status::Ok();
 }
 
+}  // namespace
+
+Value KeyForm(const Value& value) {
+  if (IsIntegralReal(value)) return Value::Integer(static_cast<std::int64_t>(value.real));
+  return value;
+}
+
+Status EncodeKey(const std::vector<Value>& values, std::string* out) {
+  return EncodeKeyValues(
+      values.size(), [&](std::size_t i) -> const Value& { return values[i]; }, out);
+}
+
+Status EncodeKeyOf(const std::vector<const Value*>& values, std::string* out) {
+  return EncodeKeyValues(
+      values.size(), [&](std::size_t i) -> const Value& { return *values[i]; }, out);
+}
+
+namespace {
+
+// DecodeKey's streaming reader, like BatchReader: it accepts what the tree
+// reader accepts, the same way, and stops on anything else.
+class KeyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, KeyReader> {
+ public:
+  explicit KeyReader(std::vector<Value>* out) : out_(out) {}
+
+  bool Null() { return Add() != nullptr; }
+  bool Bool(bool b) {
+    Value* value = Add();
+    if (value == nullptr) return false;
+    *value = Value::Integer(b ? 1 : 0);
+    return true;
+  }
+  bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+    Value* value = Add();
+    return value != nullptr && DecodeNumber(std::string_view(str, length), value).ok();
+  }
+  bool String(const char* str, rapidjson::SizeType length, bool) {
+    std::string_view text(str, length);
+    if (!IsValidUtf8(text)) return false;  // a lone low-surrogate escape (see BatchReader)
+    if (where_ == Where::kTagged) {
+      if (tag_.empty() || tag_done_) return false;
+      tag_done_ = true;
+      return DecodeTag(tag_, text, &out_->back()).ok();
+    }
+    Value* value = Add();
+    if (value == nullptr) return false;
+    value->type = Value::Type::kText;
+    value->bytes.assign(text);
+    return true;
+  }
+  bool StartObject() {
+    if (Add() == nullptr) return false;
+    tag_.clear();
+    tag_done_ = false;
+    where_ = Where::kTagged;
+    return true;
+  }
+  bool Key(const char* str, rapidjson::SizeType length, bool) {
+    std::string_view key(str, length);
+    if (where_ != Where::kTagged || !tag_.empty() || (key != "blob" && key != "real")) return false;
+    tag_.assign(key);
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    if (where_ != Where::kTagged || !tag_done_) return false;
+    where_ = Where::kItems;
+    return true;
+  }
+  bool StartArray() {
+    if (where_ != Where::kStart) return false;
+    where_ = Where::kItems;
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    if (where_ != Where::kItems) return false;
+    where_ = Where::kDone;
+    return true;
+  }
+
+  bool done() const { return where_ == Where::kDone; }
+
+ private:
+  enum class Where { kStart, kItems, kTagged, kDone };
+
+  // The next item of the array, or null where no value may start.
+  Value* Add() {
+    if (where_ != Where::kItems) return nullptr;
+    out_->emplace_back();
+    return &out_->back();
+  }
+
+  std::vector<Value>* out_;
+  Where where_ = Where::kStart;
+  std::string tag_;
+  bool tag_done_ = false;
+};
+
+}  // namespace
+
+bool DecodeKeyStreaming(std::string_view text, std::vector<Value>* out) {
+  out->clear();
+  if (!IsPlainJsonText(text)) return false;
+  KeyReader reader(out);
+  return ParseInSitu(text, reader) && reader.done();
+}
+
 Status DecodeKey(std::string_view text, std::vector<Value>* out) {
+  if (DecodeKeyStreaming(text, out)) return Status::Ok();
+  return DecodeKeyTree(text, out);
+}
+
+Status DecodeKeyTree(std::string_view text, std::vector<Value>* out) {
   out->clear();
   Json json;
   Status status = ParseJson(text, &json);

@@ -56,6 +56,12 @@ std::string RealToText(double value);
 void WriteValue(JsonWriter& writer, const Value& value);  // text must be valid UTF-8
 
 Status DecodeBatch(std::string_view text, Batch* out);
+// The two readers behind DecodeBatch, for tests. DecodeBatchStreaming reads
+// a valid batch fast and returns false on anything else; DecodeBatchTree
+// parses into a Json tree first and names what is wrong. Where the streaming
+// reader accepts, both give the same batch.
+bool DecodeBatchStreaming(std::string_view text, Batch* out);
+Status DecodeBatchTree(std::string_view text, Batch* out);
 
 // Streams a batch out change by change (a pull never holds the whole batch
 // twice in memory).
@@ -96,6 +102,11 @@ std::string ApplySummary(const ApplyCounts& counts, const std::string& source, c
 // Fails on text that is not valid UTF-8.
 Value KeyForm(const Value& value);
 Status EncodeKey(const std::vector<Value>& values, std::string* out);
+// The same, for values that stay where they are.
+Status EncodeKeyOf(const std::vector<const Value*>& values, std::string* out);
 Status DecodeKey(std::string_view text, std::vector<Value>* out);
+// The two readers behind DecodeKey, for tests (as for DecodeBatch).
+bool DecodeKeyStreaming(std::string_view text, std::vector<Value>* out);
+Status DecodeKeyTree(std::string_view text, std::vector<Value>* out);
 
 }  // namespace syncline::core

@@ -4,9 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
+#include "core/rapidjson.h"
 
 namespace syncline::core {
 
@@ -150,44 +148,119 @@ Status ParseJson(std::string_view input, Json* out) {
   return Status::Ok();
 }
 
+namespace {
+
+// The length of the UTF-8 sequence that starts at s[i] (a byte >= 0x80), or
+// 0 when it is not valid: overlong forms, surrogates and code points past
+// U+10FFFF are not.
+std::size_t Utf8SequenceLength(const unsigned char* s, std::size_t i, std::size_t n) {
+  unsigned char c = s[i];
+  std::size_t len;
+  std::uint32_t cp;
+  if (c >= 0xc2 && c <= 0xdf)
+    len = 2, cp = c & 0x1f;
+  else if (c >= 0xe0 && c <= 0xef)
+    len = 3, cp = c & 0x0f;
+  else if (c >= 0xf0 && c <= 0xf4)
+    len = 4, cp = c & 0x07;
+  else
+    return 0;
+  if (i + len > n) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    if ((s[i + k] & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i + k] & 0x3f);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return len;
+}
+
+constexpr std::uint64_t kHighBits = 0x8080808080808080u;
+
+// Eight bytes at a time through the ASCII that batches mostly are. With
+// printable, also only where no byte is below 0x20: for a byte b < 0x80,
+// b + 0x60 carries into the high bit exactly when b >= 0x20, and never into
+// the next byte.
+template <bool printable> std::size_t SkipAscii(const unsigned char* s, std::size_t i, std::size_t n) {
+  std::uint64_t word;
+  while (i + 8 <= n) {
+    std::memcpy(&word, s + i, 8);
+    if ((word & kHighBits) != 0) break;
+    if (printable && ((word + 0x6060606060606060u) & kHighBits) != kHighBits) break;
+    i += 8;
+  }
+  return i;
+}
+
+}  // namespace
+
 bool IsValidUtf8(std::string_view bytes) {
   const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
   std::size_t n = bytes.size(), i = 0;
-  while (i < n) {
-    unsigned char c = s[i];
-    if (c < 0x80) {
+  while ((i = SkipAscii<false>(s, i, n)) < n) {
+    if (s[i] < 0x80) {
       ++i;
       continue;
     }
-    std::size_t len;
-    std::uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf)
-      len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-      len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-      len = 4, cp = c & 0x07;
-    else
-      return false;
-    if (i + len > n) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF.
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
+    std::size_t len = Utf8SequenceLength(s, i, n);
+    if (len == 0) return false;
     i += len;
   }
   return true;
 }
 
+bool IsPlainJsonText(std::string_view bytes) {
+  const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
+  std::size_t n = bytes.size(), i = 0;
+  while ((i = SkipAscii<true>(s, i, n)) < n) {
+    unsigned char c = s[i];
+    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = Utf8SequenceLength(s, i, n);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+namespace {
+
+// The first index from i on of a word of eight bytes that holds a byte JSON
+// escapes (below 0x20, '"' or '\\'), or of the last few bytes. Bit tricks
+// from "Bit Twiddling Hacks" (hasless, haszero): (x - 0x01..01 * n) & ~x &
+// 0x80..80 is nonzero exactly when some byte of x is below n (n <= 128).
+std::size_t SkipUnescaped(std::string_view text, std::size_t i) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101u;
+  while (i + 8 <= text.size()) {
+    std::uint64_t x;
+    std::memcpy(&x, text.data() + i, 8);
+    std::uint64_t quote = x ^ (kOnes * '"'), backslash = x ^ (kOnes * '\\');
+    std::uint64_t found = ((x - kOnes * 0x20) & ~x) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash);
+    if ((found & kHighBits) != 0) break;
+    i += 8;
+  }
+  return i;
+}
+
+}  // namespace
+
 void JsonWriter::String(std::string_view text) {
   Separate();
   static constexpr char kHex[] = "0123456789abcdef";
   out_->push_back('"');
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
+  // Runs of characters that need no escape are appended whole; they are
+  // found eight bytes at a time where possible.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    i = SkipUnescaped(text, i);
+    if (i == text.size()) break;
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out_->append(text.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': out_->append("\\\""); break;
       case '\\': out_->append("\\\\"); break;
@@ -197,15 +270,12 @@ void JsonWriter::String(std::string_view text) {
       case '\b': out_->append("\\b"); break;
       case '\f': out_->append("\\f"); break;
       default:
-        if (c < 0x20) {
-          out_->append("\\u00");
-          out_->push_back(kHex[c >> 4]);
-          out_->push_back(kHex[c & 0xf]);
-        } else {
-          out_->push_back(ch);
-        }
+        out_->append("\\u00");
+        out_->push_back(kHex[c >> 4]);
+        out_->push_back(kHex[c & 0xf]);
     }
   }
+  out_->append(text.data() + run, text.size() - run);
   out_->push_back('"');
 }
 
@@ -226,27 +296,44 @@ void JsonWriter::Double(double value) {
   if (text.find_first_of(".e") == std::string_view::npos) out_->append(".0");
 }
 
+namespace {
+
+constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// Each byte's value in the alphabet, or -1.
+struct Base64Sextets {
+  constexpr Base64Sextets() : of() {
+    for (int c = 0; c < 256; ++c)
+      of[c] = -1;
+    for (int i = 0; i < 64; ++i)
+      of[static_cast<unsigned char>(kBase64Alphabet[i])] = static_cast<signed char>(i);
+  }
+  signed char of[256];
+};
+constexpr Base64Sextets kBase64Sextets;
+
+}  // namespace
+
 std::string Base64Encode(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::string out((bytes.size() + 2) / 3 * 4, '\0');
+  char* o = out.data();
   const auto* s = reinterpret_cast<const unsigned char*>(bytes.data());
   std::size_t i = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
     std::uint32_t v = (s[i] << 16) | (s[i + 1] << 8) | s[i + 2];
-    out.push_back(kAlphabet[v >> 18]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back(kAlphabet[v & 63]);
+    *o++ = kBase64Alphabet[v >> 18];
+    *o++ = kBase64Alphabet[(v >> 12) & 63];
+    *o++ = kBase64Alphabet[(v >> 6) & 63];
+    *o++ = kBase64Alphabet[v & 63];
   }
   std::size_t rest = bytes.size() - i;
   if (rest > 0) {
     std::uint32_t v = s[i] << 16;
     if (rest == 2) v |= s[i + 1] << 8;
-    out.push_back(kAlphabet[v >> 18]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(rest == 2 ? kAlphabet[(v >> 6) & 63] : '=');
-    out.push_back('=');
+    *o++ = kBase64Alphabet[v >> 18];
+    *o++ = kBase64Alphabet[(v >> 12) & 63];
+    *o++ = rest == 2 ? kBase64Alphabet[(v >> 6) & 63] : '=';
+    *o++ = '=';
   }
   return out;
 }
@@ -254,31 +341,28 @@ std::string Base64Encode(std::string_view bytes) {
 bool Base64Decode(std::string_view text, std::string* out) {
   out->clear();
   if (text.size() % 4 != 0) return false;
-  auto sextet = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  out->reserve(text.size() / 4 * 3);
+  // Padding, only at the very end: "x===" is not a form, "xx==" and "xxx=" are.
+  std::size_t pad = 0;
+  if (!text.empty() && text.back() == '=') pad = text[text.size() - 2] == '=' ? 2 : 1;
+  out->resize(text.size() / 4 * 3);
+  char* o = out->data();
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   for (std::size_t i = 0; i < text.size(); i += 4) {
-    bool last = i + 4 == text.size();
-    int pad = 0;
-    if (last && text[i + 3] == '=') pad = text[i + 2] == '=' ? 2 : 1;
+    std::size_t digits = i + 4 == text.size() ? 4 - pad : 4;
     std::uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      int d = k >= 4 - pad ? 0 : sextet(text[i + k]);
+    for (std::size_t k = 0; k < 4; ++k) {
+      int d = k < digits ? kBase64Sextets.of[s[i + k]] : 0;
       if (d < 0) return false;
       v = (v << 6) | static_cast<std::uint32_t>(d);
     }
-    out->push_back(static_cast<char>(v >> 16));
-    if (pad < 2) out->push_back(static_cast<char>((v >> 8) & 0xff));
-    if (pad < 1) out->push_back(static_cast<char>(v & 0xff));
-    // Canonical form only: the bits under the padding must be zero.
-    if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)) return false;
+    *o++ = static_cast<char>(v >> 16);
+    *o++ = static_cast<char>((v >> 8) & 0xff);
+    *o++ = static_cast<char>(v & 0xff);
   }
+  // Canonical form only: the bits under the padding must be zero.
+  if ((pad == 1 && (out->back() != '\0')) || (pad == 2 && (out->end()[-2] != '\0' || out->back() != '\0')))
+    return false;
+  out->resize(out->size() - pad);
   return true;
 }
 

@@ -45,6 +45,10 @@ Status ParseJson(std::string_view input, Json* out);
 const char* JsonKindName(Json::Kind kind);
 
 bool IsValidUtf8(std::string_view bytes);
+// Valid UTF-8 with no control character but tab, line feed and carriage
+// return: all a JSON text may hold outside escapes (RFC 8259), and what
+// DecodeBatch's streaming reader insists on (see core/rapidjson.h).
+bool IsPlainJsonText(std::string_view bytes);
 
 // Appends JSON text to a string. The caller keeps the structure well formed.
 class JsonWriter {

@@ -31,11 +31,24 @@ class CaptureOff {
   ConnectionState& state_;
 };
 
+// A column's affinity (https://sqlite.org/datatype3.html, 3.1), read once per
+// table rather than compared as text per value.
+enum class Affinity { kInteger, kReal, kNumeric, kText, kBlob };
+
+Affinity AffinityOf(const std::string& name) {
+  if (name == "INTEGER") return Affinity::kInteger;
+  if (name == "REAL") return Affinity::kReal;
+  if (name == "TEXT") return Affinity::kText;
+  if (name == "NUMERIC") return Affinity::kNumeric;
+  return Affinity::kBlob;  // BLOB; anything else would be stored as it is, too
+}
+
 struct ApplyTable {
   TableInfo info;
-  Statement upsert;    // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
-  Statement remove;    // DELETE by primary key
-  Statement same_row;  // 1 when the current row equals the bound values
+  std::vector<Affinity> affinity;  // per column of info
+  Statement upsert;                // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
+  Statement remove;                // DELETE by primary key
+  Statement same_row;              // 1 when the current row equals the bound values
 };
 
 std::string Placeholders(std::size_t count, std::size_t first = 1) {
@@ -71,31 +84,43 @@ Status PrepareApplyTable(sqlite3* db, ApplyTable* table) {
 
 // Values an ordinary (non-STRICT) column would silently convert or mangle are
 // refused, so that every node stores the value the origin wrote.
-Status CheckValue(const TableInfo& table, std::size_t column, const Value& value) {
-  const std::string where = "column \"" + table.columns[column] + "\" ";
-  if (value.type == Value::Type::kReal && std::isnan(value.real))
-    return Status(Code::kTypeMismatch, where + "cannot hold NaN (SQLite stores NaN as NULL)");
-  if (value.type == Value::Type::kNull || table.strict) return Status::Ok();  // STRICT: SQLite checks
-  const std::string& affinity = table.affinity[column];
-  bool ok = true;
-  if (affinity == "INTEGER" || affinity == "REAL")
-    ok = value.type == Value::Type::kInteger || value.type == Value::Type::kReal;
-  else if (affinity == "TEXT")
-    ok = value.type == Value::Type::kText;
+Status CheckValue(const ApplyTable& table, std::size_t column, const Value& value) {
+  bool nan = value.type == Value::Type::kReal && std::isnan(value.real);
+  if (!nan && (value.type == Value::Type::kNull || table.info.strict)) return Status::Ok();  // STRICT: SQLite checks
+  const Affinity affinity = table.affinity[column];
+  bool ok = !nan;
+  if (affinity == Affinity::kInteger || affinity == Affinity::kReal)
+    ok = ok && (value.type == Value::Type::kInteger || value.type == Value::Type::kReal);
+  else if (affinity == Affinity::kText)
+    ok = ok && value.type == Value::Type::kText;
   if (ok) return Status::Ok();
-  std::string expected = affinity == "INTEGER" ? "integer"
-                         : affinity == "REAL"  ? "real"
-                         : affinity == "TEXT"  ? "text"
-                                               : "numeric";
+  const std::string where = "column \"" + table.info.columns[column] + "\" ";
+  if (nan) return Status(Code::kTypeMismatch, where + "cannot hold NaN (SQLite stores NaN as NULL)");
+  std::string expected = affinity == Affinity::kInteger ? "integer"
+                         : affinity == Affinity::kReal  ? "real"
+                         : affinity == Affinity::kText  ? "text"
+                                                        : "numeric";
   return Status(Code::kTypeMismatch, where + "expects " + expected + ", got " + core::TypeName(value.type));
+}
+
+// Whether SQLite's column affinity may store a value differently
+// (StoredForm); most values it stores as they are.
+bool AffinityMayConvert(Affinity affinity, const Value& value) {
+  switch (affinity) {
+    case Affinity::kReal: return value.type == Value::Type::kInteger;
+    case Affinity::kInteger:
+    case Affinity::kNumeric: return value.type == Value::Type::kText || value.type == Value::Type::kReal;
+    default: return false;
+  }
 }
 
 // A value after SQLite's column affinity (https://sqlite.org/datatype3.html,
 // 3.0): INTEGER and NUMERIC turn numeric text into numbers and integral
 // reals into integers; REAL turns integers into reals.
-Value StoredForm(const std::string& affinity, const Value& value) {
-  if (affinity == "REAL" && value.type == Value::Type::kInteger) return Value::Real(static_cast<double>(value.integer));
-  if (affinity != "INTEGER" && affinity != "NUMERIC") return value;
+Value StoredForm(Affinity affinity, const Value& value) {
+  if (affinity == Affinity::kReal && value.type == Value::Type::kInteger)
+    return Value::Real(static_cast<double>(value.integer));
+  if (affinity != Affinity::kInteger && affinity != Affinity::kNumeric) return value;
   Value number = value;
   if (value.type == Value::Type::kText) {
     std::string_view text = value.bytes;
@@ -118,6 +143,31 @@ Value StoredForm(const std::string& affinity, const Value& value) {
       !(number.real == 0 && std::signbit(number.real)))
     return Value::Integer(static_cast<std::int64_t>(number.real));
   return number;
+}
+
+// Binds a value without copying it: the batch outlives the statement's use,
+// which is reset and cleared right after.
+void BindBorrowed(Statement& statement, int index, const Value& value) {
+  sqlite3_stmt* stmt = statement.get();
+  switch (value.type) {
+    case Value::Type::kText:
+      sqlite3_bind_text64(stmt, index, value.bytes.data(), value.bytes.size(), SQLITE_STATIC, SQLITE_UTF8);
+      return;
+    case Value::Type::kBlob:
+      sqlite3_bind_blob64(stmt, index, value.bytes.data(), value.bytes.size(), SQLITE_STATIC);
+      return;
+    default: statement.BindValue(index, value); return;
+  }
+}
+
+// The column named `name` in `names`, looked for first at `hint` (batches
+// list columns in table order), or names.size().
+std::size_t FindColumn(const std::vector<std::string>& names, const std::string& name, std::size_t hint) {
+  if (hint < names.size() && names[hint] == name) return hint;
+  std::size_t c = 0;
+  while (c < names.size() && names[c] != name)
+    ++c;
+  return c;
 }
 
 class Applier {
@@ -151,38 +201,49 @@ class Applier {
     const TableInfo& info = table->info;
 
     // The batch names key columns; they must be exactly this table's key.
-    std::vector<Value> key(info.pk.size());
-    std::vector<bool> seen(info.pk.size(), false);
-    for (const core::ColumnValue& column : change.pk) {
+    std::vector<const Value*>& key = key_;
+    key.assign(info.pk.size(), nullptr);
+    key_storage_.resize(info.pk.size());
+    for (std::size_t i = 0; i < change.pk.size(); ++i) {
+      const core::ColumnValue& column = change.pk[i];
       std::size_t k = 0;
-      while (k < info.pk.size() && info.columns[info.pk[k]] != column.column)
-        ++k;
+      if (i < info.pk.size() && info.columns[info.pk[i]] == column.column) {
+        k = i;
+      } else {
+        while (k < info.pk.size() && info.columns[info.pk[k]] != column.column)
+          ++k;
+      }
       if (k == info.pk.size())
         return Status(Code::kUndefinedColumn, "\"pk\" names column \"" + column.column +
                                                   "\", which is not in the table's primary key (" + KeyNames(info) +
                                                   ")");
       // The key as SQLite will store it (2.0 in an INTEGER column is the
       // row 2): the metadata key must be that one, or one row gets two.
-      key[k] = StoredForm(info.affinity[info.pk[k]], column.value);
-      seen[k] = true;
+      const Affinity affinity = table->affinity[info.pk[k]];
+      if (AffinityMayConvert(affinity, column.value)) {
+        key_storage_[k] = StoredForm(affinity, column.value);
+        key[k] = &key_storage_[k];
+      } else {
+        key[k] = &column.value;
+      }
     }
     for (std::size_t k = 0; k < info.pk.size(); ++k) {
-      if (!seen[k])
+      if (key[k] == nullptr)
         return Status(Code::kUndefinedColumn, "\"pk\" lacks primary key column \"" + info.columns[info.pk[k]] + "\"");
     }
-    std::string key_text;
-    status = core::EncodeKey(key, &key_text);
+    std::string& key_text = key_text_;
+    status = core::EncodeKeyOf(key, &key_text);
     if (!status.ok()) return status;
 
-    std::vector<const Value*> row;
+    std::vector<const Value*>& row = row_;
+    row.clear();
     if (change.op == core::Op::kUpsert) {
       row.assign(info.columns.size(), nullptr);
-      for (const core::ColumnValue& column : change.row) {
-        std::size_t c = 0;
-        while (c < info.columns.size() && info.columns[c] != column.column)
-          ++c;
+      for (std::size_t i = 0; i < change.row.size(); ++i) {
+        const core::ColumnValue& column = change.row[i];
+        std::size_t c = FindColumn(info.columns, column.column, i);
         if (c == info.columns.size()) return Status(Code::kUndefinedColumn, "unknown column \"" + column.column + "\"");
-        status = CheckValue(info, c, column.value);
+        status = CheckValue(*table, c, column.value);
         if (!status.ok()) return status;
         row[c] = &column.value;
       }
@@ -224,15 +285,11 @@ class Applier {
     read_meta_.Reset();
     if (change.node == local_node_) return core::CopiedDatabase("docs/sqlite.md, \"Copied database files\"");
 
+    // Statements are left reset and cleared after each use.
     Statement& write = change.op == core::Op::kUpsert ? table->upsert : table->remove;
-    write.Reset();
-    if (change.op == core::Op::kUpsert) {
-      for (std::size_t c = 0; c < row.size(); ++c)
-        write.BindValue(static_cast<int>(c + 1), *row[c]);
-    } else {
-      for (std::size_t k = 0; k < key.size(); ++k)
-        write.BindValue(static_cast<int>(k + 1), key[k]);
-    }
+    const std::vector<const Value*>& values = change.op == core::Op::kUpsert ? row : key;
+    for (std::size_t i = 0; i < values.size(); ++i)
+      BindBorrowed(write, static_cast<int>(i + 1), *values[i]);
     status = write.Run();
     write.Reset();
     if (!status.ok()) return status;
@@ -280,6 +337,7 @@ class Applier {
     write_meta_ = Statement();
     add_node_ = Statement();
     find_node_ = Statement();
+    last_table_ = nullptr;
     tables_.clear();
   }
 
@@ -300,9 +358,15 @@ class Applier {
   }
 
   Status Table(const std::string& name, ApplyTable** out) {
+    // Batches mostly hold runs of changes to one table.
+    if (last_table_ != nullptr && name == last_table_name_) {
+      *out = last_table_;
+      return Status::Ok();
+    }
     auto it = tables_.find(name);
     if (it != tables_.end()) {
-      *out = &it->second;
+      *out = last_table_ = &it->second;
+      last_table_name_ = name;
       return Status::Ok();
     }
     ApplyTable table;
@@ -315,9 +379,12 @@ class Applier {
       if (!status.ok()) return status;
       return Status(Code::kUndefinedTable, "table is not tracked (call syncline_track first)");
     }
+    for (const std::string& affinity : table.info.affinity)
+      table.affinity.push_back(AffinityOf(affinity));
     status = PrepareApplyTable(db_, &table);
     if (!status.ok()) return status;
-    *out = &tables_.emplace(name, std::move(table)).first->second;
+    *out = last_table_ = &tables_.emplace(name, std::move(table)).first->second;
+    last_table_name_ = name;
     return Status::Ok();
   }
 
@@ -332,9 +399,8 @@ class Applier {
       return Status::Ok();
     }
     Statement& select = table.same_row;
-    select.Reset();
     for (std::size_t c = 0; c < row.size(); ++c)
-      select.BindValue(static_cast<int>(c + 1), *row[c]);
+      BindBorrowed(select, static_cast<int>(c + 1), *row[c]);
     Status status = select.Step(same);
     select.Reset();
     return status;
@@ -371,7 +437,15 @@ class Applier {
   std::int64_t max_drift_ms_ = core::kDefaultMaxDriftMs;
   std::int64_t wall_ms_ = 0;
   Statement read_meta_, write_meta_, add_node_, find_node_;
-  std::map<std::string, ApplyTable> tables_;
+  std::map<std::string, ApplyTable> tables_;  // by name as the batch spells it
+  ApplyTable* last_table_ = nullptr;          // the one the last change named ...
+  std::string last_table_name_;               // ... spelt so
+  // Per change, kept to reuse their memory: the key's values (pointing into
+  // the change or, where SQLite's affinity converts them, key_storage_), its
+  // metadata text, and the row's values in table order.
+  std::vector<const Value*> key_, row_;
+  std::vector<Value> key_storage_;
+  std::string key_text_;
   std::unordered_map<std::string, std::int64_t> node_refs_;
   std::int64_t applied_ = 0;
   std::int64_t skipped_ = 0;

@@ -60,9 +60,35 @@ std::string Encode(const Batch& batch) {
   return writer.Finish(batch.cursor, batch.has_more);
 }
 
+// DecodeBatch's two readers: the streaming one accepts exactly what the tree
+// reader accepts and reads it the same; DecodeBatch says what the tree says.
+void CheckReadersAgree(std::string_view input, const Batch& streamed, bool fast, const Batch& tree,
+                       const Status& status) {
+  Check(fast == status.ok(),
+        fast ? "the streaming reader accepted a batch the tree reader refuses"
+             : "the streaming reader refused a batch the tree reader accepts",
+        status.message() + "\n  input: " + std::string(input));
+  if (fast) {
+    Check(streamed.format == tree.format && streamed.source == tree.source && streamed.cursor == tree.cursor &&
+              streamed.has_more == tree.has_more && streamed.changes.size() == tree.changes.size(),
+          "the readers disagree on the batch header", std::string(input));
+    for (std::size_t i = 0; i < tree.changes.size(); ++i)
+      Check(SameChange(streamed.changes[i], tree.changes[i]), "the readers disagree on a change",
+            "change " + std::to_string(i) + "\n  input: " + std::string(input));
+  }
+  Batch decoded;
+  Status result = core::DecodeBatch(input, &decoded);
+  Check(result.ok() == status.ok() && result.message() == status.message() && result.code() == status.code(),
+        "DecodeBatch's status differs from the tree reader's", result.message() + "\n  vs " + status.message());
+}
+
 void FuzzBatch(std::string_view input) {
   Batch first;
-  if (!core::DecodeBatch(input, &first).ok()) return;
+  bool fast = core::DecodeBatchStreaming(input, &first);
+  Batch tree;
+  Status tree_status = core::DecodeBatchTree(input, &tree);
+  CheckReadersAgree(input, first, fast, tree, tree_status);
+  if (!fast) return;
   std::string encoded = Encode(first);
   Batch second;
   Status status = core::DecodeBatch(encoded, &second);
@@ -145,10 +171,26 @@ void FuzzPositions(std::string_view input) {
 }
 
 void FuzzKey(std::string_view input) {
-  std::vector<Value> values;
-  if (!core::DecodeKey(input, &values).ok()) return;
+  // DecodeKey's two readers agree, as DecodeBatch's do.
+  std::vector<Value> values, tree;
+  bool fast = core::DecodeKeyStreaming(input, &values);
+  Status tree_status = core::DecodeKeyTree(input, &tree);
+  Check(fast == tree_status.ok(),
+        fast ? "the streaming key reader accepted a key the tree reader refuses"
+             : "the streaming key reader refused a key the tree reader accepts",
+        tree_status.message() + "\n  input: " + std::string(input));
+  if (fast) {
+    Check(values.size() == tree.size(), "the key readers disagree on the arity", std::string(input));
+    for (std::size_t i = 0; i < values.size(); ++i)
+      Check(core::SameValue(values[i], tree[i]), "the key readers disagree on a value", std::string(input));
+  }
+  std::vector<Value> decoded;
+  Status status = core::DecodeKey(input, &decoded);
+  Check(status.ok() == tree_status.ok() && status.message() == tree_status.message(),
+        "DecodeKey's status differs from the tree reader's", status.message() + "\n  vs " + tree_status.message());
+  if (!fast) return;
   std::string encoded;
-  Status status = core::EncodeKey(values, &encoded);
+  status = core::EncodeKey(values, &encoded);
   Check(status.ok(), "a decoded key does not encode", status.message());
   std::vector<Value> again;
   status = core::DecodeKey(encoded, &again);

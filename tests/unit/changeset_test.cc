@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -152,11 +153,28 @@ void ExpectSameBatch(const Batch& a, const Batch& b) {
   }
 }
 
+// DecodeBatch, after checking that its two readers agree: the streaming one
+// takes exactly the batches the tree reader takes, and reads them the same.
+Status DecodeChecked(std::string_view text, Batch* out) {
+  Batch streamed;
+  bool fast = DecodeBatchStreaming(text, &streamed);
+  Batch tree;
+  Status status = DecodeBatchTree(text, &tree);
+  EXPECT_EQ(fast, status.ok()) << "streaming reader " << (fast ? "accepted" : "refused") << " a batch the tree reader "
+                               << (status.ok() ? "accepts" : "refuses: " + status.message()) << "\n"
+                               << text;
+  if (fast && status.ok()) ExpectSameBatch(streamed, tree);
+  Status result = DecodeBatch(text, out);
+  EXPECT_EQ(result.ok(), status.ok());
+  EXPECT_EQ(result.message(), status.message());
+  return result;
+}
+
 TEST(ChangesetDecode, GoldenBatchReadsBack) {
   Batch original = GoldenBatch();
   std::string text = Write(original);
   Batch decoded;
-  Status status = DecodeBatch(text, &decoded);
+  Status status = DecodeChecked(text, &decoded);
   ASSERT_TRUE(status.ok()) << status.message();
   ExpectSameBatch(decoded, original);
   // And writing the decoded batch gives the same bytes.
@@ -178,7 +196,7 @@ Value RoundTrip(const Value& value) {
   writer.Add(change);
   std::string text = writer.Finish("", false);
   Batch batch;
-  Status status = DecodeBatch(text, &batch);
+  Status status = DecodeChecked(text, &batch);
   EXPECT_TRUE(status.ok()) << status.message() << "\n" << text;
   if (!status.ok() || batch.changes.size() != 1 || batch.changes[0].row.size() != 2) return Value::Text("<failed>");
   return batch.changes[0].row[1].value;
@@ -324,7 +342,7 @@ TEST(ChangesetValues, RandomBatchesRoundTrip) {
     }
     std::string text = Write(batch);
     Batch decoded;
-    Status status = DecodeBatch(text, &decoded);
+    Status status = DecodeChecked(text, &decoded);
     ASSERT_TRUE(status.ok()) << status.message() << "\n" << text;
     ExpectSameBatch(decoded, batch);
     ASSERT_EQ(Write(decoded), text);
@@ -528,7 +546,7 @@ std::string BatchOf(const std::vector<std::string>& changes) {
 
 Status DecodeText(const std::string& text, Batch* batch = nullptr) {
   Batch scratch;
-  return DecodeBatch(text, batch ? batch : &scratch);
+  return DecodeChecked(text, batch ? batch : &scratch);
 }
 
 // The change goes second, after a valid one, so the message must name index 1.
@@ -755,6 +773,18 @@ TEST(ChangesetReject, Node) {
     ExpectBadChange(ChangeJson().Set("node", node), why);
   }
   ExpectBadChange(ChangeJson().Drop("node"), why);
+  // The first change too (the streaming reader remembers the last node read).
+  Status status = DecodeText(BatchOf({ChangeJson().Set("node", R"("")").Text()}));
+  EXPECT_EQ(status.message(), "change 0 (table \"notes\"): " + why);
+  // And a node id read once is read the same way again.
+  Batch batch;
+  const std::string upper = R"("AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE")";
+  ASSERT_TRUE(DecodeText(BatchOf({ChangeJson().Set("node", upper).Text(), ChangeJson().Set("node", upper).Text(),
+                                  ChangeJson().Text()}),
+                         &batch)
+                  .ok());
+  for (const Change& change : batch.changes)
+    EXPECT_EQ(change.node, kNode);
 }
 
 TEST(ChangesetReject, ColumnValues) {
@@ -796,7 +826,7 @@ TEST(ChangesetDecode, CanonicalisesIdsAndReadsBatchFields) {
   std::string text = R"({"format":1,"source":")" + upper_source + R"(","cursor":"x:y:1","has_more":true,"changes":[)" +
                      ChangeJson().Set("node", R"("AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE")").Text() + "]}";
   Batch batch;
-  Status status = DecodeBatch(text, &batch);
+  Status status = DecodeChecked(text, &batch);
   ASSERT_TRUE(status.ok()) << status.message();
   EXPECT_EQ(batch.source, "11111111-2222-4333-8444-55555555555a");
   EXPECT_EQ(batch.changes[0].node, kNode);
@@ -804,11 +834,96 @@ TEST(ChangesetDecode, CanonicalisesIdsAndReadsBatchFields) {
   EXPECT_TRUE(batch.has_more);
   // The fields may come in any order; a null cursor reads as empty.
   text = R"({"changes":[],"has_more":false,"cursor":null,"source":")" + kSource + R"(","format":1})";
-  status = DecodeBatch(text, &batch);
+  status = DecodeChecked(text, &batch);
   ASSERT_TRUE(status.ok()) << status.message();
   EXPECT_EQ(batch.cursor, "");
   EXPECT_FALSE(batch.has_more);
   EXPECT_TRUE(batch.changes.empty());
+}
+
+TEST(ChangesetDecode, ChangeFieldsInAnyOrder) {
+  // The streaming reader sees a change's fields in document order; the
+  // checks that need several of them (row against pk, a delete's row) wait
+  // for the end of the change.
+  ChangeJson reversed;
+  std::reverse(reversed.fields.begin(), reversed.fields.end());
+  ChangeJson deleted;
+  deleted.Set("op", R"("delete")").Set("row", "null");
+  std::swap(deleted.fields[1], deleted.fields[3]);  // "row": null before "op"
+  std::string text = BatchOf({reversed.Text(), deleted.Text()});
+  Batch batch;
+  Status status = DecodeChecked(text, &batch);
+  ASSERT_TRUE(status.ok()) << status.message();
+  ASSERT_TRUE(DecodeBatchStreaming(text, &batch)) << text;
+  ASSERT_EQ(batch.changes.size(), 2u);
+  EXPECT_EQ(batch.changes[0].op, Op::kUpsert);
+  ASSERT_EQ(batch.changes[0].row.size(), 2u);
+  EXPECT_EQ(batch.changes[0].row[1].column, "v");
+  EXPECT_EQ(batch.changes[0].row[1].value.bytes, "x");
+  EXPECT_EQ(batch.changes[1].op, Op::kDelete);
+  EXPECT_TRUE(batch.changes[1].row.empty());
+  // A row before "op" still has to agree with the kind of change.
+  ChangeJson late_delete;
+  late_delete.Drop("op").Set("op", R"("delete")");
+  ExpectBadChange(late_delete, "a delete carries no \"row\"");
+  // Every problem, wherever it is, is named as before: by the tree reader.
+  ExpectBadChange(ChangeJson().Set("row", R"({"id":2})").Drop("node"), "\"row\" and \"pk\" disagree on column \"id\"");
+  ExpectBadChange(reversed.Set("clock", "0").Set("table", "5"), "\"table\" must be a non-empty string", "change 1: ");
+}
+
+TEST(ChangesetDecode, TheStreamingReaderTakesValidBatches) {
+  // DecodeBatch falls back to the tree reader on anything the streaming one
+  // refuses; a valid batch must not take that slow path.
+  Batch batch;
+  EXPECT_TRUE(DecodeBatchStreaming(Write(GoldenBatch()), &batch));
+  EXPECT_TRUE(DecodeBatchStreaming(BatchOf({ChangeJson().Text(), ChangeJson().WithValue(R"({"blob":"AAE="})").Text(),
+                                            ChangeJson().WithValue(R"({"real":"-0.0"})").Text(),
+                                            ChangeJson().WithValue(R"("\u00e9\ud83d\ude00")").Text()}),
+                                   &batch));
+  EXPECT_FALSE(DecodeBatchStreaming(BatchOf({ChangeJson().WithValue("[1]").Text()}), &batch));
+  EXPECT_FALSE(DecodeBatchStreaming(BatchOf({ChangeJson().WithValue(R"("\udc00")").Text()}), &batch));
+  EXPECT_FALSE(DecodeBatchStreaming(BatchOf({ChangeJson().WithValue("\"\xc3\"").Text()}), &batch));
+}
+
+TEST(ChangesetDecode, RawControlBytesInStringsAreRefused) {
+  // RapidJSON 1.1.0's SSE2 string scan misses 0x1a-0x1f (core/rapidjson.h):
+  // put each control byte at each offset of a string long enough for it.
+  for (int c = 0; c < 0x20; ++c) {
+    for (std::size_t at = 0; at < 40; at += 3) {
+      std::string text(48, 'v');
+      text[at] = static_cast<char>(c);
+      std::string batch = BatchOf({ChangeJson().WithValue("\"" + text + "\"").Text()});
+      Batch decoded;
+      Status status = DecodeChecked(batch, &decoded);
+      EXPECT_FALSE(status.ok()) << c << " at " << at;
+      EXPECT_NE(status.message().find("malformed JSON at byte"), std::string::npos) << status.message();
+      EXPECT_FALSE(DecodeBatchStreaming(batch, &decoded)) << c << " at " << at;
+    }
+  }
+}
+
+TEST(ChangesetDecode, DeepNestingAnywhereIsRefusedWithoutRecursion) {
+  // The streaming reader lets RapidJSON recurse; it must refuse a deep
+  // container wherever one starts, before the stack runs out (a million
+  // levels would overflow it).
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  const std::string deep_object = R"({"blob":)" + deep + "}";
+  const std::vector<std::string> batches = {
+      deep,
+      R"({"format":)" + deep + "}",
+      R"({"format":1,"source":")" + kSource + R"(","changes":)" + deep + "}",
+      BatchOf({deep}),
+      BatchOf({ChangeJson().Set("clock", deep).Text()}),
+      BatchOf({ChangeJson().Set("pk", deep).Text()}),
+      BatchOf({ChangeJson().WithValue(deep).Text()}),
+      BatchOf({ChangeJson().WithValue(deep_object).Text()}),
+  };
+  for (const std::string& text : batches) {
+    Batch batch;
+    EXPECT_FALSE(DecodeBatchStreaming(text, &batch)) << text.substr(0, 120);
+    Status status = DecodeBatch(text, &batch);
+    EXPECT_NE(status.message().find("nesting deeper than 64 levels"), std::string::npos) << status.message();
+  }
 }
 
 TEST(ChangesetDecode, ChangeContextFormat) {
@@ -817,6 +932,24 @@ TEST(ChangesetDecode, ChangeContextFormat) {
 }
 
 // ---------------------------------------------------------------- row keys
+
+// DecodeKey, after checking that its two readers agree (as DecodeChecked).
+Status DecodeKeyChecked(std::string_view text, std::vector<Value>* out) {
+  std::vector<Value> streamed, tree;
+  bool fast = DecodeKeyStreaming(text, &streamed);
+  Status status = DecodeKeyTree(text, &tree);
+  EXPECT_EQ(fast, status.ok()) << "streaming key reader " << (fast ? "accepted" : "refused") << " a key the tree "
+                               << (status.ok() ? "accepts" : "refuses: " + status.message()) << "\n"
+                               << text.substr(0, 200);
+  if (fast && status.ok()) {
+    EXPECT_EQ(streamed.size(), tree.size());
+    for (std::size_t i = 0; i < std::min(streamed.size(), tree.size()); ++i)
+      EXPECT_TRUE(SameValue(streamed[i], tree[i])) << i << " of " << text;
+  }
+  Status result = DecodeKey(text, out);
+  EXPECT_EQ(result.message(), status.message());
+  return result;
+}
 
 TEST(RowKey, GoldenEncodings) {
   std::string out;
@@ -860,7 +993,7 @@ TEST(RowKey, RandomRoundTrip) {
     Status status = EncodeKey(key, &text);
     ASSERT_TRUE(status.ok()) << status.message();
     std::vector<Value> back = {Value::Text("stale")};
-    status = DecodeKey(text, &back);
+    status = DecodeKeyChecked(text, &back);
     ASSERT_TRUE(status.ok()) << status.message() << " " << text;
     ASSERT_EQ(back.size(), key.size()) << text;
     for (std::size_t k = 0; k < key.size(); ++k)
@@ -868,6 +1001,13 @@ TEST(RowKey, RandomRoundTrip) {
     std::string again;
     ASSERT_TRUE(EncodeKey(back, &again).ok());
     ASSERT_EQ(again, text);  // one text per key
+    // EncodeKeyOf writes the values where they are, the same way.
+    std::vector<const Value*> refs;
+    for (const Value& value : key)
+      refs.push_back(&value);
+    std::string of = "stale";
+    ASSERT_TRUE(EncodeKeyOf(refs, &of).ok());
+    ASSERT_EQ(of, text);
   }
 }
 
@@ -884,14 +1024,38 @@ TEST(RowKey, EncodeRejectsInvalidUtf8Text) {
   // The same bytes as a blob are fine.
   EXPECT_TRUE(EncodeKey({Value::Integer(1), Value::Blob("\xff")}, &out).ok());
   EXPECT_EQ(out, R"([1,{"blob":"/w=="}])");
+  const Value one = Value::Integer(1), bad = Value::Text("\xff");
+  status = EncodeKeyOf({&one, &bad}, &out);
+  EXPECT_EQ(status.message(), "primary key column 2 is text that is not valid UTF-8");
 }
 
 TEST(RowKey, DecodeRejects) {
   std::vector<Value> out;
   for (const char* text : {"", "{}", "1", "\"n1\"", "null", "[1", "[1] x", "[[1]]", "[9223372036854775808]",
                            R"([{"x":1}])", R"([{"blob":"QR=="}])", R"([{"real":"nan"}])"}) {
-    EXPECT_FALSE(DecodeKey(text, &out).ok()) << text;
+    EXPECT_FALSE(DecodeKeyChecked(text, &out).ok()) << text;
   }
+  for (const std::string& text :
+       {R"([{}])"s, R"([{"blob":"AA==","real":"1.0"}])"s, R"([{"blob":null}])"s, R"([{"real":["NaN"]}])"s,
+        R"([{"blob":{"blob":"AA=="}}])"s, R"(["\udc00"])"s, "[\"\x1a\"]"s, "[\"\xc3\"]"s, "[1]\0"s,
+        std::string(100000, '[') + std::string(100000, ']'), R"([1],)"s, R"([true,])"s}) {
+    EXPECT_FALSE(DecodeKeyChecked(text, &out).ok()) << text.substr(0, 80);
+  }
+}
+
+TEST(RowKey, StreamingReaderReadsValidKeys) {
+  std::vector<Value> out;
+  ASSERT_TRUE(DecodeKeyChecked(R"(["n1",7,-0.0,null,true,false,{"blob":"AAE="},{"real":"NaN"},{"real":"-1.5e300"},)"
+                               R"("\u00e9\n",1.5])",
+                               &out)
+                  .ok());
+  EXPECT_TRUE(DecodeKeyStreaming(R"(["n1",7,{"blob":"AAE="}])", &out));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(SameValue(out[2], Value::Blob("\x00\x01"s)));
+  EXPECT_TRUE(DecodeKeyChecked("[]", &out).ok());
+  EXPECT_TRUE(out.empty());
+  EXPECT_TRUE(DecodeKeyChecked(" [ 1 , \"a\" ] ", &out).ok());
+  EXPECT_EQ(out.size(), 2u);
 }
 
 }  // namespace

@@ -481,6 +481,66 @@ TEST(Utf8, AgreesWithAReferenceOnRandomStrings) {
 
 // ---------------------------------------------------------------- writing
 
+// Long mostly-ASCII strings, so that the eight-byte ASCII skip meets every
+// kind of byte at every offset within and across words.
+std::string MostlyAscii(std::mt19937_64& rng, std::size_t size) {
+  std::string s(size, 'a');
+  for (char& c : s) {
+    std::uint64_t r = rng();
+    if ((r & 0xf) == 0)
+      c = static_cast<char>(0x80 | (r >> 8 & 0x7f));  // a high byte
+    else if ((r & 0xf) == 1)
+      c = static_cast<char>(r >> 8 & 0x1f);  // a control byte
+    else
+      c = static_cast<char>(0x20 + (r >> 8) % 0x5f);
+  }
+  return s;
+}
+
+bool ReferencePlainJsonText(const std::string& s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
+  }
+  return ReferenceUtf8(s);
+}
+
+TEST(Utf8, AgreesWithAReferenceOnLongMostlyAsciiStrings) {
+  std::mt19937_64 rng(22);
+  int valid = 0, plain = 0;
+  for (int i = 0; i < 100000; ++i) {
+    std::string s = MostlyAscii(rng, rng() % 40);
+    // Mostly one odd byte at a random place in an ASCII run.
+    if (i % 4 != 0) {
+      std::string run(s.size(), 'x');
+      if (!s.empty()) run[rng() % s.size()] = s[rng() % s.size()];
+      s = run;
+    }
+    bool expected = ReferenceUtf8(s);
+    valid += expected;
+    ASSERT_EQ(IsValidUtf8(s), expected) << testing::PrintToString(s);
+    expected = ReferencePlainJsonText(s);
+    plain += expected;
+    ASSERT_EQ(IsPlainJsonText(s), expected) << testing::PrintToString(s);
+  }
+  EXPECT_GT(valid, 1000);
+  EXPECT_GT(plain, 1000);
+}
+
+TEST(Utf8, PlainJsonTextRefusesControlBytesButWhitespace) {
+  for (int c = 0; c < 0x20; ++c) {
+    for (std::size_t at : {0, 5, 7, 8, 15, 16, 23}) {
+      std::string s(24, 'q');
+      s[at] = static_cast<char>(c);
+      bool whitespace = c == '\t' || c == '\n' || c == '\r';
+      EXPECT_EQ(IsPlainJsonText(s), whitespace) << c << " at " << at;
+      EXPECT_TRUE(IsValidUtf8(s)) << c << " at " << at;
+    }
+  }
+  EXPECT_TRUE(IsPlainJsonText("{\"\xc3\xa9\": \"\xf0\x9f\x98\x80\x7f\"}\r\n"));
+  EXPECT_FALSE(IsPlainJsonText("{\"a\": \"\xc3\"}  padding past eight"));
+  EXPECT_TRUE(IsPlainJsonText(""));
+}
+
 TEST(JsonWriterTest, StructureAndSeparators) {
   std::string out;
   JsonWriter w(&out);
@@ -539,6 +599,52 @@ TEST(JsonWriterTest, EveryControlCharacterIsEscapedAndReadsBack) {
   k.Int(1);
   k.EndObject();
   EXPECT_EQ(out, "{\"a\\\"\\n\":1}");
+}
+
+// The escaping JsonWriter::String did one character at a time.
+std::string ReferenceJsonString(const std::string& text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"')
+      out += "\\\"";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\b')
+      out += "\\b";
+    else if (c == '\f')
+      out += "\\f";
+    else if (c < 0x20)
+      out += std::string("\\u00") + kHex[c >> 4] + kHex[c & 0xf];
+    else
+      out.push_back(ch);
+  }
+  return out + "\"";
+}
+
+TEST(JsonWriterTest, StringMatchesAReferenceAtEveryOffset) {
+  // Escaped bytes at every offset of words read eight bytes at a time, and
+  // bytes next to the ones escaped ('!' 0x21, '#' 0x23, '[' 0x5b, ']' 0x5d,
+  // 0x1f, 0x7f, 0x80, 0xff).
+  const std::string pool = "ab!#[]\x7f\x80\xff\x1f\x01\"\\\n\t\x00"s;
+  std::mt19937_64 rng(23);
+  for (int i = 0; i < 50000; ++i) {
+    std::string text(rng() % 40, 'x');
+    for (char& c : text) {
+      if (rng() % 4 == 0) c = pool[rng() % pool.size()];
+    }
+    std::string out;
+    JsonWriter writer(&out);
+    writer.String(text);
+    ASSERT_EQ(out, ReferenceJsonString(text)) << testing::PrintToString(text);
+  }
 }
 
 TEST(JsonWriterTest, IntExtremes) {
