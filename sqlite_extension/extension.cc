@@ -195,6 +195,16 @@ Status SqlCapturing(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_v
   return Status::Ok();
 }
 
+// Whether JsonWriter::String would copy `text` unchanged: printable ASCII
+// (hence valid UTF-8) without quotes or backslashes.
+bool NeedsNoEscape(std::string_view text) {
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
 // The metadata key of a row, on every captured write: encodes straight from
 // the arguments into a buffer the connection keeps (same text as
 // core::EncodeKey, which the tests compare it with).
@@ -209,6 +219,13 @@ Status SqlKey(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_va
       case SQLITE_TEXT: {
         std::string_view text(reinterpret_cast<const char*>(sqlite3_value_text(argv[i])),
                               static_cast<std::size_t>(sqlite3_value_bytes(argv[i])));
+        if (NeedsNoEscape(text)) {  // the common key (a UUID, a slug): printable ASCII, copied as it is
+          writer.Raw({});           // the separator
+          key.push_back('"');
+          key.append(text);
+          key.push_back('"');
+          break;
+        }
         if (!core::IsValidUtf8(text))
           return Status(Code::kInvalidInput,
                         "primary key column " + std::to_string(i + 1) + " is text that is not valid UTF-8");

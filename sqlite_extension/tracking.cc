@@ -41,8 +41,12 @@ std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, co
                        const std::string& update_where = "") {
   std::string tid_text = std::to_string(tid);
   std::string deleted_text = std::to_string(deleted);
-  return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT NULL, " + tid_text + ", " +
-         key + ", 1, syncline_stamp(NULL), 0, " + deleted_text + " " + from_where +
+  // One row (no FROM): VALUES, which SQLite evaluates in line, without the
+  // coroutine of a SELECT.
+  const bool one_row = from_where.empty();
+  return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) " +
+         std::string(one_row ? "VALUES (" : "SELECT ") + "NULL, " + tid_text + ", " + key +
+         ", 1, syncline_stamp(NULL), 0, " + deleted_text + (one_row ? ")" : " " + from_where) +
          " ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict +
          ", clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + update_where + ";\n";
 }
@@ -133,7 +137,7 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
 
   std::string sql = guards;
   sql += "CREATE TRIGGER " + TriggerName("insert", table.name) + " AFTER INSERT ON " + quoted + when +
-         MetaUpsert(tid, key_new, 0, "WHERE true") + displaced_capture + "END;\n";
+         MetaUpsert(tid, key_new, 0, "") + displaced_capture + "END;\n";
   // An UPDATE that changes the primary key is a delete of the old key and an
   // upsert of the new one. The delete has its own trigger, UPDATE OF the key
   // columns, so that the common update (of other columns) neither fires it
@@ -142,12 +146,12 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
   for (std::size_t i = 0; i < table.pk.size(); ++i)
     key_columns += (i > 0 ? ", " : "") + QuoteIdentifier(table.columns[table.pk[i]]);
   sql += "CREATE TRIGGER " + TriggerName("update", table.name) + " AFTER UPDATE ON " + quoted + when +
-         MetaUpsert(tid, key_new, 0, "WHERE true") + displaced_capture + "END;\n";
+         MetaUpsert(tid, key_new, 0, "") + displaced_capture + "END;\n";
   sql += "CREATE TRIGGER " + TriggerName("rekey", table.name) + " AFTER UPDATE OF " + key_columns + " ON " + quoted +
          " WHEN syncline_capturing() AND " + key_old + " IS NOT " + key_new + " BEGIN\n" +
-         MetaUpsert(tid, key_old, 1, "WHERE true") + "END;\n";
+         MetaUpsert(tid, key_old, 1, "") + "END;\n";
   sql += "CREATE TRIGGER " + TriggerName("delete", table.name) + " AFTER DELETE ON " + quoted + when +
-         MetaUpsert(tid, key_old, 1, "WHERE true") + "END;\n";
+         MetaUpsert(tid, key_old, 1, "") + "END;\n";
   return sql;
 }
 

@@ -1,5 +1,8 @@
 // Tracking and capture: the triggers keep one metadata row per row, in the
 // same transaction as the write.
+#include <sqlite3.h>
+
+#include "core/changeset.h"
 #include "tests/sqlite/harness.h"
 
 namespace syncline::test {
@@ -155,6 +158,50 @@ TEST_F(Tracking, InvalidUtf8KeyIsRefusedAtWriteTime) {
   EXPECT_NE(db.Error("INSERT INTO notes VALUES (CAST(X'FF' AS TEXT), 1, 'a', 'b')").find("not valid UTF-8"),
             std::string::npos);
   EXPECT_EQ(db.Int("SELECT count(*) FROM notes"), 0);
+}
+
+// The triggers' syncline_key must write exactly the key core::EncodeKey
+// writes (pull and apply decode and encode with it): printable ASCII takes a
+// shortcut, everything else the escaping writer; both in one key too.
+TEST_F(Tracking, CapturedKeysAreTheProtocolsKeyEncoding) {
+  db.Exec("CREATE TABLE k(a, b, c, PRIMARY KEY (a, b, c))");
+  db.Text("SELECT syncline_track('k')");
+  const std::vector<std::vector<core::Value>> keys = {
+      {core::Value::Text("0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11"), core::Value::Integer(1), core::Value::Text("x")},
+      {core::Value::Text(" ~plain~ "), core::Value::Text("quote\" and \\ back"), core::Value::Text("")},
+      {core::Value::Text("line\nbreak\ttab"), core::Value::Text("caf\xc3\xa9 \xe2\x82\xac"),
+       core::Value::Text("del\x7f")},
+      {core::Value::Integer(-7), core::Value::Real(2.5), core::Value::Blob(std::string("\x00\x01", 2))},
+      {core::Value::Real(3.0), core::Value::Text("after a real"), core::Value::Null()},
+  };
+  sqlite3_stmt* insert = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db.handle(), "INSERT INTO k VALUES (?1, ?2, ?3)", -1, &insert, nullptr), SQLITE_OK);
+  std::string expected;
+  for (const auto& key : keys) {
+    for (int i = 0; i < 3; ++i) {
+      const core::Value& v = key[i];
+      switch (v.type) {
+        case core::Value::Type::kNull: sqlite3_bind_null(insert, i + 1); break;
+        case core::Value::Type::kInteger: sqlite3_bind_int64(insert, i + 1, v.integer); break;
+        case core::Value::Type::kReal: sqlite3_bind_double(insert, i + 1, v.real); break;
+        case core::Value::Type::kText:
+          sqlite3_bind_text(insert, i + 1, v.bytes.data(), static_cast<int>(v.bytes.size()), SQLITE_TRANSIENT);
+          break;
+        case core::Value::Type::kBlob:
+          sqlite3_bind_blob(insert, i + 1, v.bytes.data(), static_cast<int>(v.bytes.size()), SQLITE_TRANSIENT);
+          break;
+      }
+    }
+    EXPECT_EQ(sqlite3_step(insert), SQLITE_DONE) << sqlite3_errmsg(db.handle());
+    sqlite3_reset(insert);
+    std::string encoded;
+    ASSERT_TRUE(core::EncodeKey(key, &encoded).ok());
+    expected += (expected.empty() ? "" : "\n") + encoded;
+  }
+  sqlite3_finalize(insert);
+  EXPECT_EQ(db.Text("SELECT group_concat(pk, char(10)) FROM (SELECT pk FROM syncline_rows WHERE tid > 0 ORDER BY "
+                    "version)"),
+            expected);
 }
 
 TEST_F(Tracking, RollbackUndoesCapture) {
