@@ -204,6 +204,22 @@ TEST_F(Tracking, CapturedKeysAreTheProtocolsKeyEncoding) {
             expected);
 }
 
+// A row that has no metadata (written while capture was off, e.g. by a user
+// trigger during an apply) gets it on its next local write, update or delete:
+// the capture upserts rather than assuming the metadata row exists.
+TEST_F(Tracking, WritesToRowsWithoutMetadataAreCaptured) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b'), ('n2', 7, 'c', 'd')");
+  db.Exec("DELETE FROM syncline_rows WHERE tid > 0");
+  db.Exec("UPDATE notes SET title = 'x' WHERE id = 'n1'");
+  db.Exec("DELETE FROM notes WHERE id = 'n2'");
+  EXPECT_EQ(Meta("[\"n1\"]"), "1:0");
+  EXPECT_EQ(Meta("[\"n2\"]"), "1:1");
+  std::string batch = db.Text("SELECT syncline_pull_since(NULL, 10)");
+  EXPECT_EQ(db.Text("SELECT json_extract(?1, '$.changes[0].row.title')", {batch}), "x");
+  EXPECT_EQ(db.Text("SELECT json_extract(?1, '$.changes[1].op')", {batch}), "delete");
+}
+
 TEST_F(Tracking, RollbackUndoesCapture) {
   db.Text("SELECT syncline_track('notes')");
   db.Exec("BEGIN; INSERT INTO notes VALUES ('n1', 7, 'a', 'b'); ROLLBACK;");
