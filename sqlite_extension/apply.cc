@@ -170,8 +170,8 @@ class Applier {
       if (!seen[k])
         return Status(Code::kUndefinedColumn, "\"pk\" lacks primary key column \"" + info.columns[info.pk[k]] + "\"");
     }
-    std::string key_text;
-    status = core::EncodeKey(key, &key_text);
+    Value meta_key;
+    status = EncodeMetadataKey(key, &meta_key);
     if (!status.ok()) return status;
 
     std::vector<const Value*> row;
@@ -200,7 +200,7 @@ class Applier {
     // earlier change of this batch wrote.
     read_meta_.Reset();
     read_meta_.BindInt(1, info.tid);
-    read_meta_.BindText(2, key_text);
+    read_meta_.BindValue(2, meta_key);
     bool stored = false;
     status = read_meta_.Step(&stored);
     if (!status.ok()) return status;
@@ -242,7 +242,7 @@ class Applier {
     if (!status.ok()) return status;
     write_meta_.Reset();
     write_meta_.BindInt(1, info.tid);
-    write_meta_.BindText(2, key_text);
+    write_meta_.BindValue(2, meta_key);
     write_meta_.BindInt(3, change.clock);
     write_meta_.BindInt(4, static_cast<std::int64_t>(change.hlc));
     write_meta_.BindInt(5, node_ref);

@@ -132,8 +132,8 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
       if (!status.ok()) return status;
     }
     PullTable& table = it->second;
-    std::string key_text = page.ColumnText(2);
-    status = core::DecodeKey(key_text, &key);
+    std::string key_text;  // the key's protocol text, for messages
+    status = DecodeMetadataKey(page.ColumnValue(2), &key, &key_text);
     if (!status.ok()) return status.WithPrefix("metadata key " + key_text + ": ");
     if (key.size() != table.info.pk.size())
       return Status(Code::kInternal, "table \"" + table.info.name + "\": metadata key " + key_text +

@@ -126,6 +126,34 @@ TEST_F(Tracking, ReplaceThroughSecondaryUniqueKeyLeavesTombstones) {
   EXPECT_EQ(db.Int("SELECT count(*) FROM syncline_rows WHERE deleted = 0"), db.Int("SELECT count(*) FROM users"));
 }
 
+// The REPLACE guard notes and checks displaced rows by their metadata key,
+// which for UUID keys is the compact blob.
+TEST_F(Tracking, ReplaceDisplacingAUuidKeyedRowLeavesItsTombstone) {
+  db.Exec("CREATE TABLE users(id TEXT PRIMARY KEY, email TEXT UNIQUE)");
+  db.Text("SELECT syncline_track('users')");
+  const std::string u1 = "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", u2 = "5D1C2A9B-7E3F-4A60-8B12-C0FFEE000001";
+  db.Exec("INSERT INTO users VALUES ('" + u1 + "', 'a@x')");
+  db.Exec("INSERT OR REPLACE INTO users VALUES ('" + u2 + "', 'a@x')");
+  EXPECT_EQ(db.Text("SELECT group_concat(typeof(pk) || '=' || deleted, ' ') FROM (SELECT * FROM syncline_rows WHERE "
+                    "tid > 0 ORDER BY version)"),
+            "blob=1 blob=0");
+  std::string batch = db.Text("SELECT syncline_pull_since(NULL, 10)");
+  EXPECT_EQ(db.Text("SELECT json_extract(?1, '$.changes[0].op') || ' ' || json_extract(?1, '$.changes[0].pk.id') || "
+                    "' ' || json_extract(?1, '$.changes[1].pk.id')",
+                    {batch}),
+            "delete " + u1 + " " + u2);
+  EXPECT_EQ(db.Int("SELECT count(*) FROM syncline_displaced"), 0);
+}
+
+// Metadata of another version (here the first, which kept every key as text)
+// is refused with an error rather than misread.
+TEST_F(Tracking, MetadataOfAnotherVersionIsRefused) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("UPDATE syncline_meta SET value = '1' WHERE key = 'metadata_version'");
+  EXPECT_NE(db.Error("SELECT syncline_pull_since(NULL, 10)").find("metadata version 1; this build reads version 2"),
+            std::string::npos);
+}
+
 TEST_F(Tracking, WriteWithoutTheExtensionFailsLoudly) {
   db.Text("SELECT syncline_track('notes')");
   db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b')");
