@@ -360,28 +360,33 @@ Status EncodeMetadataKey(const std::vector<core::Value>& values, core::Value* ou
   return status;
 }
 
-Status DecodeMetadataKey(const core::Value& stored, std::vector<core::Value>* values, std::string* display) {
-  if (stored.type == core::Value::Type::kText) {
-    *display = stored.bytes;
-    return core::DecodeKey(stored.bytes, values);
-  }
+Status DecodeMetadataKey(const core::Value& stored, std::vector<core::Value>* values) {
+  if (stored.type == core::Value::Type::kText) return core::DecodeKey(stored.bytes, values);
   const std::string& bytes = stored.bytes;
   if (stored.type != core::Value::Type::kBlob || bytes.size() != 17 ||
       (static_cast<unsigned char>(bytes[0]) != kUuidLower && static_cast<unsigned char>(bytes[0]) != kUuidUpper))
     return Status(Code::kInternal, std::string("metadata key of type ") + core::TypeName(stored.type) +
                                        " is neither a key text nor a compact UUID");
   const char* hex = static_cast<unsigned char>(bytes[0]) == kUuidUpper ? "0123456789ABCDEF" : "0123456789abcdef";
-  std::string text;
-  text.reserve(36);
+  values->resize(1);
+  core::Value& uuid = (*values)[0];
+  uuid.type = core::Value::Type::kText;
+  uuid.bytes.clear();
   for (std::size_t i = 1; i < 17; ++i) {
-    if (i == 5 || i == 7 || i == 9 || i == 11) text.push_back('-');
+    if (i == 5 || i == 7 || i == 9 || i == 11) uuid.bytes.push_back('-');
     auto byte = static_cast<unsigned char>(bytes[i]);
-    text.push_back(hex[byte >> 4]);
-    text.push_back(hex[byte & 0xf]);
+    uuid.bytes.push_back(hex[byte >> 4]);
+    uuid.bytes.push_back(hex[byte & 0xf]);
   }
-  values->assign(1, core::Value::Text(text));
-  display->clear();
-  return core::EncodeKey(*values, display);
+  return Status::Ok();
+}
+
+std::string MetadataKeyText(const core::Value& stored) {
+  if (stored.type == core::Value::Type::kText) return stored.bytes;
+  std::vector<core::Value> values;
+  std::string text;
+  if (DecodeMetadataKey(stored, &values).ok() && core::EncodeKey(values, &text).ok()) return text;
+  return "(" + std::string(core::TypeName(stored.type)) + " of " + std::to_string(stored.bytes.size()) + " bytes)";
 }
 
 Status RowExists(sqlite3* db, std::int64_t tid, const core::Value& key, bool* exists) {
@@ -391,8 +396,7 @@ Status RowExists(sqlite3* db, std::int64_t tid, const core::Value& key, bool* ex
   if (!status.ok()) return status;
   if (!found) return Status(Code::kUndefinedTable, "no tracked table with id " + std::to_string(tid));
   std::vector<core::Value> values;
-  std::string display;
-  status = DecodeMetadataKey(key, &values, &display);
+  status = DecodeMetadataKey(key, &values);
   if (!status.ok()) return status;
   if (values.size() != table.pk.size()) return Status(Code::kInternal, "metadata key arity differs from the table's");
   Statement select;

@@ -24,9 +24,10 @@ core::Status EncodeMetadataKey(const std::vector<core::Value>& values, core::Val
 // The compact form alone: true (and 17 bytes in `out`) when `text` is such a
 // UUID.
 bool CompactUuidKey(std::string_view text, unsigned char out[17]);
-// A stored metadata key back into its values; `display` gets its protocol
-// text, for messages.
-core::Status DecodeMetadataKey(const core::Value& stored, std::vector<core::Value>* values, std::string* display);
+// A stored metadata key back into its values.
+core::Status DecodeMetadataKey(const core::Value& stored, std::vector<core::Value>* values);
+// A stored metadata key as its protocol text, for messages.
+std::string MetadataKeyText(const core::Value& stored);
 
 // Whether a tracked table still holds the row with this metadata key.
 core::Status RowExists(sqlite3* db, std::int64_t tid, const core::Value& key, bool* exists);
