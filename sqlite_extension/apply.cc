@@ -133,9 +133,11 @@ class Applier {
                                 "LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE m.tid = ?1 AND m.pk = ?2");
     if (!status.ok()) return status;
     status =
+        // A new row takes the next rowid, which is the next version (one
+        // more than the highest); a known row moves to the next version.
         write_meta_.Prepare(db_, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES ("
-                                 "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), ?1, ?2, ?3, ?4, ?5, ?6) "
-                                 "ON CONFLICT (tid, pk) DO UPDATE SET version = excluded.version, "
+                                 "NULL, ?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tid, pk) DO UPDATE SET version = "
+                                 "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), "
                                  "clock = excluded.clock, hlc = excluded.hlc, node = excluded.node, "
                                  "deleted = excluded.deleted");
     if (!status.ok()) return status;
