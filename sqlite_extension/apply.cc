@@ -183,9 +183,11 @@ class Applier {
                                 "LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE m.tid = ?1 AND m.pk = ?2");
     if (!status.ok()) return status;
     status =
+        // A new row takes the next rowid, which is the next version (one
+        // more than the highest); a known row moves to the next version.
         write_meta_.Prepare(db_, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES ("
-                                 "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), ?1, ?2, ?3, ?4, ?5, ?6) "
-                                 "ON CONFLICT (tid, pk) DO UPDATE SET version = excluded.version, "
+                                 "NULL, ?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tid, pk) DO UPDATE SET version = "
+                                 "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), "
                                  "clock = excluded.clock, hlc = excluded.hlc, node = excluded.node, "
                                  "deleted = excluded.deleted");
     if (!status.ok()) return status;
@@ -231,8 +233,8 @@ class Applier {
       if (key[k] == nullptr)
         return Status(Code::kUndefinedColumn, "\"pk\" lacks primary key column \"" + info.columns[info.pk[k]] + "\"");
     }
-    std::string& key_text = key_text_;
-    status = core::EncodeKeyOf(key, &key_text);
+    Value& meta_key = meta_key_;
+    status = EncodeMetadataKey(key, &meta_key);
     if (!status.ok()) return status;
 
     std::vector<const Value*>& row = row_;
@@ -261,7 +263,7 @@ class Applier {
     // earlier change of this batch wrote.
     read_meta_.Reset();
     read_meta_.BindInt(1, info.tid);
-    read_meta_.BindText(2, key_text);
+    read_meta_.BindValue(2, meta_key);
     bool stored = false;
     status = read_meta_.Step(&stored);
     if (!status.ok()) return status;
@@ -299,7 +301,7 @@ class Applier {
     if (!status.ok()) return status;
     write_meta_.Reset();
     write_meta_.BindInt(1, info.tid);
-    write_meta_.BindText(2, key_text);
+    write_meta_.BindValue(2, meta_key);
     write_meta_.BindInt(3, change.clock);
     write_meta_.BindInt(4, static_cast<std::int64_t>(change.hlc));
     write_meta_.BindInt(5, node_ref);
@@ -445,7 +447,7 @@ class Applier {
   // metadata text, and the row's values in table order.
   std::vector<const Value*> key_, row_;
   std::vector<Value> key_storage_;
-  std::string key_text_;
+  Value meta_key_;
   std::unordered_map<std::string, std::int64_t> node_refs_;
   std::int64_t applied_ = 0;
   std::int64_t skipped_ = 0;

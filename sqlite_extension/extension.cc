@@ -195,10 +195,29 @@ Status SqlCapturing(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_v
   return Status::Ok();
 }
 
-// The metadata key of a row, on every captured write: encodes straight from
-// the arguments into a buffer the connection keeps (same text as
-// core::EncodeKey, which the tests compare it with).
+// Whether JsonWriter::String would copy `text` unchanged: printable ASCII
+// (hence valid UTF-8) without quotes or backslashes.
+bool NeedsNoEscape(std::string_view text) {
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+// The metadata key of a row, on every captured write (EncodeMetadataKey,
+// which the tests compare it with): a UUID key as its compact blob, any other
+// key encoded straight from the arguments into a buffer the connection keeps.
 Status SqlKey(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  if (argc == 1 && sqlite3_value_type(argv[0]) == SQLITE_TEXT) {
+    unsigned char compact[17];
+    std::string_view text(reinterpret_cast<const char*>(sqlite3_value_text(argv[0])),
+                          static_cast<std::size_t>(sqlite3_value_bytes(argv[0])));
+    if (CompactUuidKey(text, compact)) {
+      sqlite3_result_blob(ctx, compact, sizeof compact, SQLITE_TRANSIENT);
+      return Status::Ok();
+    }
+  }
   std::string& key = state.key_buffer;
   key.clear();
   core::JsonWriter writer(&key);
@@ -209,6 +228,13 @@ Status SqlKey(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_va
       case SQLITE_TEXT: {
         std::string_view text(reinterpret_cast<const char*>(sqlite3_value_text(argv[i])),
                               static_cast<std::size_t>(sqlite3_value_bytes(argv[i])));
+        if (NeedsNoEscape(text)) {  // the common key (a UUID, a slug): printable ASCII, copied as it is
+          writer.Raw({});           // the separator
+          key.push_back('"');
+          key.append(text);
+          key.push_back('"');
+          break;
+        }
         if (!core::IsValidUtf8(text))
           return Status(Code::kInvalidInput,
                         "primary key column " + std::to_string(i + 1) + " is text that is not valid UTF-8");
@@ -232,10 +258,8 @@ Status SqlStamp(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value
 }
 
 Status SqlRowExists(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
-  std::string key;
-  Status status = RequiredText(argv[1], "key", &key);
   bool exists = false;
-  if (status.ok()) status = RowExists(state.db, sqlite3_value_int64(argv[0]), key, &exists);
+  Status status = RowExists(state.db, sqlite3_value_int64(argv[0]), ValueFromSqlite(argv[1]), &exists);
   if (status.ok()) sqlite3_result_int(ctx, exists ? 1 : 0);
   return status;
 }

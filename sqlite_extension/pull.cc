@@ -34,9 +34,10 @@ Status LoadPullTable(sqlite3* db, std::int64_t tid, PullTable* out) {
                                          KeyPredicate(out->info));
 }
 
-Status CheckText(const Value& value, const TableInfo& table, const std::string& key, const std::string& column) {
+Status CheckText(const Value& value, const TableInfo& table, const Value& stored_key, const std::string& column) {
   if (value.type == Value::Type::kText && !core::IsValidUtf8(value.bytes))
-    return Status(Code::kInvalidInput, "table \"" + table.name + "\", row " + key + ": column \"" + column +
+    return Status(Code::kInvalidInput, "table \"" + table.name + "\", row " + MetadataKeyText(stored_key) +
+                                           ": column \"" + column +
                                            "\" holds text that is not valid UTF-8; fix the row (or store it as a "
                                            "blob) so that it can sync");
   return Status::Ok();
@@ -132,11 +133,11 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
       if (!status.ok()) return status;
     }
     PullTable& table = it->second;
-    std::string key_text = page.ColumnText(2);
-    status = core::DecodeKey(key_text, &key);
-    if (!status.ok()) return status.WithPrefix("metadata key " + key_text + ": ");
+    const Value stored_key = page.ColumnValue(2);
+    status = DecodeMetadataKey(stored_key, &key);
+    if (!status.ok()) return status.WithPrefix("metadata key " + MetadataKeyText(stored_key) + ": ");
     if (key.size() != table.info.pk.size())
-      return Status(Code::kInternal, "table \"" + table.info.name + "\": metadata key " + key_text +
+      return Status(Code::kInternal, "table \"" + table.info.name + "\": metadata key " + MetadataKeyText(stored_key) +
                                          " does not match the primary key; was the table's key changed?");
 
     change.table = table.info.name;
@@ -157,12 +158,12 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
       status = select.Step(&found);
       if (!status.ok()) return status;
       if (!found)
-        return Status(Code::kInternal, "table \"" + table.info.name + "\", row " + key_text +
+        return Status(Code::kInternal, "table \"" + table.info.name + "\", row " + MetadataKeyText(stored_key) +
                                            ": the metadata holds it as live but the row is gone (written without "
                                            "capture?); run syncline_track again to resynchronise the metadata");
       for (std::size_t i = 0; i < table.info.columns.size(); ++i) {
         Value value = select.ColumnValue(static_cast<int>(i));
-        status = CheckText(value, table.info, key_text, table.info.columns[i]);
+        status = CheckText(value, table.info, stored_key, table.info.columns[i]);
         if (!status.ok()) return status;
         change.row.push_back({table.info.columns[i], std::move(value)});
       }

@@ -14,7 +14,10 @@ using core::Status;
 
 namespace {
 
-constexpr int kMetadataVersion = 1;
+// 2: a key of one UUID text column is stored as a 17-byte blob
+// (EncodeMetadataKey). Unreleased versions are not upgraded: a file of another
+// version is refused with an error.
+constexpr int kMetadataVersion = 2;
 
 // Fixed, quoted-safe names (STYLE.md): every object the extension creates
 // starts with "syncline_", and tables of that prefix cannot be tracked.
@@ -29,13 +32,13 @@ CREATE TABLE IF NOT EXISTS syncline_nodes(ref INTEGER PRIMARY KEY, node_id TEXT 
 CREATE TABLE IF NOT EXISTS syncline_rows(
   version INTEGER PRIMARY KEY,
   tid INTEGER NOT NULL,
-  pk TEXT NOT NULL,
+  pk NOT NULL,
   clock INTEGER NOT NULL,
   hlc INTEGER NOT NULL,
   node INTEGER NOT NULL,
   deleted INTEGER NOT NULL,
   UNIQUE (tid, pk));
-CREATE TABLE IF NOT EXISTS syncline_displaced(tid INTEGER NOT NULL, pk TEXT NOT NULL, PRIMARY KEY (tid, pk)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS syncline_displaced(tid INTEGER NOT NULL, pk NOT NULL, PRIMARY KEY (tid, pk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS syncline_peers(
   node_id TEXT NOT NULL,
   filter TEXT NOT NULL,

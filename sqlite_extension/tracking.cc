@@ -41,8 +41,12 @@ std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, co
                        const std::string& update_where = "") {
   std::string tid_text = std::to_string(tid);
   std::string deleted_text = std::to_string(deleted);
-  return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT NULL, " + tid_text + ", " +
-         key + ", 1, syncline_stamp(NULL), 0, " + deleted_text + " " + from_where +
+  // One row (no FROM): VALUES, which SQLite evaluates in line, without the
+  // coroutine of a SELECT.
+  const bool one_row = from_where.empty();
+  return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) " +
+         std::string(one_row ? "VALUES (" : "SELECT ") + "NULL, " + tid_text + ", " + key +
+         ", 1, syncline_stamp(NULL), 0, " + deleted_text + (one_row ? ")" : " " + from_where) +
          " ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict +
          ", clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + update_where + ";\n";
 }
@@ -105,6 +109,9 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
   // note every row that could clash before the write; after it, the noted rows
   // that are gone get their tombstones. A note left by a write that did not
   // happen (OR IGNORE) is harmless: its row still exists when it is checked.
+  // The tombstones take their versions before the write's own upsert: a peer
+  // applies them in that order, so the removed rows free their UNIQUE values
+  // before the new row takes them.
   std::string displaced_capture;
   std::string guards;
   if (!unique.keys.empty()) {
@@ -133,7 +140,7 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
 
   std::string sql = guards;
   sql += "CREATE TRIGGER " + TriggerName("insert", table.name) + " AFTER INSERT ON " + quoted + when +
-         MetaUpsert(tid, key_new, 0, "WHERE true") + displaced_capture + "END;\n";
+         displaced_capture + MetaUpsert(tid, key_new, 0, "") + "END;\n";
   // An UPDATE that changes the primary key is a delete of the old key and an
   // upsert of the new one. The delete has its own trigger, UPDATE OF the key
   // columns, so that the common update (of other columns) neither fires it
@@ -142,12 +149,12 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
   for (std::size_t i = 0; i < table.pk.size(); ++i)
     key_columns += (i > 0 ? ", " : "") + QuoteIdentifier(table.columns[table.pk[i]]);
   sql += "CREATE TRIGGER " + TriggerName("update", table.name) + " AFTER UPDATE ON " + quoted + when +
-         MetaUpsert(tid, key_new, 0, "WHERE true") + displaced_capture + "END;\n";
+         displaced_capture + MetaUpsert(tid, key_new, 0, "") + "END;\n";
   sql += "CREATE TRIGGER " + TriggerName("rekey", table.name) + " AFTER UPDATE OF " + key_columns + " ON " + quoted +
          " WHEN syncline_capturing() AND " + key_old + " IS NOT " + key_new + " BEGIN\n" +
-         MetaUpsert(tid, key_old, 1, "WHERE true") + "END;\n";
+         MetaUpsert(tid, key_old, 1, "") + "END;\n";
   sql += "CREATE TRIGGER " + TriggerName("delete", table.name) + " AFTER DELETE ON " + quoted + when +
-         MetaUpsert(tid, key_old, 1, "WHERE true") + "END;\n";
+         MetaUpsert(tid, key_old, 1, "") + "END;\n";
   return sql;
 }
 
@@ -299,14 +306,111 @@ Status Untrack(ConnectionState& state, const std::string& name, bool* was_tracke
   return Status::Ok();
 }
 
-Status RowExists(sqlite3* db, std::int64_t tid, const std::string& key, bool* exists) {
+namespace {
+
+// The tag byte of a compact UUID key: which case its hex letters had.
+constexpr unsigned char kUuidLower = 1;
+constexpr unsigned char kUuidUpper = 2;
+
+int HexDigit(char c, bool* lower, bool* upper) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') {
+    *lower = true;
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    *upper = true;
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+}  // namespace
+
+bool CompactUuidKey(std::string_view text, unsigned char out[17]) {
+  if (text.size() != 36) return false;
+  bool lower = false, upper = false;
+  int n = 1;
+  for (std::size_t i = 0; i < 36;) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (text[i] != '-') return false;
+      ++i;
+      continue;
+    }
+    int high = HexDigit(text[i], &lower, &upper);
+    int low = HexDigit(text[i + 1], &lower, &upper);
+    if (high < 0 || low < 0) return false;
+    out[n++] = static_cast<unsigned char>(high * 16 + low);
+    i += 2;
+  }
+  if (lower && upper) return false;  // mixed case: the tag could not restore it
+  out[0] = upper ? kUuidUpper : kUuidLower;
+  return true;
+}
+
+namespace {
+
+bool CompactKey(const core::Value& only, core::Value* out) {
+  unsigned char compact[17];
+  if (only.type != core::Value::Type::kText || !CompactUuidKey(only.bytes, compact)) return false;
+  out->type = core::Value::Type::kBlob;
+  out->bytes.assign(reinterpret_cast<const char*>(compact), sizeof compact);
+  return true;
+}
+
+}  // namespace
+
+Status EncodeMetadataKey(const std::vector<core::Value>& values, core::Value* out) {
+  if (values.size() == 1 && CompactKey(values[0], out)) return Status::Ok();
+  std::string text;
+  Status status = core::EncodeKey(values, &text);
+  if (status.ok()) *out = core::Value::Text(std::move(text));
+  return status;
+}
+
+Status EncodeMetadataKey(const std::vector<const core::Value*>& values, core::Value* out) {
+  if (values.size() == 1 && CompactKey(*values[0], out)) return Status::Ok();
+  out->type = core::Value::Type::kText;
+  return core::EncodeKeyOf(values, &out->bytes);
+}
+
+Status DecodeMetadataKey(const core::Value& stored, std::vector<core::Value>* values) {
+  if (stored.type == core::Value::Type::kText) return core::DecodeKey(stored.bytes, values);
+  const std::string& bytes = stored.bytes;
+  if (stored.type != core::Value::Type::kBlob || bytes.size() != 17 ||
+      (static_cast<unsigned char>(bytes[0]) != kUuidLower && static_cast<unsigned char>(bytes[0]) != kUuidUpper))
+    return Status(Code::kInternal, std::string("metadata key of type ") + core::TypeName(stored.type) +
+                                       " is neither a key text nor a compact UUID");
+  const char* hex = static_cast<unsigned char>(bytes[0]) == kUuidUpper ? "0123456789ABCDEF" : "0123456789abcdef";
+  values->resize(1);
+  core::Value& uuid = (*values)[0];
+  uuid.type = core::Value::Type::kText;
+  uuid.bytes.clear();
+  for (std::size_t i = 1; i < 17; ++i) {
+    if (i == 5 || i == 7 || i == 9 || i == 11) uuid.bytes.push_back('-');
+    auto byte = static_cast<unsigned char>(bytes[i]);
+    uuid.bytes.push_back(hex[byte >> 4]);
+    uuid.bytes.push_back(hex[byte & 0xf]);
+  }
+  return Status::Ok();
+}
+
+std::string MetadataKeyText(const core::Value& stored) {
+  if (stored.type == core::Value::Type::kText) return stored.bytes;
+  std::vector<core::Value> values;
+  std::string text;
+  if (DecodeMetadataKey(stored, &values).ok() && core::EncodeKey(values, &text).ok()) return text;
+  return "(" + std::string(core::TypeName(stored.type)) + " of " + std::to_string(stored.bytes.size()) + " bytes)";
+}
+
+Status RowExists(sqlite3* db, std::int64_t tid, const core::Value& key, bool* exists) {
   TableInfo table;
   bool found = false;
   Status status = FindTrackedTableById(db, tid, &table, &found);
   if (!status.ok()) return status;
   if (!found) return Status(Code::kUndefinedTable, "no tracked table with id " + std::to_string(tid));
   std::vector<core::Value> values;
-  status = core::DecodeKey(key, &values);
+  status = DecodeMetadataKey(key, &values);
   if (!status.ok()) return status;
   if (values.size() != table.pk.size()) return Status(Code::kInternal, "metadata key arity differs from the table's");
   Statement select;

@@ -2,8 +2,11 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/status.h"
+#include "core/value.h"
 #include "sqlite_extension/state.h"
 
 namespace syncline::sqlite {
@@ -11,8 +14,24 @@ namespace syncline::sqlite {
 core::Status Track(ConnectionState& state, const std::string& table, const std::string& options, std::string* result);
 core::Status Untrack(ConnectionState& state, const std::string& table, bool* was_tracked);
 
+// The metadata key (syncline_rows.pk, docs/sqlite.md, "Metadata") of a row
+// whose primary key values, in key order and in the form SQLite stores them,
+// are `values`: a key of one text column holding a UUID (8-4-4-4-12 hex
+// digits, not mixed case) is a 17-byte blob, a tag byte and the 16 bytes;
+// any other key is its protocol text (core::EncodeKey). syncline_key, which
+// the capture triggers call, writes the same (the tests compare them).
+core::Status EncodeMetadataKey(const std::vector<core::Value>& values, core::Value* out);
+core::Status EncodeMetadataKey(const std::vector<const core::Value*>& values, core::Value* out);
+// The compact form alone: true (and 17 bytes in `out`) when `text` is such a
+// UUID.
+bool CompactUuidKey(std::string_view text, unsigned char out[17]);
+// A stored metadata key back into its values.
+core::Status DecodeMetadataKey(const core::Value& stored, std::vector<core::Value>* values);
+// A stored metadata key as its protocol text, for messages.
+std::string MetadataKeyText(const core::Value& stored);
+
 // Whether a tracked table still holds the row with this metadata key.
-core::Status RowExists(sqlite3* db, std::int64_t tid, const std::string& key, bool* exists);
+core::Status RowExists(sqlite3* db, std::int64_t tid, const core::Value& key, bool* exists);
 
 // SQL to select a row by its primary key, parameters ?1..?n in key order.
 std::string KeyPredicate(const TableInfo& table);

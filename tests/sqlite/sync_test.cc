@@ -118,6 +118,75 @@ TEST_F(SyncTest, AppliedChangesKeepOriginAndAreNotRecaptured) {
   EXPECT_EQ(Sync(b, a), 0);
 }
 
+// A key of one UUID text column is kept as a 17-byte blob (a tag for the
+// letters' case and the 16 bytes); other keys as their protocol text. Capture
+// (syncline_key) and apply must write the same key, or a row would get two
+// metadata rows; a pull must give the key back exactly as written.
+TEST_F(SyncTest, UuidKeysAreStoredCompactlyAndRoundTrip) {
+  const std::vector<std::pair<std::string, std::string>> keys = {
+      // id, how its metadata key is stored: typeof/length/hex prefix
+      {"0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "blob/17/010B6F6F2E6A864C1C9D1E5A2F9A0D7C11"},
+      {"0B6F6F2E-6A86-4C1C-9D1E-5A2F9A0D7C11", "blob/17/020B6F6F2E6A864C1C9D1E5A2F9A0D7C11"},
+      {"12345678-1234-1234-1234-123456789012", "blob/17/0112345678123412341234123456789012"},
+      {"0b6f6f2e-6a86-4c1c-9d1e-5A2F9A0D7C11", "text/40/"},   // mixed case
+      {"0b6f6f2e-6a86-4c1c-9d1e5-a2f9a0d7c11", "text/40/"},   // a hyphen out of place
+      {"0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c1g", "text/40/"},   // not hex
+      {"0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c111", "text/41/"},  // too long
+  };
+  for (const auto& [id, stored] : keys)
+    a.Exec("INSERT INTO notes VALUES ('" + id + "', 1, 'from a', 'b')");
+  for (const auto& [id, stored] : keys) {
+    std::string pk = "syncline_key(" + std::string("'") + id + "')";
+    EXPECT_EQ(a.Text("SELECT typeof(pk) || '/' || length(CAST(pk AS BLOB)) || '/' || CASE typeof(pk) WHEN 'blob' THEN "
+                     "hex(pk) ELSE '' END FROM syncline_rows WHERE tid > 0 AND pk = " +
+                     pk),
+              stored)
+        << id;
+  }
+  // The pull gives each key back as it was written; apply stores the same
+  // metadata keys as capture did, so re-applying skips everything and b's
+  // own writes to the rows update their one metadata row.
+  std::string batch = a.Text("SELECT syncline_pull_since(NULL, 100)");
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    EXPECT_EQ(a.Text("SELECT json_extract(?1, ?2)", {batch, "$.changes[" + std::to_string(i) + "].pk.id"}),
+              keys[i].first);
+  EXPECT_EQ(b.Text("SELECT json_extract(?1, '$.applied')", {Apply(b, batch)}), std::to_string(keys.size()));
+  EXPECT_EQ(b.Dump("notes"), a.Dump("notes"));
+  std::string keys_in = "SELECT group_concat(hex(pk), ' ') FROM (SELECT pk FROM syncline_rows WHERE tid > 0 ORDER BY "
+                        "hex(pk))";
+  EXPECT_EQ(b.Text(keys_in), a.Text(keys_in));
+  EXPECT_EQ(b.Text("SELECT json_extract(?1, '$.skipped')", {Apply(b, batch)}), std::to_string(keys.size()));
+  b.Exec("UPDATE notes SET title = 'from b'");
+  b.Exec("DELETE FROM notes WHERE id = '" + keys[0].first + "'");
+  EXPECT_EQ(b.Int("SELECT count(*) FROM syncline_rows WHERE tid > 0"), static_cast<long long>(keys.size()));
+  EXPECT_EQ(b.Int("SELECT count(*) FROM syncline_rows WHERE tid > 0 AND node = 0"),
+            static_cast<long long>(keys.size()));
+  EXPECT_EQ(Sync(b, a), static_cast<long long>(keys.size()));
+  EXPECT_EQ(a.Dump("notes"), b.Dump("notes"));
+  EXPECT_EQ(Title(a, keys[0].first), "gone");
+}
+
+// INSERT OR REPLACE that removes a row through a secondary UNIQUE key: the
+// tombstone must come before the upsert in the version order, or a peer
+// applying the batch would insert the new row while the old one still holds
+// the UNIQUE value, and reject the batch.
+TEST_F(SyncTest, ReplaceThroughASecondaryKeySyncsInOrder) {
+  for (Db* db : {&a, &b}) {
+    db->Exec("CREATE TABLE users(id TEXT PRIMARY KEY, email TEXT UNIQUE)");
+    db->Text("SELECT syncline_track('users')");
+  }
+  a.Exec("INSERT INTO users VALUES ('u1', 'a@x')");
+  EXPECT_EQ(Sync(a, b), 1);
+  a.Exec("INSERT OR REPLACE INTO users VALUES ('u2', 'a@x')");
+  EXPECT_EQ(Sync(a, b), 2);
+  EXPECT_EQ(b.Dump("users"), "'u2'|'a@x'");
+  a.Exec("INSERT INTO users VALUES ('u3', 'c@x')");
+  EXPECT_EQ(Sync(a, b), 1);
+  a.Exec("UPDATE OR REPLACE users SET email = 'c@x' WHERE id = 'u2'");
+  EXPECT_EQ(Sync(a, b), 2);
+  EXPECT_EQ(b.Dump("users"), "'u2'|'c@x'");
+}
+
 TEST_F(SyncTest, ApplyingTheSameBatchTwiceChangesNothing) {
   a.Exec("INSERT INTO notes VALUES ('n1', 1, 't', 'b'), ('n2', 2, 't', 'b'); DELETE FROM notes WHERE id = 'n2';");
   std::string batch = a.Text("SELECT syncline_pull_since(NULL, 10)");

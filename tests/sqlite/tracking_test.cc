@@ -1,5 +1,8 @@
 // Tracking and capture: the triggers keep one metadata row per row, in the
 // same transaction as the write.
+#include <sqlite3.h>
+
+#include "core/changeset.h"
 #include "tests/sqlite/harness.h"
 
 namespace syncline::test {
@@ -123,6 +126,34 @@ TEST_F(Tracking, ReplaceThroughSecondaryUniqueKeyLeavesTombstones) {
   EXPECT_EQ(db.Int("SELECT count(*) FROM syncline_rows WHERE deleted = 0"), db.Int("SELECT count(*) FROM users"));
 }
 
+// The REPLACE guard notes and checks displaced rows by their metadata key,
+// which for UUID keys is the compact blob.
+TEST_F(Tracking, ReplaceDisplacingAUuidKeyedRowLeavesItsTombstone) {
+  db.Exec("CREATE TABLE users(id TEXT PRIMARY KEY, email TEXT UNIQUE)");
+  db.Text("SELECT syncline_track('users')");
+  const std::string u1 = "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", u2 = "5D1C2A9B-7E3F-4A60-8B12-C0FFEE000001";
+  db.Exec("INSERT INTO users VALUES ('" + u1 + "', 'a@x')");
+  db.Exec("INSERT OR REPLACE INTO users VALUES ('" + u2 + "', 'a@x')");
+  EXPECT_EQ(db.Text("SELECT group_concat(typeof(pk) || '=' || deleted, ' ') FROM (SELECT * FROM syncline_rows WHERE "
+                    "tid > 0 ORDER BY version)"),
+            "blob=1 blob=0");
+  std::string batch = db.Text("SELECT syncline_pull_since(NULL, 10)");
+  EXPECT_EQ(db.Text("SELECT json_extract(?1, '$.changes[0].op') || ' ' || json_extract(?1, '$.changes[0].pk.id') || "
+                    "' ' || json_extract(?1, '$.changes[1].pk.id')",
+                    {batch}),
+            "delete " + u1 + " " + u2);
+  EXPECT_EQ(db.Int("SELECT count(*) FROM syncline_displaced"), 0);
+}
+
+// Metadata of another version (here the first, which kept every key as text)
+// is refused with an error rather than misread.
+TEST_F(Tracking, MetadataOfAnotherVersionIsRefused) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("UPDATE syncline_meta SET value = '1' WHERE key = 'metadata_version'");
+  EXPECT_NE(db.Error("SELECT syncline_pull_since(NULL, 10)").find("metadata version 1; this build reads version 2"),
+            std::string::npos);
+}
+
 TEST_F(Tracking, WriteWithoutTheExtensionFailsLoudly) {
   db.Text("SELECT syncline_track('notes')");
   db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b')");
@@ -155,6 +186,66 @@ TEST_F(Tracking, InvalidUtf8KeyIsRefusedAtWriteTime) {
   EXPECT_NE(db.Error("INSERT INTO notes VALUES (CAST(X'FF' AS TEXT), 1, 'a', 'b')").find("not valid UTF-8"),
             std::string::npos);
   EXPECT_EQ(db.Int("SELECT count(*) FROM notes"), 0);
+}
+
+// The triggers' syncline_key must write exactly the key core::EncodeKey
+// writes (pull and apply decode and encode with it): printable ASCII takes a
+// shortcut, everything else the escaping writer; both in one key too.
+TEST_F(Tracking, CapturedKeysAreTheProtocolsKeyEncoding) {
+  db.Exec("CREATE TABLE k(a, b, c, PRIMARY KEY (a, b, c))");
+  db.Text("SELECT syncline_track('k')");
+  const std::vector<std::vector<core::Value>> keys = {
+      {core::Value::Text("0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11"), core::Value::Integer(1), core::Value::Text("x")},
+      {core::Value::Text(" ~plain~ "), core::Value::Text("quote\" and \\ back"), core::Value::Text("")},
+      {core::Value::Text("line\nbreak\ttab"), core::Value::Text("caf\xc3\xa9 \xe2\x82\xac"),
+       core::Value::Text("del\x7f")},
+      {core::Value::Integer(-7), core::Value::Real(2.5), core::Value::Blob(std::string("\x00\x01", 2))},
+      {core::Value::Real(3.0), core::Value::Text("after a real"), core::Value::Null()},
+  };
+  sqlite3_stmt* insert = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db.handle(), "INSERT INTO k VALUES (?1, ?2, ?3)", -1, &insert, nullptr), SQLITE_OK);
+  std::string expected;
+  for (const auto& key : keys) {
+    for (int i = 0; i < 3; ++i) {
+      const core::Value& v = key[i];
+      switch (v.type) {
+        case core::Value::Type::kNull: sqlite3_bind_null(insert, i + 1); break;
+        case core::Value::Type::kInteger: sqlite3_bind_int64(insert, i + 1, v.integer); break;
+        case core::Value::Type::kReal: sqlite3_bind_double(insert, i + 1, v.real); break;
+        case core::Value::Type::kText:
+          sqlite3_bind_text(insert, i + 1, v.bytes.data(), static_cast<int>(v.bytes.size()), SQLITE_TRANSIENT);
+          break;
+        case core::Value::Type::kBlob:
+          sqlite3_bind_blob(insert, i + 1, v.bytes.data(), static_cast<int>(v.bytes.size()), SQLITE_TRANSIENT);
+          break;
+      }
+    }
+    EXPECT_EQ(sqlite3_step(insert), SQLITE_DONE) << sqlite3_errmsg(db.handle());
+    sqlite3_reset(insert);
+    std::string encoded;
+    ASSERT_TRUE(core::EncodeKey(key, &encoded).ok());
+    expected += (expected.empty() ? "" : "\n") + encoded;
+  }
+  sqlite3_finalize(insert);
+  EXPECT_EQ(db.Text("SELECT group_concat(pk, char(10)) FROM (SELECT pk FROM syncline_rows WHERE tid > 0 ORDER BY "
+                    "version)"),
+            expected);
+}
+
+// A row that has no metadata (written while capture was off, e.g. by a user
+// trigger during an apply) gets it on its next local write, update or delete:
+// the capture upserts rather than assuming the metadata row exists.
+TEST_F(Tracking, WritesToRowsWithoutMetadataAreCaptured) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec("INSERT INTO notes VALUES ('n1', 7, 'a', 'b'), ('n2', 7, 'c', 'd')");
+  db.Exec("DELETE FROM syncline_rows WHERE tid > 0");
+  db.Exec("UPDATE notes SET title = 'x' WHERE id = 'n1'");
+  db.Exec("DELETE FROM notes WHERE id = 'n2'");
+  EXPECT_EQ(Meta("[\"n1\"]"), "1:0");
+  EXPECT_EQ(Meta("[\"n2\"]"), "1:1");
+  std::string batch = db.Text("SELECT syncline_pull_since(NULL, 10)");
+  EXPECT_EQ(db.Text("SELECT json_extract(?1, '$.changes[0].row.title')", {batch}), "x");
+  EXPECT_EQ(db.Text("SELECT json_extract(?1, '$.changes[1].op')", {batch}), "delete");
 }
 
 TEST_F(Tracking, RollbackUndoesCapture) {
