@@ -16,6 +16,10 @@ METRICS = {
     "sqlite.update_all": ("update one column of every row (time)", ("ratio", "<=", 2.0)),
     "sqlite.delete_10pct": ("delete 10 % of the rows (time)", ("ratio", "<=", 2.0)),
     "sqlite.storage": ("file size after the insert and a checkpoint", ("ratio", "<=", 1.6)),
+    "sqlite.insert_1_txn_tuned": ("insert N rows, one transaction, with `temp_store=MEMORY` and a 32 MB cache "
+                                  "(docs/sqlite.md) in both (time)", None),
+    "sqlite.update_all_tuned": ("update one column of every row, same settings (time)", None),
+    "sqlite.delete_10pct_tuned": ("delete 10 % of the rows, same settings (time)", None),
     "sqlite.pull": ("`syncline_pull_since`, pages of 1000, vs `json_group_array` pages by key", ("ratio", ">=", 0.5)),
     "sqlite.apply": ("`syncline_apply_push` of those pages into an empty tracked file, vs prepared upsert, "
                      "1000 a transaction", ("ratio", ">=", 0.5)),
@@ -194,7 +198,10 @@ a text UUID key (`uuid` in PostgreSQL), an integer, about 40 characters of
 text, a real and a 32-byte blob.
 
 **SQLite** (`bench/sqlite_bench.cc`, mode `sqlite`): file databases in a
-temporary directory, `journal_mode=WAL`, `synchronous=NORMAL`, default cache.
+temporary directory, `journal_mode=WAL`, `synchronous=NORMAL`, default cache
+and temporary storage (the `_tuned` metrics repeat insert, update and delete
+with `temp_store=MEMORY` and `cache_size=-32000` in both databases, the
+settings docs/sqlite.md recommends for large transactions on tracked tables).
 Every sample starts from a new file (the extension loaded in both, the
 tracked one `syncline_track`ed while empty), is checkpointed
 (`wal_checkpoint(TRUNCATE)`) before each timed step, and times: the insert
