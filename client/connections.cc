@@ -24,8 +24,7 @@ Status LocalDb::Open(const std::string& path, const std::string& extension, bool
     return Status(Code::kInvalidInput, "cannot load the SQLite extension " + extension + ": " + message +
                                            " (set --extension or SYNCLINE_EXTENSION)");
   }
-  return Exec("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = "
-              "MEMORY; PRAGMA cache_size = -32768");
+  return Exec("PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
 }
 
 Status LocalDb::Exec(const std::string& sql) {
