@@ -266,8 +266,10 @@ class TransitionRows {
       tuplestore_rescan(store_);
       tuplestore_select_read_pointer(store_, 0);
       // A copy of the descriptor is not reference-counted: nothing to
-      // release, the slot goes with the SPI session's memory.
-      slot_ = MakeSingleTupleTableSlot(CreateTupleDescCopy(desc), &TTSOpsMinimalTuple);
+      // release, the slot goes with the SPI session's memory. It keeps the
+      // constraints' copy too: the values of columns added (with a default)
+      // after a row was written are there, not in the row.
+      slot_ = MakeSingleTupleTableSlot(CreateTupleDescCopyConstr(desc), &TTSOpsMinimalTuple);
     });
   }
 
@@ -289,6 +291,18 @@ class TransitionRows {
   int pointer_ = 0;
   TupleTableSlot* slot_ = nullptr;
 };
+
+// relhassubclass stays set after the last child is dropped (until VACUUM or
+// ANALYZE): pg_inherits has the truth.
+bool HasInheritanceChildren(Oid relid) {
+  bool children = false;
+  PgGuard([&] {
+    List* found = find_inheritance_children(relid, NoLock);
+    children = found != NIL;
+    list_free(found);
+  });
+  return children;
+}
 
 Status ScopeMoved(const TableInfo& table) {
   // A row's scope says who receives its changes and its tombstone; moving
@@ -359,7 +373,7 @@ Status CaptureStatement(FunctionCallInfo fcinfo, Datum* result) {
   const TableInfo& table = entry->table;
   // A statement on a parent table passes its children's rows in the
   // transition tables too, indistinguishable from the parent's own.
-  if (data->tg_relation->rd_rel->relhassubclass)
+  if (data->tg_relation->rd_rel->relhassubclass && HasInheritanceChildren(RelationGetRelid(data->tg_relation)))
     return Status(Code::kInvalidInput, "table " + QualifiedName(table) +
                                            " has inheritance children, which syncline cannot tell apart from its "
                                            "own rows; untrack it");

@@ -85,15 +85,24 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
       return Status(Code::kInvalidInput,
                     "table " + name + " has no primary key; syncline identifies rows by their primary key");
     if (table.schema == "syncline") return Status(Code::kInvalidInput, "syncline's own tables cannot be tracked");
-    // Capture reads a statement's transition tables, which hold the rows of
-    // a parent's inheritance children too.
+    // Capture is per statement: a statement fires the statement triggers of
+    // the table it names only, and its transition tables hold the rows of
+    // that table's inheritance children too. So neither a parent nor a child
+    // (or partition) can be tracked.
     {
-      SPIPlanPtr children =
-          Prepare("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent OPERATOR(pg_catalog.=) $1 LIMIT 1", {OIDOID});
+      SPIPlanPtr family = Prepare("SELECT inhparent OPERATOR(pg_catalog.=) $1 FROM pg_catalog.pg_inherits WHERE "
+                                  "inhparent OPERATOR(pg_catalog.=) "
+                                  "$1 OR inhrelid OPERATOR(pg_catalog.=) $1 LIMIT 1",
+                                  {OIDOID});
       Datum relid_arg[1] = {ObjectIdGetDatum(relid)};
-      if (Execute(children, relid_arg, " ", true) > 0)
+      if (Execute(family, relid_arg, " ", true) > 0) {
+        bool isnull = false;
+        bool parent = DatumGetBool(ResultDatum(0, 1, &isnull));
         return Status(Code::kInvalidInput,
-                      "table " + name + " has inheritance children; syncline tracks tables without");
+                      "table " + name +
+                          (parent ? " has inheritance children" : " is a partition or inherits from another table") +
+                          "; syncline tracks tables outside inheritance hierarchies");
+      }
     }
     if (!options.scope.empty()) {
       for (std::size_t i = 0; i < table.columns.size(); ++i) {

@@ -1,7 +1,7 @@
 -- Tracking and capture on PostgreSQL.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(41);
+SELECT plan(46);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 INSERT INTO notes VALUES ('n0', 7, 'before tracking', '');
@@ -119,8 +119,26 @@ SELECT is((SELECT clock || ':' || deleted FROM syncline.rows r JOIN syncline.tab
           '4:false', 'a key written twice by one statement: two versions, then a delete and an update');
 -- Capture cannot tell an inheritance child's rows from the parent's.
 CREATE TABLE parent (id int PRIMARY KEY);
-CREATE TABLE child () INHERITS (parent);
+CREATE TABLE child (PRIMARY KEY (id)) INHERITS (parent);
 SELECT throws_like($$SELECT syncline.track('parent')$$, '%has inheritance children%', 'a parent of inheritance children is refused');
+SELECT throws_like($$SELECT syncline.track('child')$$, '%is a partition or inherits%', '... and so is a child');
+CREATE TABLE whole (id int PRIMARY KEY, k int) PARTITION BY RANGE (id);
+CREATE TABLE slice PARTITION OF whole FOR VALUES FROM (0) TO (100);
+SELECT throws_like($$SELECT syncline.track('slice')$$, '%is a partition or inherits%', '... and a partition');
+-- A table whose last child is gone can be written at once.
+CREATE TABLE single (id int PRIMARY KEY);
+SELECT syncline.track('single');
+CREATE TABLE single_child () INHERITS (single);
+DROP TABLE single_child;
+SELECT lives_ok($$INSERT INTO single VALUES (1)$$, 'a tracked table whose inheritance child was dropped is written');
+-- Columns added with a default after rows were written: capture reads them.
+CREATE TABLE grown (id int PRIMARY KEY, v text);
+INSERT INTO grown VALUES (1, 'old');
+ALTER TABLE grown ADD COLUMN org int NOT NULL DEFAULT 7;
+SELECT syncline.track('grown', '{"scope": "org"}');
+SELECT lives_ok($$UPDATE grown SET v = 'new'$$, 'a row older than its scope column updates');
+SELECT is((SELECT scope || ':' || clock FROM syncline.rows r JOIN syncline.tables t USING (tid) WHERE t.table_name = 'grown'),
+          '7:2', '... in its scope');
 
 -- Composite keys, in key order.
 CREATE TABLE pt (playlist int, track int, pos real, PRIMARY KEY (track, playlist));
