@@ -222,13 +222,19 @@ class Session {
                  std::chrono::steady_clock::now() - since_commit >= std::chrono::milliseconds(kCommitMs);
       if (!due) continue;
       // COMMIT fails while a deferred foreign key is violated and leaves the
-      // transaction open: keep going, the parent is in a later page.
-      if (local_.Exec("COMMIT").ok()) {
+      // transaction open: keep going, the parent is in a later page. Any
+      // other failure (a full disk) ends the transaction: stop there, the
+      // next pull starts again from the last commit.
+      Status committed = local_.Exec("COMMIT");
+      if (committed.ok()) {
         if (!page.has_more) return Status::Ok();
         uncommitted = 0;
         since_commit = std::chrono::steady_clock::now();
         status = Begin();
         if (!status.ok()) return Abandon(status);
+      } else if (sqlite3_extended_errcode(local_.handle()) != SQLITE_CONSTRAINT_FOREIGNKEY ||
+                 !local_.in_transaction()) {
+        return Abandon(committed.WithPrefix("pull: commit: "));
       } else if (!page.has_more) {
         return Abandon(Status(Code::kConstraint, "pull: the pulled rows break a foreign key of this file; nothing of "
                                                  "this pull was kept"));
