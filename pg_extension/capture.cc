@@ -203,6 +203,7 @@ class VersionWriter {
       Execute(upsert_plan, values, nulls, false);
     }
     ReceiveStamp(static_cast<core::Hlc>(ResultInt64(0, 1)));
+    PgGuard([] { SPI_freetuptable(SPI_tuptable); });
   }
 
   void WriteMany() {
@@ -242,7 +243,10 @@ class VersionWriter {
     bool isnull = false;
     Datum newest = ResultDatum(0, 1, &isnull);
     if (!isnull) ReceiveStamp(static_cast<core::Hlc>(DatumGetInt64(newest)));
-    PgGuard([&] { MemoryContextReset(chunk_context_); });
+    PgGuard([&] {
+      SPI_freetuptable(SPI_tuptable);
+      MemoryContextReset(chunk_context_);
+    });
   }
 
   const CaptureEntry& entry_;
@@ -253,6 +257,35 @@ class VersionWriter {
   std::unordered_set<std::string> in_chunk_;
   std::set<std::string> notify_scopes_;
   MemoryContext chunk_context_ = nullptr;  // a child of the SPI session's context
+};
+
+// What the type output functions allocate for one row's key and scope,
+// freed before the next row: a statement of millions of rows stays flat.
+class RowMemory {
+ public:
+  RowMemory() {
+    PgGuard(
+        [&] { context_ = AllocSetContextCreate(CurrentMemoryContext, "syncline capture row", ALLOCSET_SMALL_SIZES); });
+  }
+
+  // The row context, emptied, is current for the life of a Scope.
+  class Scope {
+   public:
+    explicit Scope(MemoryContext context) {
+      MemoryContextReset(context);
+      saved_ = MemoryContextSwitchTo(context);
+    }
+    ~Scope() { MemoryContextSwitchTo(saved_); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    MemoryContext saved_;
+  };
+  Scope Use() { return Scope(context_); }
+
+ private:
+  MemoryContext context_ = nullptr;  // a child of the SPI session's context
 };
 
 // Rows of a transition table, read through a read pointer of their own: the
@@ -319,19 +352,24 @@ Status ScopeMoved(const TableInfo& table) {
 Status CaptureUpdate(const TableInfo& table, TransitionRows& old_rows, TransitionRows& new_rows,
                      VersionWriter& writer) {
   std::vector<std::pair<std::string, std::string>> moved_from, moved_to;  // key, scope
-  std::string old_key, key;
+  std::string old_key, key, old_scope, scope;
+  RowMemory memory;
   while (old_rows.Next()) {
     if (!new_rows.Next()) return Status(Code::kInternal, "an UPDATE's transition tables differ in length");
-    Status status = RowKey(table, old_rows.slot(), &old_key);
-    if (status.ok()) status = RowKey(table, new_rows.slot(), &key);
-    if (!status.ok()) return status;
-    std::string scope = RowScope(table, new_rows.slot());
+    {
+      RowMemory::Scope in_row = memory.Use();
+      Status status = RowKey(table, old_rows.slot(), &old_key);
+      if (status.ok()) status = RowKey(table, new_rows.slot(), &key);
+      if (!status.ok()) return status;
+      old_scope = RowScope(table, old_rows.slot());
+      scope = RowScope(table, new_rows.slot());
+    }
     if (old_key == key) {
-      if (RowScope(table, old_rows.slot()) != scope) return ScopeMoved(table);
+      if (old_scope != scope) return ScopeMoved(table);
       writer.Add(key, false, scope);
     } else {
-      moved_from.emplace_back(old_key, RowScope(table, old_rows.slot()));
-      moved_to.emplace_back(key, std::move(scope));
+      moved_from.emplace_back(old_key, old_scope);
+      moved_to.emplace_back(key, scope);
     }
   }
   if (moved_from.empty()) return Status::Ok();
@@ -392,10 +430,16 @@ Status CaptureStatement(FunctionCallInfo fcinfo, Datum* result) {
     if (!status.ok()) return status;
   } else {
     TransitionRows rows(inserted ? data->tg_newtable : data->tg_oldtable, desc);
+    RowMemory memory;
+    std::string scope;
     while (rows.Next()) {
-      status = RowKey(table, rows.slot(), &key);
-      if (!status.ok()) return status;
-      writer.Add(key, deleted, RowScope(table, rows.slot()));
+      {
+        RowMemory::Scope in_row = memory.Use();
+        status = RowKey(table, rows.slot(), &key);
+        if (!status.ok()) return status;
+        scope = RowScope(table, rows.slot());
+      }
+      writer.Add(key, deleted, scope);
     }
   }
   writer.Flush();
