@@ -446,6 +446,7 @@ struct RowMeta {
   core::Hlc hlc = 0;
   std::string node, scope;  // scope: canonical JSON, "" for none
   bool deleted = false;
+  bool in_table = false;  // syncline.rows held the row when the apply read (and locked) it
 };
 
 // A metadata row an apply writes (an empty scope keeps the stored one).
@@ -461,6 +462,7 @@ struct PendingWrite {
   int32 tid;
   std::string key;
   MetaValues values;
+  bool in_table;  // update the locked row, or insert a new one
   bool live;
 };
 
@@ -478,17 +480,32 @@ class Applier {
     wall_ms_ = core::WallClockMs();
     const std::string read = "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope FROM syncline.rows r LEFT JOIN "
                              "syncline.nodes n ON n.ref = r.node WHERE r.tid = $1 AND ";
-    read_meta_ = pg::Prepare(read + "r.pk = $2", {INT4OID, TEXTOID});
-    read_metas_ = pg::Prepare(read + "r.pk = ANY ($2)", {INT4OID, TEXTARRAYOID});
-    write_metas_ = pg::Prepare(
-        "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
-        "SELECT c.tid, c.pk, c.clock, c.hlc, c.node, c.deleted, c.scope, pg_catalog.pg_current_xact_id(), "
-        "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) FROM ROWS FROM (pg_catalog.unnest($1), "
-        "pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
-        "pg_catalog.unnest($6), pg_catalog.unnest($7)) AS c(tid, pk, clock, hlc, node, deleted, scope) "
-        "ON CONFLICT (tid, pk) DO UPDATE SET clock = EXCLUDED.clock, hlc = EXCLUDED.hlc, node = EXCLUDED.node, "
-        "deleted = EXCLUDED.deleted, scope = coalesce(EXCLUDED.scope, r.scope), xid = EXCLUDED.xid, seq = EXCLUDED.seq",
-        {INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID, TEXTARRAYOID});
+    // The rows are locked as they are read: until this apply commits, no
+    // other apply or local write changes what it decided against. (A local
+    // write holding the user's row and waiting for its metadata row meets
+    // this apply waiting for the user's row: PostgreSQL's deadlock check
+    // aborts one of them, nothing diverges.)
+    read_meta_ = pg::Prepare(read + "r.pk = $2 FOR UPDATE OF r", {INT4OID, TEXTOID});
+    read_metas_ = pg::Prepare(read + "r.pk = ANY ($2) ORDER BY r.pk FOR UPDATE OF r", {INT4OID, TEXTARRAYOID});
+    const std::string columns = "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+                                "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+                                "pg_catalog.unnest($7)) AS c(tid, pk, clock, hlc, node, deleted, scope)";
+    const std::vector<Oid> types = {INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+                                    INT4ARRAYOID, BOOLARRAYOID, TEXTARRAYOID};
+    const std::string version =
+        "pg_catalog.pg_current_xact_id(), pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
+    // Rows that were not there when read: a plain insert, so that one a
+    // concurrent transaction added since is an error, not overwritten.
+    insert_metas_ = pg::Prepare("INSERT INTO syncline.rows (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+                                "SELECT c.tid, c.pk, c.clock, c.hlc, c.node, c.deleted, c.scope, " +
+                                    version + " " + columns,
+                                types);
+    update_metas_ =
+        pg::Prepare("UPDATE syncline.rows AS r SET clock = c.clock, hlc = c.hlc, node = c.node, deleted = c.deleted, "
+                    "scope = coalesce(c.scope, r.scope), xid = pg_catalog.pg_current_xact_id(), "
+                    "seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) " +
+                        columns + " WHERE r.tid = c.tid AND r.pk = c.pk",
+                    types);
     node_ref_ = pg::Prepare(
         "WITH added AS (INSERT INTO syncline.nodes (node_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING ref) "
         "SELECT ref FROM added UNION ALL SELECT ref FROM syncline.nodes WHERE node_id = $1",
@@ -711,19 +728,14 @@ class Applier {
     return Status::Ok();
   }
 
-  // Writes the metadata this apply has left (Write), in bulk.
-  Status Flush() {
-    std::vector<const PendingWrite*> live;
-    for (const PendingWrite& write : pending_)
-      if (write.live) live.push_back(&write);
+  void WriteMetadata(const std::vector<const PendingWrite*>& writes, SPIPlanPtr plan) {
     AsExtensionOwner owner;
-    for (std::size_t start = 0; start < live.size(); start += kWriteChunk) {
-      const std::size_t count = std::min(kWriteChunk, live.size() - start);
+    for (std::size_t start = 0; start < writes.size(); start += kWriteChunk) {
+      const std::size_t count = std::min(kWriteChunk, writes.size() - start);
       std::vector<std::string> keys, scopes;
       std::vector<Datum> tids, clocks, hlcs, nodes, deleted;
-      std::vector<bool> no_scope;
       for (std::size_t i = start; i < start + count; ++i) {
-        const PendingWrite& write = *live[i];
+        const PendingWrite& write = *writes[i];
         tids.push_back(Int32GetDatum(write.tid));
         keys.push_back(write.key);
         clocks.push_back(Int64GetDatum(write.values.clock));
@@ -739,7 +751,17 @@ class Applier {
                        ScalarArray(nodes, INT4OID),
                        ScalarArray(deleted, BOOLOID),
                        TextArray(scopes, /*empty_is_null=*/true)};
-      Execute(write_metas_, args, "       ", false);
+      Execute(plan, args, "       ", false);
+    }
+  }
+
+  // Writes the metadata this apply has left (Write), in bulk.
+  Status Flush() {
+    for (bool in_table : {true, false}) {
+      std::vector<const PendingWrite*> writes;
+      for (const PendingWrite& write : pending_)
+        if (write.live && write.in_table == in_table) writes.push_back(&write);
+      WriteMetadata(writes, in_table ? update_metas_ : insert_metas_);
     }
     for (const std::string& payload : notifications_) {
       const char* text = payload.c_str();
@@ -836,6 +858,7 @@ class Applier {
     bool isnull = false;
     meta.deleted = DatumGetBool(ResultDatum(row, 4, &isnull));
     meta.scope = ResultText(row, 6);
+    meta.in_table = true;
     return meta;
   }
 
@@ -845,13 +868,13 @@ class Applier {
   void Write(int32 tid, const std::string& key, const MetaValues& values, const std::string& node) {
     RowMeta& known = known_[{tid, key}];
     const std::string scope = values.scope.empty() ? known.scope : values.scope;
-    known = RowMeta{true, values.hlc, node, scope, values.deleted};
+    known = RowMeta{true, values.hlc, node, scope, values.deleted, known.in_table};
     auto [slot, added] = pending_index_.emplace(std::make_pair(tid, key), pending_.size());
     if (!added) {
       pending_[slot->second].live = false;
       slot->second = pending_.size();
     }
-    pending_.push_back({tid, key, values, true});
+    pending_.push_back({tid, key, values, known.in_table, true});
   }
 
   static Datum ScalarArray(const std::vector<Datum>& values, Oid type) {
@@ -907,7 +930,8 @@ class Applier {
   std::string local_node_;
   int64 max_drift_ms_ = core::kDefaultMaxDriftMs;
   int64 wall_ms_ = 0;
-  SPIPlanPtr read_meta_ = nullptr, read_metas_ = nullptr, write_metas_ = nullptr, node_ref_ = nullptr;
+  SPIPlanPtr read_meta_ = nullptr, read_metas_ = nullptr, insert_metas_ = nullptr, update_metas_ = nullptr,
+             node_ref_ = nullptr;
   std::map<std::pair<int32, std::string>, RowMeta> known_;
   std::vector<PendingWrite> pending_;
   std::map<std::pair<int32, std::string>, std::size_t> pending_index_;
