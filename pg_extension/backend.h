@@ -11,7 +11,8 @@ namespace syncline::pg {
 struct Backend {
   core::Hlc clock = 0;
   bool clock_loaded = false;
-  int applying = 0;  // >0 while apply_push writes user tables: capture is off
+  int applying = 0;                                           // >0 while apply_push writes user tables: capture is off
+  SubTransactionId applying_since = InvalidSubTransactionId;  // where the outermost apply began
 };
 
 Backend& backend();
@@ -21,12 +22,17 @@ Backend& backend();
 core::Hlc NextStamp();
 void ReceiveStamp(core::Hlc remote);
 
-// Capture stays off while apply_push writes; reset on any (sub)transaction
-// abort as well, in case an error skipped the destructor.
+// Capture stays off while apply_push writes; reset when the transaction, or
+// the subtransaction the apply began in, aborts, in case an error skipped
+// the destructor.
 class CaptureOff {
  public:
-  CaptureOff() { ++backend().applying; }
-  ~CaptureOff() { --backend().applying; }
+  CaptureOff() {
+    if (++backend().applying == 1) backend().applying_since = GetCurrentSubTransactionId();
+  }
+  ~CaptureOff() {
+    if (backend().applying > 0) --backend().applying;
+  }
 };
 
 std::string LocalNodeId();  // needs an SPI session

@@ -55,8 +55,12 @@ void ResetOnAbort(XactEvent event, void*) {
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) backend().applying = 0;
 }
 
-void ResetOnSubAbort(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-  if (event == SUBXACT_EVENT_ABORT_SUB) backend().applying = 0;
+void ResetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransactionId, void*) {
+  // Only the subtransaction the apply began in (or one around it) ends the
+  // apply; one a user's trigger opened inside it (a PL/pgSQL EXCEPTION
+  // block) does not.
+  Backend& state = backend();
+  if (event == SUBXACT_EVENT_ABORT_SUB && state.applying > 0 && subid <= state.applying_since) state.applying = 0;
 }
 
 Status Entry(Relation relation, CaptureEntry** out) {

@@ -2,7 +2,7 @@
 -- rule, idempotence, relays, atomic rejection of bad batches.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(50);
+SELECT plan(53);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 SELECT syncline.track('notes', '{"scope": "org_id"}');
@@ -178,5 +178,21 @@ SELECT is(syncline.peer_cursor(:remote::uuid), NULL, 'no cursor from a peer yet'
 SELECT syncline.apply_push(batch(:remote, VARIADIC ARRAY[]::jsonb[]) || jsonb_build_object('cursor', :remote || ':cbf29ce484222325:50')) \gset
 SELECT syncline.apply_push(batch(:remote, VARIADIC ARRAY[]::jsonb[]) || jsonb_build_object('cursor', :remote || ':cbf29ce484222325:40')) \gset
 SELECT is(syncline.peer_cursor(:remote::uuid), :remote || ':cbf29ce484222325:50', 'the peer cursor never moves back');
+
+-- A user trigger that catches an error (a subtransaction rolled back inside
+-- the apply) leaves capture off for the rest of the apply and the next one.
+CREATE FUNCTION forgiving() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN PERFORM 1 / 0; EXCEPTION WHEN division_by_zero THEN NULL; END;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER forgiving AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION forgiving();
+SELECT lives_ok(format($$SELECT syncline.apply_push(%L)$$, batch(:remote, up('f1', 'first', hlc(0), :remote))),
+                'an apply through a forgiving trigger');
+SELECT lives_ok(format($$SELECT syncline.apply_push(%L)$$, batch(:remote, up('f2', 'second', hlc(0), :remote))),
+                '... and the next one');
+SELECT is((SELECT string_agg(r.pk || ':' || (r.node <> 0), ' ' ORDER BY r.pk) FROM syncline.rows r WHERE r.pk IN ('["f1"]', '["f2"]')),
+          '["f1"]:true ["f2"]:true', '... keep the origin node of both');
+DROP TRIGGER forgiving ON notes;
 
 SELECT * FROM finish();
