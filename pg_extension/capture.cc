@@ -38,6 +38,7 @@ struct CaptureEntry {
 std::unordered_map<Oid, CaptureEntry*>* capture_cache = nullptr;
 SPIPlanPtr upsert_plan = nullptr;
 SPIPlanPtr upsert_many_plan = nullptr;
+SPIPlanPtr revive_plan = nullptr;
 SPIPlanPtr truncate_plan = nullptr;
 
 void InvalidateRelation(Datum, Oid relid) {
@@ -113,19 +114,28 @@ void PreparePlans() {
       "xid = EXCLUDED.xid, seq = EXCLUDED.seq ";
   const std::string version = "pg_catalog.pg_current_xact_id(), "
                               "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
-  upsert_plan = Prepare("INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
-                        "VALUES ($1, $2, 1, $3, 0, $4, $5, " +
-                            version + ") " + on_conflict + "RETURNING r.hlc",
-                        {INT4OID, TEXTOID, INT8OID, BOOLOID, TEXTOID}, /*keep=*/true);
+  // A tombstone this transaction wrote stays unless the row really is back:
+  // a user's row trigger may have deleted the row this statement wrote (its
+  // own capture ran first), or a delete and a re-insert of the key are two
+  // statements of one transaction. Rows held back that way are looked up
+  // (VersionWriter::Recheck).
+  const std::string keep_tombstone = "WHERE NOT (r.deleted AND NOT EXCLUDED.deleted AND r.xid OPERATOR(pg_catalog.=) "
+                                     "pg_catalog.pg_current_xact_id()) ";
+  const std::string insert_one = "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+                                 "VALUES ($1, $2, 1, $3, 0, $4, $5, " +
+                                 version + ") " + on_conflict;
+  const std::vector<Oid> one_types = {INT4OID, TEXTOID, INT8OID, BOOLOID, TEXTOID};
+  upsert_plan = Prepare(insert_one + keep_tombstone + "RETURNING r.hlc", one_types, /*keep=*/true);
+  revive_plan = Prepare(insert_one + "RETURNING r.hlc", one_types, /*keep=*/true);
   // The same for many rows at once, one array per column.
   upsert_many_plan = Prepare(
-      "WITH written AS (INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+      "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
       "SELECT $1, c.pk, 1, c.hlc, 0, c.deleted, c.scope, " +
           version +
           " FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int8[]), "
           "pg_catalog.unnest($4::pg_catalog.bool[]), pg_catalog.unnest($5::pg_catalog.text[])) AS c(pk, hlc, deleted, "
           "scope) " +
-          on_conflict + "RETURNING r.hlc) SELECT pg_catalog.max(hlc) FROM written",
+          on_conflict + keep_tombstone + "RETURNING r.hlc, r.pk",
       {INT4OID, TEXTARRAYOID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID}, /*keep=*/true);
   truncate_plan = Prepare(
       "UPDATE syncline.rows AS r SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
@@ -202,12 +212,65 @@ class VersionWriter {
     values[2] = Int64GetDatum(static_cast<int64>(stamps_[0]));
     values[3] = BoolGetDatum(deleted_[0]);
     if (no_scope) nulls[4] = 'n';
+    uint64 written = 0;
     {
       AsExtensionOwner owner;
-      Execute(upsert_plan, values, nulls, false);
+      written = Execute(upsert_plan, values, nulls, false);
     }
+    if (written > 0) ReceiveStamp(static_cast<core::Hlc>(ResultInt64(0, 1)));
+    PgGuard([] { SPI_freetuptable(SPI_tuptable); });
+    if (written == 0) Recheck(0);
+  }
+
+  // A live row whose tombstone of this transaction was kept: written after
+  // all if the row is in the table.
+  void Recheck(std::size_t i) {
+    if (!RowExists(keys_[i])) return;
+    Datum values[5];
+    char nulls[6] = "     ";
+    const char* key_text = keys_[i].c_str();
+    const char* scope_text = scopes_[i].c_str();
+    bool no_scope = scopes_[i].empty();
+    PgGuard([&] {
+      values[1] = CStringGetTextDatum(key_text);
+      values[4] = no_scope ? (Datum)0 : CStringGetTextDatum(scope_text);
+    });
+    values[0] = Int32GetDatum(entry_.table.tid);
+    values[2] = Int64GetDatum(static_cast<int64>(stamps_[i]));
+    values[3] = BoolGetDatum(false);
+    if (no_scope) nulls[4] = 'n';
+    AsExtensionOwner owner;
+    Execute(revive_plan, values, nulls, false);
     ReceiveStamp(static_cast<core::Hlc>(ResultInt64(0, 1)));
     PgGuard([] { SPI_freetuptable(SPI_tuptable); });
+  }
+
+  bool RowExists(const std::string& key) {
+    const TableInfo& table = entry_.table;
+    if (exists_plan_ == nullptr) {
+      std::string where;
+      std::vector<Oid> types;
+      for (std::size_t k = 0; k < table.pk.size(); ++k) {
+        const ColumnType& column = table.columns[table.pk[k]];
+        where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
+        types.push_back(column.base);
+      }
+      exists_plan_ = Prepare("SELECT 1 FROM " + QualifiedName(table) + " WHERE " + where, types);
+    }
+    std::vector<core::Value> values;
+    if (!core::DecodeKey(key, &values).ok() || values.size() != table.pk.size()) return false;
+    std::vector<Datum> datums(values.size());
+    std::string nulls(values.size(), ' ');
+    for (std::size_t k = 0; k < values.size(); ++k) {
+      bool isnull = false;
+      if (!ValueToDatum(table.columns[table.pk[k]], values[k], &datums[k], &isnull).ok() || isnull) return false;
+    }
+    // Not read-only: that would reuse the statement's snapshot, taken
+    // before its own writes and those of the triggers it fired.
+    AsExtensionOwner owner;  // whatever the writer's row-level security lets it see
+    uint64 found = Execute(exists_plan_, datums.data(), nulls.data(), false, 1);
+    PgGuard([] { SPI_freetuptable(SPI_tuptable); });
+    return found > 0;
   }
 
   void WriteMany() {
@@ -240,17 +303,23 @@ class VersionWriter {
           construct_md_array(scopes, scope_nulls, 1, dims, lower_bounds, TEXTOID, -1, false, TYPALIGN_INT));
       MemoryContextSwitchTo(old);
     });
+    uint64 written = 0;
     {
       AsExtensionOwner owner;
-      Execute(upsert_many_plan, values, "     ", false);
+      written = Execute(upsert_many_plan, values, "     ", false);
     }
-    bool isnull = false;
-    Datum newest = ResultDatum(0, 1, &isnull);
-    if (!isnull) ReceiveStamp(static_cast<core::Hlc>(DatumGetInt64(newest)));
+    std::unordered_set<std::string> held_back;
+    if (written < keys_.size()) held_back = std::unordered_set<std::string>(keys_.begin(), keys_.end());
+    for (uint64 r = 0; r < written; ++r) {
+      ReceiveStamp(static_cast<core::Hlc>(ResultInt64(r, 1)));
+      if (!held_back.empty()) held_back.erase(ResultText(r, 2));
+    }
     PgGuard([&] {
       SPI_freetuptable(SPI_tuptable);
       MemoryContextReset(chunk_context_);
     });
+    for (std::size_t i = 0; i < keys_.size() && !held_back.empty(); ++i)
+      if (held_back.count(keys_[i]) > 0) Recheck(i);
   }
 
   const CaptureEntry& entry_;
@@ -261,6 +330,7 @@ class VersionWriter {
   std::unordered_set<std::string> in_chunk_;
   std::set<std::string> notify_scopes_;
   MemoryContext chunk_context_ = nullptr;  // a child of the SPI session's context
+  SPIPlanPtr exists_plan_ = nullptr;
 };
 
 // What the type output functions allocate for one row's key and scope,

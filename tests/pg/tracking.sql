@@ -1,7 +1,7 @@
 -- Tracking and capture on PostgreSQL.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(46);
+SELECT plan(49);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 INSERT INTO notes VALUES ('n0', 7, 'before tracking', '');
@@ -96,6 +96,31 @@ SELECT is((SELECT string_agg(pk || ':' || clock || ':' || deleted, ' ' ORDER BY 
             JOIN syncline.tables t USING (tid) WHERE t.table_name = 'ways'),
           '[13]:1:false [1]:2:false [2]:2:false [3]:2:true [4]:1:false', 'COPY, ON CONFLICT, MERGE and a CTE captured');
 SELECT is((SELECT string_agg(id || v, ' ' ORDER BY id) FROM ways), '1m 2y 4m 13cte', '... as the table holds');
+
+-- A row deleted by a user's trigger while its statement runs stays deleted;
+-- a key deleted and inserted again in one transaction is live.
+CREATE TABLE tasks (id int PRIMARY KEY, done boolean NOT NULL DEFAULT false);
+SELECT syncline.track('tasks');
+INSERT INTO tasks VALUES (1), (2), (3);
+CREATE FUNCTION purge_done() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN DELETE FROM tasks WHERE id = NEW.id AND NEW.done; RETURN NULL; END$$;
+CREATE TRIGGER zz_purge AFTER UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION purge_done();
+UPDATE tasks SET done = true WHERE id IN (1, 2);
+CREATE VIEW task_meta AS SELECT string_agg(r.pk || ':' || r.deleted, ' ' ORDER BY r.pk) AS meta
+  FROM syncline.rows r JOIN syncline.tables t USING (tid) WHERE t.table_name = 'tasks';
+SELECT is((SELECT meta FROM task_meta), '[1]:true [2]:true [3]:false', 'rows a trigger deleted during their update stay deleted');
+DROP TRIGGER zz_purge ON tasks;
+BEGIN;
+DELETE FROM tasks;
+INSERT INTO tasks VALUES (1), (3);
+COMMIT;
+SELECT is((SELECT meta FROM task_meta), '[1]:false [2]:true [3]:false', 'delete and insert again in one transaction: live');
+BEGIN;
+DELETE FROM tasks WHERE id = 3;
+INSERT INTO tasks SELECT g FROM generate_series(3, 1500) g;
+COMMIT;
+SELECT is((SELECT count(*) FILTER (WHERE NOT r.deleted) FROM syncline.rows r JOIN syncline.tables t USING (tid)
+            WHERE t.table_name = 'tasks'), 1499::bigint, '... also in a chunk of many rows');
 
 -- A user's own transition-table triggers, before and after syncline's, still see every row.
 CREATE TABLE seen (trigger text, n bigint);
