@@ -18,6 +18,7 @@ enum class Code {
   kCorruptBatch,     // equal stamps with different content
   kConstraint,       // the engine refused the write (NOT NULL, UNIQUE, FK ...)
   kUnavailable,      // the server cannot be reached (worth retrying)
+  kConflict,         // a concurrent transaction changed what this one read (worth retrying)
   kInternal,
 };
 

@@ -24,6 +24,7 @@ int SqlState(Code code) {
     case Code::kCorruptBatch: return ERRCODE_DATA_EXCEPTION;
     case Code::kConstraint: return ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
     case Code::kUnavailable: return ERRCODE_CONNECTION_FAILURE;
+    case Code::kConflict: return ERRCODE_T_R_SERIALIZATION_FAILURE;
     case Code::kInternal: return ERRCODE_INTERNAL_ERROR;
   }
   return ERRCODE_INTERNAL_ERROR;

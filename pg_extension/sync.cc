@@ -446,7 +446,8 @@ struct RowMeta {
   core::Hlc hlc = 0;
   std::string node, scope;  // scope: canonical JSON, "" for none
   bool deleted = false;
-  bool in_table = false;  // syncline.rows held the row when the apply read (and locked) it
+  bool in_table = false;  // syncline.rows held the row when the apply read it
+  std::string version;    // its (xid, seq) then, as "xid.seq"
 };
 
 // A metadata row an apply writes (an empty scope keeps the stored one).
@@ -462,7 +463,8 @@ struct PendingWrite {
   int32 tid;
   std::string key;
   MetaValues values;
-  bool in_table;  // update the locked row, or insert a new one
+  bool in_table;        // update the row read, or insert a new one
+  std::string version;  // the version read, which the update expects
   bool live;
 };
 
@@ -478,24 +480,25 @@ class Applier {
                    true) > 0)
       max_drift_ms_ = ResultInt64(0, 1);
     wall_ms_ = core::WallClockMs();
-    const std::string read = "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope FROM syncline.rows r LEFT JOIN "
-                             "syncline.nodes n ON n.ref = r.node WHERE r.tid = $1 AND ";
-    // The rows are locked as they are read: until this apply commits, no
-    // other apply or local write changes what it decided against. (A local
-    // write holding the user's row and waiting for its metadata row meets
-    // this apply waiting for the user's row: PostgreSQL's deadlock check
-    // aborts one of them, nothing diverges.)
-    read_meta_ = pg::Prepare(read + "r.pk = $2 FOR UPDATE OF r", {INT4OID, TEXTOID});
-    read_metas_ = pg::Prepare(read + "r.pk = ANY ($2) ORDER BY r.pk FOR UPDATE OF r", {INT4OID, TEXTARRAYOID});
-    const std::string columns = "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
-                                "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-                                "pg_catalog.unnest($7)) AS c(tid, pk, clock, hlc, node, deleted, scope)";
+    const std::string read =
+        "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope, r.xid::pg_catalog.text || '.' || r.seq FROM "
+        "syncline.rows r LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE r.tid = $1 AND ";
+    read_meta_ = pg::Prepare(read + "r.pk = $2", {INT4OID, TEXTOID});
+    read_metas_ = pg::Prepare(read + "r.pk = ANY ($2)", {INT4OID, TEXTARRAYOID});
+    const std::string columns =
+        "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+        "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+        "pg_catalog.unnest($7), pg_catalog.unnest($8)) AS c(tid, pk, clock, hlc, node, deleted, "
+        "scope, version)";
     const std::vector<Oid> types = {INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-                                    INT4ARRAYOID, BOOLARRAYOID, TEXTARRAYOID};
+                                    INT4ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
     const std::string version =
         "pg_catalog.pg_current_xact_id(), pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
-    // Rows that were not there when read: a plain insert, so that one a
-    // concurrent transaction added since is an error, not overwritten.
+    // Decisions are made against the metadata as read, without locks (a bad
+    // change is reported before any wait). The writes check that nothing
+    // changed since: rows that were missing are inserted (one a concurrent
+    // transaction added since is a unique violation, not overwritten), rows
+    // that were there are updated only at the version read (Flush counts).
     insert_metas_ = pg::Prepare("INSERT INTO syncline.rows (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
                                 "SELECT c.tid, c.pk, c.clock, c.hlc, c.node, c.deleted, c.scope, " +
                                     version + " " + columns,
@@ -504,7 +507,9 @@ class Applier {
         pg::Prepare("UPDATE syncline.rows AS r SET clock = c.clock, hlc = c.hlc, node = c.node, deleted = c.deleted, "
                     "scope = coalesce(c.scope, r.scope), xid = pg_catalog.pg_current_xact_id(), "
                     "seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) " +
-                        columns + " WHERE r.tid = c.tid AND r.pk = c.pk",
+                        columns +
+                        " WHERE r.tid = c.tid AND r.pk = c.pk AND r.xid::pg_catalog.text || '.' || r.seq = c.version "
+                        "RETURNING r.pk",
                     types);
     node_ref_ = pg::Prepare(
         "WITH added AS (INSERT INTO syncline.nodes (node_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING ref) "
@@ -728,14 +733,15 @@ class Applier {
     return Status::Ok();
   }
 
-  void WriteMetadata(const std::vector<const PendingWrite*>& writes, SPIPlanPtr plan) {
+  Status WriteMetadata(const std::vector<const PendingWrite*>& writes, SPIPlanPtr plan) {
     AsExtensionOwner owner;
     for (std::size_t start = 0; start < writes.size(); start += kWriteChunk) {
       const std::size_t count = std::min(kWriteChunk, writes.size() - start);
-      std::vector<std::string> keys, scopes;
+      std::vector<std::string> keys, scopes, versions;
       std::vector<Datum> tids, clocks, hlcs, nodes, deleted;
       for (std::size_t i = start; i < start + count; ++i) {
         const PendingWrite& write = *writes[i];
+        versions.push_back(write.version);
         tids.push_back(Int32GetDatum(write.tid));
         keys.push_back(write.key);
         clocks.push_back(Int64GetDatum(write.values.clock));
@@ -744,15 +750,28 @@ class Applier {
         deleted.push_back(BoolGetDatum(write.values.deleted));
         scopes.push_back(write.values.scope);
       }
-      Datum args[7] = {ScalarArray(tids, INT4OID),
+      Datum args[8] = {ScalarArray(tids, INT4OID),
                        TextArray(keys),
                        ScalarArray(clocks, INT8OID),
                        ScalarArray(hlcs, INT8OID),
                        ScalarArray(nodes, INT4OID),
                        ScalarArray(deleted, BOOLOID),
-                       TextArray(scopes, /*empty_is_null=*/true)};
-      Execute(plan, args, "       ", false);
+                       TextArray(scopes, /*empty_is_null=*/true),
+                       TextArray(versions, /*empty_is_null=*/true)};
+      uint64 written = Execute(plan, args, "        ", false);
+      if (written < count) {
+        std::set<std::string> done;
+        for (uint64 r = 0; r < written; ++r)
+          done.insert(ResultText(r, 1));
+        std::string key;
+        for (const std::string& k : keys)
+          if (done.count(k) == 0 && key.empty()) key = k;
+        return Status(Code::kConflict, "row " + key +
+                                           " changed in a concurrent transaction after this apply read it; apply the "
+                                           "batch again");
+      }
     }
+    return Status::Ok();
   }
 
   // Writes the metadata this apply has left (Write), in bulk.
@@ -761,7 +780,8 @@ class Applier {
       std::vector<const PendingWrite*> writes;
       for (const PendingWrite& write : pending_)
         if (write.live && write.in_table == in_table) writes.push_back(&write);
-      WriteMetadata(writes, in_table ? update_metas_ : insert_metas_);
+      Status status = WriteMetadata(writes, in_table ? update_metas_ : insert_metas_);
+      if (!status.ok()) return status;
     }
     for (const std::string& payload : notifications_) {
       const char* text = payload.c_str();
@@ -859,6 +879,7 @@ class Applier {
     meta.deleted = DatumGetBool(ResultDatum(row, 4, &isnull));
     meta.scope = ResultText(row, 6);
     meta.in_table = true;
+    meta.version = ResultText(row, 7);
     return meta;
   }
 
@@ -868,13 +889,13 @@ class Applier {
   void Write(int32 tid, const std::string& key, const MetaValues& values, const std::string& node) {
     RowMeta& known = known_[{tid, key}];
     const std::string scope = values.scope.empty() ? known.scope : values.scope;
-    known = RowMeta{true, values.hlc, node, scope, values.deleted, known.in_table};
+    known = RowMeta{true, values.hlc, node, scope, values.deleted, known.in_table, known.version};
     auto [slot, added] = pending_index_.emplace(std::make_pair(tid, key), pending_.size());
     if (!added) {
       pending_[slot->second].live = false;
       slot->second = pending_.size();
     }
-    pending_.push_back({tid, key, values, known.in_table, true});
+    pending_.push_back({tid, key, values, known.in_table, known.version, true});
   }
 
   static Datum ScalarArray(const std::vector<Datum>& values, Oid type) {

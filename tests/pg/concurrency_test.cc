@@ -314,5 +314,38 @@ TEST_F(ItemsTest, BackendTerminatedDuringApply) {
   EXPECT_EQ(again.Text("SELECT count(*) FROM syncline.rows"), "20000");
 }
 
+// Two applies of one row from two nodes: the one that decided against
+// metadata another apply changed before it could write loses with an error
+// (and applies again), never overwriting the newer version.
+TEST_F(ItemsTest, ApplyNeverOverwritesAVersionCommittedAfterItRead) {
+  const std::string first = "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", second = "1c7a7a3f-7b97-4d2d-8e2f-6b3a0b1e8d22";
+  const core::Hlc now = core::HlcFromPhysicalMs(core::WallClockMs() - 1000);
+  auto batch = [](const std::string& node, core::Hlc hlc, int v) {
+    return R"({"format":1,"source":")" + node + R"(","changes":[{"table":"items","op":"upsert","pk":{"id":"k"},)" +
+           R"("row":{"id":"k","v":)" + std::to_string(v) + R"(},"clock":1,"hlc":")" + core::HlcToText(hlc) +
+           R"(","node":")" + node + R"("}]})";
+  };
+  Pg setup(db.name());
+  setup.Text("SELECT syncline.apply_push($1::jsonb)", {batch(first, now, 0)});
+  // The newer version is applied and held uncommitted; the older one reads
+  // the committed metadata (it would win against it) and waits on the row.
+  Pg newer(db.name()), older(db.name());
+  newer.Exec("BEGIN");
+  newer.Text("SELECT syncline.apply_push($1::jsonb)", {batch(first, now + 200, 2)});
+  std::string error, sqlstate;
+  std::thread waiting([&] {
+    error = older.TryExec("SELECT syncline.apply_push($1::jsonb)", {batch(second, now + 100, 1)}, &sqlstate);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  newer.Exec("COMMIT");
+  waiting.join();
+  EXPECT_EQ(sqlstate, "40001") << error;
+  EXPECT_NE(error.find("changed in a concurrent transaction"), std::string::npos) << error;
+  EXPECT_EQ(setup.Text("SELECT v FROM items WHERE id = 'k'"), "2");
+  // Applied again, it is older than what is there: skipped.
+  EXPECT_EQ(older.Text("SELECT syncline.apply_push($1::jsonb) ->> 'skipped'", {batch(second, now + 100, 1)}), "1");
+  EXPECT_EQ(setup.Text("SELECT v FROM items WHERE id = 'k'"), "2");
+}
+
 }  // namespace
 }  // namespace syncline::test
