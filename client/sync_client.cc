@@ -25,6 +25,9 @@ using Args = std::vector<std::optional<std::string>>;
 constexpr const char* kStateTable =
     "CREATE TABLE IF NOT EXISTS syncline_client(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID";
 
+// A pushed page that met a concurrent write is applied again, this often.
+constexpr int kConflictRetries = 3;
+
 // A pull commits its pages together, this often (see Session::Pull).
 constexpr std::int64_t kCommitChanges = 50000;
 constexpr int kCommitMs = 1000;
@@ -143,6 +146,7 @@ class Session {
     Status status = server_.Text("SELECT syncline.peer_cursor($1::uuid, $2::jsonb)", {node_, options}, &ack);
     if (!status.ok()) return status;
     int limit = options_.page_size;
+    int conflicts = 0;
     while (true) {
       std::optional<std::string> batch;
       status = local_.Text("SELECT syncline_pull_since(?1, " + std::to_string(limit) + ", ?2)", {ack, options}, &batch);
@@ -164,7 +168,15 @@ class Session {
             " changes a page");
         continue;
       }
+      // A concurrent write to the same rows (serialization failure, deadlock):
+      // the server rolled the page back; apply it again, decided anew.
+      if (!status.ok() && sqlstate.compare(0, 2, "40") == 0 && conflicts < kConflictRetries) {
+        ++conflicts;
+        Log("push: " + status.message() + "; retrying");
+        continue;
+      }
       if (!status.ok()) return status.WithPrefix("push: ");
+      conflicts = 0;
       counts->pushed += SummaryCount(summary.value_or(""), "applied");
       ++counts->pages;
       ack = page.cursor;
