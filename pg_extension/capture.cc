@@ -252,7 +252,7 @@ class VersionWriter {
       std::vector<Oid> types;
       for (std::size_t k = 0; k < table.pk.size(); ++k) {
         const ColumnType& column = table.columns[table.pk[k]];
-        where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
+        where += (k > 0 ? " AND " : "") + KeyEquals(column, "$" + std::to_string(k + 1));
         types.push_back(column.base);
       }
       exists_plan_ = Prepare("SELECT 1 FROM " + QualifiedName(table) + " WHERE " + where, types);

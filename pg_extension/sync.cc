@@ -77,7 +77,7 @@ Status LoadPullTable(int32 tid, PullTable* out) {
     columns += (i > 0 ? ", " : "") + Quote(out->info.columns[i].name);
   for (std::size_t k = 0; k < out->info.pk.size(); ++k) {
     const ColumnType& column = out->info.columns[out->info.pk[k]];
-    where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
+    where += (k > 0 ? " AND " : "") + KeyEquals(column, "$" + std::to_string(k + 1));
     types.push_back(column.base);
   }
   out->select_row = Prepare("SELECT " + columns + " FROM " + QualifiedName(out->info) + " WHERE " + where, types);
@@ -91,7 +91,7 @@ Status LoadPullTable(int32 tid, PullTable* out) {
     const std::string n = std::to_string(k + 1);
     unnest += (k > 0 ? ", " : "") + std::string("pg_catalog.unnest($") + n + ")";
     key_names += "k" + n + ", ";
-    match += (k > 0 ? " AND " : "") + Quote(out->info.columns[out->info.pk[k]].name) + " = k.k" + n;
+    match += (k > 0 ? " AND " : "") + KeyEquals(out->info.columns[out->info.pk[k]], "k.k" + n);
   }
   for (std::size_t i = 0; i < out->info.columns.size(); ++i)
     row_columns += ", t." + Quote(out->info.columns[i].name);
@@ -423,7 +423,7 @@ Status PrepareApplyTable(ApplyTable* table) {
   for (std::size_t k = 0; k < info.pk.size(); ++k) {
     const ColumnType& column = info.columns[info.pk[k]];
     keys += (k > 0 ? ", " : "") + Quote(column.name);
-    where += (k > 0 ? " AND " : "") + Quote(column.name) + " = $" + std::to_string(k + 1);
+    where += (k > 0 ? " AND " : "") + KeyEquals(column, "$" + std::to_string(k + 1));
     key_types.push_back(column.base);
   }
   const std::string name = QualifiedName(info);
@@ -496,12 +496,12 @@ class Applier {
         "pg_catalog.pg_current_xact_id(), pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
     // Decisions are made against the metadata as read, without locks (a bad
     // change is reported before any wait). The writes check that nothing
-    // changed since: rows that were missing are inserted (one a concurrent
-    // transaction added since is a unique violation, not overwritten), rows
-    // that were there are updated only at the version read (Flush counts).
+    // changed since: rows that were missing are inserted if still missing,
+    // rows that were there are updated only at the version read; a row
+    // neither wrote is a conflict (WriteMetadata counts).
     insert_metas_ = pg::Prepare("INSERT INTO syncline.rows (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
                                 "SELECT c.tid, c.pk, c.clock, c.hlc, c.node, c.deleted, c.scope, " +
-                                    version + " " + columns,
+                                    version + " " + columns + " ON CONFLICT (tid, pk) DO NOTHING RETURNING pk",
                                 types);
     update_metas_ =
         pg::Prepare("UPDATE syncline.rows AS r SET clock = c.clock, hlc = c.hlc, node = c.node, deleted = c.deleted, "

@@ -34,16 +34,18 @@ Status LoadShape(Oid relid, MemoryContext context, TableInfo* out) {
   out->pk.clear();
   static SPIPlanPtr plan = nullptr;
   if (plan == nullptr)
-    plan = Prepare("SELECT a.attnum, a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, "
-                   "coalesce(pg_catalog.array_position(i.indkey::pg_catalog.int2[], a.attnum) "
-                   "- pg_catalog.array_lower(i.indkey::pg_catalog.int2[], 1) + 1, 0), "
-                   "n.nspname::text, c.relname::text, c.relkind::text "
-                   "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
-                   "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                   "LEFT JOIN pg_catalog.pg_index i ON i.indrelid = a.attrelid AND i.indisprimary "
-                   "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
-                   "ORDER BY a.attnum",
-                   {OIDOID}, /*keep=*/true);
+    plan = Prepare(
+        "SELECT a.attnum, a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, "
+        "coalesce(pg_catalog.array_position(i.indkey::pg_catalog.int2[], a.attnum) "
+        "OPERATOR(pg_catalog.-) pg_catalog.array_lower(i.indkey::pg_catalog.int2[], 1) OPERATOR(pg_catalog.+) 1, 0), "
+        "n.nspname::text, c.relname::text, c.relkind::text "
+        "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+        "LEFT JOIN pg_catalog.pg_index i ON i.indrelid OPERATOR(pg_catalog.=) a.attrelid AND i.indisprimary "
+        "WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND "
+        "a.attgenerated OPERATOR(pg_catalog.=) '' "
+        "ORDER BY a.attnum",
+        {OIDOID}, /*keep=*/true);
   Datum args[1] = {ObjectIdGetDatum(relid)};
   uint64 rows = Execute(plan, args, " ", true);
   if (rows == 0) return Status(Code::kUndefinedTable, "relation " + std::to_string(relid) + " has no columns");
@@ -177,6 +179,26 @@ auto SlotReader(TupleTableSlot* slot) {
 }
 
 }  // namespace
+
+std::string KeyEquals(const ColumnType& column, const std::string& value) {
+  char* schema = nullptr;
+  char* name = nullptr;
+  Oid base = column.base;
+  PgGuard([&] {
+    TypeCacheEntry* entry = lookup_type_cache(base, TYPECACHE_EQ_OPR);
+    if (!OidIsValid(entry->eq_opr))
+      ereport(ERROR,
+              (errcode(ERRCODE_UNDEFINED_FUNCTION), errmsg("type %s of key column \"%s\" has no equality operator",
+                                                           format_type_be(base), column.name.c_str())));
+    HeapTuple tuple = SearchSysCache1(OPEROID, ObjectIdGetDatum(entry->eq_opr));
+    if (!HeapTupleIsValid(tuple)) elog(ERROR, "cache lookup failed for operator %u", entry->eq_opr);
+    auto* form = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tuple));
+    schema = get_namespace_name(form->oprnamespace);
+    name = pstrdup(NameStr(form->oprname));
+    ReleaseSysCache(tuple);
+  });
+  return Quote(column.name) + " OPERATOR(" + Quote(schema) + "." + name + ") " + value;
+}
 
 Status RowKey(const TableInfo& table, HeapTuple tuple, TupleDesc desc, std::string* key, std::vector<Value>* values) {
   return KeyOf(table, TupleReader(tuple, desc), key, values);

@@ -42,6 +42,9 @@ std::string RowScope(const TableInfo& table, HeapTuple tuple, TupleDesc desc);
 std::string RowScope(const TableInfo& table, TupleTableSlot* slot);
 
 std::string QualifiedName(const TableInfo& table);
+// "column OPERATOR(schema.=) value": the key column's own equality, named
+// in full so that no search path decides which operator it is.
+std::string KeyEquals(const ColumnType& column, const std::string& value);
 std::string Quote(const std::string& identifier);
 std::string QuoteLiteral(const std::string& literal);
 

@@ -118,13 +118,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$ UPDATE syncline.meta SET value = ms::text WHERE key = 'max_drift_ms' RETURNING value::bigint $$;
 REVOKE EXECUTE ON FUNCTION syncline.set_max_drift(bigint) FROM PUBLIC;
 
--- Capture triggers (C): row-level capture, statement-level TRUNCATE capture.
+-- Capture triggers (C), per statement (docs/postgres.md, "Capture"). They
+-- run SQL as the extension's owner: the search path is pinned so that no
+-- writer's schema can put an operator or function of its own in that SQL.
 CREATE FUNCTION syncline.capture()
 RETURNS trigger LANGUAGE c
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'syncline_capture';
 
 CREATE FUNCTION syncline.capture_truncate()
 RETURNS trigger LANGUAGE c
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'syncline_capture_truncate';
 
 -- What a client needs to build its schema: every tracked table with its

@@ -5,7 +5,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(48);
+SELECT plan(49);
 
 \set fake '\'00000000-0000-4000-8000-0000000000aa\''
 
@@ -184,6 +184,27 @@ SELECT throws_ok($$SELECT syncline.untrack('notes')$$, '22023', 'syncline.untrac
                  'a non-owner cannot untrack a table');
 RESET ROLE;
 SELECT is((SELECT count(*) FROM syncline.tables WHERE table_name = 'notes'), 1::bigint, 'notes is still tracked');
+
+-- No writer's search path reaches the SQL that capture runs as the
+-- extension's owner: an operator of the writer's own is never called.
+CREATE TABLE ints (id int PRIMARY KEY);
+SELECT syncline.track('ints') IS NOT NULL AS tracked \gset
+GRANT SELECT, INSERT, DELETE ON ints TO app_writer;
+CREATE SCHEMA shadow AUTHORIZATION app_writer;
+SET ROLE app_writer;
+CREATE FUNCTION shadow.eq(int, int) RETURNS boolean LANGUAGE plpgsql AS
+  $$BEGIN PERFORM pg_catalog.set_config('syncline_test.hijacked', current_user, false); RETURN $1 OPERATOR(pg_catalog.=) $2; END$$;
+CREATE OPERATOR shadow.= (LEFTARG = int, RIGHTARG = int, FUNCTION = shadow.eq);
+SET search_path = shadow, pg_catalog, public;
+BEGIN;
+INSERT INTO ints VALUES (1);
+DELETE FROM ints;
+INSERT INTO ints VALUES (1);
+COMMIT;
+RESET search_path;
+RESET ROLE;
+SELECT is(current_setting('syncline_test.hijacked', true), NULL,
+          'capture never calls an operator from the writer''s search path');
 
 -- Roles are cluster-wide: leave none behind.
 DROP OWNED BY app_reader, app_writer;
