@@ -114,18 +114,19 @@ void PreparePlans() {
       "xid = EXCLUDED.xid, seq = EXCLUDED.seq ";
   const std::string version = "pg_catalog.pg_current_xact_id(), "
                               "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
-  // A tombstone this transaction wrote stays unless the row really is back:
-  // a user's row trigger may have deleted the row this statement wrote (its
-  // own capture ran first), or a delete and a re-insert of the key are two
-  // statements of one transaction. Rows held back that way are looked up
-  // (VersionWriter::Recheck).
-  const std::string keep_tombstone = "WHERE NOT (r.deleted AND NOT EXCLUDED.deleted AND r.xid OPERATOR(pg_catalog.=) "
-                                     "pg_catalog.pg_current_xact_id()) ";
+  // A version this transaction wrote is not turned from live to deleted or
+  // back without a look at the table: triggers that fire before this one
+  // (a user's row trigger deleting or re-inserting the row this statement
+  // wrote; their own statements were captured first), or a delete and a
+  // re-insert of one key in two statements of one transaction. Rows held
+  // back that way are looked up (VersionWriter::Recheck).
+  const std::string hold_back = "WHERE NOT (r.xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id() AND "
+                                "r.deleted IS DISTINCT FROM EXCLUDED.deleted) ";
   const std::string insert_one = "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
                                  "VALUES ($1, $2, 1, $3, 0, $4, $5, " +
                                  version + ") " + on_conflict;
   const std::vector<Oid> one_types = {INT4OID, TEXTOID, INT8OID, BOOLOID, TEXTOID};
-  upsert_plan = Prepare(insert_one + keep_tombstone + "RETURNING r.hlc", one_types, /*keep=*/true);
+  upsert_plan = Prepare(insert_one + hold_back + "RETURNING r.hlc", one_types, /*keep=*/true);
   revive_plan = Prepare(insert_one + "RETURNING r.hlc", one_types, /*keep=*/true);
   // The same for many rows at once, one array per column.
   upsert_many_plan = Prepare(
@@ -135,13 +136,14 @@ void PreparePlans() {
           " FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int8[]), "
           "pg_catalog.unnest($4::pg_catalog.bool[]), pg_catalog.unnest($5::pg_catalog.text[])) AS c(pk, hlc, deleted, "
           "scope) " +
-          on_conflict + keep_tombstone + "RETURNING r.hlc, r.pk",
+          on_conflict + hold_back + "RETURNING r.hlc, r.pk",
       {INT4OID, TEXTARRAYOID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID}, /*keep=*/true);
   truncate_plan = Prepare(
       "UPDATE syncline.rows AS r SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
       "hlc = pg_catalog.int8larger($2, r.hlc OPERATOR(pg_catalog.+) 1), node = 0, deleted = true, "
       "xid = pg_catalog.pg_current_xact_id(), seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) "
-      "WHERE r.tid OPERATOR(pg_catalog.=) $1 AND NOT r.deleted RETURNING hlc",
+      "WHERE r.tid OPERATOR(pg_catalog.=) $1 AND NOT r.deleted AND r.xid OPERATOR(pg_catalog.<>) "
+      "pg_catalog.pg_current_xact_id() RETURNING hlc",
       {INT4OID, INT8OID}, /*keep=*/true);
 }
 
@@ -222,10 +224,10 @@ class VersionWriter {
     if (written == 0) Recheck(0);
   }
 
-  // A live row whose tombstone of this transaction was kept: written after
-  // all if the row is in the table.
+  // A row held back (see hold_back): live if it is in the table, deleted if
+  // not.
   void Recheck(std::size_t i) {
-    if (!RowExists(keys_[i])) return;
+    const bool exists = RowExists(keys_[i]);
     Datum values[5];
     char nulls[6] = "     ";
     const char* key_text = keys_[i].c_str();
@@ -237,7 +239,7 @@ class VersionWriter {
     });
     values[0] = Int32GetDatum(entry_.table.tid);
     values[2] = Int64GetDatum(static_cast<int64>(stamps_[i]));
-    values[3] = BoolGetDatum(false);
+    values[3] = BoolGetDatum(!exists);
     if (no_scope) nulls[4] = 'n';
     AsExtensionOwner owner;
     Execute(revive_plan, values, nulls, false);
@@ -257,17 +259,20 @@ class VersionWriter {
       }
       exists_plan_ = Prepare("SELECT 1 FROM " + QualifiedName(table) + " WHERE " + where, types);
     }
+    // The key was written by RowKey: one that does not read back is a bug.
     std::vector<core::Value> values;
-    if (!core::DecodeKey(key, &values).ok() || values.size() != table.pk.size()) return false;
+    if (!core::DecodeKey(key, &values).ok() || values.size() != table.pk.size())
+      throw std::runtime_error("capture cannot read back its own key " + key);
     std::vector<Datum> datums(values.size());
     std::string nulls(values.size(), ' ');
     for (std::size_t k = 0; k < values.size(); ++k) {
       bool isnull = false;
-      if (!ValueToDatum(table.columns[table.pk[k]], values[k], &datums[k], &isnull).ok() || isnull) return false;
+      if (!ValueToDatum(table.columns[table.pk[k]], values[k], &datums[k], &isnull).ok() || isnull)
+        throw std::runtime_error("capture cannot read back its own key " + key);
     }
     // Not read-only: that would reuse the statement's snapshot, taken
     // before its own writes and those of the triggers it fired.
-    AsExtensionOwner owner;  // whatever the writer's row-level security lets it see
+    AsExtensionOwner owner;
     uint64 found = Execute(exists_plan_, datums.data(), nulls.data(), false, 1);
     PgGuard([] { SPI_freetuptable(SPI_tuptable); });
     return found > 0;
@@ -542,6 +547,24 @@ Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
   }
   for (uint64 r = 0; r < rows; ++r)
     ReceiveStamp(static_cast<core::Hlc>(ResultInt64(r, 1)));
+  // Live versions this transaction wrote: the row may be back already (a
+  // user's TRUNCATE trigger that fired first and inserted it); VersionWriter
+  // looks them up.
+  std::vector<std::pair<std::string, std::string>> written_here;  // key, scope
+  {
+    AsExtensionOwner owner;
+    SPIPlanPtr plan =
+        Prepare("SELECT pk, scope FROM syncline.rows WHERE tid OPERATOR(pg_catalog.=) $1 AND NOT deleted AND xid "
+                "OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id()",
+                {INT4OID});
+    uint64 found = Execute(plan, values, " ", false);
+    for (uint64 r = 0; r < found; ++r)
+      written_here.emplace_back(ResultText(r, 1), ResultText(r, 2));
+  }
+  VersionWriter writer(*entry);
+  for (const auto& [key, scope] : written_here)
+    writer.Add(key, true, scope);
+  writer.Flush();
   Notify(*entry, "");
   return Status::Ok();
 }

@@ -1,7 +1,7 @@
 -- Tracking and capture on PostgreSQL.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(49);
+SELECT plan(52);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 INSERT INTO notes VALUES ('n0', 7, 'before tracking', '');
@@ -121,6 +121,30 @@ INSERT INTO tasks SELECT g FROM generate_series(3, 1500) g;
 COMMIT;
 SELECT is((SELECT count(*) FILTER (WHERE NOT r.deleted) FROM syncline.rows r JOIN syncline.tables t USING (tid)
             WHERE t.table_name = 'tasks'), 1499::bigint, '... also in a chunk of many rows');
+
+-- ... and the other way round: rows a trigger puts back stay live.
+CREATE TABLE kept (id int PRIMARY KEY, v text);
+SELECT syncline.track('kept');
+INSERT INTO kept VALUES (1, 'a'), (100, 'seed');
+CREATE FUNCTION put_back() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO kept VALUES (OLD.id, 'back'); RETURN NULL; END$$;
+CREATE TRIGGER put_back AFTER DELETE ON kept FOR EACH ROW WHEN (OLD.id = 1) EXECUTE FUNCTION put_back();
+DELETE FROM kept WHERE id = 1;
+CREATE VIEW kept_meta AS SELECT string_agg(r.pk || ':' || r.deleted, ' ' ORDER BY r.pk) AS meta
+  FROM syncline.rows r JOIN syncline.tables t USING (tid) WHERE t.table_name = 'kept';
+SELECT is((SELECT meta FROM kept_meta), '[100]:false [1]:false', 'a row a trigger re-inserts after its delete stays live');
+DROP TRIGGER put_back ON kept;
+CREATE FUNCTION seed() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO kept VALUES (100, 'seed'); RETURN NULL; END$$;
+CREATE TRIGGER a_seed AFTER TRUNCATE ON kept FOR EACH STATEMENT EXECUTE FUNCTION seed();
+TRUNCATE kept;
+SELECT is((SELECT meta FROM kept_meta), '[100]:false [1]:true', 'a row a TRUNCATE trigger inserts stays live');
+DROP TRIGGER a_seed ON kept;
+BEGIN;
+INSERT INTO kept VALUES (7, 'x');
+DELETE FROM kept WHERE id = 7;
+COMMIT;
+SELECT is((SELECT meta FROM kept_meta), '[100]:false [1]:true [7]:true', 'inserted and deleted in one transaction: deleted');
 
 -- A user's own transition-table triggers, before and after syncline's, still see every row.
 CREATE TABLE seen (trigger text, n bigint);
