@@ -11,8 +11,12 @@ namespace syncline::pg {
 struct Backend {
   core::Hlc clock = 0;
   bool clock_loaded = false;
-  int applying = 0;                                           // >0 while apply_push writes user tables: capture is off
+  int applying = 0;                                           // >0 while apply_push runs
   SubTransactionId applying_since = InvalidSubTransactionId;  // where the outermost apply began
+  // The row apply_push is writing, which capture leaves alone (it keeps its
+  // origin's version); anything else its write causes is captured.
+  Oid applied_relid = InvalidOid;
+  const std::string* applied_key = nullptr;
 };
 
 Backend& backend();
@@ -22,18 +26,38 @@ Backend& backend();
 core::Hlc NextStamp();
 void ReceiveStamp(core::Hlc remote);
 
-// Capture stays off while apply_push writes; reset when the transaction, or
-// the subtransaction the apply began in, aborts, in case an error skipped
-// the destructor.
-class CaptureOff {
+// The span of an apply_push; reset when the transaction, or the
+// subtransaction the apply began in, aborts, in case an error skipped the
+// destructor.
+class Applying {
  public:
-  CaptureOff() {
+  Applying() {
     if (++backend().applying == 1) backend().applying_since = GetCurrentSubTransactionId();
   }
-  ~CaptureOff() {
+  ~Applying() {
     if (backend().applying > 0) --backend().applying;
   }
 };
+
+// apply_push writing one row (a merged change: capture leaves it alone).
+class ApplyingRow {
+ public:
+  ApplyingRow(Oid relid, const std::string& key) {
+    backend().applied_relid = relid;
+    backend().applied_key = &key;
+  }
+  ~ApplyingRow() {
+    backend().applied_relid = InvalidOid;
+    backend().applied_key = nullptr;
+  }
+};
+
+// Whether capture leaves this row alone.
+inline bool BeingApplied(Oid relid, const std::string& key) {
+  const Backend& state = backend();
+  return state.applying > 0 && state.applied_key != nullptr && state.applied_relid == relid &&
+         *state.applied_key == key;
+}
 
 std::string LocalNodeId();  // needs an SPI session
 

@@ -53,7 +53,10 @@ void InvalidateRelation(Datum, Oid relid) {
 }
 
 void ResetOnAbort(XactEvent event, void*) {
-  if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) backend().applying = 0;
+  if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
+    backend().applying = 0;
+    backend().applied_key = nullptr;
+  }
 }
 
 void ResetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransactionId, void*) {
@@ -61,7 +64,10 @@ void ResetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransactionI
   // apply; one a user's trigger opened inside it (a PL/pgSQL EXCEPTION
   // block) does not.
   Backend& state = backend();
-  if (event == SUBXACT_EVENT_ABORT_SUB && state.applying > 0 && subid <= state.applying_since) state.applying = 0;
+  if (event == SUBXACT_EVENT_ABORT_SUB && state.applying > 0 && subid <= state.applying_since) {
+    state.applying = 0;
+    state.applied_key = nullptr;
+  }
 }
 
 Status Entry(Relation relation, CaptureEntry** out) {
@@ -164,6 +170,7 @@ class VersionWriter {
   explicit VersionWriter(const CaptureEntry& entry) : entry_(entry) {}
 
   void Add(const std::string& key, bool deleted, const std::string& scope) {
+    if (BeingApplied(entry_.table.relid, key)) return;  // a merged change keeps its origin's version
     // ON CONFLICT may not meet a row twice in one command (possible only
     // with a deferrable primary key): such a key starts a new chunk.
     if (!in_chunk_.insert(key).second) {
@@ -475,7 +482,6 @@ Status CaptureStatement(FunctionCallInfo fcinfo, Datum* result) {
   auto* data = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (!TRIGGER_FIRED_AFTER(data->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(data->tg_event))
     return Status(Code::kInternal, "must be an AFTER ... FOR EACH STATEMENT trigger");
-  if (backend().applying > 0) return Status::Ok();  // merged changes keep their origin's stamps
   const bool inserted = TRIGGER_FIRED_BY_INSERT(data->tg_event);
   const bool updated = TRIGGER_FIRED_BY_UPDATE(data->tg_event);
   const bool deleted = TRIGGER_FIRED_BY_DELETE(data->tg_event);
@@ -533,7 +539,6 @@ Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
   if (!CALLED_AS_TRIGGER(fcinfo)) return Status(Code::kInternal, "not called as a trigger");
   auto* data = reinterpret_cast<TriggerData*>(fcinfo->context);
   if (!TRIGGER_FIRED_BY_TRUNCATE(data->tg_event)) return Status(Code::kInternal, "must be an ON TRUNCATE trigger");
-  if (backend().applying > 0) return Status::Ok();
   SpiSession spi;
   CaptureEntry* entry = nullptr;
   Status status = Entry(data->tg_relation, &entry);

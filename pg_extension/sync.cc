@@ -653,6 +653,7 @@ class Applier {
     }
 
     // Write as the caller: its privileges and row-level security apply.
+    ApplyingRow applying_row(info.relid, key_text);
     if (change.op == core::Op::kUpsert) {
       Execute(table->upsert, datums.data(), nulls.data(), false);
     } else if (Execute(table->remove, key_datums.data(), key_nulls.data(), false) == 0) {
@@ -1028,7 +1029,7 @@ Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
   std::string summary;
   {
     SpiSession spi;
-    CaptureOff capture_off;
+    Applying applying;
     Applier applier(batch, LocalNodeId());
     status = applier.Prepare();
     if (status.ok()) status = applier.Prefetch();

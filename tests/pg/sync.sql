@@ -2,7 +2,7 @@
 -- rule, idempotence, relays, atomic rejection of bad batches.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(53);
+SELECT plan(56);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 SELECT syncline.track('notes', '{"scope": "org_id"}');
@@ -194,5 +194,25 @@ SELECT lives_ok(format($$SELECT syncline.apply_push(%L)$$, batch(:remote, up('f2
 SELECT is((SELECT string_agg(r.pk || ':' || (r.node <> 0), ' ' ORDER BY r.pk) FROM syncline.rows r WHERE r.pk IN ('["f1"]', '["f2"]')),
           '["f1"]:true ["f2"]:true', '... keep the origin node of both');
 DROP TRIGGER forgiving ON notes;
+
+-- What an apply's writes cause (a cascaded delete) is captured as a local
+-- write; the applied row keeps its origin's version.
+CREATE TABLE folders (id text PRIMARY KEY);
+CREATE TABLE files (id text PRIMARY KEY, folder text NOT NULL REFERENCES folders ON DELETE CASCADE);
+SELECT syncline.track('folders');
+SELECT syncline.track('files');
+INSERT INTO folders VALUES ('f1');
+INSERT INTO files VALUES ('a', 'f1');
+-- (Relayed by another node: this node's clock is far ahead after the tests above.)
+SELECT syncline.apply_push(jsonb_build_object('format', 1, 'source', :other::text, 'changes', jsonb_build_array(
+  jsonb_build_object('table', 'folders', 'op', 'delete', 'pk', jsonb_build_object('id', 'f1'), 'clock', 2,
+                     'hlc', lpad(to_hex((SELECT r.hlc + 1 FROM syncline.rows r JOIN syncline.tables t USING (tid)
+                                          WHERE t.table_name = 'folders')), 16, '0'),
+                     'node', :remote::text)))) ->> 'applied' AS applied \gset
+SELECT is(:'applied'::text, '1', 'a remote delete of a folder applies');
+SELECT is((SELECT string_agg(t.table_name || r.pk || ':' || r.deleted || ':' || (r.node = 0), ' ' ORDER BY t.table_name)
+             FROM syncline.rows r JOIN syncline.tables t USING (tid) WHERE t.table_name IN ('folders', 'files')),
+          'files["a"]:true:true folders["f1"]:true:false', 'a cascaded delete is captured here, the applied one is not');
+SELECT is((SELECT count(*) FROM files), 0::bigint, '... and the cascade happened');
 
 SELECT * FROM finish();
