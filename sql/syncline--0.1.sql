@@ -78,7 +78,7 @@ SELECT pg_catalog.pg_extension_config_dump('syncline.peers', '');
 CREATE FUNCTION syncline.track(tbl regclass, options jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE c VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
-SET TimeZone = 'UTC' SET extra_float_digits = 3
+SET TimeZone = 'UTC' SET extra_float_digits = 3 SET lc_monetary = 'C'
 AS 'MODULE_PATHNAME', 'syncline_track';
 
 CREATE FUNCTION syncline.untrack(tbl regclass)
@@ -89,13 +89,13 @@ AS 'MODULE_PATHNAME', 'syncline_untrack';
 CREATE FUNCTION syncline.pull_since(cursor text, lim integer DEFAULT 1000, options jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
-SET TimeZone = 'UTC' SET extra_float_digits = 3
+SET TimeZone = 'UTC' SET extra_float_digits = 3 SET lc_monetary = 'C'
 AS 'MODULE_PATHNAME', 'syncline_pull_since';
 
 CREATE FUNCTION syncline.apply_push(batch jsonb)
 RETURNS jsonb LANGUAGE c VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
-SET TimeZone = 'UTC' SET extra_float_digits = 3
+SET TimeZone = 'UTC' SET extra_float_digits = 3 SET lc_monetary = 'C'
 AS 'MODULE_PATHNAME', 'syncline_apply_push';
 
 CREATE FUNCTION syncline.peer_cursor(node uuid, options jsonb DEFAULT '{}')
