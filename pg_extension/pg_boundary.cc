@@ -40,6 +40,9 @@ void PrefixError(PgError& error, const std::string& prefix) {
 Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body) {
   ErrorData* pg_error = nullptr;
   char* message = nullptr;
+  // A C++ exception's text, copied without palloc: a PostgreSQL error must
+  // not leave a catch handler.
+  char internal[512] = "";
   int sqlstate = ERRCODE_INTERNAL_ERROR;
   Datum result = (Datum)0;
   try {
@@ -54,14 +57,14 @@ Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body
   } catch (const std::bad_alloc&) {
     sqlstate = ERRCODE_OUT_OF_MEMORY;
   } catch (const std::exception& e) {
-    message = psprintf("%s: internal error: %s", name, e.what());
+    snprintf(internal, sizeof internal, "%s: internal error: %s", name, e.what());
   } catch (...) {
-    message = psprintf("%s: internal error", name);
+    snprintf(internal, sizeof internal, "%s: internal error", name);
   }
   // Outside every C++ scope of the call: raising now skips no destructor.
   if (pg_error != nullptr) ReThrowError(pg_error);
   if (sqlstate == ERRCODE_OUT_OF_MEMORY) ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-  ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", message)));
+  ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", message != nullptr ? message : internal)));
   pg_unreachable();
 }
 
