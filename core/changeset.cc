@@ -607,20 +607,6 @@ std::string BatchWriter::Finish(std::string_view cursor, bool has_more) {
   return std::move(out_);
 }
 
-Status CheckDrift(const Change& change, const std::string& source, std::int64_t wall_ms, std::int64_t max_drift_ms) {
-  if (change.node != source || HlcWithinDrift(change.hlc, wall_ms, max_drift_ms)) return Status::Ok();
-  std::int64_t ahead_s = (HlcPhysicalMs(change.hlc) - wall_ms) / 1000;
-  return Status(Code::kClockDrift, "hlc " + HlcToText(change.hlc) + " is " + std::to_string(ahead_s) +
-                                       " s ahead of this node's clock (the bound is " +
-                                       std::to_string(max_drift_ms / 1000) + " s); check the origin's clock");
-}
-
-Status CopiedDatabase(const std::string& docs_section) {
-  return Status(Code::kCorruptBatch, "stamped with this database's own node id but newer than anything it wrote to "
-                                     "that row; this database is probably a copy of another node's (see " +
-                                         docs_section + ")");
-}
-
 std::string ApplySummary(const ApplyCounts& counts, const std::string& source, const std::string& cursor) {
   std::string summary;
   JsonWriter out(&summary);

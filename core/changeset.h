@@ -78,15 +78,6 @@ class BatchWriter {
   std::size_t count_ = 0;
 };
 
-// The drift bound (docs/protocol.md, "Stamps"): checked where a change
-// enters from its origin (its node is the batch's source); a relay forwards
-// what its first hop accepted.
-Status CheckDrift(const Change& change, const std::string& source, std::int64_t wall_ms, std::int64_t max_drift_ms);
-
-// A change stamped with this node's own id that is newer than anything this
-// node wrote to the row cannot have been made here: the database is a copy.
-Status CopiedDatabase(const std::string& docs_section);
-
 struct ApplyCounts {
   std::int64_t applied = 0;
   std::int64_t skipped = 0;

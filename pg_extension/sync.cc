@@ -9,6 +9,7 @@
 
 #include "core/changeset.h"
 #include "core/cursor.h"
+#include "core/merge.h"
 #include "core/node_id.h"
 #include "core/version_order.h"
 #include "pg_extension/backend.h"

@@ -1,12 +1,13 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <deque>
 #include <map>
 #include <unordered_map>
 
 #include "core/changeset.h"
 #include "core/cursor.h"
-#include "core/version_order.h"
+#include "core/merge.h"
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/sync.h"
 #include "sqlite_extension/tracking.h"
@@ -43,7 +44,7 @@ Affinity AffinityOf(const std::string& name) {
   return Affinity::kBlob;  // BLOB; anything else would be stored as it is, too
 }
 
-struct ApplyTable {
+struct ApplyTable : core::MergeTable {
   TableInfo info;
   std::vector<Affinity> affinity;  // per column of info
   Statement upsert;                // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
@@ -160,172 +161,162 @@ void BindBorrowed(Statement& statement, int index, const Value& value) {
   }
 }
 
-// The column named `name` in `names`, looked for first at `hint` (batches
-// list columns in table order), or names.size().
-std::size_t FindColumn(const std::vector<std::string>& names, const std::string& name, std::size_t hint) {
-  if (hint < names.size() && names[hint] == name) return hint;
-  std::size_t c = 0;
-  while (c < names.size() && names[c] != name)
-    ++c;
-  return c;
-}
-
-class Applier {
+// The SQLite side of the merge (core/merge.h). Writes go through statements
+// prepared once per table and apply call; each is reset and cleared after use.
+// SQLite rolls back a failed statement on its own, so a refused write leaves
+// nothing behind and the merge may retry it later.
+class SqliteStore : public core::MergeStore {
  public:
-  Applier(ConnectionState& state, const core::Batch& batch, std::string local_node)
-      : state_(state), db_(state.db), batch_(batch), local_node_(std::move(local_node)) {}
+  SqliteStore(ConnectionState& state, std::string local_node)
+      : state_(state), db_(state.db), local_node_(std::move(local_node)) {}
 
   Status Prepare() {
-    max_drift_ms_ = MaxDriftMs(db_);
-    wall_ms_ = state_.WallMs();
     Status status =
         read_meta_.Prepare(db_, "SELECT m.hlc, m.node, m.deleted, n.node_id FROM syncline_rows m "
                                 "LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE m.tid = ?1 AND m.pk = ?2");
     if (!status.ok()) return status;
-    status =
-        // A new row takes the next rowid, which is the next version (one
-        // more than the highest); a known row moves to the next version.
-        write_meta_.Prepare(db_, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES ("
-                                 "NULL, ?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tid, pk) DO UPDATE SET version = "
-                                 "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), "
-                                 "clock = excluded.clock, hlc = excluded.hlc, node = excluded.node, "
-                                 "deleted = excluded.deleted");
+    // A new row takes the next rowid, which is the next version (one more
+    // than the highest); a known row moves to the next version.
+    status = write_meta_.Prepare(db_, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES ("
+                                      "NULL, ?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tid, pk) DO UPDATE SET version = "
+                                      "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), "
+                                      "clock = excluded.clock, hlc = excluded.hlc, node = excluded.node, "
+                                      "deleted = excluded.deleted");
     if (!status.ok()) return status;
     status = add_node_.Prepare(db_, "INSERT INTO syncline_nodes(node_id) VALUES (?1) ON CONFLICT DO NOTHING");
     if (!status.ok()) return status;
     return find_node_.Prepare(db_, "SELECT ref FROM syncline_nodes WHERE node_id = ?1");
   }
 
-  Status Apply(const Change& change) {
-    ApplyTable* table = nullptr;
-    Status status = Table(change.table, &table);
-    if (!status.ok()) return status;
-    const TableInfo& info = table->info;
-
-    // The batch names key columns; they must be exactly this table's key.
-    std::vector<const Value*>& key = key_;
-    key.assign(info.pk.size(), nullptr);
-    key_storage_.resize(info.pk.size());
-    for (std::size_t i = 0; i < change.pk.size(); ++i) {
-      const core::ColumnValue& column = change.pk[i];
-      std::size_t k = 0;
-      if (i < info.pk.size() && info.columns[info.pk[i]] == column.column) {
-        k = i;
-      } else {
-        while (k < info.pk.size() && info.columns[info.pk[k]] != column.column)
-          ++k;
-      }
-      if (k == info.pk.size())
-        return Status(Code::kUndefinedColumn, "\"pk\" names column \"" + column.column +
-                                                  "\", which is not in the table's primary key (" + KeyNames(info) +
-                                                  ")");
-      // The key as SQLite will store it (2.0 in an INTEGER column is the
-      // row 2): the metadata key must be that one, or one row gets two.
-      const Affinity affinity = table->affinity[info.pk[k]];
-      if (AffinityMayConvert(affinity, column.value)) {
-        key_storage_[k] = StoredForm(affinity, column.value);
-        key[k] = &key_storage_[k];
-      } else {
-        key[k] = &column.value;
-      }
+  Status Table(const std::string& name, core::MergeTable** out) override {
+    // Batches mostly hold runs of changes to one table.
+    if (last_table_ != nullptr && name == last_table_name_) {
+      *out = last_table_;
+      return Status::Ok();
     }
-    for (std::size_t k = 0; k < info.pk.size(); ++k) {
-      if (key[k] == nullptr)
-        return Status(Code::kUndefinedColumn, "\"pk\" lacks primary key column \"" + info.columns[info.pk[k]] + "\"");
-    }
-    Value& meta_key = meta_key_;
-    status = EncodeMetadataKey(key, &meta_key);
-    if (!status.ok()) return status;
-
-    std::vector<const Value*>& row = row_;
-    row.clear();
-    if (change.op == core::Op::kUpsert) {
-      row.assign(info.columns.size(), nullptr);
-      for (std::size_t i = 0; i < change.row.size(); ++i) {
-        const core::ColumnValue& column = change.row[i];
-        std::size_t c = FindColumn(info.columns, column.column, i);
-        if (c == info.columns.size()) return Status(Code::kUndefinedColumn, "unknown column \"" + column.column + "\"");
-        status = CheckValue(*table, c, column.value);
+    auto it = tables_.find(name);
+    if (it == tables_.end()) {
+      ApplyTable table;
+      bool found = false;
+      Status status = FindTrackedTable(db_, name, &table.info, &found);
+      if (!status.ok()) return status;
+      if (!found) {
+        TableInfo shape;
+        status = LoadTableShape(db_, name, &shape);  // says so when there is no such table
         if (!status.ok()) return status;
-        row[c] = &column.value;
+        return Status(Code::kUndefinedTable, "table is not tracked (call syncline_track first)");
       }
-      for (std::size_t c = 0; c < info.columns.size(); ++c) {
-        if (row[c] == nullptr)
-          return Status(Code::kUndefinedColumn, "\"row\" lacks column \"" + info.columns[c] + "\"");
-      }
+      for (const std::string& affinity : table.info.affinity)
+        table.affinity.push_back(AffinityOf(affinity));
+      table.columns = table.info.columns;
+      table.pk = table.info.pk;
+      status = PrepareApplyTable(db_, &table);
+      if (!status.ok()) return status;
+      it = tables_.emplace(name, std::move(table)).first;
     }
-
-    status = core::CheckDrift(change, batch_.source, wall_ms_, max_drift_ms_);
-    if (!status.ok()) return status;
-    ReceiveStamp(state_, change.hlc);
-
-    // Compare with the row's current version: the stored one, or one an
-    // earlier change of this batch wrote.
-    read_meta_.Reset();
-    read_meta_.BindInt(1, info.tid);
-    read_meta_.BindValue(2, meta_key);
-    bool stored = false;
-    status = read_meta_.Step(&stored);
-    if (!status.ok()) return status;
-    if (stored) {
-      core::Hlc stored_hlc = static_cast<core::Hlc>(read_meta_.ColumnInt(0));
-      std::string stored_node = read_meta_.ColumnInt(1) == kLocalNodeRef ? local_node_ : read_meta_.ColumnText(3);
-      bool stored_deleted = read_meta_.ColumnInt(2) != 0;
-      read_meta_.Reset();
-      int order = core::CompareStamps(change.hlc, change.node, stored_hlc, stored_node);
-      if (order < 0) return Skip();
-      if (order == 0) {
-        bool same = false;
-        status = SameContent(*table, change, row, stored_deleted, &same);
-        if (!status.ok()) return status;
-        if (!same)
-          return Status(Code::kCorruptBatch, "stamp " + core::HlcToText(change.hlc) + "/" + change.node +
-                                                 " is already known for this row with different content");
-        return Skip();
-      }
-    }
-    read_meta_.Reset();
-    if (change.node == local_node_) return core::CopiedDatabase("docs/sqlite.md, \"Copied database files\"");
-
-    // Statements are left reset and cleared after each use.
-    Statement& write = change.op == core::Op::kUpsert ? table->upsert : table->remove;
-    const std::vector<const Value*>& values = change.op == core::Op::kUpsert ? row : key;
-    for (std::size_t i = 0; i < values.size(); ++i)
-      BindBorrowed(write, static_cast<int>(i + 1), *values[i]);
-    status = write.Run();
-    write.Reset();
-    if (!status.ok()) return status;
-
-    std::int64_t node_ref = 0;
-    status = NodeRef(change.node, &node_ref);
-    if (!status.ok()) return status;
-    write_meta_.Reset();
-    write_meta_.BindInt(1, info.tid);
-    write_meta_.BindValue(2, meta_key);
-    write_meta_.BindInt(3, change.clock);
-    write_meta_.BindInt(4, static_cast<std::int64_t>(change.hlc));
-    write_meta_.BindInt(5, node_ref);
-    write_meta_.BindInt(6, change.op == core::Op::kDelete ? 1 : 0);
-    status = write_meta_.Run();
-    if (!status.ok()) return status;
-    ++applied_;
+    *out = last_table_ = &it->second;
+    last_table_name_ = name;
     return Status::Ok();
   }
 
-  Status RecordCursor(const core::Cursor& cursor) {
+  Status Prepare(core::MergeChange& change) override {
+    const ApplyTable& table = Of(change);
+    // The key as SQLite will store it (2.0 in an INTEGER column is the row
+    // 2): the metadata key must be that one, or one row gets two.
+    for (std::size_t k = 0; k < change.key.size(); ++k) {
+      const Affinity affinity = table.affinity[table.pk[k]];
+      if (AffinityMayConvert(affinity, *change.key[k])) {
+        converted_.push_back(StoredForm(affinity, *change.key[k]));
+        change.key[k] = &converted_.back();
+      }
+    }
+    Status status = EncodeMetadataKey(change.key, &change.meta_key);
+    if (!status.ok()) return status;
+    for (std::size_t c = 0; c < change.row.size(); ++c) {
+      status = CheckValue(table, c, *change.row[c]);
+      if (!status.ok()) return status;
+    }
+    return Status::Ok();
+  }
+
+  Status ReadVersions(const std::vector<core::MergeChange*>& changes) override {
+    for (core::MergeChange* change : changes) {
+      read_meta_.BindInt(1, Of(*change).info.tid);
+      read_meta_.BindValue(2, change->meta_key);
+      bool stored = false;
+      Status status = read_meta_.Step(&stored);
+      if (!status.ok()) return status;
+      if (stored) {
+        core::RowVersion& version = change->stored;
+        version.exists = true;
+        version.hlc = static_cast<core::Hlc>(read_meta_.ColumnInt(0));
+        version.node = read_meta_.ColumnInt(1) == kLocalNodeRef ? local_node_ : read_meta_.ColumnText(3);
+        version.deleted = read_meta_.ColumnInt(2) != 0;
+      }
+      read_meta_.Reset();
+    }
+    return Status::Ok();
+  }
+
+  Status SameContent(const core::MergeChange& change, bool* same) override {
+    Statement& select = Of(change).same_row;
+    for (std::size_t c = 0; c < change.row.size(); ++c)
+      BindBorrowed(select, static_cast<int>(c + 1), *change.row[c]);
+    Status status = select.Step(same);
+    select.Reset();
+    return status;
+  }
+
+  Status Admit(const core::MergeChange&) override { return Status::Ok(); }
+
+  Status WriteRows(const std::vector<core::MergeChange*>& run, std::size_t* written) override {
+    for (*written = 0; *written < run.size(); ++*written) {
+      const core::MergeChange& change = *run[*written];
+      const bool upsert = change.change->op == core::Op::kUpsert;
+      Statement& write = upsert ? Of(change).upsert : Of(change).remove;
+      const std::vector<const Value*>& values = upsert ? change.row : change.key;
+      for (std::size_t i = 0; i < values.size(); ++i)
+        BindBorrowed(write, static_cast<int>(i + 1), *values[i]);
+      Status status = write.Run();
+      write.Reset();
+      if (!status.ok()) return status;
+    }
+    return Status::Ok();
+  }
+
+  Status WriteVersions(const std::vector<const core::MergeChange*>& changes) override {
+    for (const core::MergeChange* change : changes) {
+      std::int64_t node_ref = 0;
+      Status status = NodeRef(change->node, &node_ref);
+      if (!status.ok()) return status;
+      write_meta_.BindInt(1, Of(*change).info.tid);
+      write_meta_.BindValue(2, change->meta_key);
+      write_meta_.BindInt(3, change->clock);
+      write_meta_.BindInt(4, static_cast<std::int64_t>(change->hlc));
+      write_meta_.BindInt(5, node_ref);
+      write_meta_.BindInt(6, change->deleted ? 1 : 0);
+      status = write_meta_.Run();
+      write_meta_.Reset();
+      if (!status.ok()) return status;
+    }
+    return Status::Ok();
+  }
+
+  Status ReadPeer(const core::Cursor& cursor, bool* found, std::string* position) override {
     Statement read;
     Status status = read.Prepare(db_, "SELECT position FROM syncline_peers WHERE node_id = ?1 AND filter = ?2");
     if (!status.ok()) return status;
     read.BindText(1, cursor.node);
     read.BindText(2, cursor.filter);
-    bool found = false;
-    status = read.Step(&found);
-    if (!status.ok()) return status;
-    // A page delivered late (after a newer one) must not move the cursor back.
-    if (found && core::ComparePositions(cursor.position, read.ColumnText(0)) <= 0) return Status::Ok();
+    status = read.Step(found);
+    if (status.ok() && *found) *position = read.ColumnText(0);
+    return status;
+  }
+
+  Status WritePeer(const core::Cursor& cursor) override {
     Statement write;
-    status = write.Prepare(db_, "INSERT OR REPLACE INTO syncline_peers(node_id, filter, cursor, position) "
-                                "VALUES (?1, ?2, ?3, ?4)");
+    Status status = write.Prepare(db_, "INSERT OR REPLACE INTO syncline_peers(node_id, filter, cursor, position) "
+                                       "VALUES (?1, ?2, ?3, ?4)");
     if (!status.ok()) return status;
     write.BindText(1, cursor.node);
     write.BindText(2, cursor.filter);
@@ -334,79 +325,10 @@ class Applier {
     return write.Run();
   }
 
-  void Finish() {
-    read_meta_ = Statement();
-    write_meta_ = Statement();
-    add_node_ = Statement();
-    find_node_ = Statement();
-    last_table_ = nullptr;
-    tables_.clear();
-  }
-
-  std::int64_t applied() const { return applied_; }
-  std::int64_t skipped() const { return skipped_; }
+  void ReceiveStamp(core::Hlc hlc) override { sqlite::ReceiveStamp(state_, hlc); }
 
  private:
-  Status Skip() {
-    ++skipped_;
-    return Status::Ok();
-  }
-
-  static std::string KeyNames(const TableInfo& info) {
-    std::string names;
-    for (std::size_t k = 0; k < info.pk.size(); ++k)
-      names += (k > 0 ? ", " : "") + info.columns[info.pk[k]];
-    return names;
-  }
-
-  Status Table(const std::string& name, ApplyTable** out) {
-    // Batches mostly hold runs of changes to one table.
-    if (last_table_ != nullptr && name == last_table_name_) {
-      *out = last_table_;
-      return Status::Ok();
-    }
-    auto it = tables_.find(name);
-    if (it != tables_.end()) {
-      *out = last_table_ = &it->second;
-      last_table_name_ = name;
-      return Status::Ok();
-    }
-    ApplyTable table;
-    bool found = false;
-    Status status = FindTrackedTable(db_, name, &table.info, &found);
-    if (!status.ok()) return status;
-    if (!found) {
-      TableInfo shape;
-      status = LoadTableShape(db_, name, &shape);
-      if (!status.ok()) return status;
-      return Status(Code::kUndefinedTable, "table is not tracked (call syncline_track first)");
-    }
-    for (const std::string& affinity : table.info.affinity)
-      table.affinity.push_back(AffinityOf(affinity));
-    status = PrepareApplyTable(db_, &table);
-    if (!status.ok()) return status;
-    *out = last_table_ = &tables_.emplace(name, std::move(table)).first->second;
-    last_table_name_ = name;
-    return Status::Ok();
-  }
-
-  Status SameContent(ApplyTable& table, const Change& change, const std::vector<const Value*>& row, bool stored_deleted,
-                     bool* same) {
-    if ((change.op == core::Op::kDelete) != stored_deleted) {
-      *same = false;
-      return Status::Ok();
-    }
-    if (change.op == core::Op::kDelete) {
-      *same = true;
-      return Status::Ok();
-    }
-    Statement& select = table.same_row;
-    for (std::size_t c = 0; c < row.size(); ++c)
-      BindBorrowed(select, static_cast<int>(c + 1), *row[c]);
-    Status status = select.Step(same);
-    select.Reset();
-    return status;
-  }
+  static ApplyTable& Of(const core::MergeChange& change) { return *static_cast<ApplyTable*>(change.table); }
 
   Status NodeRef(const std::string& node, std::int64_t* ref) {
     if (node == local_node_) {
@@ -417,40 +339,29 @@ class Applier {
       *ref = it->second;
       return Status::Ok();
     }
-    add_node_.Reset();
     add_node_.BindText(1, node);
     Status status = add_node_.Run();
+    add_node_.Reset();
     if (!status.ok()) return status;
-    find_node_.Reset();
     find_node_.BindText(1, node);
     bool found = false;
     status = find_node_.Step(&found);
-    if (!status.ok()) return status;
     *ref = find_node_.ColumnInt(0);
     find_node_.Reset();
+    if (!status.ok()) return status;
     node_refs_[node] = *ref;
     return Status::Ok();
   }
 
   ConnectionState& state_;
   sqlite3* db_;
-  const core::Batch& batch_;
   std::string local_node_;
-  std::int64_t max_drift_ms_ = core::kDefaultMaxDriftMs;
-  std::int64_t wall_ms_ = 0;
   Statement read_meta_, write_meta_, add_node_, find_node_;
   std::map<std::string, ApplyTable> tables_;  // by name as the batch spells it
   ApplyTable* last_table_ = nullptr;          // the one the last change named ...
   std::string last_table_name_;               // ... spelt so
-  // Per change, kept to reuse their memory: the key's values (pointing into
-  // the change or, where SQLite's affinity converts them, key_storage_), its
-  // metadata text, and the row's values in table order.
-  std::vector<const Value*> key_, row_;
-  std::vector<Value> key_storage_;
-  Value meta_key_;
+  std::deque<Value> converted_;               // keys in the form SQLite stores them
   std::unordered_map<std::string, std::int64_t> node_refs_;
-  std::int64_t applied_ = 0;
-  std::int64_t skipped_ = 0;
 };
 
 }  // namespace
@@ -461,43 +372,33 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
   Status status = core::DecodeBatch(text, &batch);
   if (!status.ok()) return status;
   core::Cursor cursor;
-  if (!batch.cursor.empty()) {
-    status = core::DecodeCursor(batch.cursor, &cursor);
-    if (!status.ok()) return status.WithPrefix("batch: ");
-    if (cursor.node != batch.source)
-      return Status(Code::kInvalidInput,
-                    "batch: cursor was issued by node " + cursor.node + ", not by the batch's source " + batch.source);
-  }
+  status = core::BatchCursor(batch, &cursor);
+  if (!status.ok()) return status;
   status = EnsureMetadata(db);
   if (!status.ok()) return status;
-  std::string local_node;
-  status = LocalNodeId(db, &local_node);
+  core::MergeOptions options;
+  status = LocalNodeId(db, &options.local_node);
   if (!status.ok()) return status;
+  options.max_drift_ms = MaxDriftMs(db);
+  options.wall_ms = state.WallMs();
+  options.copied_database_docs = "docs/sqlite.md, \"Copied database files\"";
 
   Savepoint savepoint(db, "syncline_apply");
   if (!savepoint.status().ok()) return savepoint.status();
-  // The order of a batch is the source's version order, not a foreign key
-  // order (a parent updated after its children comes after them): foreign
-  // keys are checked when the transaction commits. SQLite resets this at the
-  // end of the transaction.
+  // Foreign keys are checked when the transaction commits, so that the
+  // merge's order (core/merge.h) need not be theirs. SQLite resets this at
+  // the end of the transaction.
   status = Exec(db, "PRAGMA defer_foreign_keys = ON");
   if (!status.ok()) return status;
   const core::Hlc clock_before = state.clock;
   {
     CaptureOff capture_off(state);
-    Applier applier(state, batch, local_node);
-    status = applier.Prepare();
-    for (std::size_t i = 0; status.ok() && i < batch.changes.size(); ++i) {
-      status = applier.Apply(batch.changes[i]);
-      if (!status.ok()) status = status.WithPrefix(core::ChangeContext(i, batch.changes[i].table));
-    }
-    if (status.ok() && !batch.cursor.empty()) status = applier.RecordCursor(cursor);
+    SqliteStore store(state, options.local_node);
+    status = store.Prepare();
+    core::MergeResult result;
+    if (status.ok()) status = core::Merge(batch, store, options, &result);
     if (status.ok()) status = PersistClock(state);
-    applier.Finish();
-    if (status.ok()) {
-      *summary = core::ApplySummary({applier.applied(), applier.skipped(), -1}, batch.source,
-                                    batch.cursor.empty() ? "" : core::EncodeCursor(cursor));
-    }
+    if (status.ok()) *summary = std::move(result.summary);
   }
   if (status.ok()) {
     status = savepoint.Release();

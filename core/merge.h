@@ -1,0 +1,141 @@
+// The merge: how a batch of changes from another node is applied, written
+// once for every engine (docs/protocol.md, "Applying"). An engine supplies a
+// small store (MergeStore): its tables, its conversions, reading versions and
+// writing rows and metadata. Everything else is decided here: mapping keys
+// and rows onto a table, the drift check, the conflict rule, same-content and
+// copied-database detection, the order writes are made in, rewrites, cursor
+// recording and the summary.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/changeset.h"
+#include "core/cursor.h"
+#include "core/status.h"
+#include "core/value.h"
+#include "core/version_order.h"
+
+namespace syncline::core {
+
+// A tracked table as the merge sees it. Engines derive their own table from
+// it and keep what they need to write it (statements, types).
+struct MergeTable {
+  std::vector<std::string> columns;  // synced columns, table order
+  std::vector<int> pk;               // indexes into columns, primary key order
+};
+
+// A row's current version: stored, or written earlier in the same batch.
+struct RowVersion {
+  bool exists = false;
+  Hlc hlc = 0;
+  std::string node;  // canonical node id
+  bool deleted = false;
+};
+
+// One change of a batch on its way through the merge.
+struct MergeChange {
+  std::size_t index = 0;  // in batch.changes
+  const Change* change = nullptr;
+  MergeTable* table = nullptr;
+  std::vector<const Value*> key;  // the key as sent, primary key order
+  std::vector<const Value*> row;  // the row as sent, table order; empty for deletes
+  // Set by MergeStore::Prepare: the row's metadata key, and the key as sent
+  // when the engine stores the row under another one (a canonical form),
+  // which then gets a tombstone so that the sender drops its copy.
+  Value meta_key;
+  Value sent_key;
+  bool has_sent_key = false;
+  RowVersion stored;  // set by MergeStore::ReadVersions
+  // Set by MergeStore::WriteRows: the engine stored other values than sent
+  // (a canonical form, a trigger, a default), which become a new local
+  // version (types.md, "Canonical values").
+  bool rewritten = false;
+  // The version the metadata records, decided by the merge.
+  std::int64_t clock = 0;
+  Hlc hlc = 0;
+  std::string node;
+  bool deleted = false;
+};
+
+// What an engine provides. Every call may fail with a Status; a PostgreSQL
+// error may also arrive as an exception, which the merge lets pass.
+class MergeStore {
+ public:
+  virtual ~MergeStore() = default;
+
+  // The tracked table a batch names (the same object for the same name).
+  virtual Status Table(const std::string& name, MergeTable** out) = 0;
+  // Converts and checks a change's values for its table (a value a column
+  // cannot hold is an error) and sets its meta_key (and sent_key).
+  virtual Status Prepare(MergeChange& change) = 0;
+  // Sets `stored` of every change (one read per table, preferably).
+  virtual Status ReadVersions(const std::vector<MergeChange*>& changes) = 0;
+  // Whether the row as stored is the change (the same stamp arrived again).
+  virtual Status SameContent(const MergeChange& change, bool* same) = 0;
+  // Engine rules for a change that wins (PostgreSQL: scopes and the
+  // authorisation hook).
+  virtual Status Admit(const MergeChange& change) = 0;
+  // Writes changes of one table and one op, in order. Returns Ok, or the
+  // error of change run[*written], of which nothing was written; the ones
+  // before it are written. kConstraint errors are retried by the merge in
+  // another order; any other error ends the apply.
+  virtual Status WriteRows(const std::vector<MergeChange*>& run, std::size_t* written) = 0;
+  // Records the versions the merge decided (clock, hlc, node, deleted).
+  virtual Status WriteVersions(const std::vector<const MergeChange*>& changes) = 0;
+  // The acknowledged position of a peer's pulls; found false when none.
+  virtual Status ReadPeer(const Cursor& cursor, bool* found, std::string* position) = 0;
+  virtual Status WritePeer(const Cursor& cursor) = 0;
+  // The local clock has seen this stamp (it stays ahead of it).
+  virtual void ReceiveStamp(Hlc hlc) = 0;
+};
+
+struct MergeOptions {
+  std::string local_node;
+  std::int64_t wall_ms = 0;
+  std::int64_t max_drift_ms = kDefaultMaxDriftMs;
+  std::string copied_database_docs;  // where the engine's docs explain copied files
+  bool count_rewritten = false;      // the summary reports "rewritten" (PostgreSQL)
+};
+
+struct MergeResult {
+  std::int64_t applied = 0;
+  std::int64_t skipped = 0;
+  std::int64_t rewritten = 0;
+  std::string summary;  // apply_push's answer
+  // The change whose write the engine refused when the merge failed there
+  // (the engine may hold its own error for it), or SIZE_MAX.
+  std::size_t refused = static_cast<std::size_t>(-1);
+};
+
+// How an incoming change compares with a row's current version.
+enum class Verdict {
+  kApply,           // newer: write it
+  kOlder,           // skip
+  kSameStamp,       // skip if the content is the same, corrupt otherwise
+  kCopiedDatabase,  // newer, yet stamped with this node's own id
+};
+Verdict Decide(const Change& change, const RowVersion& current, const std::string& local_node);
+
+// The least stamp above `hlc`, saturating at kHlcMax.
+inline Hlc NextHlc(Hlc hlc) { return hlc < kHlcMax ? hlc + 1 : kHlcMax; }
+
+// Applies a decoded batch through a store: all of it, or an error naming the
+// change at fault (the caller rolls back). The batch's cursor, if any, must
+// have been issued by its source.
+Status Merge(const Batch& batch, MergeStore& store, const MergeOptions& options, MergeResult* result);
+
+// Decodes a batch's cursor and checks that its source issued it.
+Status BatchCursor(const Batch& batch, Cursor* out);
+
+// The drift bound (docs/protocol.md, "Stamps"): checked where a change
+// enters from its origin (its node is the batch's source); a relay forwards
+// what its first hop accepted.
+Status CheckDrift(const Change& change, const std::string& source, std::int64_t wall_ms, std::int64_t max_drift_ms);
+
+// A change stamped with this node's own id that is newer than anything this
+// node wrote to the row cannot have been made here: the database is a copy.
+Status CopiedDatabase(const std::string& docs_section);
+
+}  // namespace syncline::core
