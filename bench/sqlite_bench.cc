@@ -665,7 +665,7 @@ void RunPg(const Args& args) {
     pg.Exec("CREATE EXTENSION IF NOT EXISTS syncline");
     pg.Exec("DROP TABLE IF EXISTS items_plain");
     pg.Exec(std::string("CREATE TABLE items_plain ") + kPgTable);
-    pg.Prepare("apply", "SELECT syncline.apply_push($1::jsonb)::text", 1);
+    pg.Prepare("apply", "SELECT syncline.apply_push($1::text)::text", 1);
     pg.Prepare("upsert", upsert_sql(1000), 5000);
     if (rows.size() % 1000) pg.Prepare("upsert_tail", upsert_sql(rows.size() % 1000), 5 * (rows.size() % 1000));
     std::vector<double> apply, upsert;

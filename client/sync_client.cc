@@ -159,7 +159,7 @@ class Session {
       if (page.changes == 0 && ack && page.cursor == *ack) return SetState("acked_push", *ack);
       std::optional<std::string> summary;
       std::string sqlstate;
-      status = server_.Text("SELECT syncline.apply_push($1::jsonb)::text", {batch}, &summary, &sqlstate);
+      status = server_.Text("SELECT syncline.apply_push($1::text)::text", {batch}, &summary, &sqlstate);
       // A foreign key that cannot be deferred may need a parent from the
       // next page: retry with the pages merged.
       if (!status.ok() && sqlstate == "23503" && page.has_more) {
@@ -316,11 +316,59 @@ std::string Quote(const std::string& identifier) {
   return quoted + "\"";
 }
 
-std::string QuotedList(const core::Json& names) {
+// A member of the server's table description that must be a string, or a
+// list of strings: the description is the server's, and a damaged one is an
+// error, not a crash.
+Status MemberText(const core::Json& object, const char* member, std::string* out) {
+  const core::Json* value = object.is_object() ? object.Find(member) : nullptr;
+  if (value == nullptr || !value->is_string())
+    return Status(Code::kInvalidInput, std::string("the server's table description lacks \"") + member + "\"");
+  *out = value->text;
+  return Status::Ok();
+}
+
+Status QuotedList(const core::Json* names, const char* what, std::string* out) {
+  if (names == nullptr || !names->is_array() || names->items.empty())
+    return Status(Code::kInvalidInput, std::string("the server's table description has no list of ") + what);
+  out->clear();
+  for (const core::Json& name : names->items) {
+    if (!name.is_string())
+      return Status(Code::kInvalidInput,
+                    std::string("the server's table description lists a ") + what + " that is not a name");
+    *out += (out->empty() ? "" : ", ") + Quote(name.text);
+  }
+  return Status::Ok();
+}
+
+// CREATE TABLE for one table the server tracks, from syncline.tracked_tables.
+Status CreateTableSql(const std::string& table, const core::Json& key, const core::Json& columns,
+                      const core::Json& foreign_keys, std::string* sql) {
+  if (!columns.is_array() || columns.items.empty())
+    return Status(Code::kInvalidInput, "the server's table description has no columns");
+  *sql = "CREATE TABLE " + Quote(table) + " (";
+  for (const core::Json& column : columns.items) {
+    std::string name;
+    Status status = MemberText(column, "name", &name);
+    if (!status.ok()) return status;
+    const core::Json* not_null = column.Find("not_null");
+    *sql += Quote(name) + " " + SqliteType(column) +
+            (not_null != nullptr && not_null->kind == core::Json::Kind::kTrue ? " NOT NULL" : "") + ", ";
+  }
   std::string list;
-  for (const core::Json& name : names.items)
-    list += (list.empty() ? "" : ", ") + Quote(name.text);
-  return list;
+  Status status = QuotedList(&key, "key columns", &list);
+  if (!status.ok()) return status;
+  *sql += "PRIMARY KEY (" + list + ")";
+  for (const core::Json& fk : foreign_keys.items) {
+    std::string references, ref_list;
+    status = MemberText(fk, "references", &references);
+    if (status.ok()) status = QuotedList(fk.is_object() ? fk.Find("columns") : nullptr, "foreign key columns", &list);
+    if (status.ok())
+      status = QuotedList(fk.is_object() ? fk.Find("ref_columns") : nullptr, "referenced columns", &ref_list);
+    if (!status.ok()) return status;
+    *sql += ", FOREIGN KEY (" + list + ") REFERENCES " + Quote(references) + " (" + ref_list + ")";
+  }
+  *sql += ")";
+  return Status::Ok();
 }
 
 // Creates (and tracks) the server's tracked tables this file lacks: all of
@@ -335,7 +383,7 @@ Status CreateTables(Session& session, bool at_clone) {
                             &rows);
   if (!status.ok()) return status;
   if (rows.empty()) return Status(Code::kInvalidInput, "the server tracks no tables (call syncline.track there)");
-  std::string sql;
+  std::vector<std::pair<std::string, std::string>> missing;  // table, CREATE TABLE
   for (const auto& row : rows) {
     core::Json key, columns, foreign_keys;
     status = core::ParseJson(row[1].value_or("[]"), &key);
@@ -348,29 +396,19 @@ Status CreateTables(Session& session, bool at_clone) {
     if (!status.ok()) return status;
     if (exists) continue;
     if (!at_clone) session.Log("the server now tracks \"" + table + "\": creating it here");
-    sql += "CREATE TABLE " + Quote(table) + " (";
-    for (const core::Json& column : columns.items) {
-      const core::Json* not_null = column.Find("not_null");
-      sql += Quote(column.Find("name")->text) + " " + SqliteType(column) +
-             (not_null != nullptr && not_null->kind == core::Json::Kind::kTrue ? " NOT NULL" : "") + ", ";
-    }
-    sql += "PRIMARY KEY (" + QuotedList(key) + ")";
-    for (const core::Json& fk : foreign_keys.items) {
-      sql += ", FOREIGN KEY (" + QuotedList(*fk.Find("columns")) + ") REFERENCES " +
-             Quote(fk.Find("references")->text) + " (" + QuotedList(*fk.Find("ref_columns")) + ")";
-    }
-    sql += ");\n";
-    sql += "SELECT syncline_track(" + std::string("'") + [&] {
-      std::string escaped;
-      for (char c : table) {
-        if (c == '\'') escaped.push_back('\'');
-        escaped.push_back(c);
-      }
-      return escaped;
-    }() + "');\n";
+    std::string sql;
+    status = CreateTableSql(table, key, columns, foreign_keys, &sql);
+    if (!status.ok()) return status.WithPrefix("table \"" + table + "\": ");
+    missing.emplace_back(table, std::move(sql));
   }
-  if (sql.empty()) return Status::Ok();
-  status = session.local().Exec("BEGIN IMMEDIATE;\n" + sql + "COMMIT;");
+  if (missing.empty()) return Status::Ok();
+  status = session.local().Exec("BEGIN IMMEDIATE");
+  for (std::size_t i = 0; status.ok() && i < missing.size(); ++i) {
+    status = session.local().Exec(missing[i].second);
+    std::optional<std::string> tracked;
+    if (status.ok()) status = session.local().Text("SELECT syncline_track(?1)", {missing[i].first}, &tracked);
+  }
+  if (status.ok()) status = session.local().Exec("COMMIT");
   if (!status.ok()) {
     (void)session.local().Exec("ROLLBACK");
     return status.WithPrefix("creating the tables: ");

@@ -150,8 +150,8 @@ Status WriteInOrder(const std::vector<MergeChange*>& winners, MergeStore& store,
       *refused = waiting[0]->index;
       Status first = WithContext(reasons[0], *waiting[0]);
       if (others.empty()) return first;
-      return Status(first.code(), first.message() + " (nor could change" + (waiting.size() > 2 ? "s " : " ") +
-                                      others + " be applied in any order)");
+      return Status(first.code(), first.message() + " (nor could change" + (waiting.size() > 2 ? "s " : " ") + others +
+                                      " be applied in any order)");
     }
   }
   return status;

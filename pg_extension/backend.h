@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <unordered_set>
 
 #include "core/hlc.h"
 #include "pg_extension/pg_headers.h"
@@ -13,10 +14,10 @@ struct Backend {
   bool clock_loaded = false;
   int applying = 0;                                           // >0 while apply_push runs
   SubTransactionId applying_since = InvalidSubTransactionId;  // where the outermost apply began
-  // The row apply_push is writing, which capture leaves alone (it keeps its
-  // origin's version); anything else its write causes is captured.
+  // The rows apply_push is writing, which capture leaves alone (they keep
+  // their origin's versions); anything else their writes cause is captured.
   Oid applied_relid = InvalidOid;
-  const std::string* applied_key = nullptr;
+  const std::unordered_set<std::string>* applied_keys = nullptr;
 };
 
 Backend& backend();
@@ -39,24 +40,25 @@ class Applying {
   }
 };
 
-// apply_push writing one row (a merged change: capture leaves it alone).
-class ApplyingRow {
+// apply_push writing a set of rows of one table (merged changes: capture
+// leaves them alone). A user's statement trigger fires once per set.
+class ApplyingRows {
  public:
-  ApplyingRow(Oid relid, const std::string& key) {
+  ApplyingRows(Oid relid, const std::unordered_set<std::string>& keys) {
     backend().applied_relid = relid;
-    backend().applied_key = &key;
+    backend().applied_keys = &keys;
   }
-  ~ApplyingRow() {
+  ~ApplyingRows() {
     backend().applied_relid = InvalidOid;
-    backend().applied_key = nullptr;
+    backend().applied_keys = nullptr;
   }
 };
 
 // Whether capture leaves this row alone.
 inline bool BeingApplied(Oid relid, const std::string& key) {
   const Backend& state = backend();
-  return state.applying > 0 && state.applied_key != nullptr && state.applied_relid == relid &&
-         *state.applied_key == key;
+  return state.applying > 0 && state.applied_keys != nullptr && state.applied_relid == relid &&
+         state.applied_keys->count(key) > 0;
 }
 
 std::string LocalNodeId();  // needs an SPI session

@@ -55,7 +55,7 @@ void InvalidateRelation(Datum, Oid relid) {
 void ResetOnAbort(XactEvent event, void*) {
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
     backend().applying = 0;
-    backend().applied_key = nullptr;
+    backend().applied_keys = nullptr;
   }
 }
 
@@ -66,7 +66,7 @@ void ResetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransactionI
   Backend& state = backend();
   if (event == SUBXACT_EVENT_ABORT_SUB && state.applying > 0 && subid <= state.applying_since) {
     state.applying = 0;
-    state.applied_key = nullptr;
+    state.applied_keys = nullptr;
   }
 }
 

@@ -86,17 +86,27 @@ RETURNS boolean LANGUAGE c VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'syncline_untrack';
 
+-- Batches cross the SQL boundary as text, exactly as written and read (no
+-- jsonb round trip: jsonb would collapse duplicate keys and reorder columns).
 CREATE FUNCTION syncline.pull_since(cursor text, lim integer DEFAULT 1000, options jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE c VOLATILE
+RETURNS text LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
 SET TimeZone = 'UTC' SET extra_float_digits = 3 SET lc_monetary = 'C'
 AS 'MODULE_PATHNAME', 'syncline_pull_since';
 
-CREATE FUNCTION syncline.apply_push(batch jsonb)
+CREATE FUNCTION syncline.apply_push(batch text)
 RETURNS jsonb LANGUAGE c VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
 SET TimeZone = 'UTC' SET extra_float_digits = 3 SET lc_monetary = 'C'
 AS 'MODULE_PATHNAME', 'syncline_apply_push';
+
+-- For batches at hand as jsonb in psql. An untyped literal resolves to the
+-- text form above (the preferred type of its category).
+CREATE FUNCTION syncline.apply_push(batch jsonb)
+RETURNS jsonb LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET TimeZone = 'UTC' SET extra_float_digits = 3 SET lc_monetary = 'C'
+AS 'MODULE_PATHNAME', 'syncline_apply_push_jsonb';
 
 CREATE FUNCTION syncline.peer_cursor(node uuid, options jsonb DEFAULT '{}')
 RETURNS text LANGUAGE c STABLE STRICT

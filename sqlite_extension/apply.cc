@@ -21,8 +21,9 @@ using core::Value;
 
 namespace {
 
-// Capture stays off while apply_push writes user tables: merged changes keep
-// their origin's stamps and must not come back as local ones.
+// While apply_push writes user tables, capture leaves the rows it writes
+// alone: merged changes keep their origin's stamps and must not come back as
+// local ones. Writes of users' triggers are captured (SqlCapturing).
 class CaptureOff {
  public:
   explicit CaptureOff(ConnectionState& state) : state_(state) { ++state_.applying; }
@@ -277,7 +278,10 @@ class SqliteStore : public core::MergeStore {
       const std::vector<const Value*>& values = upsert ? change.row : change.key;
       for (std::size_t i = 0; i < values.size(); ++i)
         BindBorrowed(write, static_cast<int>(i + 1), *values[i]);
+      state_.applied_tid = Of(change).info.tid;
+      state_.applied_key = &change.meta_key;
       Status status = write.Run();
+      state_.applied_key = nullptr;
       write.Reset();
       if (!status.ok()) return status;
     }

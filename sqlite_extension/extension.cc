@@ -190,8 +190,18 @@ Status SqlConfig(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3
 
 // --- functions the capture triggers call ----------------------------------
 
-Status SqlCapturing(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
-  sqlite3_result_int(ctx, state.applying > 0 ? 0 : 1);
+// syncline_capturing(): whether writes are captured now (not while
+// apply_push writes). syncline_capturing(tid, key): whether this row's write
+// is, which is every row but the one apply_push is writing: what a user's
+// trigger writes during an apply is a local write.
+Status SqlCapturing(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  bool capturing = state.applying == 0;
+  if (!capturing && argc == 2) {
+    const core::Value* applied = state.applied_key;
+    capturing = applied == nullptr || sqlite3_value_int64(argv[0]) != state.applied_tid ||
+                !core::SameValue(ValueFromSqlite(argv[1]), *applied);
+  }
+  sqlite3_result_int(ctx, capturing ? 1 : 0);
   return Status::Ok();
 }
 
@@ -301,7 +311,7 @@ constexpr Function kFunctions[] = {
     {kNodeIdName, 0, 0, kDirect, Call<kNodeIdName, SqlNodeId>},
     {kHlcNowName, 0, 0, kDirect, Call<kHlcNowName, SqlHlcNow>},
     {kConfigName, 1, 2, kDirect, Call<kConfigName, SqlConfig>},
-    {kCapturingName, 0, 0, kTrigger, Call<kCapturingName, SqlCapturing>},
+    {kCapturingName, 0, 2, kTrigger, Call<kCapturingName, SqlCapturing>},
     {kKeyName, -1, -1, kTrigger | SQLITE_DETERMINISTIC, Call<kKeyName, SqlKey>},
     {kStampName, 1, 1, kTrigger, Call<kStampName, SqlStamp>},
     {kRowExistsName, 2, 2, kTrigger, Call<kRowExistsName, SqlRowExists>},

@@ -10,6 +10,7 @@
 
 #include "core/hlc.h"
 #include "core/status.h"
+#include "core/value.h"
 
 namespace syncline::sqlite {
 
@@ -17,8 +18,12 @@ namespace syncline::sqlite {
 struct ConnectionState {
   sqlite3* db = nullptr;
   int function_refs = 0;  // freed when the last registered function goes
-  int applying = 0;       // >0 while apply_push writes: capture is off
-  core::Hlc clock = 0;    // last stamp issued or received here
+  int applying = 0;       // >0 while apply_push writes
+  // The row apply_push is writing, which capture leaves alone (it keeps its
+  // origin's version); anything else its write causes is captured.
+  std::int64_t applied_tid = 0;
+  const core::Value* applied_key = nullptr;
+  core::Hlc clock = 0;  // last stamp issued or received here
   bool clock_loaded = false;
   std::int64_t clock_skew_ms = 0;
   std::string key_buffer;  // reused by syncline_key on every captured write  // syncline_config('clock_skew_ms'):

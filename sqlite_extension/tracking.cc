@@ -102,7 +102,12 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
   const std::string key_new = KeyCall(table, "NEW.");
   const std::string key_old = KeyCall(table, "OLD.");
   const std::int64_t tid = table.tid;
-  const std::string when = " WHEN syncline_capturing() BEGIN\n";
+  // Capture skips only the row apply_push writes (extension.cc, SqlCapturing);
+  // the key is encoded only while an apply runs.
+  const std::string tid_text = std::to_string(tid);
+  const std::string capturing_new = "(syncline_capturing() OR syncline_capturing(" + tid_text + ", " + key_new + "))";
+  const std::string capturing_old = "(syncline_capturing() OR syncline_capturing(" + tid_text + ", " + key_old + "))";
+  const std::string when = " WHEN " + capturing_new + " BEGIN\n";
 
   // INSERT OR REPLACE and UPDATE OR REPLACE delete rows that clash on a
   // secondary UNIQUE key without firing DELETE triggers. The guard triggers
@@ -151,10 +156,10 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
   sql += "CREATE TRIGGER " + TriggerName("update", table.name) + " AFTER UPDATE ON " + quoted + when +
          displaced_capture + MetaUpsert(tid, key_new, 0, "") + "END;\n";
   sql += "CREATE TRIGGER " + TriggerName("rekey", table.name) + " AFTER UPDATE OF " + key_columns + " ON " + quoted +
-         " WHEN syncline_capturing() AND " + key_old + " IS NOT " + key_new + " BEGIN\n" +
+         " WHEN " + capturing_old + " AND " + key_old + " IS NOT " + key_new + " BEGIN\n" +
          MetaUpsert(tid, key_old, 1, "") + "END;\n";
-  sql += "CREATE TRIGGER " + TriggerName("delete", table.name) + " AFTER DELETE ON " + quoted + when +
-         MetaUpsert(tid, key_old, 1, "") + "END;\n";
+  sql += "CREATE TRIGGER " + TriggerName("delete", table.name) + " AFTER DELETE ON " + quoted + " WHEN " +
+         capturing_old + " BEGIN\n" + MetaUpsert(tid, key_old, 1, "") + "END;\n";
   return sql;
 }
 

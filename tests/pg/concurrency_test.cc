@@ -299,7 +299,7 @@ TEST_F(ItemsTest, BackendTerminatedDuringApply) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     Pg victim(db.name()), killer(db.name());
     std::string pid = victim.Text("SELECT pg_backend_pid()");
-    std::thread apply([&] { victim.TryExec("SELECT syncline.apply_push($1::jsonb)", {batch}); });
+    std::thread apply([&] { victim.TryExec("SELECT syncline.apply_push($1::text)", {batch}); });
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + 100 * attempt));
     killer.Text("SELECT pg_terminate_backend($1::int)", {pid});
     apply.join();
@@ -309,7 +309,7 @@ TEST_F(ItemsTest, BackendTerminatedDuringApply) {
     EXPECT_TRUE((rows == "0" && meta == "0") || (rows == "20000" && meta == "20000")) << rows << " / " << meta;
   }
   Pg again(db.name());
-  again.Text("SELECT syncline.apply_push($1::jsonb)", {batch});
+  again.Text("SELECT syncline.apply_push($1::text)", {batch});
   EXPECT_EQ(again.Text("SELECT count(*) FROM items"), "20000");
   EXPECT_EQ(again.Text("SELECT count(*) FROM syncline.rows"), "20000");
 }
@@ -326,16 +326,15 @@ TEST_F(ItemsTest, ApplyNeverOverwritesAVersionCommittedAfterItRead) {
            R"(","node":")" + node + R"("}]})";
   };
   Pg setup(db.name());
-  setup.Text("SELECT syncline.apply_push($1::jsonb)", {batch(first, now, 0)});
+  setup.Text("SELECT syncline.apply_push($1::text)", {batch(first, now, 0)});
   // The newer version is applied and held uncommitted; the older one reads
   // the committed metadata (it would win against it) and waits on the row.
   Pg newer(db.name()), older(db.name());
   newer.Exec("BEGIN");
-  newer.Text("SELECT syncline.apply_push($1::jsonb)", {batch(first, now + 200, 2)});
+  newer.Text("SELECT syncline.apply_push($1::text)", {batch(first, now + 200, 2)});
   std::string error, sqlstate;
-  std::thread waiting([&] {
-    error = older.TryExec("SELECT syncline.apply_push($1::jsonb)", {batch(second, now + 100, 1)}, &sqlstate);
-  });
+  std::thread waiting(
+      [&] { error = older.TryExec("SELECT syncline.apply_push($1::text)", {batch(second, now + 100, 1)}, &sqlstate); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   newer.Exec("COMMIT");
   waiting.join();
@@ -343,7 +342,7 @@ TEST_F(ItemsTest, ApplyNeverOverwritesAVersionCommittedAfterItRead) {
   EXPECT_NE(error.find("changed in a concurrent transaction"), std::string::npos) << error;
   EXPECT_EQ(setup.Text("SELECT v FROM items WHERE id = 'k'"), "2");
   // Applied again, it is older than what is there: skipped.
-  EXPECT_EQ(older.Text("SELECT syncline.apply_push($1::jsonb) ->> 'skipped'", {batch(second, now + 100, 1)}), "1");
+  EXPECT_EQ(older.Text("SELECT syncline.apply_push($1::text) ->> 'skipped'", {batch(second, now + 100, 1)}), "1");
   EXPECT_EQ(setup.Text("SELECT v FROM items WHERE id = 'k'"), "2");
 }
 

@@ -37,7 +37,7 @@ long long SqliteToPg(Db& lite, Pg& pg) {
                             ? lite.Text("SELECT syncline_pull_since(NULL, " + limit + ", ?1)", {options})
                             : lite.Text("SELECT syncline_pull_since(?1, " + limit + ", ?2)", {cursor, options});
     if (batch.empty()) return -1;
-    std::string summary = pg.Text("SELECT syncline.apply_push($1::jsonb)::text", {batch});
+    std::string summary = pg.Text("SELECT syncline.apply_push($1::text)::text", {batch});
     if (summary.empty()) return -1;
     applied += std::stoll(pg.Text("SELECT $1::jsonb ->> 'applied'", {summary}));
     if (lite.Text("SELECT json_extract(?1, '$.has_more')", {batch}) != "1") return applied;

@@ -2,7 +2,7 @@
 -- rule, idempotence, relays, atomic rejection of bad batches.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(56);
+SELECT plan(59);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 SELECT syncline.track('notes', '{"scope": "org_id"}');
@@ -42,13 +42,13 @@ SELECT is((SELECT count(DISTINCT c ->> 'pk') FROM (
              SELECT jsonb_array_elements(:'page2'::jsonb -> 'changes') UNION ALL
              SELECT jsonb_array_elements(:'page3'::jsonb -> 'changes')) s), 30::bigint,
           'three pages deliver every row once');
-SELECT is(jsonb_array_length(syncline.pull_since(:'page3'::jsonb ->> 'cursor', 10) -> 'changes'), 0,
+SELECT is(jsonb_array_length(syncline.pull_since(:'page3'::jsonb ->> 'cursor', 10)::jsonb -> 'changes'), 0,
           'nothing after the end');
-SELECT is(jsonb_array_length(syncline.pull_since(NULL, 100, '{"scope": 8}') -> 'changes'), 5, 'a scope sees its rows only');
+SELECT is(jsonb_array_length(syncline.pull_since(NULL, 100, '{"scope": 8}')::jsonb -> 'changes'), 5, 'a scope sees its rows only');
 
 -- A pull writes nothing: it runs in a read-only transaction.
 BEGIN READ ONLY;
-SELECT is(jsonb_array_length(syncline.pull_since(NULL, 100, '{"scope": 8}') -> 'changes'), 5,
+SELECT is(jsonb_array_length(syncline.pull_since(NULL, 100, '{"scope": 8}')::jsonb -> 'changes'), 5,
           'pull_since runs in a read-only transaction');
 COMMIT;
 
@@ -103,11 +103,11 @@ SELECT is(syncline.apply_push(:'b') ->> 'skipped', '3', 'the same batch again is
 SELECT is(state(), :'before', '... and changes nothing');
 
 -- Applied changes are not captured as local ones, but are relayed.
-SELECT is((SELECT count(*) FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, '{"origin": "local"}') -> 'changes') c
+SELECT is((SELECT count(*) FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, '{"origin": "local"}')::jsonb -> 'changes') c
             WHERE c -> 'pk' ->> 'id' = 'n4'), 0::bigint, 'applied changes are not in the local push queue');
-SELECT is((SELECT c ->> 'node' FROM jsonb_array_elements(syncline.pull_since(NULL, 1000) -> 'changes') c
+SELECT is((SELECT c ->> 'node' FROM jsonb_array_elements(syncline.pull_since(NULL, 1000)::jsonb -> 'changes') c
             WHERE c -> 'pk' ->> 'id' = 'n4'), :remote, 'but a third node receives them, with their origin');
-SELECT is((SELECT count(*) FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, format('{"exclude_origin": "%s"}', :remote)::jsonb) -> 'changes') c
+SELECT is((SELECT count(*) FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, format('{"exclude_origin": "%s"}', :remote)::jsonb)::jsonb -> 'changes') c
             WHERE c -> 'pk' ->> 'id' = 'n4'), 0::bigint, 'exclude_origin: no echo to their origin');
 
 -- Bad batches: a clear error naming the change, and nothing written.
@@ -125,10 +125,15 @@ SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('f
                    '%ahead of this node''s clock%', 'a stamp beyond the drift bound is refused');
 SELECT throws_like($$SELECT syncline.apply_push('{"format": 2, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": []}')$$,
                    '%unsupported format 2%', 'a batch of another format');
-SELECT throws_like($$SELECT syncline.apply_push('{"format": 1, "changes": [')$$, '%invalid input syntax for type json%',
-                   'malformed JSON is refused (by jsonb, before the function runs)');
+SELECT throws_like($$SELECT syncline.apply_push('{"format": 1, "changes": [')$$, '%batch: malformed JSON at byte 26%',
+                   'malformed JSON is refused (batches arrive as text, read once by the codec)');
 SELECT throws_like($$SELECT syncline.apply_push('{"format": 1, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": [], "x": "\udc00"}')$$,
-                   '%invalid input syntax for type json%', 'invalid UTF-8 (a lone surrogate) is refused');
+                   '%not valid UTF-8%', 'invalid UTF-8 (a lone surrogate) is refused');
+SELECT throws_like($$SELECT syncline.apply_push('{"format": 1, "format": 1, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": []}')$$,
+                   '%duplicate%', 'a duplicate key is refused (jsonb would have kept the last one silently)');
+SELECT is(syncline.apply_push('{"format": 1, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": []}'::jsonb) ->> 'applied',
+          '0', 'apply_push(jsonb), for batches at hand in psql, gives the same answer');
+SELECT is(pg_typeof(syncline.pull_since(NULL, 1))::text, 'text', 'pull_since returns the batch as text, exactly as written');
 SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
                      up('m', 'x', hlc(-100), :remote) - 'pk' || '{"pk": {"title": "x"}}')),
                    '%change 0 (table "notes"): "pk" names column "title", which is not in the table''s primary key%',

@@ -33,7 +33,7 @@ DELETE FROM notes WHERE id = 'b8';
 
 CREATE FUNCTION pulled_ids(options jsonb) RETURNS text LANGUAGE sql AS $$
   SELECT coalesce(string_agg((c -> 'pk' ->> 'id') || ':' || (c ->> 'op'), ',' ORDER BY c -> 'pk' ->> 'id'), '')
-    FROM jsonb_array_elements(syncline.pull_since(NULL, 100, options) -> 'changes') c $$;
+    FROM jsonb_array_elements(syncline.pull_since(NULL, 100, options)::jsonb -> 'changes') c $$;
 GRANT EXECUTE ON FUNCTION pulled_ids(jsonb) TO org7_app, org8_app;
 
 SET ROLE org7_app;

@@ -31,7 +31,7 @@ CREATE FUNCTION retarget(pulled jsonb, from_table text, to_table text) RETURNS j
 -- The current row objects of one table in a full pull, by primary key.
 CREATE FUNCTION pulled_rows(tbl text) RETURNS jsonb LANGUAGE sql AS $$
   SELECT jsonb_object_agg(c ->> 'pk', c -> 'row')
-    FROM jsonb_array_elements(syncline.pull_since(NULL, 1000) -> 'changes') c
+    FROM jsonb_array_elements(syncline.pull_since(NULL, 1000)::jsonb -> 'changes') c
    WHERE c ->> 'table' = tbl $$;
 -- A one-change batch from the fake node.
 CREATE FUNCTION push1(tbl text, pk jsonb, r jsonb, stamp text, clock int DEFAULT 1) RETURNS jsonb LANGUAGE sql AS $$
@@ -78,7 +78,7 @@ INSERT INTO types_a VALUES
   (8, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
    NULL, NULL, NULL, NULL, NULL, NULL);
 
-SELECT retarget(syncline.pull_since(NULL, 1000), 'types_a', 'types_b') AS to_b \gset
+SELECT retarget(syncline.pull_since(NULL, 1000)::jsonb, 'types_a', 'types_b') AS to_b \gset
 SELECT is(jsonb_array_length(:'to_b'::jsonb -> 'changes'), 8, 'the pull carries every row of types_a');
 SELECT syncline.apply_push(:'to_b') AS summary \gset
 SELECT is((:'summary'::jsonb ->> 'applied')::int, 8, 'every row is applied to types_b');
@@ -198,7 +198,7 @@ SELECT is((SELECT f4 FROM sq WHERE id = '00000000-0000-4000-8000-000000000005'),
 SELECT is((sq_meta('00000000-0000-4000-8000-000000000005')).node, 0, '... as a local version (node 0)');
 SELECT cmp_ok((sq_meta('00000000-0000-4000-8000-000000000005')).hlc, '>', hlc_int(:'sent'), '... stamped after the one sent');
 SELECT is((sq_meta('00000000-0000-4000-8000-000000000005')).clock, 2::bigint, '... with the clock moved on');
-SELECT is((SELECT c - 'table' - 'op' - 'pk' - 'clock' FROM jsonb_array_elements(syncline.pull_since(NULL, 1000) -> 'changes') c
+SELECT is((SELECT c - 'table' - 'op' - 'pk' - 'clock' FROM jsonb_array_elements(syncline.pull_since(NULL, 1000)::jsonb -> 'changes') c
             WHERE c ->> 'table' = 'sq' AND c -> 'pk' ->> 'id' = '00000000-0000-4000-8000-000000000005'),
           jsonb_build_object('row', sq_row('00000000-0000-4000-8000-000000000005', jsonb_build_object('f4', 0.10000000149011612)),
                              'hlc', lpad(to_hex((sq_meta('00000000-0000-4000-8000-000000000005')).hlc), 16, '0'),

@@ -431,7 +431,7 @@ class PgNode : public Node {
   }
 
   std::optional<std::string> Apply(const std::string& batch, std::string* error) override {
-    return One("SELECT syncline.apply_push($1::jsonb)::text", {Value::Text(batch)}, error);
+    return One("SELECT syncline.apply_push($1::text)::text", {Value::Text(batch)}, error);
   }
 
   std::optional<std::string> PeerCursor(const std::string& node, const std::optional<std::string>& options,

@@ -387,6 +387,24 @@ TEST_F(SyncTest, CopiedDatabaseFileIsDetected) {
   EXPECT_EQ(State(a), before);
 }
 
+// Capture during an apply (docs/protocol.md, "Applying"): the applied row
+// keeps its origin's version, but what a user's trigger writes to another
+// tracked row is a local write, captured as on PostgreSQL.
+TEST_F(SyncTest, WritesOfUserTriggersDuringAnApplyAreCaptured) {
+  b.Exec("CREATE TABLE audit(id TEXT PRIMARY KEY, note_id TEXT)");
+  b.Text("SELECT syncline_track('audit')");
+  b.Exec("CREATE TRIGGER log_notes AFTER INSERT ON notes BEGIN "
+         "INSERT INTO audit VALUES ('audit-' || NEW.id, NEW.id); END");
+  Apply(b, Batch(remote, {Upsert("n1", "from remote", Hlc(0), remote)}));
+  EXPECT_EQ(b.Text("SELECT count(*) FROM syncline_rows r JOIN syncline_tables t USING (tid) "
+                   "WHERE t.name = 'notes' AND r.node = 0"),
+            "0")
+      << "the applied row keeps its origin's version";
+  std::string local = b.Text("SELECT syncline_pull_since(NULL, 10, '{\"origin\": \"local\"}')");
+  EXPECT_NE(local.find("\"audit-n1\""), std::string::npos) << local;
+  EXPECT_EQ(local.find("\"table\":\"notes\""), std::string::npos) << local;
+}
+
 TEST_F(SyncTest, ValuesRoundTripExactly) {
   for (Db* db : {&a, &b}) {
     db->Exec("CREATE TABLE vals(k INTEGER PRIMARY KEY, v)");  // no type: keeps every value as written

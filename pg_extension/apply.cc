@@ -1,0 +1,539 @@
+// apply_push for PostgreSQL: the store the core merge (core/merge.h) writes
+// through. How it reads and writes is described in docs/postgres.md,
+// "apply_push(batch)".
+#include <map>
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/changeset.h"
+#include "core/merge.h"
+#include "pg_extension/apply_sets.h"
+#include "pg_extension/authorize.h"
+#include "pg_extension/backend.h"
+#include "pg_extension/pg_boundary.h"
+#include "pg_extension/spi.h"
+#include "pg_extension/tables.h"
+
+namespace syncline::pg {
+
+using core::Code;
+using core::Status;
+using core::Value;
+
+namespace {
+
+// A row's metadata as the apply read it.
+struct RowMeta {
+  bool in_table = false;  // syncline.rows held the row
+  std::string scope;      // canonical JSON, "" for none
+  std::string version;    // its (xid, seq) then, as "xid.seq"
+};
+
+// What a change becomes on this engine, beside the merge's view of it.
+struct ChangeData {
+  std::vector<Datum> key;  // canonical, primary key order
+  std::string key_nulls;
+  std::vector<Datum> row;  // table order (upserts)
+  std::string row_nulls;
+  std::string scope;  // canonical JSON of the scope value, "" for none
+};
+
+constexpr std::size_t kWriteChunk = 1000;
+
+class PgStore : public core::MergeStore {
+ public:
+  PgStore(const core::Batch& batch, std::string local_node)
+      : data_(batch.changes.size()), local_node_(std::move(local_node)) {}
+
+  void Prepare() {
+    AsExtensionOwner owner;
+    const std::string read =
+        "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope, r.xid::pg_catalog.text || '.' || r.seq FROM "
+        "syncline.rows r LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE r.tid = $1 AND ";
+    read_meta_ = pg::Prepare(read + "r.pk = $2", {INT4OID, TEXTOID});
+    read_metas_ = pg::Prepare(read + "r.pk = ANY ($2)", {INT4OID, TEXTARRAYOID});
+    const std::string columns =
+        "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+        "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+        "pg_catalog.unnest($7), pg_catalog.unnest($8)) AS c(tid, pk, clock, hlc, node, deleted, "
+        "scope, version)";
+    const std::vector<Oid> types = {INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+                                    INT4ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+    const std::string version =
+        "pg_catalog.pg_current_xact_id(), pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
+    // Decisions are made against the metadata as read, without locks (a bad
+    // change is reported before any wait). The writes check that nothing
+    // changed since: rows that were missing are inserted if still missing,
+    // rows that were there are updated only at the version read; a row
+    // neither wrote is a conflict (WriteChunks counts).
+    insert_metas_ = pg::Prepare("INSERT INTO syncline.rows (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+                                "SELECT c.tid, c.pk, c.clock, c.hlc, c.node, c.deleted, c.scope, " +
+                                    version + " " + columns + " ON CONFLICT (tid, pk) DO NOTHING RETURNING pk",
+                                types);
+    update_metas_ =
+        pg::Prepare("UPDATE syncline.rows AS r SET clock = c.clock, hlc = c.hlc, node = c.node, deleted = c.deleted, "
+                    "scope = coalesce(c.scope, r.scope), xid = pg_catalog.pg_current_xact_id(), "
+                    "seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) " +
+                        columns +
+                        " WHERE r.tid = c.tid AND r.pk = c.pk AND r.xid::pg_catalog.text || '.' || r.seq = c.version "
+                        "RETURNING r.pk",
+                    types);
+    node_ref_ = pg::Prepare(
+        "WITH added AS (INSERT INTO syncline.nodes (node_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING ref) "
+        "SELECT ref FROM added UNION ALL SELECT ref FROM syncline.nodes WHERE node_id = $1",
+        {TEXTOID});
+    find_node_ = pg::Prepare("SELECT ref FROM syncline.nodes WHERE node_id = $1", {TEXTOID});
+  }
+
+  // The change being worked on, for errors PostgreSQL raises (-1: none).
+  std::optional<std::size_t> current() const { return current_; }
+  // PostgreSQL's own error for a write it refused, if kept.
+  ErrorData* Refusal(std::size_t index) const {
+    auto it = refusals_.find(index);
+    return it == refusals_.end() ? nullptr : it->second;
+  }
+
+  Status Table(const std::string& name, core::MergeTable** out) override {
+    auto it = tables_.find(name);
+    if (it == tables_.end()) {
+      SetTable table;
+      bool found = false;
+      Status status = FindTrackedByName(name, CurrentMemoryContext, &table.info, &found);
+      if (!status.ok()) return status;
+      if (!found) return Status(Code::kUndefinedTable, "no tracked table of this name");
+      for (const ColumnType& column : table.info.columns)
+        table.columns.push_back(column.name);
+      table.pk = table.info.pk;
+      PrepareSetTable(&table);
+      it = tables_.emplace(name, std::move(table)).first;
+    }
+    *out = &it->second;
+    return Status::Ok();
+  }
+
+  Status Prepare(core::MergeChange& change) override {
+    current_ = change.index;
+    const TableInfo& info = Of(change).info;
+    ChangeData& data = data_[change.index];
+    // The key in canonical form (a UUID in upper case is the same row).
+    std::vector<Value> key(info.pk.size());
+    data.key.assign(info.pk.size(), (Datum)0);
+    data.key_nulls.assign(info.pk.size(), ' ');
+    for (std::size_t k = 0; k < info.pk.size(); ++k) {
+      const ColumnType& column = info.columns[info.pk[k]];
+      bool isnull = false;
+      Status status = ValueToDatum(column, *change.key[k], &data.key[k], &isnull);
+      if (!status.ok()) return status.WithPrefix("column \"" + column.name + "\": ");
+      key[k] = DatumToValue(column, data.key[k], false);
+    }
+    change.meta_key = Value::Text("");
+    Status status = core::EncodeKey(key, &change.meta_key.bytes);
+    if (!status.ok()) return status;
+    if (change.change->op == core::Op::kDelete) return Status::Ok();
+    // The key as sent, when its canonical form differs: the sender holds the
+    // row under that key, so it must get a delete of it.
+    std::string sent;
+    status = core::EncodeKeyOf(change.key, &sent);
+    if (!status.ok()) return status;
+    if (sent != change.meta_key.bytes) {
+      change.sent_key = Value::Text(std::move(sent));
+      change.has_sent_key = true;
+    }
+    data.row.assign(info.columns.size(), (Datum)0);
+    data.row_nulls.assign(info.columns.size(), ' ');
+    for (std::size_t c = 0; c < info.columns.size(); ++c) {
+      bool isnull = false;
+      status = ValueToDatum(info.columns[c], *change.row[c], &data.row[c], &isnull);
+      if (!status.ok()) return status;
+      if (isnull) data.row_nulls[c] = 'n';
+    }
+    if (info.scope >= 0) {
+      core::JsonWriter writer(&data.scope);
+      core::WriteValue(writer,
+                       DatumToValue(info.columns[info.scope], data.row[info.scope], data.row_nulls[info.scope] == 'n'));
+    }
+    return Status::Ok();
+  }
+
+  // Reads, in one statement per table, the metadata of every row the batch
+  // names (and of keys sent in another form, which get tombstones).
+  Status ReadVersions(const std::vector<core::MergeChange*>& changes) override {
+    current_.reset();
+    std::map<int32, std::vector<std::string>> keys;
+    for (const core::MergeChange* change : changes) {
+      keys[Of(*change).info.tid].push_back(change->meta_key.bytes);
+      if (change->has_sent_key) keys[Of(*change).info.tid].push_back(change->sent_key.bytes);
+    }
+    std::map<std::pair<int32, std::string>, core::RowVersion> versions;
+    {
+      AsExtensionOwner owner;
+      for (auto& [tid, texts] : keys) {
+        Datum args[2] = {Int32GetDatum(tid), TextArray(texts)};
+        uint64 rows = Execute(read_metas_, args, "  ", false);
+        for (uint64 r = 0; r < rows; ++r) {
+          std::string key = ResultText(r, 1);
+          versions[{tid, key}] = ResultVersion(r);
+          meta_[{tid, key}] = ResultMeta(r);
+        }
+      }
+    }
+    for (core::MergeChange* change : changes) {
+      auto it = versions.find({Of(*change).info.tid, change->meta_key.bytes});
+      if (it != versions.end()) change->stored = it->second;
+    }
+    return Status::Ok();
+  }
+
+  Status SameContent(const core::MergeChange& change, bool* same) override {
+    current_ = change.index;
+    SetTable& table = Of(change);
+    ChangeData& data = data_[change.index];
+    *same = false;
+    {
+      // A fresh snapshot, as for the metadata: a version another session
+      // committed since this statement began is compared with its own row.
+      AsExtensionOwner owner;
+      if (Execute(table.select_row, data.key.data(), data.key_nulls.data(), false, 1) > 0) {
+        *same = true;
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        HeapTuple tuple = SPI_tuptable->vals[0];
+        for (std::size_t c = 0; c < table.info.columns.size() && *same; ++c) {
+          bool isnull = false;
+          Datum datum = (Datum)0;
+          int attnum = static_cast<int>(c + 1);
+          PgGuard([&] { datum = SPI_getbinval(tuple, desc, attnum, &isnull); });
+          const ColumnType& column = table.info.columns[c];
+          *same = core::SameValue(DatumToValue(column, datum, isnull),
+                                  DatumToValue(column, data.row[c], data.row_nulls[c] == 'n'));
+        }
+      }
+    }
+    if (*same) return Status::Ok();
+    // Different content under the same stamp is corrupt, unless the row has
+    // moved on since it was read: then this apply must decide again.
+    return StillAsRead(table.info.tid, change.meta_key.bytes);
+  }
+
+  // A row's scope never changes (it says who receives the row and its
+  // tombstone), and a table's authorisation hook must allow the scope the
+  // change touches.
+  Status Admit(const core::MergeChange& change) override {
+    current_ = change.index;
+    const TableInfo& info = Of(change).info;
+    const ChangeData& data = data_[change.index];
+    std::string& known = scopes_[{info.tid, change.meta_key.bytes}];
+    if (known.empty()) known = Meta(info.tid, change.meta_key.bytes).scope;
+    const bool upsert = change.change->op == core::Op::kUpsert;
+    if (upsert && !known.empty() && !data.scope.empty() && known != data.scope)
+      return Status(Code::kInvalidInput,
+                    "the row's scope is " + known + "; a change cannot move it to " + data.scope);
+    if (!info.authorize.empty()) {
+      std::optional<std::string> touched;
+      if (upsert)
+        touched = data.scope;
+      else if (!known.empty())
+        touched = known;
+      if (touched || upsert) {
+        bool allowed = false;
+        Status status = authorizer_.Allowed(info.authorize, touched, &allowed);
+        if (!status.ok()) return status;
+        if (!allowed)
+          return Status(Code::kConstraint,
+                        "not authorised for scope " + touched.value_or("null") + " (by " + info.authorize + ")");
+      }
+    }
+    if (upsert && known.empty()) known = data.scope;
+    return Status::Ok();
+  }
+
+  Status WriteRows(const std::vector<core::MergeChange*>& run, std::size_t* written) override;
+
+  Status WriteVersions(const std::vector<const core::MergeChange*>& changes) override;
+
+  Status ReadPeer(const core::Cursor& cursor, bool* found, std::string* position) override {
+    AsExtensionOwner owner;
+    SPIPlanPtr read =
+        pg::Prepare("SELECT position FROM syncline.peers WHERE node_id = $1 AND filter = $2", {TEXTOID, TEXTOID});
+    Datum args[2] = {TextDatum(cursor.node), TextDatum(cursor.filter)};
+    *found = Execute(read, args, "  ", false) > 0;
+    if (*found) *position = ResultText(0, 1);
+    return Status::Ok();
+  }
+
+  Status WritePeer(const core::Cursor& cursor) override {
+    AsExtensionOwner owner;
+    SPIPlanPtr write = pg::Prepare(
+        "INSERT INTO syncline.peers (node_id, filter, cursor, position) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (node_id, filter) DO UPDATE SET cursor = EXCLUDED.cursor, position = EXCLUDED.position",
+        {TEXTOID, TEXTOID, TEXTOID, TEXTOID});
+    Datum args[4] = {TextDatum(cursor.node), TextDatum(cursor.filter), TextDatum(core::EncodeCursor(cursor)),
+                     TextDatum(cursor.position)};
+    Execute(write, args, "    ", false);
+    return Status::Ok();
+  }
+
+  void ReceiveStamp(core::Hlc hlc) override { pg::ReceiveStamp(hlc); }
+
+ private:
+  static SetTable& Of(const core::MergeChange& change) { return *static_cast<SetTable*>(change.table); }
+
+  RowMeta Meta(int32 tid, const std::string& key) const {
+    auto it = meta_.find({tid, key});
+    return it == meta_.end() ? RowMeta{} : it->second;
+  }
+
+  core::RowVersion ResultVersion(uint64 row) const {
+    core::RowVersion version;
+    version.exists = true;
+    version.hlc = static_cast<core::Hlc>(ResultInt64(row, 2));
+    version.node = ResultInt64(row, 3) == 0 ? local_node_ : ResultText(row, 5);
+    bool isnull = false;
+    version.deleted = DatumGetBool(ResultDatum(row, 4, &isnull));
+    return version;
+  }
+
+  static RowMeta ResultMeta(uint64 row) { return RowMeta{true, ResultText(row, 6), ResultText(row, 7)}; }
+
+  // Ok when a row's metadata is still at the version this apply read;
+  // otherwise a conflict to retry.
+  Status StillAsRead(int32 tid, const std::string& key) {
+    Datum args[2] = {Int32GetDatum(tid), TextDatum(key)};
+    AsExtensionOwner owner;
+    const std::string now = Execute(read_meta_, args, "  ", false) > 0 ? ResultText(0, 7) : std::string();
+    if (now == Meta(tid, key).version) return Status::Ok();
+    return Status(Code::kConflict,
+                  "row " + key + " changed in a concurrent transaction after this apply read it; apply the batch again");
+  }
+
+  Status WriteChunks(const std::vector<const core::MergeChange*>& changes, SPIPlanPtr plan);
+  Status NodeRef(const std::string& node, int64* ref);
+
+  std::vector<ChangeData> data_;  // per change of the batch
+  std::string local_node_;
+  std::optional<std::size_t> current_;
+  SPIPlanPtr read_meta_ = nullptr, read_metas_ = nullptr, insert_metas_ = nullptr, update_metas_ = nullptr,
+             node_ref_ = nullptr, find_node_ = nullptr;
+  std::map<std::pair<int32, std::string>, RowMeta> meta_;
+  std::map<std::pair<int32, std::string>, std::string> scopes_;  // admitted so far
+  std::map<std::string, SetTable> tables_;
+  std::unordered_map<std::string, int64> node_refs_;
+  std::map<std::size_t, ErrorData*> refusals_;
+  Authorizer authorizer_;
+};
+
+Status PgStore::WriteRows(const std::vector<core::MergeChange*>& run, std::size_t* written) {
+  SetTable& table = Of(*run[0]);
+  const bool upsert = run[0]->change->op == core::Op::kUpsert;
+  std::vector<RowWrite> rows;
+  rows.reserve(run.size());
+  for (const core::MergeChange* change : run) {
+    const ChangeData& data = data_[change->index];
+    rows.push_back(
+        upsert ? RowWrite{&change->meta_key.bytes, data.row.data(), data.row_nulls.data(), change->row.data(), false}
+               : RowWrite{&change->meta_key.bytes, data.key.data(), data.key_nulls.data(), nullptr, false});
+  }
+  // The whole run in one statement; when PostgreSQL refuses it, one change
+  // at a time, so that the refusal names its change.
+  *written = 0;
+  current_ = run[0]->index;
+  ErrorData* error = nullptr;
+  if (run.size() > 1 && WriteSet(table, upsert, rows, 0, rows.size(), &error)) {
+    *written = run.size();
+  } else {
+    for (; *written < run.size(); ++*written) {
+      current_ = run[*written]->index;
+      if (!WriteSet(table, upsert, rows, *written, 1, &error)) break;
+    }
+  }
+  for (std::size_t i = 0; i < *written; ++i)
+    run[i]->rewritten = rows[i].rewritten;
+  if (*written == run.size()) return Status::Ok();
+  // A constraint may hold once other changes are written: the merge retries.
+  if (ERRCODE_TO_CATEGORY(error->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) {
+    refusals_[run[*written]->index] = error;
+    return Status(Code::kConstraint, error->message != nullptr ? error->message : "constraint violation");
+  }
+  throw PgError{error};
+}
+
+Status PgStore::WriteVersions(const std::vector<const core::MergeChange*>& changes) {
+  current_.reset();
+  // A row written twice (a tombstone for a key as sent that another change
+  // also wrote) keeps its last write.
+  std::map<std::pair<int32, std::string>, const core::MergeChange*> last;
+  for (const core::MergeChange* change : changes)
+    last[{Of(*change).info.tid, change->meta_key.bytes}] = change;
+  for (bool in_table : {true, false}) {
+    std::vector<const core::MergeChange*> writes;
+    for (const core::MergeChange* change : changes) {
+      const std::pair<int32, std::string> id{Of(*change).info.tid, change->meta_key.bytes};
+      if (last[id] == change && Meta(id.first, id.second).in_table == in_table) writes.push_back(change);
+    }
+    Status status = WriteChunks(writes, in_table ? update_metas_ : insert_metas_);
+    if (!status.ok()) return status;
+  }
+  std::set<std::string> notifications;
+  for (const core::MergeChange* change : changes) {
+    const TableInfo& info = Of(*change).info;
+    if (!info.notify) continue;
+    std::string payload = Of(*change).notify_payload;
+    const std::string& scope = scopes_[{info.tid, change->meta_key.bytes}];
+    if (!scope.empty()) payload = payload.substr(0, payload.size() - 1) + ",\"scope\":" + scope + "}";
+    notifications.insert(std::move(payload));
+  }
+  for (const std::string& payload : notifications) {
+    const char* text = payload.c_str();
+    PgGuard([&] { Async_Notify("syncline", text); });
+  }
+  return Status::Ok();
+}
+
+Status PgStore::WriteChunks(const std::vector<const core::MergeChange*>& changes, SPIPlanPtr plan) {
+  for (std::size_t start = 0; start < changes.size(); start += kWriteChunk) {
+    const std::size_t count = std::min(kWriteChunk, changes.size() - start);
+    std::vector<std::string> keys, scopes, versions;
+    std::vector<Datum> tids, clocks, hlcs, nodes, deleted;
+    for (std::size_t i = start; i < start + count; ++i) {
+      const core::MergeChange& change = *changes[i];
+      const int32 tid = Of(change).info.tid;
+      int64 node_ref = 0;
+      Status status = NodeRef(change.node, &node_ref);
+      if (!status.ok()) return status;
+      versions.push_back(Meta(tid, change.meta_key.bytes).version);
+      tids.push_back(Int32GetDatum(tid));
+      keys.push_back(change.meta_key.bytes);
+      clocks.push_back(Int64GetDatum(change.clock));
+      hlcs.push_back(Int64GetDatum(static_cast<int64>(change.hlc)));
+      nodes.push_back(Int32GetDatum(static_cast<int32>(node_ref)));
+      deleted.push_back(BoolGetDatum(change.deleted));
+      // A tombstone keeps the scope its row had (an empty one keeps the stored one).
+      scopes.push_back(change.change->op == core::Op::kUpsert ? data_[change.index].scope : std::string());
+    }
+    AsExtensionOwner owner;
+    Datum args[8] = {ScalarArray(tids, INT4OID),
+                     TextArray(keys),
+                     ScalarArray(clocks, INT8OID),
+                     ScalarArray(hlcs, INT8OID),
+                     ScalarArray(nodes, INT4OID),
+                     ScalarArray(deleted, BOOLOID),
+                     TextArray(scopes, /*empty_is_null=*/true),
+                     TextArray(versions, /*empty_is_null=*/true)};
+    uint64 written = Execute(plan, args, "        ", false);
+    if (written < count) {
+      std::set<std::string> done;
+      for (uint64 r = 0; r < written; ++r)
+        done.insert(ResultText(r, 1));
+      std::string key;
+      for (const std::string& k : keys)
+        if (done.count(k) == 0 && key.empty()) key = k;
+      return Status(Code::kConflict, "row " + key +
+                                         " changed in a concurrent transaction after this apply read it; apply the "
+                                         "batch again");
+    }
+  }
+  return Status::Ok();
+}
+
+Status PgStore::NodeRef(const std::string& node, int64* ref) {
+  if (node == local_node_) {
+    *ref = 0;
+    return Status::Ok();
+  }
+  auto it = node_refs_.find(node);
+  if (it != node_refs_.end()) {
+    *ref = it->second;
+    return Status::Ok();
+  }
+  Datum args[1] = {TextDatum(node)};
+  AsExtensionOwner owner;
+  // A session that registered the node concurrently and committed while
+  // this insert waited is only visible to a new snapshot (read committed);
+  // under a transaction snapshot it stays invisible: a conflict to retry.
+  if (Execute(node_ref_, args, " ", false) == 0 && Execute(find_node_, args, " ", false) == 0)
+    return Status(Code::kConflict,
+                  "node " + node + " was registered by a concurrent transaction; apply the batch again");
+  *ref = ResultInt64(0, 1);
+  node_refs_[node] = *ref;
+  return Status::Ok();
+}
+
+// The batch text, as the function's argument holds it (not copied).
+Status ApplyText(std::string_view text, Datum* result) {
+  core::Batch batch;
+  Status status = core::DecodeBatch(text, &batch);
+  if (!status.ok()) return status;
+  std::string summary;
+  {
+    SpiSession spi;
+    Applying applying;
+    core::MergeOptions options;
+    options.local_node = LocalNodeId();
+    options.wall_ms = core::WallClockMs();
+    options.copied_database_docs = "docs/postgres.md, \"Backups and copies\"";
+    options.count_rewritten = true;
+    {
+      AsExtensionOwner owner;
+      if (ExecuteSql("SELECT value::pg_catalog.int8 FROM syncline.meta WHERE key OPERATOR(pg_catalog.=) "
+                     "'max_drift_ms'",
+                     true) > 0)
+        options.max_drift_ms = ResultInt64(0, 1);
+    }
+    PgStore store(batch, options.local_node);
+    store.Prepare();
+    core::MergeResult result;
+    ErrorData* error = nullptr;
+    try {
+      status = core::Merge(batch, store, options, &result);
+    } catch (PgError& caught) {
+      error = caught.data;
+    }
+    // PostgreSQL's own error (a constraint, an input syntax, a privilege),
+    // prefixed with the change at fault.
+    if (error == nullptr && !status.ok() && result.refused != static_cast<std::size_t>(-1))
+      error = store.Refusal(result.refused);
+    if (error != nullptr) {
+      std::optional<std::size_t> at = error == store.Refusal(result.refused) ? result.refused : store.current();
+      PgError raised{error};
+      if (at) PrefixError(raised, "syncline.apply_push: " + core::ChangeContext(*at, batch.changes[*at].table));
+      throw raised;
+    }
+    if (!status.ok()) return status;
+    {
+      AsExtensionOwner owner;
+      SPIPlanPtr save =
+          pg::Prepare("UPDATE syncline.meta SET value = pg_catalog.int8larger(value::pg_catalog.int8, $1)::text "
+                      "WHERE key OPERATOR(pg_catalog.=) 'hlc'",
+                      {INT8OID});
+      Datum clock[1] = {Int64GetDatum(static_cast<int64>(backend().clock))};
+      Execute(save, clock, " ", false);
+    }
+    summary = std::move(result.summary);
+  }
+  *result = JsonbFromText(summary);
+  return Status::Ok();
+}
+
+Status ApplyPush(FunctionCallInfo fcinfo, Datum* result) {
+  const char* data = nullptr;
+  int size = 0;
+  Datum arg = PG_GETARG_DATUM(0);
+  PgGuard([&] {
+    text* batch = DatumGetTextPP(arg);  // detoasting may raise an error
+    data = VARDATA_ANY(batch);
+    size = VARSIZE_ANY_EXHDR(batch);
+  });
+  return ApplyText(std::string_view(data, static_cast<std::size_t>(size)), result);
+}
+
+// apply_push(jsonb), for batches at hand in psql: the same, through jsonb's text.
+Status ApplyPushJsonb(FunctionCallInfo fcinfo, Datum* result) {
+  return ApplyText(JsonbText(PG_GETARG_DATUM(0)), result);
+}
+
+}  // namespace
+}  // namespace syncline::pg
+
+SYNCLINE_PG_FUNCTION(syncline_apply_push, "syncline.apply_push", syncline::pg::ApplyPush)
+SYNCLINE_PG_FUNCTION(syncline_apply_push_jsonb, "syncline.apply_push", syncline::pg::ApplyPushJsonb)

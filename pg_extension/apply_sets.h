@@ -1,0 +1,48 @@
+// Writing a merge's winning rows to a user's table in sets: one statement
+// for a run of changes of one table and op (arrays in, through unnest), in
+// a subtransaction, so that a refused run leaves nothing behind and can be
+// written again one change at a time to name the change at fault.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/merge.h"
+#include "core/value.h"
+#include "pg_extension/pg_boundary.h"
+#include "pg_extension/tables.h"
+
+namespace syncline::pg {
+
+struct SetTable : core::MergeTable {
+  TableInfo info;
+  // INSERT ... ON CONFLICT DO UPDATE and DELETE of a set of rows, each
+  // returning what it wrote; null when a column's type has no array type
+  // (then the one-row forms run once per row).
+  SPIPlanPtr upsert_set = nullptr, delete_set = nullptr;
+  SPIPlanPtr upsert_one = nullptr, delete_one = nullptr;
+  SPIPlanPtr select_row = nullptr;  // by key, every synced column
+  std::vector<Oid> array_types;     // per column
+  std::string notify_payload;
+};
+
+void PrepareSetTable(SetTable* table);
+
+// One row of a run.
+struct RowWrite {
+  const std::string* key;      // metadata key
+  const Datum* values;         // upserts: every column; deletes: the key
+  const char* nulls;           // ' ' or 'n' per value
+  const core::Value* const* sent;  // upserts: the row as sent, table order
+  bool rewritten;              // set: PostgreSQL stored other values than sent
+};
+
+// Writes rows[first, first + count) in a subtransaction. False, with
+// PostgreSQL's error in *error, when it refused them (nothing is written).
+bool WriteSet(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::size_t first, std::size_t count,
+              ErrorData** error);
+
+Datum ScalarArray(const std::vector<Datum>& values, Oid type);
+Datum TextArray(const std::vector<std::string>& texts, bool empty_is_null = false);
+
+}  // namespace syncline::pg

@@ -1,0 +1,363 @@
+// pull_since for PostgreSQL. The batch format is that of docs/protocol.md;
+// gap-free pulls are described in docs/postgres.md.
+#include <charconv>
+#include <map>
+#include <optional>
+
+#include "core/changeset.h"
+#include "core/cursor.h"
+#include "core/node_id.h"
+#include "pg_extension/authorize.h"
+#include "pg_extension/backend.h"
+#include "pg_extension/pg_boundary.h"
+#include "pg_extension/spi.h"
+#include "pg_extension/tables.h"
+
+namespace syncline::pg {
+
+using core::Code;
+using core::Status;
+using core::Value;
+
+namespace {
+
+// A snapshot registered for the life of the object.
+class RegisteredSnapshot {
+ public:
+  RegisteredSnapshot() {
+    PgGuard([&] { snapshot_ = RegisterSnapshot(GetTransactionSnapshot()); });
+  }
+  ~RegisteredSnapshot() { UnregisterSnapshot(snapshot_); }
+  Snapshot get() const { return snapshot_; }
+
+ private:
+  Snapshot snapshot_ = nullptr;
+};
+
+// Positions of PostgreSQL cursors: "<xid>.<seq>", the last version delivered.
+struct Position {
+  uint64 xid = 0;
+  int64 seq = 0;
+};
+
+bool ParsePosition(const std::string& text, Position* out) {
+  std::size_t dot = text.find('.');
+  if (dot == std::string::npos) return false;
+  const char* begin = text.data();
+  auto a = std::from_chars(begin, begin + dot, out->xid);
+  auto b = std::from_chars(begin + dot + 1, begin + text.size(), out->seq);
+  return a.ec == std::errc() && a.ptr == begin + dot && b.ec == std::errc() && b.ptr == begin + text.size();
+}
+
+std::string PositionText(const Position& position) {
+  return std::to_string(position.xid) + "." + std::to_string(position.seq);
+}
+
+struct PullTable {
+  TableInfo info;
+  SPIPlanPtr select_row = nullptr;
+  // Every requested row of a page in one statement: the keys go in as one
+  // array per key column, each row comes back with its key's position.
+  // Null when a key column's type has no array type.
+  SPIPlanPtr select_rows = nullptr;
+  std::vector<Oid> key_array_types;
+};
+
+Status LoadPullTable(int32 tid, PullTable* out) {
+  bool found = false;
+  Status status = FindTrackedById(tid, CurrentMemoryContext, &out->info, &found);
+  if (!status.ok()) return status;
+  if (!found) return Status(Code::kInternal, "metadata names table id " + std::to_string(tid) + ", not tracked");
+  std::string columns, where;
+  std::vector<Oid> types;
+  for (std::size_t i = 0; i < out->info.columns.size(); ++i)
+    columns += (i > 0 ? ", " : "") + Quote(out->info.columns[i].name);
+  for (std::size_t k = 0; k < out->info.pk.size(); ++k) {
+    const ColumnType& column = out->info.columns[out->info.pk[k]];
+    where += (k > 0 ? " AND " : "") + KeyEquals(column, "$" + std::to_string(k + 1));
+    types.push_back(column.base);
+  }
+  out->select_row = Prepare("SELECT " + columns + " FROM " + QualifiedName(out->info) + " WHERE " + where, types);
+  std::string unnest, key_names, match, row_columns;
+  for (std::size_t k = 0; k < out->info.pk.size(); ++k) {
+    Oid array_type = InvalidOid;
+    Oid base = out->info.columns[out->info.pk[k]].base;
+    PgGuard([&] { array_type = get_array_type(base); });
+    if (array_type == InvalidOid) return Status::Ok();
+    out->key_array_types.push_back(array_type);
+    const std::string n = std::to_string(k + 1);
+    unnest += (k > 0 ? ", " : "") + std::string("pg_catalog.unnest($") + n + ")";
+    key_names += "k" + n + ", ";
+    match += (k > 0 ? " AND " : "") + KeyEquals(out->info.columns[out->info.pk[k]], "k.k" + n);
+  }
+  for (std::size_t i = 0; i < out->info.columns.size(); ++i)
+    row_columns += ", t." + Quote(out->info.columns[i].name);
+  // One primary key lookup per key: OFFSET 0 keeps the planner from turning
+  // the lateral subquery into a join that scans the whole table.
+  out->select_rows = Prepare("SELECT k.position" + row_columns + " FROM ROWS FROM (" + unnest +
+                                 ") WITH ORDINALITY AS k(" + key_names + "position) CROSS JOIN LATERAL (SELECT " +
+                                 columns + " FROM " + QualifiedName(out->info) + " WHERE " + match + " OFFSET 0) t",
+                             out->key_array_types);
+  return Status::Ok();
+}
+
+// A row read by a pull: its columns as the changeset carries them.
+void ReadRow(const TableInfo& table, HeapTuple tuple, TupleDesc desc, int first_attnum,
+             std::vector<core::ColumnValue>* row) {
+  row->clear();
+  for (std::size_t c = 0; c < table.columns.size(); ++c) {
+    bool isnull = false;
+    Datum datum = (Datum)0;
+    int attnum = first_attnum + static_cast<int>(c);
+    PgGuard([&] { datum = SPI_getbinval(tuple, desc, attnum, &isnull); });
+    row->push_back({table.columns[c].name, DatumToValue(table.columns[c], datum, isnull)});
+  }
+}
+
+Status KeyDatums(const TableInfo& table, const std::vector<Value>& key, std::vector<Datum>* values,
+                 std::string* nulls) {
+  values->assign(key.size(), (Datum)0);
+  nulls->assign(key.size(), ' ');
+  for (std::size_t k = 0; k < key.size(); ++k) {
+    bool isnull = false;
+    Status status = ValueToDatum(table.columns[table.pk[k]], key[k], &(*values)[k], &isnull);
+    if (!status.ok()) return status;
+    if (isnull) (*nulls)[k] = 'n';
+  }
+  return Status::Ok();
+}
+
+// A row of a pull's page on its way into the batch.
+struct PageEntry {
+  PullTable* table = nullptr;  // null: left out of the batch
+  std::vector<Value> key;
+  bool visible = false;  // a live row the caller can read
+  std::vector<core::ColumnValue> row;
+};
+
+// Reads the live rows `indexes` of a page from their table as the caller:
+// privileges and row-level security decide what it may see, and a row it may
+// not see is left out of its pull.
+Status ReadRows(PullTable& table, const std::vector<std::size_t>& indexes, Snapshot snapshot,
+                std::vector<PageEntry>* entries) {
+  const TableInfo& info = table.info;
+  std::vector<Datum> key;
+  std::string key_nulls;
+  if (table.select_rows == nullptr) {
+    for (std::size_t index : indexes) {
+      PageEntry& entry = (*entries)[index];
+      Status status = KeyDatums(info, entry.key, &key, &key_nulls);
+      if (!status.ok()) return status;
+      if (Execute(table.select_row, key.data(), key_nulls.data(), true, 1, snapshot) == 0) continue;
+      ReadRow(info, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &entry.row);
+      entry.visible = true;
+    }
+    return Status::Ok();
+  }
+  const int count = static_cast<int>(indexes.size());
+  std::vector<std::vector<Datum>> key_columns(info.pk.size(), std::vector<Datum>(indexes.size()));
+  for (std::size_t j = 0; j < indexes.size(); ++j) {
+    Status status = KeyDatums(info, (*entries)[indexes[j]].key, &key, &key_nulls);
+    if (!status.ok()) return status;
+    for (std::size_t k = 0; k < info.pk.size(); ++k)
+      key_columns[k][j] = key[k];
+  }
+  std::vector<Datum> arrays(info.pk.size());
+  for (std::size_t k = 0; k < info.pk.size(); ++k) {
+    Oid type = info.columns[info.pk[k]].base;
+    Datum* elements = key_columns[k].data();
+    PgGuard([&] {
+      int16 length = 0;
+      bool by_value = false;
+      char align = 0;
+      get_typlenbyvalalign(type, &length, &by_value, &align);
+      arrays[k] = PointerGetDatum(construct_array(elements, count, type, length, by_value, align));
+    });
+  }
+  const std::string nulls(info.pk.size(), ' ');
+  uint64 found = Execute(table.select_rows, arrays.data(), nulls.data(), true, 0, snapshot);
+  for (uint64 r = 0; r < found; ++r) {
+    std::size_t position = static_cast<std::size_t>(ResultInt64(r, 1));
+    if (position < 1 || position > indexes.size()) return Status(Code::kInternal, "pull read a row it did not ask for");
+    PageEntry& entry = (*entries)[indexes[position - 1]];
+    ReadRow(info, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &entry.row);
+    entry.visible = true;
+  }
+  return Status::Ok();
+}
+
+Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
+  std::optional<std::string> cursor_text;
+  if (!PG_ARGISNULL(0)) {
+    char* cursor_cstring = nullptr;
+    Datum arg = PG_GETARG_DATUM(0);
+    PgGuard([&] { cursor_cstring = TextDatumGetCString(arg); });  // detoasting may raise an error
+    cursor_text = cursor_cstring;
+  }
+  int64 limit = PG_ARGISNULL(1) ? 1000 : PG_GETARG_INT32(1);
+  if (limit < 1) return Status(Code::kInvalidInput, "limit must be at least 1, got " + std::to_string(limit));
+  core::PullOptions options;
+  Status status = core::ParsePullOptions(PG_ARGISNULL(2) ? "" : JsonbText(PG_GETARG_DATUM(2)), &options);
+  if (!status.ok()) return status;
+  const std::string filter = core::FilterFingerprint(options);
+
+  std::string batch;
+  {
+    SpiSession spi;
+    std::string node_id = LocalNodeId();
+    // One snapshot for the page, its horizon and every row read.
+    RegisteredSnapshot snapshot;
+    Position horizon;
+    {
+      AsExtensionOwner owner;
+      SPIPlanPtr plan = Prepare("SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text", {});
+      Execute(plan, nullptr, nullptr, true, 0, snapshot.get());
+      std::string xmin = ResultText(0, 1);
+      std::from_chars(xmin.data(), xmin.data() + xmin.size(), horizon.xid);
+    }
+    Position after;
+    if (cursor_text) {
+      core::Cursor cursor;
+      status = core::DecodeIssuedCursor(*cursor_text, node_id, filter, &cursor);
+      if (!status.ok()) return status;
+      if (!ParsePosition(cursor.position, &after) || after.xid > horizon.xid) return core::NeverIssued(cursor.position);
+    }
+
+    std::string where = "(r.xid, r.seq) > ($1::pg_catalog.xid8, $2) AND r.xid < $3::pg_catalog.xid8";
+    std::vector<Oid> types = {TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
+    std::vector<Datum> args = {TextDatum(std::to_string(after.xid)),   Int64GetDatum(after.seq),
+                               TextDatum(std::to_string(horizon.xid)), Int64GetDatum(limit + 1),
+                               TextDatum(options.exclude_origin),      TextDatum(options.scope)};
+    std::string nulls = "      ";
+    if (options.local_only) where += " AND r.node = 0";
+    if (!options.exclude_origin.empty()) {
+      if (options.exclude_origin == node_id)
+        where += " AND r.node <> 0";
+      else
+        where += " AND r.node IS DISTINCT FROM (SELECT ref FROM syncline.nodes WHERE node_id = $5)";
+    }
+    // The version order comes in two halves (sql/syncline--0.1.sql): a pull
+    // of everything merges the versions of rows without and with a scope; a
+    // scoped pull, the scope's versions and those of tables tracked without
+    // a scope (shared by every scope). Each half is read in order through
+    // its index and cut at the page size before the merge.
+    std::pair<const char*, const char*> halves = {"r.scope IS NULL", "r.scope IS NOT NULL"};
+    if (options.has_scope)
+      halves = {"r.scope = $6",
+                "r.scope IS NULL AND r.tid IN (SELECT tid FROM syncline.tables WHERE scope_column IS NULL)"};
+    std::string from;
+    for (const char* half : {halves.first, halves.second})
+      from += std::string(from.empty() ? "(" : " UNION ALL ") + "(SELECT * FROM syncline.rows r WHERE " + half +
+              " AND " + where + " ORDER BY r.xid, r.seq LIMIT $4)";
+    from += ") r";
+    uint64 rows = 0;
+    {
+      AsExtensionOwner owner;
+      SPIPlanPtr plan =
+          Prepare("SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, n.node_id, r.xid::text, "
+                  "r.seq, r.scope FROM " +
+                      from + " LEFT JOIN syncline.nodes n ON n.ref = r.node ORDER BY r.xid, r.seq LIMIT $4",
+                  types);
+      rows = Execute(plan, args.data(), nulls.data(), true, 0, snapshot.get());
+    }
+    // The page's rows, read before the tables' queries replace SPI_tuptable.
+    struct PageRow {
+      int32 tid;
+      std::string pk, node;
+      int64 clock, hlc;
+      bool deleted;
+      Position position;
+      std::optional<std::string> scope;
+    };
+    std::vector<PageRow> page;
+    bool has_more = rows > static_cast<uint64>(limit);
+    for (uint64 r = 0; r < rows && r < static_cast<uint64>(limit); ++r) {
+      PageRow row;
+      row.tid = static_cast<int32>(ResultInt64(r, 1));
+      row.pk = ResultText(r, 2);
+      row.clock = ResultInt64(r, 3);
+      row.hlc = ResultInt64(r, 4);
+      row.node = ResultInt64(r, 5) == 0 ? node_id : ResultText(r, 7);
+      bool isnull = false;
+      row.deleted = DatumGetBool(ResultDatum(r, 6, &isnull));
+      std::string xid = ResultText(r, 8);
+      std::from_chars(xid.data(), xid.data() + xid.size(), row.position.xid);
+      row.position.seq = ResultInt64(r, 9);
+      bool scope_null = false;
+      ResultDatum(r, 10, &scope_null);
+      if (!scope_null) row.scope = ResultText(r, 10);
+      page.push_back(std::move(row));
+    }
+
+    // Each page row's table, key, and (live rows) the row as the caller may
+    // read it; rows are read a table at a time.
+    std::map<int32, PullTable> tables;
+    Authorizer authorizer(snapshot.get());
+    std::vector<PageEntry> entries(page.size());
+    std::map<int32, std::vector<std::size_t>> live;
+    for (std::size_t i = 0; i < page.size(); ++i) {
+      const PageRow& row = page[i];
+      auto it = tables.find(row.tid);
+      if (it == tables.end()) {
+        it = tables.emplace(row.tid, PullTable{}).first;
+        status = LoadPullTable(row.tid, &it->second);
+        if (!status.ok()) return status;
+      }
+      const TableInfo& table = it->second.info;
+      // The table's authorisation hook decides, for rows and tombstones
+      // alike, whether the caller may see this scope.
+      if (!table.authorize.empty()) {
+        bool allowed = false;
+        status = authorizer.Allowed(table.authorize, row.scope, &allowed);
+        if (!status.ok()) return status;
+        if (!allowed) continue;
+      }
+      PageEntry& entry = entries[i];
+      entry.table = &it->second;
+      status = core::DecodeKey(row.pk, &entry.key);
+      if (!status.ok()) return status;
+      if (entry.key.size() != table.pk.size())
+        return Status(Code::kInternal,
+                      "table " + QualifiedName(table) + ": metadata key " + row.pk + " does not match the primary key");
+      if (!row.deleted) live[row.tid].push_back(i);
+    }
+    for (const auto& [tid, indexes] : live) {
+      status = ReadRows(tables[tid], indexes, snapshot.get(), &entries);
+      if (!status.ok()) return status;
+    }
+
+    core::BatchWriter writer(node_id);
+    core::Change change;
+    for (std::size_t i = 0; i < page.size(); ++i) {
+      const PageRow& row = page[i];
+      PageEntry& entry = entries[i];
+      // Left out: a scope the hook refuses, a row the caller may not read.
+      if (entry.table == nullptr || (!row.deleted && !entry.visible)) continue;
+      const TableInfo& table = entry.table->info;
+      change.table = table.name;
+      change.op = row.deleted ? core::Op::kDelete : core::Op::kUpsert;
+      change.clock = row.clock;
+      change.hlc = static_cast<core::Hlc>(row.hlc);
+      change.node = row.node;
+      change.pk.clear();
+      for (std::size_t k = 0; k < entry.key.size(); ++k)
+        change.pk.push_back({table.columns[table.pk[k]].name,
+                             // The key as stored (a float8 key 2.0), not its key form.
+                             row.deleted ? entry.key[k] : entry.row[table.pk[k]].value});
+      change.row = std::move(entry.row);
+      writer.Add(change);
+    }
+    Position end = has_more ? page.back().position : Position{horizon.xid, 0};
+    if (!has_more && (end.xid < after.xid || (end.xid == after.xid && end.seq < after.seq))) end = after;
+    batch = writer.Finish(core::EncodeCursor({node_id, filter, PositionText(end)}), has_more);
+  }
+  PgGuard([&] { *result = PointerGetDatum(cstring_to_text_with_len(batch.data(), static_cast<int>(batch.size()))); });
+  return Status::Ok();
+}
+
+}  // namespace
+
+}  // namespace syncline::pg
+
+SYNCLINE_PG_FUNCTION(syncline_pull_since, "syncline.pull_since", syncline::pg::PullSince)
+
