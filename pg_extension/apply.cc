@@ -227,8 +227,7 @@ class PgStore : public core::MergeStore {
     if (known.empty()) known = Meta(info.tid, change.meta_key.bytes).scope;
     const bool upsert = change.change->op == core::Op::kUpsert;
     if (upsert && !known.empty() && !data.scope.empty() && known != data.scope)
-      return Status(Code::kInvalidInput,
-                    "the row's scope is " + known + "; a change cannot move it to " + data.scope);
+      return Status(Code::kInvalidInput, "the row's scope is " + known + "; a change cannot move it to " + data.scope);
     if (!info.authorize.empty()) {
       std::optional<std::string> touched;
       if (upsert)
@@ -304,7 +303,8 @@ class PgStore : public core::MergeStore {
     const std::string now = Execute(read_meta_, args, "  ", false) > 0 ? ResultText(0, 7) : std::string();
     if (now == Meta(tid, key).version) return Status::Ok();
     return Status(Code::kConflict,
-                  "row " + key + " changed in a concurrent transaction after this apply read it; apply the batch again");
+                  "row " + key +
+                      " changed in a concurrent transaction after this apply read it; apply the batch again");
   }
 
   Status WriteChunks(const std::vector<const core::MergeChange*>& changes, SPIPlanPtr plan);

@@ -30,11 +30,11 @@ void PrepareSetTable(SetTable* table);
 
 // One row of a run.
 struct RowWrite {
-  const std::string* key;      // metadata key
-  const Datum* values;         // upserts: every column; deletes: the key
-  const char* nulls;           // ' ' or 'n' per value
+  const std::string* key;          // metadata key
+  const Datum* values;             // upserts: every column; deletes: the key
+  const char* nulls;               // ' ' or 'n' per value
   const core::Value* const* sent;  // upserts: the row as sent, table order
-  bool rewritten;              // set: PostgreSQL stored other values than sent
+  bool rewritten;                  // set: PostgreSQL stored other values than sent
 };
 
 // Writes rows[first, first + count) in a subtransaction. False, with

@@ -360,4 +360,3 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
 }  // namespace syncline::pg
 
 SYNCLINE_PG_FUNCTION(syncline_pull_since, "syncline.pull_since", syncline::pg::PullSince)
-
