@@ -138,8 +138,11 @@ SELECT is(pulled_t(1) ->> 'node', syncline.node_id()::text, 'trigger: ... as a v
 SELECT is(pulled_t(1, jsonb_build_object('exclude_origin', remote())) -> 'row' ->> 'stamp', 'set by trigger',
           'trigger: so the device''s own pulls (exclude_origin) receive it');
 
--- An update (the row exists) is the same.
-SELECT hlc(-1000) AS t_sent2 \gset
+-- An update (the row exists) is the same. (Its stamp is ahead of the wall
+-- clock, so that it beats the server's version of the row whether that
+-- version took the least stamp above the one received or a stamp of the
+-- server's clock.)
+SELECT hlc(1000) AS t_sent2 \gset
 SELECT syncline.apply_push(batch(t_up(1, 'edited on client', 'client stamp 2', :'t_sent2'))) AS t_summary2 \gset
 SELECT is(:'t_summary2'::jsonb ->> 'rewritten', '1', 'trigger: an update the trigger changed counts as rewritten');
 SELECT is(pulled_t(1, jsonb_build_object('exclude_origin', remote())) -> 'row',
