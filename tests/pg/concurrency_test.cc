@@ -346,5 +346,174 @@ TEST_F(ItemsTest, ApplyNeverOverwritesAVersionCommittedAfterItRead) {
   EXPECT_EQ(setup.Text("SELECT v FROM items WHERE id = 'k'"), "2");
 }
 
+// --- Races between applies ---------------------------------------------------
+// Two sessions apply batches at once; one holds its transaction open until
+// the other has started and is waiting (or has finished). Every race must end
+// in success or in a serialization failure (40001, which the client retries),
+// never in another error, and the data must converge once retried.
+
+// One change of a hand-made batch for `items` (v absent: a delete).
+std::string ItemChange(const std::string& id, std::optional<int> v, core::Hlc hlc, const std::string& node) {
+  std::string change =
+      R"({"table":"items","op":")" + std::string(v ? "upsert" : "delete") + R"(","pk":{"id":")" + id + R"("},)";
+  if (v) change += R"("row":{"id":")" + id + R"(","v":)" + std::to_string(*v) + "},";
+  return change + R"("clock":1,"hlc":")" + core::HlcToText(hlc) + R"(","node":")" + node + R"("})";
+}
+
+std::string ItemBatch(const std::string& source, const std::vector<std::string>& changes,
+                      const std::string& cursor = "") {
+  std::string list;
+  for (const std::string& change : changes)
+    list += (list.empty() ? "" : ",") + change;
+  return R"({"format":1,"source":")" + source + R"(","changes":[)" + list + "]" +
+         (cursor.empty() ? "" : R"(,"cursor":")" + cursor + R"(")") + "}";
+}
+
+// A statement run on its own connection in a thread, racing the test's
+// open transaction.
+class Racer {
+ public:
+  Racer(const std::string& dbname, std::string sql, Params params)
+      : pg_(dbname), pid_(pg_.Text("SELECT pg_backend_pid()")) {
+    thread_ = std::thread([this, sql = std::move(sql), params = std::move(params)] {
+      error_ = pg_.TryExec(sql, params, &sqlstate_);
+      done_ = true;
+    });
+  }
+  ~Racer() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Waits (up to 10 s) until the statement waits for a lock, as pg_locks
+  // shows, or has finished; false if neither happened.
+  bool WaitUntilWaitingOrDone(Pg& observer) {
+    for (int i = 0; i < 1000; ++i) {
+      if (done_) return true;
+      if (observer.Text("SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = $1::int AND NOT granted", {pid_}) != "0")
+        return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  // Waits for the statement; its error ("" on success) and SQLSTATE.
+  std::pair<std::string, std::string> Finish() {
+    thread_.join();
+    return {error_, sqlstate_};
+  }
+
+  Pg& connection() { return pg_; }
+
+ private:
+  Pg pg_;
+  std::string pid_;
+  std::thread thread_;
+  std::atomic<bool> done_{false};
+  std::string error_, sqlstate_;
+};
+
+// Applies a batch as the client does: again after a serialization failure,
+// up to three times. Returns the last error, "" on success.
+std::string ApplyRetrying(Pg& pg, const std::string& batch) {
+  std::string error, sqlstate;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    error = pg.TryExec("SELECT syncline.apply_push($1::jsonb)", {batch}, &sqlstate);
+    if (error.empty() || sqlstate != "40001") break;
+  }
+  return error;
+}
+
+// A row's metadata: "deleted hlc node" (node "server" for this database).
+std::string ItemMeta(Pg& pg, const std::string& id) {
+  return pg.Text("SELECT r.deleted::text || ' ' || r.hlc || ' ' || coalesce(n.node_id, 'server') FROM syncline.rows r "
+                 "LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE r.pk = $1",
+                 {"[\"" + id + "\"]"});
+}
+
+// The first two pages from a device the server has never seen, applied by
+// two sessions at once (two workers of one server, the client retrying a
+// page whose response it lost): both register the device's node id. The
+// second waits for the first's uncommitted registration and must then use
+// it.
+TEST_F(ItemsTest, TwoAppliesRegisterOneNewNode) {
+  const std::string node = "2d8b8b4a-8ca8-4e3e-9f3a-7c4b1c2f9e33";
+  const core::Hlc now = core::HlcFromPhysicalMs(core::WallClockMs() - 1000);
+  const std::string cursor1 = node + ":cbf29ce484222325:1", cursor2 = node + ":cbf29ce484222325:2";
+  const std::string page1 = ItemBatch(node, {ItemChange("p1", 1, now, node)}, cursor1);
+  const std::string page2 = ItemBatch(node, {ItemChange("p2", 2, now + 1, node)}, cursor2);
+  Pg first(db.name()), observer(db.name());
+  first.Exec("BEGIN");
+  first.Text("SELECT syncline.apply_push($1::jsonb)", {page1});
+  Racer second(db.name(), "SELECT syncline.apply_push($1::jsonb)", {page2});
+  EXPECT_TRUE(second.WaitUntilWaitingOrDone(observer)) << "the second apply neither waited nor finished";
+  first.Exec("COMMIT");
+  auto [error, sqlstate] = second.Finish();
+  EXPECT_TRUE(sqlstate.empty() || sqlstate == "40001") << "SQLSTATE " << sqlstate << ": " << error;
+  if (sqlstate == "40001") {
+    EXPECT_EQ(ApplyRetrying(second.connection(), page2), "");
+  }
+  EXPECT_EQ(ServerRows(observer), (std::map<std::string, std::string>{{"p1", "1"}, {"p2", "2"}}));
+  EXPECT_EQ(observer.Text("SELECT count(*) FROM syncline.nodes WHERE node_id = $1", {node}), "1");
+  EXPECT_EQ(ItemMeta(observer, "p1"), "false " + std::to_string(now) + " " + node);
+  EXPECT_EQ(ItemMeta(observer, "p2"), "false " + std::to_string(now + 1) + " " + node);
+  EXPECT_EQ(observer.Text("SELECT syncline.peer_cursor($1::uuid)", {node}), cursor2);
+}
+
+// Two devices delete the same row; the first delete is applied and held
+// uncommitted while the second is applied. The second waits for the row,
+// finds it gone once the first commits, and must not mistake that for a row
+// it may not delete (here as a superuser, on a table without row-level
+// security). The newer delete's tombstone wins.
+TEST_F(ItemsTest, TwoDeletesOfOneRowAtOnce) {
+  const std::string first = "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", second = "1c7a7a3f-7b97-4d2d-8e2f-6b3a0b1e8d22";
+  const core::Hlc now = core::HlcFromPhysicalMs(core::WallClockMs() - 1000);
+  Pg holder(db.name()), observer(db.name());
+  ASSERT_EQ(observer.Text("SELECT rolsuper::text FROM pg_catalog.pg_roles WHERE rolname = current_user"), "true");
+  holder.Text("SELECT syncline.apply_push($1::jsonb)", {ItemBatch(first, {ItemChange("k", 0, now, first)})});
+  holder.Exec("BEGIN");
+  holder.Text("SELECT syncline.apply_push($1::jsonb)", {ItemBatch(first, {ItemChange("k", {}, now + 100, first)})});
+  const std::string newer = ItemBatch(second, {ItemChange("k", {}, now + 200, second)});
+  Racer racer(db.name(), "SELECT syncline.apply_push($1::jsonb)", {newer});
+  EXPECT_TRUE(racer.WaitUntilWaitingOrDone(observer)) << "the second delete neither waited nor finished";
+  holder.Exec("COMMIT");
+  auto [error, sqlstate] = racer.Finish();
+  EXPECT_TRUE(sqlstate.empty() || sqlstate == "40001") << "SQLSTATE " << sqlstate << ": " << error;
+  if (sqlstate == "40001") {
+    EXPECT_EQ(ApplyRetrying(racer.connection(), newer), "");
+  }
+  EXPECT_EQ(ServerRows(observer), (std::map<std::string, std::string>{}));
+  EXPECT_EQ(ItemMeta(observer, "k"), "true " + std::to_string(now + 200) + " " + second);
+}
+
+// Another session commits the very version this apply brings (same stamp,
+// same content: a client retrying a push whose response it lost, or two
+// servers' workers relaying one change) after this apply's statement began
+// and before it reads the row. That is the same write, not a corrupt batch.
+// (The window between the statement's start and the apply's first read is
+// short; waiting for an advisory lock in the same statement widens it.)
+TEST_F(ItemsTest, SameVersionCommittedWhileAnApplyRuns) {
+  const std::string node = "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11";
+  const core::Hlc now = core::HlcFromPhysicalMs(core::WallClockMs() - 1000);
+  const std::string batch = ItemBatch(node, {ItemChange("k", 1, now, node)});
+  Pg holder(db.name()), observer(db.name());
+  holder.Exec("BEGIN");
+  holder.Text("SELECT pg_catalog.pg_advisory_xact_lock(4242)");
+  holder.Text("SELECT syncline.apply_push($1::jsonb)", {batch});
+  Racer racer(db.name(),
+              "WITH waited AS MATERIALIZED (SELECT pg_catalog.pg_advisory_xact_lock(4242)) "
+              "SELECT syncline.apply_push($1::jsonb) FROM waited",
+              {batch});
+  EXPECT_TRUE(racer.WaitUntilWaitingOrDone(observer)) << "the second apply neither waited nor finished";
+  holder.Exec("COMMIT");
+  auto [error, sqlstate] = racer.Finish();
+  EXPECT_TRUE(sqlstate.empty() || sqlstate == "40001") << "SQLSTATE " << sqlstate << ": " << error;
+  if (sqlstate == "40001") {
+    EXPECT_EQ(ApplyRetrying(racer.connection(), batch), "");
+  }
+  EXPECT_EQ(ServerRows(observer), (std::map<std::string, std::string>{{"k", "1"}}));
+  EXPECT_EQ(ItemMeta(observer, "k"), "false " + std::to_string(now) + " " + node);
+  EXPECT_EQ(observer.Text("SELECT syncline.apply_push($1::jsonb) ->> 'skipped'", {batch}), "1");
+}
+
 }  // namespace
 }  // namespace syncline::test
