@@ -277,6 +277,13 @@ Status Merge(const Batch& batch, MergeStore& store, const MergeOptions& options,
   std::vector<MergeChange> sent_keys;
   sent_keys.reserve(winners.size());
   for (MergeChange* change : winners) {
+    // No stamp is above the greatest: the new version could not beat the
+    // received one, and the replicas would disagree for good.
+    if ((change->rewritten || change->has_sent_key) && change->change->hlc == kHlcMax)
+      return WithContext(Status(Code::kInvalidInput, "stamp " + HlcToText(kHlcMax) +
+                                                         " is the greatest possible; the form this node stores "
+                                                         "cannot be stamped above it"),
+                         *change);
     if (change->rewritten) {
       change->hlc = NextHlc(change->hlc);
       change->clock += 1;

@@ -417,7 +417,7 @@ class Racer {
 std::string ApplyRetrying(Pg& pg, const std::string& batch) {
   std::string error, sqlstate;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    error = pg.TryExec("SELECT syncline.apply_push($1::jsonb)", {batch}, &sqlstate);
+    error = pg.TryExec("SELECT syncline.apply_push($1::text)", {batch}, &sqlstate);
     if (error.empty() || sqlstate != "40001") break;
   }
   return error;
@@ -443,8 +443,8 @@ TEST_F(ItemsTest, TwoAppliesRegisterOneNewNode) {
   const std::string page2 = ItemBatch(node, {ItemChange("p2", 2, now + 1, node)}, cursor2);
   Pg first(db.name()), observer(db.name());
   first.Exec("BEGIN");
-  first.Text("SELECT syncline.apply_push($1::jsonb)", {page1});
-  Racer second(db.name(), "SELECT syncline.apply_push($1::jsonb)", {page2});
+  first.Text("SELECT syncline.apply_push($1::text)", {page1});
+  Racer second(db.name(), "SELECT syncline.apply_push($1::text)", {page2});
   EXPECT_TRUE(second.WaitUntilWaitingOrDone(observer)) << "the second apply neither waited nor finished";
   first.Exec("COMMIT");
   auto [error, sqlstate] = second.Finish();
@@ -469,11 +469,11 @@ TEST_F(ItemsTest, TwoDeletesOfOneRowAtOnce) {
   const core::Hlc now = core::HlcFromPhysicalMs(core::WallClockMs() - 1000);
   Pg holder(db.name()), observer(db.name());
   ASSERT_EQ(observer.Text("SELECT rolsuper::text FROM pg_catalog.pg_roles WHERE rolname = current_user"), "true");
-  holder.Text("SELECT syncline.apply_push($1::jsonb)", {ItemBatch(first, {ItemChange("k", 0, now, first)})});
+  holder.Text("SELECT syncline.apply_push($1::text)", {ItemBatch(first, {ItemChange("k", 0, now, first)})});
   holder.Exec("BEGIN");
-  holder.Text("SELECT syncline.apply_push($1::jsonb)", {ItemBatch(first, {ItemChange("k", {}, now + 100, first)})});
+  holder.Text("SELECT syncline.apply_push($1::text)", {ItemBatch(first, {ItemChange("k", {}, now + 100, first)})});
   const std::string newer = ItemBatch(second, {ItemChange("k", {}, now + 200, second)});
-  Racer racer(db.name(), "SELECT syncline.apply_push($1::jsonb)", {newer});
+  Racer racer(db.name(), "SELECT syncline.apply_push($1::text)", {newer});
   EXPECT_TRUE(racer.WaitUntilWaitingOrDone(observer)) << "the second delete neither waited nor finished";
   holder.Exec("COMMIT");
   auto [error, sqlstate] = racer.Finish();
@@ -498,10 +498,10 @@ TEST_F(ItemsTest, SameVersionCommittedWhileAnApplyRuns) {
   Pg holder(db.name()), observer(db.name());
   holder.Exec("BEGIN");
   holder.Text("SELECT pg_catalog.pg_advisory_xact_lock(4242)");
-  holder.Text("SELECT syncline.apply_push($1::jsonb)", {batch});
+  holder.Text("SELECT syncline.apply_push($1::text)", {batch});
   Racer racer(db.name(),
               "WITH waited AS MATERIALIZED (SELECT pg_catalog.pg_advisory_xact_lock(4242)) "
-              "SELECT syncline.apply_push($1::jsonb) FROM waited",
+              "SELECT syncline.apply_push($1::text) FROM waited",
               {batch});
   EXPECT_TRUE(racer.WaitUntilWaitingOrDone(observer)) << "the second apply neither waited nor finished";
   holder.Exec("COMMIT");
@@ -512,7 +512,7 @@ TEST_F(ItemsTest, SameVersionCommittedWhileAnApplyRuns) {
   }
   EXPECT_EQ(ServerRows(observer), (std::map<std::string, std::string>{{"k", "1"}}));
   EXPECT_EQ(ItemMeta(observer, "k"), "false " + std::to_string(now) + " " + node);
-  EXPECT_EQ(observer.Text("SELECT syncline.apply_push($1::jsonb) ->> 'skipped'", {batch}), "1");
+  EXPECT_EQ(observer.Text("SELECT syncline.apply_push($1::text) ->> 'skipped'", {batch}), "1");
 }
 
 }  // namespace

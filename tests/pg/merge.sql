@@ -124,7 +124,7 @@ CREATE FUNCTION t_up(id int, v text, stamp_value text, stamp text) RETURNS jsonb
     'row', jsonb_build_object('id', id, 'v', v, 'stamp', stamp_value), 'clock', 1, 'hlc', stamp, 'node', remote()) $$;
 -- The change for row `key` of t in a pull of everything (with `options`).
 CREATE FUNCTION pulled_t(key int, options jsonb DEFAULT '{}') RETURNS jsonb LANGUAGE sql AS $$
-  SELECT c FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, options) -> 'changes') c
+  SELECT c FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, options)::jsonb -> 'changes') c
    WHERE c ->> 'table' = 't' AND (c -> 'pk' ->> 'id')::int = key $$;
 
 SELECT hlc(-2000) AS t_sent \gset

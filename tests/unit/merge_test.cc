@@ -1071,35 +1071,25 @@ TEST(MergeRewrite, NextHlcSaturates) {
   EXPECT_EQ(NextHlc(At(1, 0xffff)), At(2));
   EXPECT_EQ(NextHlc(kHlcMax - 1), kHlcMax);
   EXPECT_EQ(NextHlc(kHlcMax), kHlcMax);
-
-  MemoryStore store = Replica();
-  MergeResult result;
-  Change change = Upsert("tags", {{"name", T("red")}}, {{"name", T("red")}, {"label", T(" x")}}, kHlcMax, kNodeA);
-  ASSERT_TRUE(Apply(store, MakeBatch({change}, kRelay), &result).ok());
-  EXPECT_EQ(VersionOf(store, "tags", Key(T("red")))->hlc, kHlcMax);
-  EXPECT_EQ(VersionOf(store, "tags", Key(T("red")))->node, kLocal);
-  EXPECT_EQ(store.received, kHlcMax);
 }
 
-TEST(MergeRewrite, RewriteAtHlcMaxStillBeatsTheVersionReceived) {
+TEST(MergeRewrite, RewriteAtHlcMaxIsRefused) {
   // At kHlcMax the rewrite cannot take a greater hlc; recorded as (kHlcMax,
-  // local node) it loses to the received (kHlcMax, origin) whenever the local
-  // node id is the smaller one, so the same batch applies again (not
-  // idempotent) and the origin never takes the stored form.
+  // local node) it would lose to the received (kHlcMax, origin) whenever the
+  // local node id is the smaller one, so the same batch would apply again
+  // (not idempotent) and the origin would never take the stored form. Only a
+  // relay can carry such a stamp (the drift check stops it at its origin).
   const std::string local = "11111111-2222-4333-8444-555555555555";
   const std::string origin = "eeeeeeee-2222-4333-8444-555555555555";
   MemoryStore store = Replica(local);
   Change change = Upsert("tags", {{"name", T("red")}}, {{"name", T("red")}, {"label", T(" x")}}, kHlcMax, origin);
   MergeResult result;
-  ASSERT_TRUE(Apply(store, MakeBatch({change}, kRelay), &result).ok());
-  const StoredVersion* version = VersionOf(store, "tags", Key(T("red")));
-  ASSERT_NE(version, nullptr);
-  EXPECT_GT(CompareStamps(version->hlc, version->node, change.hlc, change.node), 0)
-      << "recorded " << HlcToText(version->hlc) << "/" << version->node;
   Status status = Apply(store, MakeBatch({change}, kRelay), &result);
-  ASSERT_TRUE(status.ok()) << status.message();
-  EXPECT_EQ(result.applied, 0);
-  EXPECT_EQ(result.skipped, 1);
+  EXPECT_EQ(status.code(), Code::kInvalidInput);
+  EXPECT_NE(status.message().find("change 0 (table \"tags\"): stamp 7fffffffffffffff is the greatest possible"),
+            std::string::npos)
+      << status.message();
+  EXPECT_EQ(VersionOf(store, "tags", Key(T("red"))), nullptr);
 }
 
 // ---------------------------------------------------------------- cursor
