@@ -53,7 +53,14 @@ class PgStore : public core::MergeStore {
         "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope, r.xid::pg_catalog.text || '.' || r.seq FROM "
         "syncline.rows r LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE r.tid = $1 AND ";
     read_meta_ = pg::Prepare(read + "r.pk = $2", {INT4OID, TEXTOID});
-    read_metas_ = pg::Prepare(read + "r.pk = ANY ($2)", {INT4OID, TEXTARRAYOID});
+    // One primary key probe per key, whatever the statistics say (a filter
+    // over the table's every row once cost O(rows) per batch): OFFSET 0
+    // keeps the planner from turning the lateral subquery into a join.
+    read_metas_ = pg::Prepare(
+        "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope, r.xid::pg_catalog.text || '.' || r.seq FROM "
+        "pg_catalog.unnest($2) AS k(pk) CROSS JOIN LATERAL (SELECT * FROM syncline.rows r WHERE r.tid = $1 AND "
+        "r.pk = k.pk OFFSET 0) r LEFT JOIN syncline.nodes n ON n.ref = r.node",
+        {INT4OID, TEXTARRAYOID});
     const std::string columns =
         "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
         "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
