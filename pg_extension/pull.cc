@@ -7,6 +7,7 @@
 #include "core/changeset.h"
 #include "core/cursor.h"
 #include "core/node_id.h"
+#include "pg_extension/apply_sets.h"
 #include "pg_extension/authorize.h"
 #include "pg_extension/backend.h"
 #include "pg_extension/pg_boundary.h"
@@ -254,15 +255,15 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     {
       AsExtensionOwner owner;
       SPIPlanPtr plan =
-          Prepare("SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, n.node_id, r.xid::text, "
-                  "r.seq, r.scope FROM " +
-                      from + " LEFT JOIN syncline.nodes n ON n.ref = r.node ORDER BY r.xid, r.seq LIMIT $4",
+          Prepare("SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, r.xid::text, r.seq, r.scope FROM " + from +
+                      " ORDER BY r.xid, r.seq LIMIT $4",
                   types);
       rows = Execute(plan, args.data(), nulls.data(), true, 0, snapshot.get());
     }
     // The page's rows, read before the tables' queries replace SPI_tuptable.
     struct PageRow {
       int32 tid;
+      int32 node_ref;
       std::string pk, node;
       int64 clock, hlc;
       bool deleted;
@@ -277,16 +278,34 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       row.pk = ResultText(r, 2);
       row.clock = ResultInt64(r, 3);
       row.hlc = ResultInt64(r, 4);
-      row.node = ResultInt64(r, 5) == 0 ? node_id : ResultText(r, 7);
+      row.node_ref = static_cast<int32>(ResultInt64(r, 5));
       bool isnull = false;
       row.deleted = DatumGetBool(ResultDatum(r, 6, &isnull));
-      std::string xid = ResultText(r, 8);
+      std::string xid = ResultText(r, 7);
       std::from_chars(xid.data(), xid.data() + xid.size(), row.position.xid);
-      row.position.seq = ResultInt64(r, 9);
+      row.position.seq = ResultInt64(r, 8);
       bool scope_null = false;
-      ResultDatum(r, 10, &scope_null);
-      if (!scope_null) row.scope = ResultText(r, 10);
+      ResultDatum(r, 9, &scope_null);
+      if (!scope_null) row.scope = ResultText(r, 9);
       page.push_back(std::move(row));
+    }
+    // Node ids, once per page for the refs it holds (a join would rescan
+    // syncline.nodes for every row).
+    {
+      std::map<int32, std::string> node_ids{{0, node_id}};
+      std::vector<Datum> refs;
+      for (const PageRow& row : page)
+        if (node_ids.emplace(row.node_ref, std::string()).second) refs.push_back(Int32GetDatum(row.node_ref));
+      if (!refs.empty()) {
+        AsExtensionOwner owner;
+        SPIPlanPtr plan = Prepare("SELECT ref, node_id FROM syncline.nodes WHERE ref = ANY ($1)", {INT4ARRAYOID});
+        Datum args[1] = {ScalarArray(refs, INT4OID)};
+        uint64 found = Execute(plan, args, " ", true, 0, snapshot.get());
+        for (uint64 r = 0; r < found; ++r)
+          node_ids[static_cast<int32>(ResultInt64(r, 1))] = ResultText(r, 2);
+      }
+      for (PageRow& row : page)
+        row.node = node_ids[row.node_ref];
     }
 
     // Each page row's table, key, and (live rows) the row as the caller may
