@@ -50,6 +50,11 @@ struct Batch {
 std::string ChangeContext(std::size_t index, std::string_view table);
 
 Status DecodeValue(const Json& json, Value* out);
+// Parts of the value encoding (docs/protocol.md, "Values"): a number literal
+// (an integer that fits 64 bits, or a real), and a tagged object's tag and
+// payload ({"real": "..."}, {"blob": "..."}).
+Status DecodeNumber(std::string_view literal, Value* out);
+Status DecodeTag(std::string_view tag, std::string_view payload, Value* out);
 // The shortest text that reads back to the same double, always with a '.'
 // ("1.0", "1.0e+300", "-0.0"); "NaN", "Infinity", "-Infinity".
 std::string RealToText(double value);

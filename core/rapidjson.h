@@ -19,3 +19,29 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
+
+#include <cstring>
+#include <memory>
+#include <string_view>
+
+namespace syncline::core {
+
+// Runs a streaming reader (BatchReader, KeyReader) over a text that passed
+// IsPlainJsonText. In situ: RapidJSON decodes each string in place, in a copy
+// of the text (NUL-terminated, with the padding core/rapidjson.h asks for),
+// and hands it over without copying it again. Recursive, not iterative
+// (kParseIterativeFlag), which is slower: the recursion cannot go deep,
+// because the readers refuse a container anywhere an accepted text has none,
+// and RapidJSON asks them before it descends.
+template <typename Handler> inline bool ParseInSitu(std::string_view text, Handler& handler) {
+  constexpr std::size_t kPadding = 16;
+  std::unique_ptr<char[]> buffer(new char[text.size() + kPadding]);
+  std::memcpy(buffer.get(), text.data(), text.size());
+  std::memset(buffer.get() + text.size(), 0, kPadding);
+  rapidjson::Reader parser;
+  rapidjson::InsituStringStream stream(buffer.get());
+  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
+  return !parser.Parse<kFlags>(stream, handler).IsError();
+}
+
+}  // namespace syncline::core
