@@ -73,11 +73,13 @@ class PgStore : public core::MergeStore {
     // Decisions are made against the metadata as read, without locks (a bad
     // change is reported before any wait). The writes check that nothing
     // changed since: rows that were missing are inserted if still missing,
-    // rows that were there are updated only at the version read; a row
-    // neither wrote is a conflict (WriteChunks counts).
+    // rows that were there are updated only at the version read. A row the
+    // update misses, or one the insert finds (a plain INSERT: cheaper than
+    // ON CONFLICT, and the clash ends the apply anyway), is a conflict
+    // (WriteChunks).
     insert_metas_ = pg::Prepare("INSERT INTO syncline.rows (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
                                 "SELECT c.tid, c.pk, c.clock, c.hlc, c.node, c.deleted, c.scope, " +
-                                    version + " " + columns + " ON CONFLICT (tid, pk) DO NOTHING RETURNING pk",
+                                    version + " " + columns,
                                 types);
     update_metas_ =
         pg::Prepare("UPDATE syncline.rows AS r SET clock = c.clock, hlc = c.hlc, node = c.node, deleted = c.deleted, "
@@ -427,8 +429,22 @@ Status PgStore::WriteChunks(const std::vector<const core::MergeChange*>& changes
                      ScalarArray(deleted, BOOLOID),
                      TextArray(scopes, /*empty_is_null=*/true),
                      TextArray(versions, /*empty_is_null=*/true)};
-    uint64 written = Execute(plan, args, "        ", false);
-    if (written < count) {
+    uint64 written = 0;
+    ErrorData* clash = nullptr;
+    try {
+      written = Execute(plan, args, "        ", false);
+    } catch (PgError& error) {
+      clash = error.data;
+    }
+    if (clash != nullptr) {
+      // The transaction is lost either way; a concurrent first write of one
+      // of these rows is worth retrying, so it is reported as such.
+      if (plan != insert_metas_ || clash->sqlerrcode != ERRCODE_UNIQUE_VIOLATION) throw PgError{clash};
+      return Status(Code::kConflict, std::string("a row without metadata when this apply read it got some in a "
+                                                 "concurrent transaction (") +
+                                         (clash->detail != nullptr ? clash->detail : "") + "); apply the batch again");
+    }
+    if (plan == update_metas_ && written < count) {
       std::set<std::string> done;
       for (uint64 r = 0; r < written; ++r)
         done.insert(ResultText(r, 1));

@@ -459,6 +459,29 @@ TEST_F(ItemsTest, TwoAppliesRegisterOneNewNode) {
   EXPECT_EQ(observer.Text("SELECT syncline.peer_cursor($1::uuid)", {node}), cursor2);
 }
 
+// Two devices create the same key (a natural key) and their pages are
+// applied at once: the second finds no metadata for the row, waits for the
+// first's uncommitted insert, and must end in success or 40001, never a
+// unique violation of syncline.rows; retried, the newer version wins.
+TEST_F(ItemsTest, TwoFirstWritesOfOneKeyAtOnce) {
+  const std::string first = "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", second = "1c7a7a3f-7b97-4d2d-8e2f-6b3a0b1e8d22";
+  const core::Hlc now = core::HlcFromPhysicalMs(core::WallClockMs() - 1000);
+  Pg holder(db.name()), observer(db.name());
+  holder.Exec("BEGIN");
+  holder.Text("SELECT syncline.apply_push($1::text)", {ItemBatch(first, {ItemChange("k", 1, now, first)})});
+  const std::string newer = ItemBatch(second, {ItemChange("k", 2, now + 100, second)});
+  Racer racer(db.name(), "SELECT syncline.apply_push($1::text)", {newer});
+  EXPECT_TRUE(racer.WaitUntilWaitingOrDone(observer)) << "the second apply neither waited nor finished";
+  holder.Exec("COMMIT");
+  auto [error, sqlstate] = racer.Finish();
+  EXPECT_TRUE(sqlstate.empty() || sqlstate == "40001") << "SQLSTATE " << sqlstate << ": " << error;
+  if (sqlstate == "40001") {
+    EXPECT_EQ(ApplyRetrying(racer.connection(), newer), "");
+  }
+  EXPECT_EQ(ServerRows(observer), (std::map<std::string, std::string>{{"k", "2"}}));
+  EXPECT_EQ(ItemMeta(observer, "k"), "false " + std::to_string(now + 100) + " " + second);
+}
+
 // Two devices delete the same row; the first delete is applied and held
 // uncommitted while the second is applied. The second waits for the row,
 // finds it gone once the first commits, and must not mistake that for a row
