@@ -235,7 +235,7 @@ the Unix socket, results read as text by the client): `syncline.pull_since(curso
 1000)::text` until `has_more` is false over a tracked table of N rows,
 against `jsonb_agg(to_jsonb(p))::text` of pages of 1000 by key. Apply sends
 the pages pulled from a SQLite file holding the same rows to
-`syncline.apply_push($1::jsonb)` (one statement, so one transaction, each)
+`syncline.apply_push($1::text)` (one statement, so one transaction, each)
 into an empty tracked table (untracked, dropped and recreated, then
 `VACUUM`/`CHECKPOINT`, before each sample), against a prepared `INSERT ...
 VALUES (1000 rows) ON CONFLICT (id) DO UPDATE` with text parameters, into a
@@ -300,13 +300,28 @@ round's work (compact UUID metadata keys, the streaming batch reader):
   (the `ON CONFLICT` probe 15 %, index inserts 24 % of the backend), and
   its version index. Rows of unscoped tables are in one version index, not
   two.
-- **pull_since** reads a page's rows a table at a time (keys in as arrays);
-  turning the batch text into `jsonb` (`jsonb_in`) is a third of the time,
-  the lookups another third.
-- **apply_push** reads a batch's metadata in one statement per table and
-  writes it in bulk at the end; the user's rows are one statement per change
-  (so that an error names its change); the rest is parsing the batch three
-  times (`jsonb` in, text out, RapidJSON).
+- **pull_since** returns the batch as text (no `jsonb_in`, which was a
+  third of the time) and reads a page's rows a table at a time (keys in as
+  arrays, one primary key probe each); a page's node ids come in one lookup
+  (a join rescanned `syncline.nodes`, a file seek each, for every row). What
+  remains is mostly those probes (`_bt_first`/`_bt_compare`, about 40 % of
+  the backend), planning the page's statements anew on every call (6 %),
+  and the values' output functions and the batch writer (about 10 %).
+- **apply_push** (the merge in `core/merge`, the writes in sets): per batch
+  of 1,000 one-table changes, one primary key probe per row for the
+  metadata, one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE
+  ... RETURNING` for the user's rows (in a subtransaction), one plain
+  `INSERT` of the new metadata. The backend spends about 78 % in those
+  statements' executors: two heap rows and five index entries per change
+  (the user's row and its key; the metadata row, its key and its version
+  index), against one heap row and one index entry for the baseline's
+  upsert; C++ (decoding, converting values, the merge) is about 10 %. That
+  is the floor of this metadata layout: a change costs at least two rows.
+- **SQLite apply_push** (callgrind, 20,000 rows in pages of 1,000, about
+  60,000 instructions a row): the upsert into the user's table 36 % (the
+  capture triggers' programs start for every row, and their `WHEN` asks
+  whether the row is the one being applied), the metadata upsert 20 %,
+  decoding the batch 20 %, the metadata lookup 11 %.
 - **Clone**: the client requests the next page while it applies the current
   one and commits pages together (per-page commits wrote the file about a
   hundred times over); it is bound by the client's `apply_push` (about 15 µs
