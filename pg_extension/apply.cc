@@ -257,6 +257,18 @@ class PgStore : public core::MergeStore {
   }
 
   Status WriteRows(const std::vector<core::MergeChange*>& run, std::size_t* written) override;
+  // Writes rows[first, first + count) in order, splitting a refused set;
+  // the index of the first row refused (its error in *error), or first + count.
+  std::size_t WriteSplitting(SetTable& table, bool upsert, const std::vector<core::MergeChange*>& run,
+                             std::vector<RowWrite>& rows, std::size_t first, std::size_t count, ErrorData** error) {
+    current_ = run[first]->index;
+    if (WriteSet(table, upsert, rows, first, count, error)) return first + count;
+    if (count == 1) return first;
+    const std::size_t half = count / 2;
+    std::size_t refused = WriteSplitting(table, upsert, run, rows, first, half, error);
+    if (refused < first + half) return refused;
+    return WriteSplitting(table, upsert, run, rows, first + half, count - half, error);
+  }
 
   Status WriteVersions(const std::vector<const core::MergeChange*>& changes) override;
 
@@ -343,19 +355,12 @@ Status PgStore::WriteRows(const std::vector<core::MergeChange*>& run, std::size_
         upsert ? RowWrite{&change->meta_key.bytes, data.row.data(), data.row_nulls.data(), change->row.data(), false}
                : RowWrite{&change->meta_key.bytes, data.key.data(), data.key_nulls.data(), nullptr, false});
   }
-  // The whole run in one statement; when PostgreSQL refuses it, one change
-  // at a time, so that the refusal names its change.
-  *written = 0;
-  current_ = run[0]->index;
+  // The whole run in one statement; when PostgreSQL refuses it, halves of
+  // it, down to the change at fault (a few subtransactions per refusal, not
+  // one per change: more than 64 in a transaction slow every backend's
+  // snapshots).
   ErrorData* error = nullptr;
-  if (run.size() > 1 && WriteSet(table, upsert, rows, 0, rows.size(), &error)) {
-    *written = run.size();
-  } else {
-    for (; *written < run.size(); ++*written) {
-      current_ = run[*written]->index;
-      if (!WriteSet(table, upsert, rows, *written, 1, &error)) break;
-    }
-  }
+  *written = WriteSplitting(table, upsert, run, rows, 0, run.size(), &error);
   for (std::size_t i = 0; i < *written; ++i)
     run[i]->rewritten = rows[i].rewritten;
   if (*written == run.size()) return Status::Ok();

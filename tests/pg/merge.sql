@@ -4,7 +4,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(31);
+SELECT plan(34);
 
 CREATE TABLE users (id uuid PRIMARY KEY, email text UNIQUE NOT NULL);
 CREATE TABLE notes (id uuid PRIMARY KEY, user_id uuid REFERENCES users (id), body text);
@@ -154,5 +154,22 @@ SELECT hlc(-500) AS t_sent3 \gset
 SELECT syncline.apply_push(batch(t_up(2, 'from client', 'set by trigger', :'t_sent3'))) AS t_summary3 \gset
 SELECT is(:'t_summary3'::jsonb ->> 'rewritten', '0', 'trigger: a change the trigger does not alter is not rewritten');
 SELECT is(pulled_t(2) ->> 'node', remote(), 'trigger: ... and keeps the device''s version');
+
+-- A refusal inside a run of one table's changes (written as one statement)
+-- names its own change, and the run leaves nothing behind.
+CREATE TABLE checked(id int PRIMARY KEY, v int CHECK (v < 100));
+SELECT syncline.track('checked');
+CREATE FUNCTION c_up(id int, v int, stamp text) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('table', 'checked', 'op', 'upsert', 'pk', jsonb_build_object('id', id),
+    'row', jsonb_build_object('id', id, 'v', v), 'clock', 1, 'hlc', stamp, 'node', remote()) $$;
+SELECT hlc(-300) AS c_sent \gset
+SELECT throws_ok(apply(batch(c_up(1, 1, :'c_sent'), c_up(2, 2, :'c_sent'), c_up(3, 3, :'c_sent'),
+                             c_up(4, 400, :'c_sent'), c_up(5, 5, :'c_sent'), c_up(6, 6, :'c_sent'))),
+                 '23514', NULL, 'a refused change in a run: the constraint''s own SQLSTATE');
+SELECT throws_like(apply(batch(c_up(1, 1, :'c_sent'), c_up(2, 2, :'c_sent'), c_up(3, 3, :'c_sent'),
+                               c_up(4, 400, :'c_sent'), c_up(5, 5, :'c_sent'), c_up(6, 6, :'c_sent'))),
+                   'syncline.apply_push: change 3 (table "checked"): new row for relation "checked" violates check constraint%',
+                   '... naming the change at fault');
+SELECT is((SELECT count(*) FROM checked), 0::bigint, '... and nothing of the batch is written');
 
 SELECT * FROM finish();
