@@ -111,12 +111,12 @@ Status WriteInOrder(const std::vector<MergeChange*>& winners, MergeStore& store,
   std::vector<MergeChange*> waiting;
   std::vector<Status> reasons;
   std::vector<MergeChange*> run;
-  auto write_runs = [&](const std::vector<MergeChange*>& changes, bool one_at_a_time) -> Status {
+  auto write_runs = [&](const std::vector<MergeChange*>& changes) -> Status {
     std::size_t i = 0;
     while (i < changes.size()) {
       run.clear();
       run.push_back(changes[i]);
-      while (!one_at_a_time && i + run.size() < changes.size() && changes[i + run.size()]->table == run[0]->table &&
+      while (i + run.size() < changes.size() && changes[i + run.size()]->table == run[0]->table &&
              changes[i + run.size()]->change->op == run[0]->change->op)
         run.push_back(changes[i + run.size()]);
       std::size_t written = 0;
@@ -136,13 +136,12 @@ Status WriteInOrder(const std::vector<MergeChange*>& winners, MergeStore& store,
     }
     return Status::Ok();
   };
-  Status status = write_runs(winners, false);
+  Status status = write_runs(winners);
   while (status.ok() && !waiting.empty()) {
     std::vector<MergeChange*> retry;
     retry.swap(waiting);
-    std::vector<Status> first_reasons;
-    first_reasons.swap(reasons);
-    status = write_runs(retry, true);
+    reasons.clear();
+    status = write_runs(retry);
     if (status.ok() && waiting.size() == retry.size()) {
       std::string others;
       for (std::size_t i = 1; i < waiting.size(); ++i)
