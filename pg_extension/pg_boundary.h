@@ -9,7 +9,12 @@
 // 2. A C++ exception must never reach PostgreSQL. Every SQL-callable function
 //    runs through RunAtBoundary, which catches everything, leaves the catch
 //    scope (so all C++ objects are gone) and only then raises the PostgreSQL
-//    error.
+//    error. Nothing pallocs inside a catch handler: a failure would longjmp
+//    out of it.
+//
+// A caught PostgreSQL error is copied into the memory context the SQL
+// function was called in, not the current one: that may be an SPI session's,
+// which SPI_finish frees while the exception unwinds to RunAtBoundary.
 #pragma once
 
 extern "C" {
@@ -18,16 +23,29 @@ extern "C" {
 #include "fmgr.h"
 }
 
+#include <string>
 #include <utility>
 
 #include "core/status.h"
 
 namespace syncline::pg {
 
-// A PostgreSQL error in flight, copied out of the error state.
+// A PostgreSQL error in flight, copied out of the error state. Throwing one
+// allocates nothing but the exception object (`prefix` starts empty).
 struct PgError {
-  ErrorData* data;
+  explicit PgError(ErrorData* error) noexcept : data(error) {}
+  ErrorData* data;     // in boundary::error_memory: outlives the SPI sessions it unwinds through
+  std::string prefix;  // prepended to the message when RunAtBoundary raises it
 };
+
+namespace boundary {
+// The memory context the innermost SQL function on the stack was called in
+// (RunAtBoundary sets it; null outside any).
+extern MemoryContext error_memory;
+
+// Copies the error in flight out of PostgreSQL's error state and clears it.
+ErrorData* TakeError(MemoryContext current);
+}  // namespace boundary
 
 template <typename F> void PgGuard(F&& call) {
   MemoryContext context = CurrentMemoryContext;
@@ -35,16 +53,14 @@ template <typename F> void PgGuard(F&& call) {
   PG_TRY();
   { call(); }
   PG_CATCH();
-  {
-    MemoryContextSwitchTo(context);
-    error = CopyErrorData();
-    FlushErrorState();
-  }
+  { error = boundary::TakeError(context); }
   PG_END_TRY();
-  if (error != nullptr) throw PgError{error};
+  if (error != nullptr) throw PgError(error);
 }
 
 // Prefixes the message of an error in flight, e.g. with the change at fault.
+// Allocates no PostgreSQL memory (callers run it in a catch handler, which a
+// palloc failure would longjmp out of): RunAtBoundary applies the prefix.
 void PrefixError(PgError& error, const std::string& prefix);
 
 // The body of a SQL-callable function: returns a Status and sets *result.
