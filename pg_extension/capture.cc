@@ -56,6 +56,7 @@ void ResetOnAbort(XactEvent event, void*) {
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
     backend().applying = 0;
     backend().applied_key = nullptr;
+    boundary::OnAbort(InvalidSubTransactionId);
   }
 }
 
@@ -68,6 +69,7 @@ void ResetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransactionI
     state.applying = 0;
     state.applied_key = nullptr;
   }
+  if (event == SUBXACT_EVENT_ABORT_SUB) boundary::OnAbort(subid);
 }
 
 Status Entry(Relation relation, CaptureEntry** out) {

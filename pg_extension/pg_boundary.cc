@@ -5,6 +5,7 @@
 #include <string>
 
 extern "C" {
+#include "access/xact.h"
 #include "utils/elog.h"
 #include "utils/memutils.h"
 }
@@ -16,6 +17,8 @@ using core::Code;
 namespace boundary {
 
 MemoryContext error_memory = nullptr;
+ErrorData* pending_error = nullptr;
+SubTransactionId pending_since = InvalidSubTransactionId;  // where pending_error was raised
 
 ErrorData* TakeError(MemoryContext current) {
   MemoryContextSwitchTo(error_memory != nullptr ? error_memory : current);
@@ -23,6 +26,32 @@ ErrorData* TakeError(MemoryContext current) {
   FlushErrorState();
   MemoryContextSwitchTo(current);
   return error;
+}
+
+void ThrowPendingError() {
+  ErrorData* error = pending_error;
+  pending_error = nullptr;
+  throw PgError(error);
+}
+
+void KeepPendingError(ErrorData* error) noexcept {
+  // Outside every RunAtBoundary there is no one to raise it to.
+  if (error_memory == nullptr) return;
+  // The first error is the cause; later ones are its consequences.
+  if (pending_error != nullptr) return;
+  pending_error = error;
+  pending_since = GetCurrentSubTransactionId();
+}
+
+void OnAbort(SubTransactionId aborted) {
+  if (aborted == InvalidSubTransactionId) {
+    // No RunAtBoundary survives a top-level abort (it never raises from
+    // inside): nothing of its state is current.
+    error_memory = nullptr;
+    pending_error = nullptr;
+  } else if (pending_error != nullptr && pending_since >= aborted) {
+    pending_error = nullptr;
+  }
 }
 
 }  // namespace boundary
@@ -66,9 +95,11 @@ void PrefixError(PgError& error, const std::string& prefix) { error.prefix.inser
 
 Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body) {
   // A trigger that this function's SQL fires runs a RunAtBoundary of its
-  // own: each keeps its own error memory and gives the caller's back.
+  // own: each keeps its own error state and gives the caller's back.
   MemoryContext outer_memory = boundary::error_memory;
+  ErrorData* outer_pending = boundary::pending_error;
   boundary::error_memory = CurrentMemoryContext;
+  boundary::pending_error = nullptr;
 
   Datum result = (Datum)0;
   bool ok = false;
@@ -101,8 +132,11 @@ Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body
     AppendClipped(text, sizeof text, ": internal error");
   }
   // Outside every C++ scope of the call: raising now skips no destructor.
+  ErrorData* pending = boundary::pending_error;
   boundary::error_memory = outer_memory;
-  if (ok) return result;
+  boundary::pending_error = outer_pending;
+  if (ok && pending == nullptr) return result;
+  if (ok) pg_error = pending;  // a destructor's error; one the body raised would come first
   if (pg_error != nullptr) {
     if (text[0] != '\0')
       pg_error->message = psprintf("%s%s", text, pg_error->message != nullptr ? pg_error->message : "");

@@ -39,15 +39,25 @@ struct PgError {
 };
 
 namespace boundary {
-// The memory context the innermost SQL function on the stack was called in
-// (RunAtBoundary sets it; null outside any).
-extern MemoryContext error_memory;
+// State of the innermost RunAtBoundary on the stack (null outside any).
+extern MemoryContext error_memory;  // the context the SQL function was called in
+extern ErrorData* pending_error;    // an error a destructor caught (PgGuardInDestructor)
 
 // Copies the error in flight out of PostgreSQL's error state and clears it.
 ErrorData* TakeError(MemoryContext current);
+[[noreturn]] void ThrowPendingError();
+void KeepPendingError(ErrorData* error) noexcept;
+// From the (sub)transaction abort callbacks: a rollback cleans up after the
+// errors raised inside it, so a kept one is forgotten (a body may catch a
+// PgError, roll back a subtransaction and carry on). `aborted` is
+// InvalidSubTransactionId for the top-level transaction.
+void OnAbort(SubTransactionId aborted);
 }  // namespace boundary
 
 template <typename F> void PgGuard(F&& call) {
+  // After a destructor swallowed an error, PostgreSQL is not called again
+  // until that error has been raised (the transaction is failing).
+  if (boundary::pending_error != nullptr) boundary::ThrowPendingError();
   MemoryContext context = CurrentMemoryContext;
   ErrorData* volatile error = nullptr;
   PG_TRY();
@@ -56,6 +66,22 @@ template <typename F> void PgGuard(F&& call) {
   { error = boundary::TakeError(context); }
   PG_END_TRY();
   if (error != nullptr) throw PgError(error);
+}
+
+// PgGuard for a destructor, which may run while a C++ exception unwinds and
+// so must neither throw nor longjmp. An error the call raises is kept, not
+// raised: the next PgGuard throws it, or else RunAtBoundary raises it when
+// the function returns; if another error is on its way already, that one is
+// reported and this one dropped (the transaction fails either way).
+template <typename F> void PgGuardInDestructor(F&& call) noexcept {
+  MemoryContext context = CurrentMemoryContext;
+  ErrorData* volatile error = nullptr;
+  PG_TRY();
+  { call(); }
+  PG_CATCH();
+  { error = boundary::TakeError(context); }
+  PG_END_TRY();
+  if (error != nullptr) boundary::KeepPendingError(error);
 }
 
 // Prefixes the message of an error in flight, e.g. with the change at fault.

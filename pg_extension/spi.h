@@ -16,7 +16,12 @@ class SpiSession {
   SpiSession() {
     PgGuard([] { SPI_connect(); });
   }
-  ~SpiSession() { SPI_finish(); }
+  // Runs while a PgError unwinds, so it must not longjmp. SPI_finish raises
+  // no error of its own, but it deletes SPI's memory contexts, which runs
+  // the reset callbacks that code under the session registered on them.
+  ~SpiSession() {
+    PgGuardInDestructor([] { SPI_finish(); });
+  }
   SpiSession(const SpiSession&) = delete;
   SpiSession& operator=(const SpiSession&) = delete;
 };
@@ -27,6 +32,9 @@ class SpiSession {
 class AsExtensionOwner {
  public:
   AsExtensionOwner();
+  // Unguarded, though it runs while a PgError unwinds: it only calls
+  // SetUserIdAndSecContext, which assigns two globals (miscinit.c) and cannot
+  // raise. (A guard would cost a sigsetjmp per backfilled row.)
   ~AsExtensionOwner();
 
  private:
