@@ -608,6 +608,7 @@ PG_MODULE_MAGIC;
 
 void _PG_init(void) {
   CacheRegisterRelcacheCallback(syncline::pg::InvalidateRelation, (Datum)0);
+  CacheRegisterSyscacheCallback(EXTENSIONOID, syncline::pg::InvalidateExtensionOwner, (Datum)0);
   RegisterXactCallback(syncline::pg::ResetOnAbort, nullptr);
   RegisterSubXactCallback(syncline::pg::ResetOnSubAbort, nullptr);
 }

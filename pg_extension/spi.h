@@ -26,9 +26,10 @@ class SpiSession {
   SpiSession& operator=(const SpiSession&) = delete;
 };
 
-// Runs PostgreSQL code as the extension's owner, so that the metadata, which
-// no one else may write, is written in the name of the extension. Restored on
-// scope exit; on a PostgreSQL error transaction abort restores it as well.
+// Runs PostgreSQL code as the extension's owner (its current one: see
+// InvalidateExtensionOwner), so that the metadata, which no one else may
+// write, is written in the name of the extension. Restored on scope exit; on
+// a PostgreSQL error transaction abort restores it as well.
 class AsExtensionOwner {
  public:
   AsExtensionOwner();
@@ -41,6 +42,10 @@ class AsExtensionOwner {
   Oid saved_user_;
   int saved_context_;
 };
+
+// The syscache callback (on EXTENSIONOID) that makes AsExtensionOwner look
+// the owner up again; registered by _PG_init.
+void InvalidateExtensionOwner(Datum arg, int cache_id, uint32 hash);
 
 SPIPlanPtr Prepare(const std::string& sql, const std::vector<Oid>& types, bool keep = false);
 
