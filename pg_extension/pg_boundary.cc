@@ -70,6 +70,7 @@ int SqlState(Code code) {
     case Code::kConstraint: return ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
     case Code::kUnavailable: return ERRCODE_CONNECTION_FAILURE;
     case Code::kConflict: return ERRCODE_T_R_SERIALIZATION_FAILURE;
+    case Code::kPermissionDenied: return ERRCODE_INSUFFICIENT_PRIVILEGE;
     case Code::kInternal: return ERRCODE_INTERNAL_ERROR;
   }
   return ERRCODE_INTERNAL_ERROR;
@@ -104,7 +105,9 @@ Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body
   Datum result = (Datum)0;
   bool ok = false;
   ErrorData* pg_error = nullptr;
-  char* message = nullptr;
+  char* message = nullptr;  // a Status's, palloc'd
+  char* detail = nullptr;
+  char* hint = nullptr;
   // A PostgreSQL error's prefix, or a C++ exception's text, copied without
   // palloc: a PostgreSQL error must not leave a catch handler.
   char text[1024] = "";
@@ -116,7 +119,13 @@ Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body
     } else {
       sqlstate = SqlState(status.code());
       const char* status_message = status.message().c_str();
-      PgGuard([&] { message = psprintf("%s: %s", name, status_message); });
+      const char* status_detail = status.detail().empty() ? nullptr : status.detail().c_str();
+      const char* status_hint = status.hint().empty() ? nullptr : status.hint().c_str();
+      PgGuard([&] {
+        message = psprintf("%s: %s", name, status_message);
+        if (status_detail != nullptr) detail = pstrdup(status_detail);
+        if (status_hint != nullptr) hint = pstrdup(status_hint);
+      });
     }
   } catch (PgError& error) {
     pg_error = error.data;
@@ -143,7 +152,8 @@ Datum RunAtBoundary(FunctionCallInfo fcinfo, const char* name, FunctionBody body
     ReThrowError(pg_error);
   }
   if (sqlstate == ERRCODE_OUT_OF_MEMORY) ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-  ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", message != nullptr ? message : text)));
+  ereport(ERROR, (errcode(sqlstate), errmsg("%s", message != nullptr ? message : text),
+                  detail != nullptr ? errdetail("%s", detail) : 0, hint != nullptr ? errhint("%s", hint) : 0));
   pg_unreachable();
 }
 

@@ -27,7 +27,7 @@ Status CheckOwner(Oid relid) {
   if (!owner) {
     const char* name = nullptr;
     PgGuard([&] { name = get_rel_name(relid); });
-    return Status(Code::kInvalidInput, "must be owner of table " + Quote(name));
+    return Status(Code::kPermissionDenied, "must be owner of table " + Quote(name));
   }
   return Status::Ok();
 }

@@ -178,9 +178,9 @@ SELECT is((SELECT array_agg(table_schema) FROM syncline.tables WHERE table_name 
           '... and notes stays tracked in public only');
 SELECT hasnt_trigger('other', 'notes', 'syncline_capture_insert', '... and other.notes got no capture trigger');
 SET ROLE app_writer;
-SELECT throws_ok($$SELECT syncline.track('notes')$$, '22023', 'syncline.track: must be owner of table notes',
+SELECT throws_ok($$SELECT syncline.track('notes')$$, '42501', 'syncline.track: must be owner of table notes',
                  'a non-owner cannot track a table');
-SELECT throws_ok($$SELECT syncline.untrack('notes')$$, '22023', 'syncline.untrack: must be owner of table notes',
+SELECT throws_ok($$SELECT syncline.untrack('notes')$$, '42501', 'syncline.untrack: must be owner of table notes',
                  'a non-owner cannot untrack a table');
 RESET ROLE;
 SELECT is((SELECT count(*) FROM syncline.tables WHERE table_name = 'notes'), 1::bigint, 'notes is still tracked');
