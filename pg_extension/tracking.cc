@@ -82,8 +82,8 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
     if (!status.ok()) return status;
     const std::string name = QualifiedName(table);
     if (table.pk.empty())
-      return Status(Code::kInvalidInput,
-                    "table " + name + " has no primary key; syncline identifies rows by their primary key");
+      return Status(Code::kInvalidInput, "table " + name + " has no primary key")
+          .WithDetail("syncline identifies rows by their primary key.");
     if (table.schema == "syncline") return Status(Code::kInvalidInput, "syncline's own tables cannot be tracked");
     // Capture is per statement: a statement fires the statement triggers of
     // the table it names only, and its transition tables hold the rows of
@@ -100,8 +100,8 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
         bool parent = DatumGetBool(ResultDatum(0, 1, &isnull));
         return Status(Code::kInvalidInput,
                       "table " + name +
-                          (parent ? " has inheritance children" : " is a partition or inherits from another table") +
-                          "; syncline tracks tables outside inheritance hierarchies");
+                          (parent ? " has inheritance children" : " is a partition or inherits from another table"))
+            .WithDetail("syncline tracks tables outside inheritance hierarchies only.");
       }
     }
     if (!options.scope.empty()) {
@@ -123,12 +123,12 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
                   "'pg_catalog.bool'::pg_catalog.regtype",
                   {TEXTOID});
       Datum arg[1] = {TextDatum(options.authorize)};
-      if (Execute(find, arg, " ", true) == 0)
-        return Status(Code::kUndefinedTable,
-                      "options: no function " + options.authorize + "(jsonb) returning boolean" +
-                          (options.authorize.find('.') == std::string::npos
-                               ? " (name it with its schema, e.g. public." + options.authorize + ")"
-                               : ""));
+      if (Execute(find, arg, " ", true) == 0) {
+        Status missing =
+            Status(Code::kUndefinedTable, "options: no function " + options.authorize + "(jsonb) returning boolean");
+        if (options.authorize.find('.') != std::string::npos) return missing;
+        return missing.WithHint("Name it with its schema, e.g. public." + options.authorize + ".");
+      }
       authorize = ResultText(0, 1);
     }
 
@@ -149,9 +149,9 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
           "SELECT table_schema FROM syncline.tables WHERE table_name = $1 AND table_schema <> $2", {TEXTOID, TEXTOID});
       Datum names[2] = {TextDatum(table.name), TextDatum(table.schema)};
       if (Execute(other, names, "  ", true) > 0)
-        return Status(Code::kInvalidInput, "a table named " + Quote(table.name) + " is already tracked in schema " +
-                                               Quote(ResultText(0, 1)) +
-                                               "; batches name tables unqualified, so names must be unique");
+        return Status(Code::kInvalidInput,
+                      "a table named " + Quote(table.name) + " is already tracked in schema " + Quote(ResultText(0, 1)))
+            .WithDetail("Batches name tables unqualified, so tracked tables need names unique across schemas.");
       SPIPlanPtr upsert =
           Prepare("INSERT INTO syncline.tables (table_schema, table_name, pk_columns, scope_column, notify, authorize) "
                   "VALUES ($1, $2, $3::text[], $4, $5, $6) ON CONFLICT (table_name) DO UPDATE SET pk_columns = "

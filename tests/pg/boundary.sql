@@ -3,7 +3,7 @@
 -- detail and hint.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(7);
+SELECT plan(12);
 
 -- {sqlstate, message, detail, hint} of the error a statement raises.
 CREATE FUNCTION error_of(statement text) RETURNS text[] LANGUAGE plpgsql AS $$
@@ -68,6 +68,36 @@ SELECT is((SELECT count(*) FROM syncline.tables WHERE table_name = 'other'), 0::
 ALTER TABLE other DISABLE ROW LEVEL SECURITY;
 SET ROLE syncline_tracker;
 SELECT is(syncline.track('other') ->> 'backfilled', '1', 'other is tracked once the policy is gone');
+RESET ROLE;
+
+-- ---------------------------------------------------------------------------
+-- syncline's own errors: a SQLSTATE, a short message, and the explanation
+-- (DETAIL) or what to do (HINT) apart, only when there is one.
+CREATE TABLE nokey (a int);
+SELECT is(error_of($$SELECT syncline.track('nokey')$$),
+          ARRAY['22023', 'syncline.track: table public.nokey has no primary key',
+                'syncline identifies rows by their primary key.', ''],
+          'track: no primary key, with why as the detail');
+CREATE TABLE parent (id int PRIMARY KEY);
+CREATE TABLE child (PRIMARY KEY (id)) INHERITS (parent);
+SELECT is(error_of($$SELECT syncline.track('child')$$),
+          ARRAY['22023', 'syncline.track: table public.child is a partition or inherits from another table',
+                'syncline tracks tables outside inheritance hierarchies only.', ''],
+          'track: an inheritance child, with why as the detail');
+SELECT is(error_of($$SELECT syncline.track('notes', '{"scope": "title", "authorize": "no_such_fn"}')$$),
+          ARRAY['42P01', 'syncline.track: options: no function no_such_fn(jsonb) returning boolean', '',
+                'Name it with its schema, e.g. public.no_such_fn.'],
+          'track: an unknown authorisation hook, with a hint');
+CREATE SCHEMA elsewhere;
+CREATE TABLE elsewhere.notes (id text PRIMARY KEY);
+SELECT is(error_of($$SELECT syncline.track('elsewhere.notes')$$),
+          ARRAY['22023', 'syncline.track: a table named notes is already tracked in schema public',
+                'Batches name tables unqualified, so tracked tables need names unique across schemas.', ''],
+          'track: a second table of one name, with why as the detail');
+SET ROLE syncline_tracker;
+SELECT is(error_of($$SELECT syncline.untrack('notes')$$),
+          ARRAY['42501', 'syncline.untrack: must be owner of table notes', '', ''],
+          'untrack: not the owner, 42501 without detail or hint');
 RESET ROLE;
 
 -- Roles are cluster-wide: leave none behind.

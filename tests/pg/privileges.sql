@@ -172,7 +172,7 @@ SELECT is(state(), :'before', 'none of these batches wrote anything');
 CREATE SCHEMA other;
 CREATE TABLE other.notes (id text PRIMARY KEY, body text);
 SELECT throws_ok($$SELECT syncline.track('other.notes')$$, '22023',
-                 'syncline.track: a table named notes is already tracked in schema public; batches name tables unqualified, so names must be unique',
+                 'syncline.track: a table named notes is already tracked in schema public',
                  'a second table of the same name in another schema cannot be tracked');
 SELECT is((SELECT array_agg(table_schema) FROM syncline.tables WHERE table_name = 'notes'), ARRAY['public'],
           '... and notes stays tracked in public only');
