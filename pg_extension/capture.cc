@@ -56,7 +56,6 @@ void ResetOnAbort(XactEvent event, void*) {
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
     backend().applying = 0;
     backend().applied_key = nullptr;
-    boundary::OnAbort(InvalidSubTransactionId);
   }
 }
 
@@ -69,7 +68,6 @@ void ResetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransactionI
     state.applying = 0;
     state.applied_key = nullptr;
   }
-  if (event == SUBXACT_EVENT_ABORT_SUB) boundary::OnAbort(subid);
 }
 
 Status Entry(Relation relation, CaptureEntry** out) {
@@ -611,6 +609,8 @@ void _PG_init(void) {
   CacheRegisterSyscacheCallback(EXTENSIONOID, syncline::pg::InvalidateExtensionOwner, (Datum)0);
   RegisterXactCallback(syncline::pg::ResetOnAbort, nullptr);
   RegisterSubXactCallback(syncline::pg::ResetOnSubAbort, nullptr);
+  RegisterXactCallback(syncline::pg::boundary::ForgetOnAbort, nullptr);
+  RegisterSubXactCallback(syncline::pg::boundary::ForgetOnSubAbort, nullptr);
 }
 }
 

@@ -5,7 +5,6 @@
 #include <string>
 
 extern "C" {
-#include "access/xact.h"
 #include "utils/elog.h"
 #include "utils/memutils.h"
 }
@@ -43,15 +42,16 @@ void KeepPendingError(ErrorData* error) noexcept {
   pending_since = GetCurrentSubTransactionId();
 }
 
-void OnAbort(SubTransactionId aborted) {
-  if (aborted == InvalidSubTransactionId) {
-    // No RunAtBoundary survives a top-level abort (it never raises from
-    // inside): nothing of its state is current.
-    error_memory = nullptr;
-    pending_error = nullptr;
-  } else if (pending_error != nullptr && pending_since >= aborted) {
-    pending_error = nullptr;
-  }
+void ForgetOnAbort(XactEvent event, void*) {
+  if (event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT) return;
+  // No RunAtBoundary survives a top-level abort (it never raises from
+  // inside one): nothing of its state is current.
+  error_memory = nullptr;
+  pending_error = nullptr;
+}
+
+void ForgetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransactionId, void*) {
+  if (event == SUBXACT_EVENT_ABORT_SUB && pending_error != nullptr && pending_since >= subid) pending_error = nullptr;
 }
 
 }  // namespace boundary

@@ -20,6 +20,7 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 }
 
@@ -47,11 +48,11 @@ extern ErrorData* pending_error;    // an error a destructor caught (PgGuardInDe
 ErrorData* TakeError(MemoryContext current);
 [[noreturn]] void ThrowPendingError();
 void KeepPendingError(ErrorData* error) noexcept;
-// From the (sub)transaction abort callbacks: a rollback cleans up after the
-// errors raised inside it, so a kept one is forgotten (a body may catch a
-// PgError, roll back a subtransaction and carry on). `aborted` is
-// InvalidSubTransactionId for the top-level transaction.
-void OnAbort(SubTransactionId aborted);
+// The (sub)transaction callbacks _PG_init registers: a rollback cleans up
+// after the errors raised inside it, so a kept one is forgotten (a body may
+// catch a PgError, roll back a subtransaction and carry on).
+void ForgetOnAbort(XactEvent event, void* arg);
+void ForgetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void* arg);
 }  // namespace boundary
 
 template <typename F> void PgGuard(F&& call) {
