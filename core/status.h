@@ -1,6 +1,8 @@
 // Expected failures are values, not exceptions (STYLE.md): a Status carries a
 // code the engines map to their own error classes, and a message that names
-// the change, table and column at fault.
+// the change, table and column at fault; optionally a detail (what explains
+// the message) and a hint (what to do), which PostgreSQL reports as DETAIL
+// and HINT.
 #pragma once
 
 #include <string>
@@ -10,15 +12,16 @@ namespace syncline::core {
 
 enum class Code {
   kOk,
-  kInvalidInput,     // malformed batch, option, cursor or value
-  kUndefinedTable,   // unknown or untracked table
-  kUndefinedColumn,  // unknown column or wrong primary key columns
-  kTypeMismatch,     // a value the column cannot hold
-  kClockDrift,       // a remote stamp too far ahead of the local wall clock
-  kCorruptBatch,     // equal stamps with different content
-  kConstraint,       // the engine refused the write (NOT NULL, UNIQUE, FK ...)
-  kUnavailable,      // the server cannot be reached (worth retrying)
-  kConflict,         // a concurrent transaction changed what this one read (worth retrying)
+  kInvalidInput,      // malformed batch, option, cursor or value
+  kUndefinedTable,    // unknown or untracked table
+  kUndefinedColumn,   // unknown column or wrong primary key columns
+  kTypeMismatch,      // a value the column cannot hold
+  kClockDrift,        // a remote stamp too far ahead of the local wall clock
+  kCorruptBatch,      // equal stamps with different content
+  kConstraint,        // the engine refused the write (NOT NULL, UNIQUE, FK ...)
+  kUnavailable,       // the server cannot be reached (worth retrying)
+  kConflict,          // a concurrent transaction changed what this one read (worth retrying)
+  kPermissionDenied,  // the caller may not do this (not the table's owner, not authorised for a scope)
   kInternal,
 };
 
@@ -31,13 +34,32 @@ class [[nodiscard]] Status {
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
+  const std::string& detail() const { return detail_; }  // empty when none
+  const std::string& hint() const { return hint_; }      // empty when none
 
   // Prepends context, e.g. "change 3 (table notes): " to a value error.
-  Status WithPrefix(const std::string& prefix) const { return Status(code_, prefix + message_); }
+  Status WithPrefix(const std::string& prefix) const& { return Status(*this).WithPrefix(prefix); }
+  Status WithPrefix(const std::string& prefix) && {
+    message_.insert(0, prefix);
+    return std::move(*this);
+  }
+  // Full sentences, e.g. "Batches name tables unqualified."
+  Status WithDetail(std::string detail) const& { return Status(*this).WithDetail(std::move(detail)); }
+  Status WithDetail(std::string detail) && {
+    detail_ = std::move(detail);
+    return std::move(*this);
+  }
+  Status WithHint(std::string hint) const& { return Status(*this).WithHint(std::move(hint)); }
+  Status WithHint(std::string hint) && {
+    hint_ = std::move(hint);
+    return std::move(*this);
+  }
 
  private:
   Code code_ = Code::kOk;
   std::string message_;
+  std::string detail_;
+  std::string hint_;
 };
 
 }  // namespace syncline::core

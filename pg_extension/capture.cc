@@ -606,8 +606,11 @@ PG_MODULE_MAGIC;
 
 void _PG_init(void) {
   CacheRegisterRelcacheCallback(syncline::pg::InvalidateRelation, (Datum)0);
+  CacheRegisterSyscacheCallback(EXTENSIONOID, syncline::pg::InvalidateExtensionOwner, (Datum)0);
   RegisterXactCallback(syncline::pg::ResetOnAbort, nullptr);
   RegisterSubXactCallback(syncline::pg::ResetOnSubAbort, nullptr);
+  RegisterXactCallback(syncline::pg::boundary::ForgetOnAbort, nullptr);
+  RegisterSubXactCallback(syncline::pg::boundary::ForgetOnSubAbort, nullptr);
 }
 }
 

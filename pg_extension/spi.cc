@@ -9,21 +9,34 @@ namespace syncline::pg {
 
 namespace {
 
+// The extension's owner, looked up again whenever pg_extension changed (DROP
+// and CREATE EXTENSION by another role, in this session or another). Counted
+// rather than flagged, so that a change that arrives while the lookup runs
+// (opening pg_extension accepts invalidations) is not lost.
+uint64 extension_changes = 1;
+uint64 owner_looked_up_at = 0;
+Oid extension_owner = InvalidOid;
+
 Oid ExtensionOwner() {
-  static Oid owner = InvalidOid;
-  if (owner == InvalidOid) {
-    PgGuard([] {
+  if (owner_looked_up_at != extension_changes) {
+    uint64 changes = extension_changes;
+    Oid owner = InvalidOid;
+    PgGuard([&] {
       Oid extension = get_extension_oid("syncline", false);
       HeapTuple tuple = SearchSysCache1(EXTENSIONOID, ObjectIdGetDatum(extension));
       if (!HeapTupleIsValid(tuple)) elog(ERROR, "syncline: cache lookup failed for extension %u", extension);
       owner = ((Form_pg_extension)GETSTRUCT(tuple))->extowner;
       ReleaseSysCache(tuple);
     });
+    extension_owner = owner;
+    owner_looked_up_at = changes;
   }
-  return owner;
+  return extension_owner;
 }
 
 }  // namespace
+
+void InvalidateExtensionOwner(Datum, int, uint32) { ++extension_changes; }
 
 AsExtensionOwner::AsExtensionOwner() {
   Oid owner = ExtensionOwner();

@@ -16,23 +16,36 @@ class SpiSession {
   SpiSession() {
     PgGuard([] { SPI_connect(); });
   }
-  ~SpiSession() { SPI_finish(); }
+  // Runs while a PgError unwinds, so it must not longjmp. SPI_finish raises
+  // no error of its own, but it deletes SPI's memory contexts, which runs
+  // the reset callbacks that code under the session registered on them.
+  ~SpiSession() {
+    PgGuardInDestructor([] { SPI_finish(); });
+  }
   SpiSession(const SpiSession&) = delete;
   SpiSession& operator=(const SpiSession&) = delete;
 };
 
-// Runs PostgreSQL code as the extension's owner, so that the metadata, which
-// no one else may write, is written in the name of the extension. Restored on
-// scope exit; on a PostgreSQL error transaction abort restores it as well.
+// Runs PostgreSQL code as the extension's owner (its current one: see
+// InvalidateExtensionOwner), so that the metadata, which no one else may
+// write, is written in the name of the extension. Restored on scope exit; on
+// a PostgreSQL error transaction abort restores it as well.
 class AsExtensionOwner {
  public:
   AsExtensionOwner();
+  // Unguarded, though it runs while a PgError unwinds: it only calls
+  // SetUserIdAndSecContext, which assigns two globals (miscinit.c) and cannot
+  // raise. (A guard would cost a sigsetjmp per backfilled row.)
   ~AsExtensionOwner();
 
  private:
   Oid saved_user_;
   int saved_context_;
 };
+
+// The syscache callback (on EXTENSIONOID) that makes AsExtensionOwner look
+// the owner up again; registered by _PG_init.
+void InvalidateExtensionOwner(Datum arg, int cache_id, uint32 hash);
 
 SPIPlanPtr Prepare(const std::string& sql, const std::vector<Oid>& types, bool keep = false);
 

@@ -27,7 +27,7 @@ Status CheckOwner(Oid relid) {
   if (!owner) {
     const char* name = nullptr;
     PgGuard([&] { name = get_rel_name(relid); });
-    return Status(Code::kInvalidInput, "must be owner of table " + Quote(name));
+    return Status(Code::kPermissionDenied, "must be owner of table " + Quote(name));
   }
   return Status::Ok();
 }
@@ -64,6 +64,231 @@ Status ParseTrackOptions(const std::string& text, TrackOptions* out) {
   return Status::Ok();
 }
 
+// track() in steps, each needing an SPI session: validate the table,
+// resolve the authorisation hook, register the table, install the capture
+// triggers, backfill the metadata of the rows it has.
+
+// Refuses a table syncline cannot track, and resolves the scope column.
+Status ValidateTrackable(const TrackOptions& options, TableInfo* table) {
+  const std::string name = QualifiedName(*table);
+  if (table->pk.empty())
+    return Status(Code::kInvalidInput, "table " + name + " has no primary key")
+        .WithDetail("syncline identifies rows by their primary key.");
+  if (table->schema == "syncline") return Status(Code::kInvalidInput, "syncline's own tables cannot be tracked");
+  // Capture is per statement: a statement fires the statement triggers of
+  // the table it names only, and its transition tables hold the rows of
+  // that table's inheritance children too. So neither a parent nor a child
+  // (or partition) can be tracked.
+  SPIPlanPtr family = Prepare("SELECT inhparent OPERATOR(pg_catalog.=) $1 FROM pg_catalog.pg_inherits WHERE "
+                              "inhparent OPERATOR(pg_catalog.=) "
+                              "$1 OR inhrelid OPERATOR(pg_catalog.=) $1 LIMIT 1",
+                              {OIDOID});
+  Datum relid_arg[1] = {ObjectIdGetDatum(table->relid)};
+  if (Execute(family, relid_arg, " ", true) > 0) {
+    bool isnull = false;
+    bool parent = DatumGetBool(ResultDatum(0, 1, &isnull));
+    return Status(Code::kInvalidInput,
+                  "table " + name +
+                      (parent ? " has inheritance children" : " is a partition or inherits from another table"))
+        .WithDetail("syncline tracks tables outside inheritance hierarchies only.");
+  }
+  if (!options.scope.empty()) {
+    for (std::size_t i = 0; i < table->columns.size(); ++i) {
+      if (table->columns[i].name == options.scope) table->scope = static_cast<int>(i);
+    }
+    if (table->scope < 0)
+      return Status(Code::kUndefinedColumn, "table " + name + " has no column \"" + options.scope + "\" to scope by");
+  }
+  return Status::Ok();
+}
+
+// The authorisation hook: a function (scope jsonb) RETURNS boolean that
+// pulls and applies call as the caller (docs/security.md). `authorize` is
+// its regprocedure text, "" when the options name none.
+Status ResolveAuthorize(const TrackOptions& options, const TableInfo& table, std::string* authorize) {
+  authorize->clear();
+  if (options.authorize.empty()) return Status::Ok();
+  if (table.scope < 0) return Status(Code::kInvalidInput, "options: \"authorize\" needs a \"scope\" column");
+  SPIPlanPtr find =
+      Prepare("SELECT p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_proc p "
+              "WHERE p.oid = pg_catalog.to_regprocedure($1 OPERATOR(pg_catalog.||) '(jsonb)') AND p.prorettype = "
+              "'pg_catalog.bool'::pg_catalog.regtype",
+              {TEXTOID});
+  Datum arg[1] = {TextDatum(options.authorize)};
+  if (Execute(find, arg, " ", true) == 0) {
+    Status missing =
+        Status(Code::kUndefinedTable, "options: no function " + options.authorize + "(jsonb) returning boolean");
+    if (options.authorize.find('.') != std::string::npos) return missing;
+    return missing.WithHint("Name it with its schema, e.g. public." + options.authorize + ".");
+  }
+  *authorize = ResultText(0, 1);
+  return Status::Ok();
+}
+
+// The primary key's column names as a text[] literal.
+std::string PrimaryKeyArray(const TableInfo& table) {
+  std::string pk_columns = "{";
+  for (std::size_t k = 0; k < table.pk.size(); ++k) {
+    std::string column = table.columns[table.pk[k]].name;
+    std::string escaped;
+    for (char c : column) {
+      if (c == '"' || c == '\\') escaped.push_back('\\');
+      escaped.push_back(c);
+    }
+    pk_columns += (k > 0 ? ",\"" : "\"") + escaped + "\"";
+  }
+  return pk_columns + "}";
+}
+
+// Adds the table to syncline.tables, or updates its row when tracked
+// already, and sets its tid.
+Status RegisterTable(const TrackOptions& options, const std::string& authorize, TableInfo* table) {
+  AsExtensionOwner owner;
+  SPIPlanPtr other = Prepare("SELECT table_schema FROM syncline.tables WHERE table_name = $1 AND table_schema <> $2",
+                             {TEXTOID, TEXTOID});
+  Datum names[2] = {TextDatum(table->name), TextDatum(table->schema)};
+  if (Execute(other, names, "  ", true) > 0)
+    return Status(Code::kInvalidInput,
+                  "a table named " + Quote(table->name) + " is already tracked in schema " + Quote(ResultText(0, 1)))
+        .WithDetail("Batches name tables unqualified, so tracked tables need names unique across schemas.");
+  SPIPlanPtr upsert =
+      Prepare("INSERT INTO syncline.tables (table_schema, table_name, pk_columns, scope_column, notify, authorize) "
+              "VALUES ($1, $2, $3::text[], $4, $5, $6) ON CONFLICT (table_name) DO UPDATE SET pk_columns = "
+              "EXCLUDED.pk_columns, scope_column = EXCLUDED.scope_column, notify = EXCLUDED.notify, "
+              "authorize = EXCLUDED.authorize RETURNING tid",
+              {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID});
+  Datum values[6] = {TextDatum(table->schema),           TextDatum(table->name),
+                     TextDatum(PrimaryKeyArray(*table)), options.scope.empty() ? (Datum)0 : TextDatum(options.scope),
+                     BoolGetDatum(options.notify),       authorize.empty() ? (Datum)0 : TextDatum(authorize)};
+  char nulls[7] = "      ";
+  if (options.scope.empty()) nulls[3] = 'n';
+  if (authorize.empty()) nulls[5] = 'n';
+  Execute(upsert, values, nulls, false);
+  table->tid = static_cast<int32>(ResultInt64(0, 1));
+  return Status::Ok();
+}
+
+// Statement-level triggers, one per event with its transition tables (one
+// plan execution per statement, not per row), that fire whatever
+// session_replication_role says: a write under "replica" is captured like
+// any other. Re-tracking replaces them (DROP ... IF EXISTS would send a
+// notice).
+void InstallCaptureTriggers(const TableInfo& table) {
+  const std::string name = QualifiedName(table);
+  SPIPlanPtr existing = Prepare(
+      "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = ANY ($2::pg_catalog.text[])",
+      {OIDOID, TEXTOID});
+  Datum existing_args[2] = {ObjectIdGetDatum(table.relid), TextDatum(kTriggerNames)};
+  uint64 triggers = Execute(existing, existing_args, "  ", true);
+  std::string sql;
+  for (uint64 t = 0; t < triggers; ++t)
+    sql += "DROP TRIGGER " + ResultText(t, 1) + " ON " + name + ";";
+  const std::pair<const char*, std::string> capture_triggers[] = {
+      {"syncline_capture_insert", "AFTER INSERT ON " + name + " REFERENCING NEW TABLE AS syncline_new"},
+      {"syncline_capture_update",
+       "AFTER UPDATE ON " + name + " REFERENCING OLD TABLE AS syncline_old NEW TABLE AS syncline_new"},
+      {"syncline_capture_delete", "AFTER DELETE ON " + name + " REFERENCING OLD TABLE AS syncline_old"}};
+  for (const auto& [trigger, event] : capture_triggers)
+    sql += std::string("CREATE TRIGGER ") + trigger + " " + event +
+           " FOR EACH STATEMENT EXECUTE FUNCTION syncline.capture();";
+  sql += "CREATE TRIGGER syncline_truncate AFTER TRUNCATE ON " + name +
+         " FOR EACH STATEMENT EXECUTE FUNCTION syncline.capture_truncate();";
+  for (const char* trigger :
+       {"syncline_capture_insert", "syncline_capture_update", "syncline_capture_delete", "syncline_truncate"})
+    sql += "ALTER TABLE " + name + " ENABLE ALWAYS TRIGGER " + trigger + ";";
+  ExecuteSql(sql, false);
+}
+
+// The backfill's scan reads the key columns, then the scope column: the
+// table's shape with attribute numbers into that scan.
+TableInfo BackfillScanShape(const TableInfo& table, std::string* columns) {
+  columns->clear();
+  for (std::size_t k = 0; k < table.pk.size(); ++k)
+    *columns += (k > 0 ? ", " : "") + Quote(table.columns[table.pk[k]].name);
+  if (table.scope >= 0) *columns += ", " + Quote(table.columns[table.scope].name);
+  TableInfo key_shape = table;
+  key_shape.attnums.assign(table.columns.size(), 0);
+  for (std::size_t k = 0; k < table.pk.size(); ++k)
+    key_shape.attnums[table.pk[k]] = static_cast<AttrNumber>(k + 1);
+  if (table.scope >= 0) key_shape.attnums[table.scope] = static_cast<AttrNumber>(table.pk.size() + 1);
+  return key_shape;
+}
+
+// A local version for each row that has no live one (a tombstone is
+// revived, a live version kept).
+SPIPlanPtr PrepareBackfillInsert() {
+  AsExtensionOwner owner;
+  return Prepare(
+      "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+      "VALUES ($1, $2, 1, $3, 0, false, $4, pg_catalog.pg_current_xact_id(), "
+      "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
+      "ON CONFLICT (tid, pk) DO UPDATE SET clock = r.clock + 1, hlc = pg_catalog.int8larger($3, r.hlc + 1), "
+      "node = 0, deleted = false, scope = EXCLUDED.scope, xid = EXCLUDED.xid, seq = EXCLUDED.seq WHERE r.deleted",
+      {INT4OID, TEXTOID, INT8OID, TEXTOID});
+}
+
+// Metadata for every existing row, read in chunks through a cursor so that
+// memory stays flat on large tables. Sets *backfilled to the rows written.
+Status Backfill(const TableInfo& table, int64* backfilled) {
+  std::string columns;
+  TableInfo key_shape = BackfillScanShape(table, &columns);
+  SPIPlanPtr insert = PrepareBackfillInsert();
+  SPIPlanPtr scan = Prepare("SELECT " + columns + " FROM " + QualifiedName(table), {});
+  Portal portal = nullptr;
+  PgGuard([&] { portal = SPI_cursor_open("syncline_backfill", scan, nullptr, nullptr, true); });
+  CanonicalOutput pinned;  // dates and times as everywhere else
+  *backfilled = 0;
+  while (true) {
+    uint64 fetched = 0;
+    PgGuard([&] {
+      SPI_cursor_fetch(portal, true, 1000);
+      fetched = SPI_processed;
+    });
+    if (fetched == 0) break;
+    SPITupleTable* chunk = SPI_tuptable;
+    for (uint64 r = 0; r < fetched; ++r) {
+      std::string key;
+      Status status = RowKey(key_shape, chunk->vals[r], chunk->tupdesc, &key);
+      if (!status.ok()) return status;
+      std::string scope = RowScope(key_shape, chunk->vals[r], chunk->tupdesc);
+      Datum values[4] = {Int32GetDatum(table.tid), TextDatum(key), Int64GetDatum(static_cast<int64>(NextStamp())),
+                         scope.empty() ? (Datum)0 : TextDatum(scope)};
+      char nulls[5] = "    ";
+      if (scope.empty()) nulls[3] = 'n';
+      AsExtensionOwner owner;
+      *backfilled += static_cast<int64>(Execute(insert, values, nulls, false));
+    }
+    PgGuard([&] { SPI_freetuptable(chunk); });
+  }
+  PgGuard([&] { SPI_cursor_close(portal); });
+  return Status::Ok();
+}
+
+// What track() returns: the table, its key and scope, the rows backfilled.
+std::string TrackSummary(const TableInfo& table, const TrackOptions& options, int64 backfilled) {
+  std::string summary;
+  core::JsonWriter out(&summary);
+  out.BeginObject();
+  out.Key("table");
+  out.String(table.name);
+  out.Key("schema");
+  out.String(table.schema);
+  out.Key("primary_key");
+  out.BeginArray();
+  for (int index : table.pk)
+    out.String(table.columns[index].name);
+  out.EndArray();
+  out.Key("scope");
+  if (options.scope.empty())
+    out.Null();
+  else
+    out.String(options.scope);
+  out.Key("backfilled");
+  out.Int(backfilled);
+  out.EndObject();
+  return summary;
+}
+
 Status Track(FunctionCallInfo fcinfo, Datum* result) {
   Oid relid = PG_GETARG_OID(0);
   TrackOptions options;
@@ -78,196 +303,17 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
   {
     SpiSession spi;
     TableInfo table;
-    status = LoadShape(relid, CurrentMemoryContext, &table);
-    if (!status.ok()) return status;
-    const std::string name = QualifiedName(table);
-    if (table.pk.empty())
-      return Status(Code::kInvalidInput,
-                    "table " + name + " has no primary key; syncline identifies rows by their primary key");
-    if (table.schema == "syncline") return Status(Code::kInvalidInput, "syncline's own tables cannot be tracked");
-    // Capture is per statement: a statement fires the statement triggers of
-    // the table it names only, and its transition tables hold the rows of
-    // that table's inheritance children too. So neither a parent nor a child
-    // (or partition) can be tracked.
-    {
-      SPIPlanPtr family = Prepare("SELECT inhparent OPERATOR(pg_catalog.=) $1 FROM pg_catalog.pg_inherits WHERE "
-                                  "inhparent OPERATOR(pg_catalog.=) "
-                                  "$1 OR inhrelid OPERATOR(pg_catalog.=) $1 LIMIT 1",
-                                  {OIDOID});
-      Datum relid_arg[1] = {ObjectIdGetDatum(relid)};
-      if (Execute(family, relid_arg, " ", true) > 0) {
-        bool isnull = false;
-        bool parent = DatumGetBool(ResultDatum(0, 1, &isnull));
-        return Status(Code::kInvalidInput,
-                      "table " + name +
-                          (parent ? " has inheritance children" : " is a partition or inherits from another table") +
-                          "; syncline tracks tables outside inheritance hierarchies");
-      }
-    }
-    if (!options.scope.empty()) {
-      for (std::size_t i = 0; i < table.columns.size(); ++i) {
-        if (table.columns[i].name == options.scope) table.scope = static_cast<int>(i);
-      }
-      if (table.scope < 0)
-        return Status(Code::kUndefinedColumn, "table " + name + " has no column \"" + options.scope + "\" to scope by");
-    }
-
-    // The authorisation hook: a function (scope jsonb) RETURNS boolean that
-    // pulls and applies call as the caller (docs/security.md).
     std::string authorize;
-    if (!options.authorize.empty()) {
-      if (table.scope < 0) return Status(Code::kInvalidInput, "options: \"authorize\" needs a \"scope\" column");
-      SPIPlanPtr find =
-          Prepare("SELECT p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_proc p "
-                  "WHERE p.oid = pg_catalog.to_regprocedure($1 OPERATOR(pg_catalog.||) '(jsonb)') AND p.prorettype = "
-                  "'pg_catalog.bool'::pg_catalog.regtype",
-                  {TEXTOID});
-      Datum arg[1] = {TextDatum(options.authorize)};
-      if (Execute(find, arg, " ", true) == 0)
-        return Status(Code::kUndefinedTable,
-                      "options: no function " + options.authorize + "(jsonb) returning boolean" +
-                          (options.authorize.find('.') == std::string::npos
-                               ? " (name it with its schema, e.g. public." + options.authorize + ")"
-                               : ""));
-      authorize = ResultText(0, 1);
-    }
-
-    std::string pk_columns = "{";
-    for (std::size_t k = 0; k < table.pk.size(); ++k) {
-      std::string column = table.columns[table.pk[k]].name;
-      std::string escaped;
-      for (char c : column) {
-        if (c == '"' || c == '\\') escaped.push_back('\\');
-        escaped.push_back(c);
-      }
-      pk_columns += (k > 0 ? ",\"" : "\"") + escaped + "\"";
-    }
-    pk_columns += "}";
-    {
-      AsExtensionOwner owner;
-      SPIPlanPtr other = Prepare(
-          "SELECT table_schema FROM syncline.tables WHERE table_name = $1 AND table_schema <> $2", {TEXTOID, TEXTOID});
-      Datum names[2] = {TextDatum(table.name), TextDatum(table.schema)};
-      if (Execute(other, names, "  ", true) > 0)
-        return Status(Code::kInvalidInput, "a table named " + Quote(table.name) + " is already tracked in schema " +
-                                               Quote(ResultText(0, 1)) +
-                                               "; batches name tables unqualified, so names must be unique");
-      SPIPlanPtr upsert =
-          Prepare("INSERT INTO syncline.tables (table_schema, table_name, pk_columns, scope_column, notify, authorize) "
-                  "VALUES ($1, $2, $3::text[], $4, $5, $6) ON CONFLICT (table_name) DO UPDATE SET pk_columns = "
-                  "EXCLUDED.pk_columns, scope_column = EXCLUDED.scope_column, notify = EXCLUDED.notify, "
-                  "authorize = EXCLUDED.authorize RETURNING tid",
-                  {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID});
-      Datum values[6] = {TextDatum(table.schema),      TextDatum(table.name),
-                         TextDatum(pk_columns),        options.scope.empty() ? (Datum)0 : TextDatum(options.scope),
-                         BoolGetDatum(options.notify), authorize.empty() ? (Datum)0 : TextDatum(authorize)};
-      char nulls[7] = "      ";
-      if (options.scope.empty()) nulls[3] = 'n';
-      if (authorize.empty()) nulls[5] = 'n';
-      Execute(upsert, values, nulls, false);
-      table.tid = static_cast<int32>(ResultInt64(0, 1));
-    }
-    // Statement-level triggers, one per event with its transition tables
-    // (one plan execution per statement, not per row), that fire whatever
-    // session_replication_role says: a write under "replica" is captured
-    // like any other. (Re-tracking replaces them; DROP ... IF EXISTS would
-    // send a notice.)
-    SPIPlanPtr existing = Prepare(
-        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = ANY ($2::pg_catalog.text[])",
-        {OIDOID, TEXTOID});
-    Datum existing_args[2] = {ObjectIdGetDatum(relid), TextDatum(kTriggerNames)};
-    uint64 triggers = Execute(existing, existing_args, "  ", true);
-    std::string sql;
-    for (uint64 t = 0; t < triggers; ++t)
-      sql += "DROP TRIGGER " + ResultText(t, 1) + " ON " + name + ";";
-    const std::pair<const char*, std::string> capture_triggers[] = {
-        {"syncline_capture_insert", "AFTER INSERT ON " + name + " REFERENCING NEW TABLE AS syncline_new"},
-        {"syncline_capture_update",
-         "AFTER UPDATE ON " + name + " REFERENCING OLD TABLE AS syncline_old NEW TABLE AS syncline_new"},
-        {"syncline_capture_delete", "AFTER DELETE ON " + name + " REFERENCING OLD TABLE AS syncline_old"}};
-    for (const auto& [trigger, event] : capture_triggers)
-      sql += std::string("CREATE TRIGGER ") + trigger + " " + event +
-             " FOR EACH STATEMENT EXECUTE FUNCTION syncline.capture();";
-    sql += "CREATE TRIGGER syncline_truncate AFTER TRUNCATE ON " + name +
-           " FOR EACH STATEMENT EXECUTE FUNCTION syncline.capture_truncate();";
-    for (const char* trigger :
-         {"syncline_capture_insert", "syncline_capture_update", "syncline_capture_delete", "syncline_truncate"})
-      sql += "ALTER TABLE " + name + " ENABLE ALWAYS TRIGGER " + trigger + ";";
-    ExecuteSql(sql, false);
-
-    // Backfill: metadata for every existing row, read in chunks through a
-    // cursor so that memory stays flat on large tables.
-    std::string columns;
-    for (std::size_t k = 0; k < table.pk.size(); ++k)
-      columns += (k > 0 ? ", " : "") + Quote(table.columns[table.pk[k]].name);
-    if (table.scope >= 0) columns += ", " + Quote(table.columns[table.scope].name);
-    SPIPlanPtr insert;
-    {
-      AsExtensionOwner owner;
-      insert = Prepare(
-          "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
-          "VALUES ($1, $2, 1, $3, 0, false, $4, pg_catalog.pg_current_xact_id(), "
-          "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
-          "ON CONFLICT (tid, pk) DO UPDATE SET clock = r.clock + 1, hlc = pg_catalog.int8larger($3, r.hlc + 1), "
-          "node = 0, deleted = false, scope = EXCLUDED.scope, xid = EXCLUDED.xid, seq = EXCLUDED.seq WHERE r.deleted",
-          {INT4OID, TEXTOID, INT8OID, TEXTOID});
-    }
-    SPIPlanPtr scan = Prepare("SELECT " + columns + " FROM " + name, {});
-    Portal portal = nullptr;
-    PgGuard([&] { portal = SPI_cursor_open("syncline_backfill", scan, nullptr, nullptr, true); });
-    TableInfo key_shape = table;  // the scan's columns: the key, then the scope
-    key_shape.attnums.clear();
-    for (std::size_t c = 0; c < table.columns.size(); ++c)
-      key_shape.attnums.push_back(0);
-    for (std::size_t k = 0; k < table.pk.size(); ++k)
-      key_shape.attnums[table.pk[k]] = static_cast<AttrNumber>(k + 1);
-    if (table.scope >= 0) key_shape.attnums[table.scope] = static_cast<AttrNumber>(table.pk.size() + 1);
     int64 backfilled = 0;
-    std::optional<CanonicalOutput> pinned;  // dates and times as everywhere else
-    pinned.emplace();
-    while (true) {
-      uint64 fetched = 0;
-      PgGuard([&] {
-        SPI_cursor_fetch(portal, true, 1000);
-        fetched = SPI_processed;
-      });
-      if (fetched == 0) break;
-      SPITupleTable* chunk = SPI_tuptable;
-      for (uint64 r = 0; r < fetched; ++r) {
-        std::string key;
-        status = RowKey(key_shape, chunk->vals[r], chunk->tupdesc, &key);
-        if (!status.ok()) return status;
-        std::string scope = RowScope(key_shape, chunk->vals[r], chunk->tupdesc);
-        Datum values[4] = {Int32GetDatum(table.tid), TextDatum(key), Int64GetDatum(static_cast<int64>(NextStamp())),
-                           scope.empty() ? (Datum)0 : TextDatum(scope)};
-        char nulls[5] = "    ";
-        if (scope.empty()) nulls[3] = 'n';
-        AsExtensionOwner owner;
-        backfilled += static_cast<int64>(Execute(insert, values, nulls, false));
-      }
-      PgGuard([&] { SPI_freetuptable(chunk); });
-    }
-    PgGuard([&] { SPI_cursor_close(portal); });
-
-    core::JsonWriter out(&summary);
-    out.BeginObject();
-    out.Key("table");
-    out.String(table.name);
-    out.Key("schema");
-    out.String(table.schema);
-    out.Key("primary_key");
-    out.BeginArray();
-    for (int index : table.pk)
-      out.String(table.columns[index].name);
-    out.EndArray();
-    out.Key("scope");
-    if (options.scope.empty())
-      out.Null();
-    else
-      out.String(options.scope);
-    out.Key("backfilled");
-    out.Int(backfilled);
-    out.EndObject();
+    status = LoadShape(relid, CurrentMemoryContext, &table);
+    if (status.ok()) status = ValidateTrackable(options, &table);
+    if (status.ok()) status = ResolveAuthorize(options, table, &authorize);
+    if (status.ok()) status = RegisterTable(options, authorize, &table);
+    if (!status.ok()) return status;
+    InstallCaptureTriggers(table);
+    status = Backfill(table, &backfilled);
+    if (!status.ok()) return status;
+    summary = TrackSummary(table, options, backfilled);
   }
   *result = JsonbFromText(summary);
   return Status::Ok();

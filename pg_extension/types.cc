@@ -201,6 +201,11 @@ CanonicalOutput::CanonicalOutput() {
   });
 }
 
-CanonicalOutput::~CanonicalOutput() { AtEOXact_GUC(true, nest_level_); }
+// Runs while a PgError unwinds, so it must not longjmp; AtEOXact_GUC runs
+// the restored settings' assign hooks and is not promised never to raise.
+CanonicalOutput::~CanonicalOutput() {
+  int nest_level = nest_level_;
+  PgGuardInDestructor([nest_level] { AtEOXact_GUC(true, nest_level); });
+}
 
 }  // namespace syncline::pg

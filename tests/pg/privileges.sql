@@ -5,7 +5,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(49);
+SELECT plan(53);
 
 \set fake '\'00000000-0000-4000-8000-0000000000aa\''
 
@@ -172,15 +172,15 @@ SELECT is(state(), :'before', 'none of these batches wrote anything');
 CREATE SCHEMA other;
 CREATE TABLE other.notes (id text PRIMARY KEY, body text);
 SELECT throws_ok($$SELECT syncline.track('other.notes')$$, '22023',
-                 'syncline.track: a table named notes is already tracked in schema public; batches name tables unqualified, so names must be unique',
+                 'syncline.track: a table named notes is already tracked in schema public',
                  'a second table of the same name in another schema cannot be tracked');
 SELECT is((SELECT array_agg(table_schema) FROM syncline.tables WHERE table_name = 'notes'), ARRAY['public'],
           '... and notes stays tracked in public only');
 SELECT hasnt_trigger('other', 'notes', 'syncline_capture_insert', '... and other.notes got no capture trigger');
 SET ROLE app_writer;
-SELECT throws_ok($$SELECT syncline.track('notes')$$, '22023', 'syncline.track: must be owner of table notes',
+SELECT throws_ok($$SELECT syncline.track('notes')$$, '42501', 'syncline.track: must be owner of table notes',
                  'a non-owner cannot track a table');
-SELECT throws_ok($$SELECT syncline.untrack('notes')$$, '22023', 'syncline.untrack: must be owner of table notes',
+SELECT throws_ok($$SELECT syncline.untrack('notes')$$, '42501', 'syncline.untrack: must be owner of table notes',
                  'a non-owner cannot untrack a table');
 RESET ROLE;
 SELECT is((SELECT count(*) FROM syncline.tables WHERE table_name = 'notes'), 1::bigint, 'notes is still tracked');
@@ -209,5 +209,40 @@ SELECT is(current_setting('syncline_test.hijacked', true), NULL,
 -- Roles are cluster-wide: leave none behind.
 DROP OWNED BY app_reader, app_writer;
 DROP ROLE app_reader, app_writer;
+
+-- ---------------------------------------------------------------------------
+-- The metadata is written in the name of the extension's current owner, also
+-- in a session that used the extension (as postgres, so far) before another
+-- role dropped it and created it again.
+CREATE ROLE syncline_owner_a SUPERUSER NOLOGIN;
+CREATE ROLE syncline_owner_b SUPERUSER NOLOGIN;
+CREATE TABLE metadata_writers (who name);
+CREATE FUNCTION log_metadata_writer() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO public.metadata_writers VALUES (current_user); RETURN NULL; END$$;
+CREATE TABLE owned (id int PRIMARY KEY);
+INSERT INTO owned VALUES (1);
+DROP EXTENSION syncline CASCADE;
+SET ROLE syncline_owner_a;
+CREATE EXTENSION syncline;
+RESET ROLE;
+CREATE TRIGGER log_writer AFTER INSERT OR UPDATE ON syncline.rows FOR EACH ROW EXECUTE FUNCTION log_metadata_writer();
+SELECT is(syncline.track('owned') ->> 'backfilled', '1', 'the extension created again by another role is tracking');
+INSERT INTO owned VALUES (2);
+SELECT is((SELECT array_agg(DISTINCT who) FROM metadata_writers), ARRAY['syncline_owner_a']::name[],
+          '... and writes the metadata as its new owner (backfill and capture)');
+-- Once more, with the previous owner gone.
+DROP EXTENSION syncline CASCADE;
+DROP ROLE syncline_owner_a;
+TRUNCATE metadata_writers;
+SET ROLE syncline_owner_b;
+CREATE EXTENSION syncline;
+RESET ROLE;
+CREATE TRIGGER log_writer AFTER INSERT OR UPDATE ON syncline.rows FOR EACH ROW EXECUTE FUNCTION log_metadata_writer();
+SELECT is(syncline.track('owned') ->> 'backfilled', '2', 'after the previous owner is dropped, tracking works');
+INSERT INTO owned VALUES (3);
+SELECT is((SELECT array_agg(DISTINCT who) FROM metadata_writers), ARRAY['syncline_owner_b']::name[],
+          '... and writes the metadata as the new owner');
+DROP EXTENSION syncline CASCADE;
+DROP ROLE syncline_owner_b;
 
 SELECT * FROM finish();
