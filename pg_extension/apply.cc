@@ -248,7 +248,7 @@ class PgStore : public core::MergeStore {
         Status status = authorizer_.Allowed(info.authorize, touched, &allowed);
         if (!status.ok()) return status;
         if (!allowed)
-          return Status(Code::kConstraint,
+          return Status(Code::kPermissionDenied,
                         "not authorised for scope " + touched.value_or("null") + " (by " + info.authorize + ")");
       }
     }

@@ -28,7 +28,12 @@ class RegisteredSnapshot {
   RegisteredSnapshot() {
     PgGuard([&] { snapshot_ = RegisterSnapshot(GetTransactionSnapshot()); });
   }
-  ~RegisteredSnapshot() { UnregisterSnapshot(snapshot_); }
+  // UnregisterSnapshot may raise an error (a snapshot not registered), which
+  // must not longjmp through an unwinding C++ frame.
+  ~RegisteredSnapshot() {
+    Snapshot snapshot = snapshot_;
+    PgGuardInDestructor([snapshot] { UnregisterSnapshot(snapshot); });
+  }
   Snapshot get() const { return snapshot_; }
 
  private:

@@ -2,7 +2,7 @@
 -- authorisation hook (docs/security.md).
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(16);
+SELECT plan(17);
 
 CREATE TABLE memberships (member name NOT NULL, org_id int NOT NULL, PRIMARY KEY (member, org_id));
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text);
@@ -68,6 +68,8 @@ SELECT state() AS before \gset
 SET ROLE org7_app;
 SELECT throws_like($$SELECT syncline.apply_push(remote_batch(up('x7', 7, 'fine'), up('n8', 8, 'sneaky insert')))$$,
                    '%change 1 (table "notes"): not authorised for scope 8%', 'creating a row in another tenant is refused');
+SELECT throws_ok($$SELECT syncline.apply_push(remote_batch(up('a8', 8, 'sneaky edit')))$$, '42501', NULL,
+                 'a scope the hook refuses is a privilege error (42501)');
 SELECT throws_like($$SELECT syncline.apply_push(remote_batch(up('a8', 8, 'sneaky edit')))$$,
                    '%not authorised for scope 8%', 'changing another tenant''s row is refused');
 SELECT throws_like($$SELECT syncline.apply_push(remote_batch(up('a8', 7, 'moved into my org')))$$,
