@@ -32,24 +32,13 @@ constexpr int kConflictRetries = 3;
 constexpr std::int64_t kCommitChanges = 50000;
 constexpr int kCommitMs = 1000;
 
-struct PageInfo {
-  std::size_t changes = 0;
-  std::string cursor;
-  bool has_more = false;
-};
+using PageInfo = core::BatchHeader;
 
+// One pass of the tokenizer, no tree: the extension decodes the batch when
+// it applies it, so a page is parsed once on the device.
 Status ReadPage(const std::string& batch, PageInfo* out) {
-  core::Json json;
-  Status status = core::ParseJson(batch, &json);
-  if (!status.ok()) return status;
-  const core::Json* changes = json.Find("changes");
-  const core::Json* cursor = json.Find("cursor");
-  const core::Json* has_more = json.Find("has_more");
-  if (changes == nullptr || !changes->is_array() || cursor == nullptr || !cursor->is_string())
-    return Status(Code::kInternal, "a pulled batch lacks changes or cursor");
-  out->changes = changes->items.size();
-  out->cursor = cursor->text;
-  out->has_more = has_more != nullptr && has_more->kind == core::Json::Kind::kTrue;
+  Status status = core::ReadBatchHeader(batch, out);
+  if (!status.ok()) return Status(Code::kInternal, "a pulled batch cannot be read: " + status.message());
   return Status::Ok();
 }
 

@@ -68,6 +68,16 @@ Status DecodeBatch(std::string_view text, Batch* out);
 bool DecodeBatchStreaming(std::string_view text, Batch* out);
 Status DecodeBatchTree(std::string_view text, Batch* out);
 
+// What a sync loop steers by, read without decoding the changes (they are
+// counted): the cursor, has_more. Checks only what it reads; apply_push
+// checks the rest.
+struct BatchHeader {
+  std::size_t changes = 0;
+  std::string cursor;
+  bool has_more = false;
+};
+Status ReadBatchHeader(std::string_view text, BatchHeader* out);
+
 // Streams a batch out change by change (a pull never holds the whole batch
 // twice in memory).
 class BatchWriter {

@@ -1059,3 +1059,41 @@ TEST(RowKey, StreamingReaderReadsValidKeys) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(BatchHeader, CountsChangesAndReadsCursorAndHasMore) {
+  using syncline::core::BatchHeader;
+  using syncline::core::ReadBatchHeader;
+  BatchHeader header;
+  const std::string batch =
+      R"({"format":1,"source":"0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11","changes":[)"
+      R"({"table":"t","op":"upsert","pk":{"id":[1,{"x":[2]}]},"row":{"id":1,"v":{"blob":"AA=="}},"clock":1,)"
+      R"("hlc":"0000000000000001","node":"0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11"},)"
+      R"({"table":"t","op":"delete","pk":{"id":2},"clock":2,"hlc":"0000000000000002",)"
+      R"("node":"0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11","cursor":"not this one","has_more":true}],)"
+      R"("cursor":"n:f:1.2","has_more":true})";
+  ASSERT_TRUE(ReadBatchHeader(batch, &header).ok());
+  EXPECT_EQ(header.changes, 2u);
+  EXPECT_EQ(header.cursor, "n:f:1.2");
+  EXPECT_TRUE(header.has_more);
+
+  // Fields in any order; has_more absent is false.
+  ASSERT_TRUE(ReadBatchHeader(R"({"cursor":"c","changes":[],"format":1})", &header).ok());
+  EXPECT_EQ(header.changes, 0u);
+  EXPECT_EQ(header.cursor, "c");
+  EXPECT_FALSE(header.has_more);
+}
+
+TEST(BatchHeader, RefusesWhatIsNoBatch) {
+  using syncline::core::BatchHeader;
+  using syncline::core::ReadBatchHeader;
+  BatchHeader header;
+  for (const char* text : {"", "[]", "1", R"({"changes":[]})", R"({"cursor":"c"})", R"({"changes":[],"cursor":"c")",
+                           R"({"changes":[],"cursor":"c"} x)"}) {
+    EXPECT_FALSE(ReadBatchHeader(text, &header).ok()) << text;
+  }
+  EXPECT_FALSE(ReadBatchHeader(std::string("{\"changes\":[],\"cursor\":\"c\"}\0", 29), &header).ok());
+}
+
+}  // namespace
