@@ -47,7 +47,7 @@ class PgStore : public core::MergeStore {
   PgStore(const core::Batch& batch, std::string local_node)
       : data_(batch.changes.size()), local_node_(std::move(local_node)) {}
 
-  void Prepare() {
+  void PrepareStatements() {
     AsExtensionOwner owner;
     const std::string read =
         "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope, r.xid::pg_catalog.text || '.' || r.seq FROM "
@@ -96,7 +96,7 @@ class PgStore : public core::MergeStore {
     find_node_ = pg::Prepare("SELECT ref FROM syncline.nodes WHERE node_id = $1", {TEXTOID});
   }
 
-  // The change being worked on, for errors PostgreSQL raises (-1: none).
+  // The change being worked on, for errors PostgreSQL raises (none between changes).
   std::optional<std::size_t> current() const { return current_; }
   // PostgreSQL's own error for a write it refused, if kept.
   ErrorData* Refusal(std::size_t index) const {
@@ -509,7 +509,7 @@ Status ApplyText(std::string_view text, Datum* result) {
         options.max_drift_ms = ResultInt64(0, 1);
     }
     PgStore store(batch, options.local_node);
-    store.Prepare();
+    store.PrepareStatements();
     core::MergeResult result;
     ErrorData* error = nullptr;
     try {

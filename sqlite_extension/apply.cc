@@ -171,7 +171,7 @@ class SqliteStore : public core::MergeStore {
   SqliteStore(ConnectionState& state, std::string local_node)
       : state_(state), db_(state.db), local_node_(std::move(local_node)) {}
 
-  Status Prepare() {
+  Status PrepareStatements() {
     Status status =
         read_meta_.Prepare(db_, "SELECT m.hlc, m.node, m.deleted, n.node_id FROM syncline_rows m "
                                 "LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE m.tid = ?1 AND m.pk = ?2");
@@ -398,7 +398,7 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
   {
     CaptureOff capture_off(state);
     SqliteStore store(state, options.local_node);
-    status = store.Prepare();
+    status = store.PrepareStatements();
     core::MergeResult result;
     if (status.ok()) status = core::Merge(batch, store, options, &result);
     if (status.ok()) status = PersistClock(state);
