@@ -55,10 +55,10 @@ void ForgetOnAbort(XactEvent event, void* arg);
 void ForgetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void* arg);
 }  // namespace boundary
 
-template <typename F> void PgGuard(F&& call) {
-  // After a destructor swallowed an error, PostgreSQL is not called again
-  // until that error has been raised (the transaction is failing).
-  if (boundary::pending_error != nullptr) boundary::ThrowPendingError();
+// Runs a call into PostgreSQL and returns the error it raised, copied into
+// the caller's memory context, or null. The call is guarded right here, below
+// every C++ object its callers hold.
+template <typename F> ErrorData* CatchPgError(F&& call) noexcept {
   MemoryContext context = CurrentMemoryContext;
   ErrorData* volatile error = nullptr;
   PG_TRY();
@@ -66,7 +66,14 @@ template <typename F> void PgGuard(F&& call) {
   PG_CATCH();
   { error = boundary::TakeError(context); }
   PG_END_TRY();
-  if (error != nullptr) throw PgError(error);
+  return error;
+}
+
+template <typename F> void PgGuard(F&& call) {
+  // After a destructor swallowed an error, PostgreSQL is not called again
+  // until that error has been raised (the transaction is failing).
+  if (boundary::pending_error != nullptr) boundary::ThrowPendingError();
+  if (ErrorData* error = CatchPgError(call)) throw PgError(error);
 }
 
 // PgGuard for a destructor, which may run while a C++ exception unwinds and
@@ -75,14 +82,7 @@ template <typename F> void PgGuard(F&& call) {
 // the function returns; if another error is on its way already, that one is
 // reported and this one dropped (the transaction fails either way).
 template <typename F> void PgGuardInDestructor(F&& call) noexcept {
-  MemoryContext context = CurrentMemoryContext;
-  ErrorData* volatile error = nullptr;
-  PG_TRY();
-  { call(); }
-  PG_CATCH();
-  { error = boundary::TakeError(context); }
-  PG_END_TRY();
-  if (error != nullptr) boundary::KeepPendingError(error);
+  if (ErrorData* error = CatchPgError(call)) boundary::KeepPendingError(error);
 }
 
 // Prefixes the message of an error in flight, e.g. with the change at fault.
