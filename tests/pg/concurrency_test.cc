@@ -109,7 +109,7 @@ std::map<std::string, std::string> ServerRows(Pg& pg) {
 // skipped by a puller that pulled in between.
 //
 // To check that this test guards the mechanism, break it once: in
-// pg_extension/sync.cc (PullSince) drop " AND r.xid < $3::pg_catalog.xid8"
+// pg_extension/pull.cc (PullSince) drop " AND r.xid < $3::pg_catalog.xid8"
 // from `where`, run `make pg-install` and this test. 'b' is then delivered
 // by the first pull (while 'a' is still uncommitted) and delivered again
 // after 'a' commits, and the test fails on "delivered exactly once". With
