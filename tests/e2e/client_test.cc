@@ -373,6 +373,22 @@ TEST_F(NotesTest, LargeCloneCompletesInPages) {
 
 // 7. kill -9 in the middle of a sync loses nothing: the next run resumes
 // and both sides end up equal.
+// The client builds its tables from the server's description
+// (syncline.tracked_tables). A damaged one (here, a column without a name)
+// is a clear error and no file change, never a crash.
+TEST_F(NotesTest, CloneRefusesADamagedTableDescription) {
+  ServerNote(7, "seed");
+  server().Exec("CREATE OR REPLACE VIEW syncline.tracked_tables AS SELECT t.table_schema, t.table_name, "
+                "t.pk_columns AS primary_key, t.scope_column, t.notify, t.authorize, "
+                "'[{\"type\": \"uuid\", \"base_type\": \"uuid\", \"category\": \"U\"}]'::jsonb AS columns, "
+                "'[{\"columns\": [\"id\"]}]'::jsonb AS foreign_keys FROM syncline.tables t");
+  const std::string file = ClientFile("client.db");
+  ProcessResult result = Cli("clone", file);
+  EXPECT_NE(result.exit_code, 0) << result.Describe();
+  EXPECT_EQ(result.signal, 0) << result.Describe();
+  EXPECT_NE(result.err.find("the server's table description lacks \"name\""), std::string::npos) << result.Describe();
+}
+
 TEST_F(NotesTest, KilledSyncLosesNothing) {
   constexpr int kEach = 20000;
   unsigned seed = std::random_device{}();
