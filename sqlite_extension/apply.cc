@@ -1,3 +1,6 @@
+// apply_push for SQLite: the store the core merge (core/merge.h) writes
+// through, and the checks that keep SQLite's column affinity from storing
+// another value than the origin wrote (docs/sqlite.md, "syncline_apply_push").
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -24,10 +27,10 @@ namespace {
 // While apply_push writes user tables, capture leaves the rows it writes
 // alone: merged changes keep their origin's stamps and must not come back as
 // local ones. Writes of users' triggers are captured (SqlCapturing).
-class CaptureOff {
+class ApplyingScope {
  public:
-  explicit CaptureOff(ConnectionState& state) : state_(state) { ++state_.applying; }
-  ~CaptureOff() { --state_.applying; }
+  explicit ApplyingScope(ConnectionState& state) : state_(state) { ++state_.applying; }
+  ~ApplyingScope() { --state_.applying; }
 
  private:
   ConnectionState& state_;
@@ -396,7 +399,7 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
   if (!status.ok()) return status;
   const core::Hlc clock_before = state.clock;
   {
-    CaptureOff capture_off(state);
+    ApplyingScope applying(state);
     SqliteStore store(state, options.local_node);
     status = store.PrepareStatements();
     core::MergeResult result;
