@@ -49,10 +49,6 @@ class PgStore : public core::MergeStore {
 
   void PrepareStatements() {
     AsExtensionOwner owner;
-    const std::string read =
-        "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope, r.xid::pg_catalog.text || '.' || r.seq FROM "
-        "syncline.rows r LEFT JOIN syncline.nodes n ON n.ref = r.node WHERE r.tid = $1 AND ";
-    read_meta_ = pg::Prepare(read + "r.pk = $2", {INT4OID, TEXTOID});
     // One primary key probe per key, whatever the statistics say (a filter
     // over the table's every row once cost O(rows) per batch): OFFSET 0
     // keeps the planner from turning the lateral subquery into a join.
@@ -319,9 +315,9 @@ class PgStore : public core::MergeStore {
   // Ok when a row's metadata is still at the version this apply read;
   // otherwise a conflict to retry.
   Status StillAsRead(int32 tid, const std::string& key) {
-    Datum args[2] = {Int32GetDatum(tid), TextDatum(key)};
+    Datum args[2] = {Int32GetDatum(tid), TextArray({key})};
     AsExtensionOwner owner;
-    const std::string now = Execute(read_meta_, args, "  ", false) > 0 ? ResultText(0, 7) : std::string();
+    const std::string now = Execute(read_metas_, args, "  ", false) > 0 ? ResultText(0, 7) : std::string();
     if (now == Meta(tid, key).version) return Status::Ok();
     return Status(Code::kConflict,
                   "row " + key +
@@ -334,8 +330,8 @@ class PgStore : public core::MergeStore {
   std::vector<ChangeData> data_;  // per change of the batch
   std::string local_node_;
   std::optional<std::size_t> current_;
-  SPIPlanPtr read_meta_ = nullptr, read_metas_ = nullptr, insert_metas_ = nullptr, update_metas_ = nullptr,
-             node_ref_ = nullptr, find_node_ = nullptr;
+  SPIPlanPtr read_metas_ = nullptr, insert_metas_ = nullptr, update_metas_ = nullptr, node_ref_ = nullptr,
+             find_node_ = nullptr;
   std::map<std::pair<int32, std::string>, RowMeta> meta_;
   std::map<std::pair<int32, std::string>, std::string> scopes_;  // admitted so far
   std::map<std::string, SetTable> tables_;

@@ -50,13 +50,7 @@ void PrepareSetTable(SetTable* table) {
   const std::string name = QualifiedName(info);
   const std::string conflict =
       " ON CONFLICT (" + keys + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
-  table->upsert_one = Prepare("INSERT INTO " + name + " AS t (" + columns + ") VALUES (" + values + ")" + conflict +
-                                  " RETURNING " + columns,
-                              types);
-  table->delete_one =
-      Prepare("DELETE FROM " + name + " AS t WHERE " + where + " RETURNING " + returning_key, key_types);
   if (sets) {
-    table->array_types = array_types;
     table->upsert_set =
         Prepare("INSERT INTO " + name + " AS t (" + columns + ") SELECT " + names + " FROM ROWS FROM (" + unnest +
                     ") AS u(" + names + ")" + conflict + " RETURNING " + columns,
@@ -65,6 +59,12 @@ void PrepareSetTable(SetTable* table) {
     table->delete_set = Prepare("DELETE FROM " + name + " AS t USING ROWS FROM (" + key_unnest + ") AS k(" + key_names +
                                     ") WHERE " + key_match + " RETURNING " + returning_key,
                                 key_array_types);
+  } else {
+    table->upsert_one = Prepare("INSERT INTO " + name + " AS t (" + columns + ") VALUES (" + values + ")" + conflict +
+                                    " RETURNING " + columns,
+                                types);
+    table->delete_one =
+        Prepare("DELETE FROM " + name + " AS t WHERE " + where + " RETURNING " + returning_key, key_types);
   }
   table->select_row = Prepare("SELECT " + columns + " FROM " + name + " WHERE " + where, key_types);
   core::JsonWriter writer(&table->notify_payload);

@@ -17,12 +17,11 @@ namespace syncline::pg {
 struct SetTable : core::MergeTable {
   TableInfo info;
   // INSERT ... ON CONFLICT DO UPDATE and DELETE of a set of rows, each
-  // returning what it wrote; null when a column's type has no array type
-  // (then the one-row forms run once per row).
+  // returning what it wrote. When a column's type has no array type, the
+  // one-row forms instead, run once per row (the others stay null).
   SPIPlanPtr upsert_set = nullptr, delete_set = nullptr;
   SPIPlanPtr upsert_one = nullptr, delete_one = nullptr;
   SPIPlanPtr select_row = nullptr;  // by key, every synced column
-  std::vector<Oid> array_types;     // per column
   std::string notify_payload;
 };
 
