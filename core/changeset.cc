@@ -593,27 +593,4 @@ std::string BatchWriter::Finish(std::string_view cursor, bool has_more) {
   return std::move(out_);
 }
 
-std::string ApplySummary(const ApplyCounts& counts, const std::string& source, const std::string& cursor) {
-  std::string summary;
-  JsonWriter out(&summary);
-  out.BeginObject();
-  out.Key("applied");
-  out.Int(counts.applied);
-  out.Key("skipped");
-  out.Int(counts.skipped);
-  if (counts.rewritten >= 0) {
-    out.Key("rewritten");
-    out.Int(counts.rewritten);
-  }
-  out.Key("source");
-  out.String(source);
-  out.Key("cursor");
-  if (cursor.empty())
-    out.Null();
-  else
-    out.String(cursor);
-  out.EndObject();
-  return summary;
-}
-
 }  // namespace syncline::core

@@ -93,14 +93,6 @@ class BatchWriter {
   std::size_t count_ = 0;
 };
 
-struct ApplyCounts {
-  std::int64_t applied = 0;
-  std::int64_t skipped = 0;
-  std::int64_t rewritten = -1;  // PostgreSQL only; -1 leaves it out
-};
-// apply_push's summary: {"applied", "skipped", ["rewritten",] "source", "cursor"}.
-std::string ApplySummary(const ApplyCounts& counts, const std::string& source, const std::string& cursor);
-
 // A row's identity inside metadata: its primary key values as a JSON array in
 // the changeset's value encoding, e.g. ["n1"] or [7,{"blob":"AAE="}]. A key
 // identifies a row the way the engines' unique indexes do, where 2.0 and 2

@@ -1,5 +1,9 @@
 #include "core/merge.h"
 
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <limits>
 #include <map>
 #include <unordered_map>
 
@@ -102,12 +106,18 @@ Status WithContext(const Status& status, const MergeChange& change) {
   return status.WithPrefix(ChangeContext(change.index, change.change->table));
 }
 
+// Decides whether a change the engine could not apply is refused on its own
+// (recorded in the result) or rejects the batch.
+using Refuse = std::function<bool(MergeChange& change, const Status& reason)>;
+
 // Writes the winning changes in batch order, a run of one table and op at a
 // time. A change the engine refuses with a constraint error may only need
 // another change written first (a UNIQUE value handed from one row to
 // another, a parent that comes later): it is put aside and retried after the
-// rest, until a round writes nothing more.
-Status WriteInOrder(const std::vector<MergeChange*>& winners, MergeStore& store, std::size_t* refused) {
+// rest, until a round writes nothing more. What then still fails, and any
+// other refused write, is refused on its own if `refuse` agrees.
+Status WriteInOrder(const std::vector<MergeChange*>& winners, MergeStore& store, const Refuse& refuse,
+                    std::size_t* failed) {
   std::vector<MergeChange*> waiting;
   std::vector<Status> reasons;
   std::vector<MergeChange*> run;
@@ -126,12 +136,13 @@ Status WriteInOrder(const std::vector<MergeChange*>& winners, MergeStore& store,
         continue;
       }
       if (written >= run.size()) return status;
-      if (status.code() != Code::kConstraint) {
-        *refused = run[written]->index;
+      if (status.code() == Code::kConstraint) {
+        waiting.push_back(run[written]);
+        reasons.push_back(status);
+      } else if (!refuse(*run[written], WithContext(status, *run[written]))) {
+        *failed = run[written]->index;
         return WithContext(status, *run[written]);
       }
-      waiting.push_back(run[written]);
-      reasons.push_back(status);
       i += written + 1;
     }
     return Status::Ok();
@@ -140,20 +151,82 @@ Status WriteInOrder(const std::vector<MergeChange*>& winners, MergeStore& store,
   while (status.ok() && !waiting.empty()) {
     std::vector<MergeChange*> retry;
     retry.swap(waiting);
-    reasons.clear();
+    std::vector<Status> retry_reasons;
+    retry_reasons.swap(reasons);
     status = write_runs(retry);
-    if (status.ok() && waiting.size() == retry.size()) {
-      std::string others;
-      for (std::size_t i = 1; i < waiting.size(); ++i)
-        others += (i > 1 ? ", " : "") + std::to_string(waiting[i]->index);
-      *refused = waiting[0]->index;
-      Status first = WithContext(reasons[0], *waiting[0]);
-      if (others.empty()) return first;
-      return Status(first.code(), first.message() + " (nor could change" + (waiting.size() > 2 ? "s " : " ") + others +
-                                      " be applied in any order)");
-    }
+    if (!status.ok() || waiting.size() < retry.size()) continue;
+    // No order writes them: each is refused on its own, or the batch fails.
+    std::vector<MergeChange*> unrefused;
+    for (std::size_t i = 0; i < waiting.size(); ++i)
+      if (!refuse(*waiting[i], WithContext(reasons[i], *waiting[i]))) unrefused.push_back(waiting[i]);
+    if (unrefused.empty()) return Status::Ok();
+    std::string others;
+    for (std::size_t i = 1; i < unrefused.size(); ++i)
+      others += (i > 1 ? ", " : "") + std::to_string(unrefused[i]->index);
+    std::size_t at = std::find(waiting.begin(), waiting.end(), unrefused[0]) - waiting.begin();
+    *failed = unrefused[0]->index;
+    Status first = WithContext(reasons[at], *unrefused[0]);
+    if (others.empty()) return first;
+    return Status(first.code(), first.message() + " (nor could change" + (unrefused.size() > 2 ? "s " : " ") + others +
+                                    " be applied in any order)");
   }
   return status;
+}
+
+bool HasKey(const MergeChange& change) { return change.table != nullptr && change.meta_key.type != Value::Type::kNull; }
+
+// apply_push's summary: {"applied", "skipped", ["rewritten",] ["refused",]
+// "source", "cursor"}.
+std::string Summary(const Batch& batch, const MergeResult& result, bool count_rewritten, const std::string& cursor) {
+  std::string summary;
+  JsonWriter out(&summary);
+  out.BeginObject();
+  out.Key("applied");
+  out.Int(result.applied);
+  out.Key("skipped");
+  out.Int(result.skipped);
+  if (count_rewritten) {
+    out.Key("rewritten");
+    out.Int(result.rewritten);
+  }
+  if (!result.refusals.empty()) {
+    out.Key("refused");
+    out.BeginArray();
+    for (const Refusal& refusal : result.refusals) {
+      const Change& change = batch.changes[refusal.index];
+      out.BeginObject();
+      out.Key("change");
+      out.Int(static_cast<std::int64_t>(refusal.index));
+      out.Key("table");
+      out.String(change.table);
+      out.Key("pk");
+      out.BeginObject();
+      for (const ColumnValue& column : change.pk) {
+        out.Key(column.column);
+        WriteValue(out, column.value);
+      }
+      out.EndObject();
+      out.Key("hlc");
+      out.String(HlcToText(change.hlc));
+      out.Key("sqlstate");
+      out.String(refusal.sqlstate);
+      out.Key("reason");
+      out.String(refusal.reason.message());
+      out.Key("forget");
+      out.Bool(refusal.forget);
+      out.EndObject();
+    }
+    out.EndArray();
+  }
+  out.Key("source");
+  out.String(batch.source);
+  out.Key("cursor");
+  if (cursor.empty())
+    out.Null();
+  else
+    out.String(cursor);
+  out.EndObject();
+  return summary;
 }
 
 }  // namespace
@@ -178,12 +251,24 @@ Status BatchCursor(const Batch& batch, Cursor* out) {
   return Status::Ok();
 }
 
-Status CheckDrift(const Change& change, const std::string& source, std::int64_t wall_ms, std::int64_t max_drift_ms) {
-  if (change.node != source || HlcWithinDrift(change.hlc, wall_ms, max_drift_ms)) return Status::Ok();
-  std::int64_t ahead_s = (HlcPhysicalMs(change.hlc) - wall_ms) / 1000;
-  return Status(Code::kClockDrift, "hlc " + HlcToText(change.hlc) + " is " + std::to_string(ahead_s) +
+Status CheckDrift(Hlc hlc, std::int64_t wall_ms, std::int64_t max_drift_ms) {
+  if (HlcWithinDrift(hlc, wall_ms, max_drift_ms)) return Status::Ok();
+  std::int64_t ahead_s = (HlcPhysicalMs(hlc) - wall_ms) / 1000;
+  return Status(Code::kClockDrift, "hlc " + HlcToText(hlc) + " is " + std::to_string(ahead_s) +
                                        " s ahead of this node's clock (the bound is " +
                                        std::to_string(max_drift_ms / 1000) + " s); check the origin's clock");
+}
+
+bool IsConflict(Code code) {
+  switch (code) {
+    case Code::kUndefinedTable:
+    case Code::kUndefinedColumn:
+    case Code::kTypeMismatch:
+    case Code::kConstraint:
+    case Code::kPermissionDenied:
+    case Code::kClockDrift: return true;
+    default: return false;
+  }
 }
 
 Status CopiedDatabase(const std::string& docs_section) {
@@ -192,132 +277,265 @@ Status CopiedDatabase(const std::string& docs_section) {
                                          docs_section + ")");
 }
 
-Status Merge(const Batch& batch, MergeStore& store, const MergeOptions& options, MergeResult* result) {
-  *result = MergeResult();
-  Cursor cursor;
-  Status status = BatchCursor(batch, &cursor);
-  if (!status.ok()) return status;
+namespace {
 
-  // Map every change onto its table first: a malformed change is reported
-  // before anything is read or written.
-  std::vector<MergeChange> changes(batch.changes.size());
-  std::vector<MergeChange*> all(changes.size());
-  for (std::size_t i = 0; i < changes.size(); ++i) {
-    MergeChange& change = changes[i];
-    change.index = i;
-    change.change = &batch.changes[i];
-    all[i] = &change;
-    status = store.Table(change.change->table, &change.table);
-    if (status.ok()) status = MapChange(change);
-    if (status.ok()) status = store.Prepare(change);
-    if (status.ok()) status = CheckDrift(*change.change, batch.source, options.wall_ms, options.max_drift_ms);
-    if (!status.ok()) return WithContext(status, change);
-  }
-  status = store.ReadVersions(all);
-  if (!status.ok()) return status;
+// One apply: the batch, the store, what was decided so far.
+class Merger {
+ public:
+  Merger(const Batch& batch, MergeStore& store, const MergeOptions& options, MergeResult* result)
+      : batch_(batch), store_(store), options_(options), result_(result), changes_(batch.changes.size()),
+        wins_(batch.changes.size(), false), refused_(batch.changes.size(), false) {}
 
-  // Decide in batch order. A row's current version is the stored one, or
-  // the one an earlier change of this batch won with.
-  std::unordered_map<RowId, MergeChange*, RowIdHash> latest;
-  std::vector<bool> wins(changes.size(), false);
-  for (MergeChange& change : changes) {
-    const Change& incoming = *change.change;
-    store.ReceiveStamp(incoming.hlc);
-    MergeChange*& previous = latest[RowId{change.table, &change.meta_key}];
-    RowVersion current = change.stored;
-    if (previous != nullptr) current = RowVersion{true, previous->hlc, previous->node, previous->deleted};
-    switch (Decide(incoming, current, options.local_node)) {
-      case Verdict::kOlder: ++result->skipped; continue;
-      case Verdict::kSameStamp: {
-        bool same = false;
-        if (previous != nullptr)
-          same = SameWrite(change, *previous);
-        else if ((incoming.op == Op::kDelete) != change.stored.deleted)
-          same = false;
-        else if (incoming.op == Op::kDelete)
-          same = true;
-        else
-          status = store.SameContent(change, &same);
-        if (!status.ok()) return WithContext(status, change);
-        if (!same)
-          return WithContext(Status(Code::kCorruptBatch, "stamp " + HlcToText(incoming.hlc) + "/" + incoming.node +
-                                                             " is already known for this row with different content"),
-                             change);
-        ++result->skipped;
-        continue;
-      }
-      case Verdict::kCopiedDatabase: return WithContext(CopiedDatabase(options.copied_database_docs), change);
-      case Verdict::kApply: break;
+  Status Run() {
+    Cursor cursor;
+    Status status = BatchCursor(batch_, &cursor);
+    if (status.ok()) status = PrepareAll();
+    if (status.ok()) status = DecideAll();
+    std::vector<MergeChange*> winners;
+    for (MergeChange& change : changes_)
+      if (wins_[change.index]) winners.push_back(&change);
+    if (status.ok()) {
+      status = WriteInOrder(
+          winners, store_, [this](MergeChange& change, const Status& reason) { return Refused(change, reason); },
+          &result_->failed);
     }
-    status = store.Admit(change);
-    if (!status.ok()) return WithContext(status, change);
-    change.clock = incoming.clock;
-    change.hlc = incoming.hlc;
-    change.node = incoming.node;
-    change.deleted = incoming.op == Op::kDelete;
-    if (previous != nullptr) wins[previous->index] = false;
-    wins[change.index] = true;
-    previous = &change;
-    ++result->applied;
+    if (status.ok()) status = WriteVersions(winners);
+    for (Refusal& refusal : result_->refusals)
+      if (status.ok()) status = store_.LogRefusal(changes_[refusal.index], &refusal);
+    if (status.ok() && !batch_.cursor.empty()) {
+      bool found = false;
+      std::string position;
+      status = store_.ReadPeer(cursor, &found, &position);
+      // A page delivered late (after a newer one) must not move the cursor back.
+      if (status.ok() && (!found || ComparePositions(cursor.position, position) > 0)) status = store_.WritePeer(cursor);
+    }
+    if (!status.ok()) return status;
+    result_->summary =
+        Summary(batch_, *result_, options_.count_rewritten, batch_.cursor.empty() ? "" : EncodeCursor(cursor));
+    return Status::Ok();
   }
 
-  std::vector<MergeChange*> winners;
-  for (MergeChange& change : changes)
-    if (wins[change.index]) winners.push_back(&change);
-  status = WriteInOrder(winners, store, &result->refused);
-  if (!status.ok()) return status;
+ private:
+  // Maps every change onto its table and checks its stamp first: a
+  // malformed change is reported before anything is read or written.
+  Status PrepareAll() {
+    std::vector<MergeChange*> keyed;
+    for (std::size_t i = 0; i < changes_.size(); ++i) {
+      MergeChange& change = changes_[i];
+      change.index = i;
+      change.change = &batch_.changes[i];
+      Status status = store_.Table(change.change->table, &change.table);
+      if (status.ok()) status = MapChange(change);
+      if (status.ok()) status = store_.Prepare(change);
+      if (status.ok()) status = CheckStamp(change);
+      if (!status.ok() && !Refused(change, WithContext(status, change), /*forget=*/true))
+        return WithContext(status, change);
+      if (HasKey(change)) keyed.push_back(&change);
+    }
+    return store_.ReadVersions(keyed);
+  }
+
+  // The drift bound (docs/protocol.md, "Stamps"). A server checks every
+  // change: one ahead of its clock by more than the bound waits (the batch
+  // fails, and the next sync tries again), one ahead by more than the
+  // refusal bound is refused. A device trusts its server. Otherwise the
+  // bound is checked where a change enters from its origin; a relay
+  // forwards what its first hop accepted.
+  Status CheckStamp(const MergeChange& change) {
+    const Hlc hlc = change.change->hlc;
+    switch (options_.role) {
+      case MergeRole::kDevice: return Status::Ok();
+      case MergeRole::kStrict:
+        if (change.change->node != batch_.source) return Status::Ok();
+        return CheckDrift(hlc, options_.wall_ms, options_.max_drift_ms);
+      case MergeRole::kServer: {
+        Status refuse = CheckDrift(hlc, options_.wall_ms, options_.refuse_drift_ms);
+        if (!refuse.ok()) return refuse;
+        Status wait = CheckDrift(hlc, options_.wall_ms, options_.max_drift_ms);
+        if (wait.ok()) return wait;
+        return Status(Code::kNotYet, wait.message() + "; the batch waits until then")
+            .WithHint("Sync again later: a change up to " + std::to_string(options_.refuse_drift_ms / 1000) +
+                      " s ahead is accepted once this server's clock catches up.");
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Decides in batch order. A row's current version is the stored one, or
+  // the one an earlier change of this batch won with.
+  Status DecideAll() {
+    for (MergeChange& change : changes_) {
+      if (refused_[change.index]) continue;
+      const Change& incoming = *change.change;
+      store_.ReceiveStamp(incoming.hlc);
+      MergeChange*& previous = latest_[RowId{change.table, &change.meta_key}];
+      RowVersion current = change.stored;
+      if (previous != nullptr) current = RowVersion{true, previous->hlc, previous->node, previous->deleted};
+      Status status;
+      switch (Decide(incoming, current, options_.local_node)) {
+        case Verdict::kOlder: ++result_->skipped; continue;
+        case Verdict::kSameStamp: {
+          bool same = false;
+          if (previous != nullptr)
+            same = SameWrite(change, *previous);
+          else if ((incoming.op == Op::kDelete) != change.stored.deleted)
+            same = false;
+          else if (incoming.op == Op::kDelete)
+            same = true;
+          else
+            status = store_.SameContent(change, &same);
+          if (!status.ok()) return WithContext(status, change);
+          if (!same)
+            return WithContext(Status(Code::kCorruptBatch, "stamp " + HlcToText(incoming.hlc) + "/" + incoming.node +
+                                                               " is already known for this row with different content"),
+                               change);
+          ++result_->skipped;
+          continue;
+        }
+        case Verdict::kCopiedDatabase: return WithContext(CopiedDatabase(options_.copied_database_docs), change);
+        case Verdict::kApply: break;
+      }
+      status = store_.Admit(change);
+      if (!status.ok()) {
+        if (Refused(change, WithContext(status, change))) continue;
+        return WithContext(status, change);
+      }
+      change.clock = incoming.clock;
+      change.hlc = incoming.hlc;
+      change.node = incoming.node;
+      change.deleted = incoming.op == Op::kDelete;
+      if (previous != nullptr) wins_[previous->index] = false;
+      wins_[change.index] = true;
+      previous = &change;
+      ++result_->applied;
+    }
+    return Status::Ok();
+  }
+
+  // Whether a change is refused on its own (then recorded) rather than
+  // rejecting the batch.
+  bool Refused(MergeChange& change, const Status& reason, bool forget = false) {
+    if (options_.role == MergeRole::kStrict || !IsConflict(reason.code())) return false;
+    // A constraint may hold once a later page is written (a parent, a
+    // UNIQUE value freed): the sender merges pages and sends them again.
+    if (options_.role == MergeRole::kServer && reason.code() == Code::kConstraint && batch_.has_more) return false;
+    Refusal refusal;
+    refusal.index = change.index;
+    refusal.reason = reason;
+    const Code code = reason.code();
+    refusal.forget =
+        options_.role == MergeRole::kServer && (forget || !HasKey(change) || code == Code::kPermissionDenied ||
+                                                code == Code::kUndefinedTable || code == Code::kClockDrift);
+    result_->refusals.push_back(std::move(refusal));
+    refused_[change.index] = true;
+    if (wins_[change.index]) {
+      wins_[change.index] = false;
+      --result_->applied;
+    }
+    return true;
+  }
+
+  // Records the versions of the rows written: the ones received, new local
+  // versions for what the engine stored differently, and a server's
+  // answers to the changes it refused.
+  Status WriteVersions(const std::vector<MergeChange*>& winners) {
+    std::vector<const MergeChange*> versions;
+    std::deque<MergeChange> added;
+    for (MergeChange* change : winners) {
+      if (refused_[change->index]) continue;
+      Status status = Rewrite(*change, added);
+      if (!status.ok()) return status;
+      versions.push_back(change);
+      written_[RowId{change->table, &change->meta_key}] = change;
+    }
+    if (options_.role == MergeRole::kServer) {
+      for (Refusal& refusal : result_->refusals)
+        Answer(changes_[refusal.index], &refusal, added);
+    }
+    for (const MergeChange& version : added)
+      versions.push_back(&version);
+    return store_.WriteVersions(versions);
+  }
 
   // What the engine stored differently becomes a new local version: the
   // least stamp above the one received, which beats it (and nothing older
   // was stored) yet loses to any later edit elsewhere, as the received one
   // would. A row stored under another key than sent gets a tombstone for
   // the key as sent.
-  std::vector<const MergeChange*> versions(winners.begin(), winners.end());
-  std::vector<MergeChange> sent_keys;
-  sent_keys.reserve(winners.size());
-  for (MergeChange* change : winners) {
+  Status Rewrite(MergeChange& change, std::deque<MergeChange>& added) {
     // No stamp is above the greatest: the new version could not beat the
     // received one, and the replicas would disagree for good.
-    if ((change->rewritten || change->has_sent_key) && change->change->hlc == kHlcMax)
+    if ((change.rewritten || change.has_sent_key) && change.change->hlc == kHlcMax)
       return WithContext(Status(Code::kInvalidInput, "stamp " + HlcToText(kHlcMax) +
                                                          " is the greatest possible; the form this node stores "
                                                          "cannot be stamped above it"),
-                         *change);
-    if (change->rewritten) {
-      change->hlc = NextHlc(change->hlc);
-      change->clock += 1;
-      change->node = options.local_node;
-      store.ReceiveStamp(change->hlc);
+                         change);
+    if (change.rewritten) {
+      change.hlc = NextHlc(change.hlc);
+      change.clock = NextClock(change.clock);
+      change.node = options_.local_node;
+      store_.ReceiveStamp(change.hlc);
     }
-    if (change->rewritten || change->has_sent_key) ++result->rewritten;
-    if (change->has_sent_key) {
-      MergeChange& tombstone = sent_keys.emplace_back(*change);
-      tombstone.meta_key = change->sent_key;
+    if (change.rewritten || change.has_sent_key) ++result_->rewritten;
+    if (change.has_sent_key) {
+      MergeChange& tombstone = added.emplace_back(change);
+      tombstone.meta_key = change.sent_key;
       tombstone.has_sent_key = false;
-      tombstone.hlc = NextHlc(change->change->hlc);
-      tombstone.clock = change->change->clock + 1;
-      tombstone.node = options.local_node;
+      tombstone.hlc = NextHlc(change.change->hlc);
+      tombstone.clock = NextClock(change.change->clock);
+      tombstone.node = options_.local_node;
       tombstone.deleted = true;
-      store.ReceiveStamp(tombstone.hlc);
+      store_.ReceiveStamp(tombstone.hlc);
     }
+    return Status::Ok();
   }
-  for (const MergeChange& tombstone : sent_keys)
-    versions.push_back(&tombstone);
-  status = store.WriteVersions(versions);
-  if (!status.ok()) return status;
 
-  if (!batch.cursor.empty()) {
-    bool found = false;
-    std::string position;
-    status = store.ReadPeer(cursor, &found, &position);
-    if (!status.ok()) return status;
-    // A page delivered late (after a newer one) must not move the cursor back.
-    if (!found || ComparePositions(cursor.position, position) > 0) status = store.WritePeer(cursor);
-    if (!status.ok()) return status;
+  // The server's answer to a refused change (docs/protocol.md,
+  // "Conflicts"): its current state of the row (its content, or a tombstone
+  // when it has none) at the least stamp above the refused one, so that the
+  // device's copy is overwritten by the ordinary merge of its next pull. A
+  // stamp the server would not accept is answered at the server's own clock
+  // (the device forgets its copy first). Nothing to answer when the row
+  // cannot be named, or when the server's version already beats the
+  // refused one.
+  void Answer(const MergeChange& change, Refusal* refusal, std::deque<MergeChange>& added) {
+    if (!HasKey(change)) return;
+    RowVersion current = change.stored;
+    auto winner = written_.find(RowId{change.table, &change.meta_key});
+    if (winner != written_.end())
+      current = RowVersion{true, winner->second->hlc, winner->second->node, winner->second->deleted};
+    const Change& refused = *change.change;
+    if (current.exists && CompareStamps(refused.hlc, refused.node, current.hlc, current.node) <= 0) return;
+    refusal->answered = true;
+    MergeChange& answer = added.emplace_back(change);
+    answer.answer = true;
+    answer.has_sent_key = false;
+    answer.hlc = refusal->reason.code() == Code::kClockDrift ? store_.NewStamp(current.hlc) : NextHlc(refused.hlc);
+    answer.clock = NextClock(refused.clock);
+    answer.node = options_.local_node;
+    answer.deleted = !current.exists || current.deleted;
+    store_.ReceiveStamp(answer.hlc);
   }
-  result->summary = ApplySummary({result->applied, result->skipped, options.count_rewritten ? result->rewritten : -1},
-                                 batch.source, batch.cursor.empty() ? "" : EncodeCursor(cursor));
-  return Status::Ok();
+
+  static std::int64_t NextClock(std::int64_t clock) {
+    return clock < std::numeric_limits<std::int64_t>::max() ? clock + 1 : clock;
+  }
+
+  const Batch& batch_;
+  MergeStore& store_;
+  const MergeOptions& options_;
+  MergeResult* result_;
+  std::vector<MergeChange> changes_;
+  std::vector<bool> wins_, refused_;
+  std::unordered_map<RowId, MergeChange*, RowIdHash> latest_;   // the winner so far, per row
+  std::unordered_map<RowId, MergeChange*, RowIdHash> written_;  // the winners written, per row
+};
+
+}  // namespace
+
+Status Merge(const Batch& batch, MergeStore& store, const MergeOptions& options, MergeResult* result) {
+  *result = MergeResult();
+  return Merger(batch, store, options, result).Run();
 }
 
 }  // namespace syncline::core

@@ -4,7 +4,8 @@
 // writing rows and metadata. Everything else is decided here: mapping keys
 // and rows onto a table, the drift check, the conflict rule, same-content and
 // copied-database detection, the order writes are made in, rewrites, cursor
-// recording and the summary.
+// recording, the summary, and what to do with a change that cannot be
+// applied (docs/protocol.md, "Conflicts").
 #pragma once
 
 #include <cstdint>
@@ -57,6 +58,23 @@ struct MergeChange {
   Hlc hlc = 0;
   std::string node;
   bool deleted = false;
+  // The version is a server's answer to a refused change: its own state of
+  // the row, stamped above the refused one (the row's scope stays as is).
+  bool answer = false;
+};
+
+// A change a node refused on its own, leaving the rest of the batch to apply
+// (docs/protocol.md, "Conflicts").
+struct Refusal {
+  std::size_t index = 0;  // in batch.changes
+  Status reason;          // names the table and what was wrong
+  std::string sqlstate;   // set by the store: its engine's error class
+  // The device is to drop its copy of the row: the server's answer may not
+  // reach it through a pull (row-level security, a scope it does not pull,
+  // a key or table this server cannot name), or its copy carries a stamp
+  // the server will not accept.
+  bool forget = false;
+  bool answered = false;  // the server wrote its own state of the row above the refused stamp
 };
 
 // What an engine provides. Every call may fail with a Status; a PostgreSQL
@@ -89,24 +107,49 @@ class MergeStore {
   virtual Status WritePeer(const Cursor& cursor) = 0;
   // The local clock has seen this stamp (it stays ahead of it).
   virtual void ReceiveStamp(Hlc hlc) = 0;
+  // A new local stamp above `floor` (the server's answer to a stamp too far
+  // ahead is stamped by its own clock).
+  virtual Hlc NewStamp(Hlc floor) = 0;
+  // Records a refused change in the engine's conflict log, in the apply's
+  // transaction, and sets refusal->sqlstate (the engine may also replace
+  // the reason with its own error's words).
+  virtual Status LogRefusal(const MergeChange& change, Refusal* refusal) = 0;
 };
 
+// How a node treats a change it cannot apply.
+enum class MergeRole {
+  kStrict,  // rejects the whole batch, naming the change
+  // The source of truth: checks every change's stamp against its own clock,
+  // refuses a change on its own, logs it and answers with its own state.
+  kServer,
+  // Applies what its server sends: trusts its stamps (no drift check) and
+  // logs and skips a version it cannot store. It never writes an answer.
+  kDevice,
+};
+
+// Past this, a stamp ahead of the server's clock is not an honest clock's
+// that will soon be in range: the change is refused into the log.
+inline constexpr std::int64_t kDefaultRefuseDriftMs = 60 * 60 * 1000;
+
 struct MergeOptions {
+  MergeRole role = MergeRole::kStrict;
   std::string local_node;
   std::int64_t wall_ms = 0;
   std::int64_t max_drift_ms = kDefaultMaxDriftMs;
-  std::string copied_database_docs;  // where the engine's docs explain copied files
-  bool count_rewritten = false;      // the summary reports "rewritten" (PostgreSQL)
+  std::int64_t refuse_drift_ms = kDefaultRefuseDriftMs;  // kServer
+  std::string copied_database_docs;                      // where the engine's docs explain copied files
+  bool count_rewritten = false;                          // the summary reports "rewritten" (PostgreSQL)
 };
 
 struct MergeResult {
   std::int64_t applied = 0;
   std::int64_t skipped = 0;
   std::int64_t rewritten = 0;
+  std::vector<Refusal> refusals;
   std::string summary;  // apply_push's answer
   // The change whose write the engine refused when the merge failed there
   // (the engine may hold its own error for it), or SIZE_MAX.
-  std::size_t refused = static_cast<std::size_t>(-1);
+  std::size_t failed = static_cast<std::size_t>(-1);
 };
 
 // How an incoming change compares with a row's current version.
@@ -129,10 +172,15 @@ Status Merge(const Batch& batch, MergeStore& store, const MergeOptions& options,
 // Decodes a batch's cursor and checks that its source issued it.
 Status BatchCursor(const Batch& batch, Cursor* out);
 
-// The drift bound (docs/protocol.md, "Stamps"): checked where a change
-// enters from its origin (its node is the batch's source); a relay forwards
-// what its first hop accepted.
-Status CheckDrift(const Change& change, const std::string& source, std::int64_t wall_ms, std::int64_t max_drift_ms);
+// The drift bound (docs/protocol.md, "Stamps"): whether a stamp is more than
+// max_drift_ms ahead of this node's wall clock (a kClockDrift error saying
+// by how much).
+Status CheckDrift(Hlc hlc, std::int64_t wall_ms, std::int64_t max_drift_ms);
+
+// Whether the merge may refuse a change for this error on its own (a
+// conflict), rather than reject the batch (malformed; docs/protocol.md,
+// "Conflicts").
+bool IsConflict(Code code);
 
 // A change stamped with this node's own id that is newer than anything this
 // node wrote to the row cannot have been made here: the database is a copy.

@@ -21,9 +21,32 @@ enum class Code {
   kConstraint,        // the engine refused the write (NOT NULL, UNIQUE, FK ...)
   kUnavailable,       // the server cannot be reached (worth retrying)
   kConflict,          // a concurrent transaction changed what this one read (worth retrying)
+  kNotYet,            // to be tried again later (a stamp ahead of the server's clock, within reason)
   kPermissionDenied,  // the caller may not do this (not the table's owner, not authorised for a scope)
   kInternal,
 };
+
+// The SQLSTATE (PostgreSQL's error classes) a code stands for: what
+// PostgreSQL raises a Status with, and what conflict logs record on both
+// engines.
+inline const char* SqlStateOf(Code code) {
+  switch (code) {
+    case Code::kOk: return "00000";
+    case Code::kInvalidInput: return "22023";      // invalid_parameter_value
+    case Code::kUndefinedTable: return "42P01";    // undefined_table
+    case Code::kUndefinedColumn: return "42703";   // undefined_column
+    case Code::kTypeMismatch: return "42804";      // datatype_mismatch
+    case Code::kClockDrift: return "22023";        // invalid_parameter_value
+    case Code::kCorruptBatch: return "22000";      // data_exception
+    case Code::kConstraint: return "23000";        // integrity_constraint_violation
+    case Code::kUnavailable: return "08006";       // connection_failure
+    case Code::kConflict: return "40001";          // serialization_failure
+    case Code::kNotYet: return "55000";            // object_not_in_prerequisite_state
+    case Code::kPermissionDenied: return "42501";  // insufficient_privilege
+    case Code::kInternal: return "XX000";          // internal_error
+  }
+  return "XX000";
+}
 
 class [[nodiscard]] Status {
  public:

@@ -44,8 +44,8 @@ constexpr std::size_t kWriteChunk = 1000;
 
 class PgStore : public core::MergeStore {
  public:
-  PgStore(const core::Batch& batch, std::string local_node)
-      : data_(batch.changes.size()), local_node_(std::move(local_node)) {}
+  PgStore(const core::Batch& batch, std::string local_node, std::string role)
+      : batch_(batch), data_(batch.changes.size()), local_node_(std::move(local_node)), role_(std::move(role)) {}
 
   void PrepareStatements() {
     AsExtensionOwner owner;
@@ -94,8 +94,8 @@ class PgStore : public core::MergeStore {
 
   // The change being worked on, for errors PostgreSQL raises (none between changes).
   std::optional<std::size_t> current() const { return current_; }
-  // PostgreSQL's own error for a write it refused, if kept.
-  ErrorData* Refusal(std::size_t index) const {
+  // PostgreSQL's own error for a change it refused, if kept.
+  ErrorData* KeptError(std::size_t index) const {
     auto it = refusals_.find(index);
     return it == refusals_.end() ? nullptr : it->second;
   }
@@ -118,8 +118,27 @@ class PgStore : public core::MergeStore {
     return Status::Ok();
   }
 
+  // Conversions run inside one subtransaction for the whole batch: a value
+  // PostgreSQL's input function refuses (raising an error) is then this
+  // change's refusal, and the rest go on in a new one.
   Status Prepare(core::MergeChange& change) override {
     current_ = change.index;
+    if (!converting_) conversions_ = BeginSubtransaction();
+    converting_ = true;
+    Status status;
+    ErrorData* error = nullptr;
+    try {
+      status = Convert(change);
+    } catch (PgError& caught) {
+      error = caught.data;
+    }
+    if (error == nullptr) return status;
+    EndSubtransaction(conversions_, false);
+    conversions_ = BeginSubtransaction();
+    return Refusal(change.index, error);
+  }
+
+  Status Convert(core::MergeChange& change) {
     const TableInfo& info = Of(change).info;
     ChangeData& data = data_[change.index];
     // The key in canonical form (a UUID in upper case is the same row).
@@ -166,6 +185,8 @@ class PgStore : public core::MergeStore {
   // names (and of keys sent in another form, which get tombstones).
   Status ReadVersions(const std::vector<core::MergeChange*>& changes) override {
     current_.reset();
+    if (converting_) EndSubtransaction(conversions_, true);
+    converting_ = false;
     std::map<int32, std::vector<std::string>> keys;
     for (const core::MergeChange* change : changes) {
       keys[Of(*change).info.tid].push_back(change->meta_key.bytes);
@@ -232,7 +253,8 @@ class PgStore : public core::MergeStore {
     if (known.empty()) known = Meta(info.tid, change.meta_key.bytes).scope;
     const bool upsert = change.change->op == core::Op::kUpsert;
     if (upsert && !known.empty() && !data.scope.empty() && known != data.scope)
-      return Status(Code::kInvalidInput, "the row's scope is " + known + "; a change cannot move it to " + data.scope);
+      return Status(Code::kPermissionDenied,
+                    "the row's scope is " + known + "; a change cannot move it to " + data.scope);
     if (!info.authorize.empty()) {
       std::optional<std::string> touched;
       if (upsert)
@@ -292,6 +314,13 @@ class PgStore : public core::MergeStore {
 
   void ReceiveStamp(core::Hlc hlc) override { pg::ReceiveStamp(hlc); }
 
+  core::Hlc NewStamp(core::Hlc floor) override {
+    pg::ReceiveStamp(floor);
+    return NextStamp();
+  }
+
+  Status LogRefusal(const core::MergeChange& change, core::Refusal* refusal) override;
+
  private:
   static SetTable& Of(const core::MergeChange& change) { return *static_cast<SetTable*>(change.table); }
 
@@ -324,12 +353,35 @@ class PgStore : public core::MergeStore {
                       " changed in a concurrent transaction after this apply read it; apply the batch again");
   }
 
+  // PostgreSQL refused change `index` with `error`: a conflict the merge
+  // may refuse the change for (the error is kept for the log and for
+  // raising), or else an error that ends the apply (raised here).
+  Status Refusal(std::size_t index, ErrorData* error) {
+    const int code = error->sqlerrcode;
+    const std::string message = error->message != nullptr ? error->message : "refused";
+    Code kind = Code::kOk;
+    if (ERRCODE_TO_CATEGORY(code) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION || code == ERRCODE_RAISE_EXCEPTION)
+      kind = Code::kConstraint;  // a user's trigger refusing the row, too
+    else if (ERRCODE_TO_CATEGORY(code) == ERRCODE_DATA_EXCEPTION || code == ERRCODE_DATATYPE_MISMATCH)
+      kind = Code::kTypeMismatch;
+    else if (code == ERRCODE_INSUFFICIENT_PRIVILEGE || code == ERRCODE_WITH_CHECK_OPTION_VIOLATION)
+      kind = Code::kPermissionDenied;
+    if (kind == Code::kOk) throw PgError{error};
+    refusals_[index] = error;
+    return Status(kind, message);
+  }
+
   Status WriteChunks(const std::vector<const core::MergeChange*>& changes, SPIPlanPtr plan);
   Status NodeRef(const std::string& node, int64* ref);
 
+  const core::Batch& batch_;
   std::vector<ChangeData> data_;  // per change of the batch
   std::string local_node_;
+  std::string role_;  // the role applying the batch (not the extension owner)
+  SPIPlanPtr log_refusal_ = nullptr;
   std::optional<std::size_t> current_;
+  bool converting_ = false;  // Prepare's subtransaction is open
+  Subtransaction conversions_{};
   SPIPlanPtr read_metas_ = nullptr, insert_metas_ = nullptr, update_metas_ = nullptr, node_ref_ = nullptr,
              find_node_ = nullptr;
   std::map<std::pair<int32, std::string>, RowMeta> meta_;
@@ -360,12 +412,9 @@ Status PgStore::WriteRows(const std::vector<core::MergeChange*>& run, std::size_
   for (std::size_t i = 0; i < *written; ++i)
     run[i]->rewritten = rows[i].rewritten;
   if (*written == run.size()) return Status::Ok();
-  // A constraint may hold once other changes are written: the merge retries.
-  if (ERRCODE_TO_CATEGORY(error->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) {
-    refusals_[run[*written]->index] = error;
-    return Status(Code::kConstraint, error->message != nullptr ? error->message : "constraint violation");
-  }
-  throw PgError{error};
+  // A refusal of this change (the merge retries a constraint after the
+  // others), or an error that ends the apply.
+  return Refusal(run[*written]->index, error);
 }
 
 Status PgStore::WriteVersions(const std::vector<const core::MergeChange*>& changes) {
@@ -400,6 +449,66 @@ Status PgStore::WriteVersions(const std::vector<const core::MergeChange*>& chang
   return Status::Ok();
 }
 
+// The refused change as sent, with PostgreSQL's own words for the reason
+// when it raised the error, into syncline.conflicts (docs/protocol.md,
+// "Conflicts").
+Status PgStore::LogRefusal(const core::MergeChange& change, core::Refusal* refusal) {
+  const core::Change& sent = *change.change;
+  if (ErrorData* error = KeptError(change.index)) {
+    std::string message = core::ChangeContext(change.index, sent.table) + error->message;
+    if (error->detail != nullptr) message += " (" + std::string(error->detail) + ")";
+    refusal->reason = Status(refusal->reason.code(), message);
+    refusal->sqlstate = unpack_sql_state(error->sqlerrcode);
+  } else {
+    refusal->sqlstate = core::SqlStateOf(refusal->reason.code());
+  }
+  std::string pk, row, scope;
+  core::JsonWriter key_writer(&pk);
+  key_writer.BeginObject();
+  for (const core::ColumnValue& column : sent.pk) {
+    key_writer.Key(column.column);
+    core::WriteValue(key_writer, column.value);
+  }
+  key_writer.EndObject();
+  if (sent.op == core::Op::kUpsert) {
+    core::JsonWriter row_writer(&row);
+    row_writer.BeginObject();
+    for (const core::ColumnValue& column : sent.row) {
+      row_writer.Key(column.column);
+      core::WriteValue(row_writer, column.value);
+    }
+    row_writer.EndObject();
+  }
+  scope = data_[change.index].scope;
+  if (scope.empty() && change.table != nullptr && change.meta_key.type == Value::Type::kText)
+    scope = Meta(Of(change).info.tid, change.meta_key.bytes).scope;
+  AsExtensionOwner owner;
+  if (log_refusal_ == nullptr)
+    log_refusal_ = pg::Prepare(
+        "INSERT INTO syncline.conflicts (node_id, role_name, table_name, pk, op, \"row\", hlc, origin, scope, "
+        "sqlstate, reason, answer, forget) VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5, $6::pg_catalog.jsonb, $7, "
+        "$8, $9::pg_catalog.jsonb, $10, $11, $12, $13)",
+        {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+         BOOLOID});
+  Datum args[13] = {TextDatum(batch_.source),
+                    TextDatum(role_),
+                    TextDatum(sent.table),
+                    TextDatum(pk),
+                    TextDatum(sent.op == core::Op::kUpsert ? "upsert" : "delete"),
+                    TextDatum(row),
+                    TextDatum(core::HlcToText(sent.hlc)),
+                    TextDatum(sent.node),
+                    TextDatum(scope),
+                    TextDatum(refusal->sqlstate),
+                    TextDatum(refusal->reason.message()),
+                    TextDatum(refusal->answered ? "restamped" : "none"),
+                    BoolGetDatum(refusal->forget)};
+  const char nulls[14] = {' ', ' ', ' ', ' ', ' ', row.empty() ? 'n' : ' ', ' ', ' ', scope.empty() ? 'n' : ' ',
+                          ' ', ' ', ' ', ' ', '\0'};
+  Execute(log_refusal_, args, nulls, false);
+  return Status::Ok();
+}
+
 Status PgStore::WriteChunks(const std::vector<const core::MergeChange*>& changes, SPIPlanPtr plan) {
   for (std::size_t start = 0; start < changes.size(); start += kWriteChunk) {
     const std::size_t count = std::min(kWriteChunk, changes.size() - start);
@@ -418,8 +527,12 @@ Status PgStore::WriteChunks(const std::vector<const core::MergeChange*>& changes
       hlcs.push_back(Int64GetDatum(static_cast<int64>(change.hlc)));
       nodes.push_back(Int32GetDatum(static_cast<int32>(node_ref)));
       deleted.push_back(BoolGetDatum(change.deleted));
-      // A tombstone keeps the scope its row had (an empty one keeps the stored one).
-      scopes.push_back(change.change->op == core::Op::kUpsert ? data_[change.index].scope : std::string());
+      // A tombstone keeps the scope its row had (an empty one keeps the
+      // stored one), and so does an answer to a refused change; an answer
+      // for a row the server never had carries the refused row's scope, so
+      // that the device's scoped pull receives it.
+      const bool keep_scope = change.change->op == core::Op::kDelete || (change.answer && plan == update_metas_);
+      scopes.push_back(keep_scope ? std::string() : data_[change.index].scope);
     }
     AsExtensionOwner owner;
     Datum args[8] = {ScalarArray(tids, INT4OID),
@@ -483,6 +596,32 @@ Status PgStore::NodeRef(const std::string& node, int64* ref) {
   return Status::Ok();
 }
 
+// A node id is bound to the role that first pushed under it
+// (syncline.devices; docs/security.md): no other role can push, or
+// acknowledge pulls, in its name. Superusers may push under any node id.
+Status BindSource(const std::string& source, std::string* role) {
+  bool super = false;
+  const char* name = nullptr;
+  PgGuard([&] {
+    super = superuser();
+    name = GetUserNameFromId(GetUserId(), false);
+  });
+  *role = name;
+  AsExtensionOwner owner;
+  SPIPlanPtr bind = pg::Prepare(
+      "INSERT INTO syncline.devices AS d (node_id, role_name) VALUES ($1, $2) ON CONFLICT (node_id) DO UPDATE "
+      "SET last_push = pg_catalog.now() RETURNING d.role_name",
+      {TEXTOID, TEXTOID});
+  Datum args[2] = {TextDatum(source), TextDatum(*role)};
+  Execute(bind, args, "  ", false);
+  const std::string bound = ResultText(0, 1);
+  if (bound == *role || super) return Status::Ok();
+  return Status(Code::kPermissionDenied,
+                "batch: node " + source + " pushes as role \"" + bound + "\", not \"" + *role + "\"")
+      .WithHint("Each device needs a node id of its own; an administrator can rebind one by deleting its row from "
+                "syncline.devices.");
+}
+
 // The batch text, as the function's argument holds it (not copied).
 Status ApplyText(std::string_view text, Datum* result) {
   core::Batch batch;
@@ -504,7 +643,11 @@ Status ApplyText(std::string_view text, Datum* result) {
                      true) > 0)
         options.max_drift_ms = ResultInt64(0, 1);
     }
-    PgStore store(batch, options.local_node);
+    options.role = core::MergeRole::kServer;
+    std::string role;
+    status = BindSource(batch.source, &role);
+    if (!status.ok()) return status;
+    PgStore store(batch, options.local_node, role);
     store.PrepareStatements();
     core::MergeResult result;
     ErrorData* error = nullptr;
@@ -515,10 +658,10 @@ Status ApplyText(std::string_view text, Datum* result) {
     }
     // PostgreSQL's own error (a constraint, an input syntax, a privilege),
     // prefixed with the change at fault.
-    if (error == nullptr && !status.ok() && result.refused != static_cast<std::size_t>(-1))
-      error = store.Refusal(result.refused);
+    if (error == nullptr && !status.ok() && result.failed != static_cast<std::size_t>(-1))
+      error = store.KeptError(result.failed);
     if (error != nullptr) {
-      std::optional<std::size_t> at = error == store.Refusal(result.refused) ? result.refused : store.current();
+      std::optional<std::size_t> at = error == store.KeptError(result.failed) ? result.failed : store.current();
       PgError raised{error};
       if (at) PrefixError(raised, "syncline.apply_push: " + core::ChangeContext(*at, batch.changes[*at].table));
       throw raised;

@@ -217,27 +217,36 @@ void WriteRun(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::si
 
 }  // namespace
 
+Subtransaction BeginSubtransaction() {
+  Subtransaction begun{CurrentMemoryContext, CurrentResourceOwner};
+  PgGuard([] { BeginInternalSubTransaction(nullptr); });
+  MemoryContextSwitchTo(begun.context);
+  return begun;
+}
+
+void EndSubtransaction(const Subtransaction& begun, bool commit) {
+  if (commit)
+    PgGuard([] { ReleaseCurrentSubTransaction(); });
+  else
+    PgGuard([] { RollbackAndReleaseCurrentSubTransaction(); });
+  MemoryContextSwitchTo(begun.context);
+  CurrentResourceOwner = begun.owner;
+}
+
 bool WriteSet(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::size_t first, std::size_t count,
               ErrorData** error) {
-  MemoryContext context = CurrentMemoryContext;
-  ResourceOwner owner = CurrentResourceOwner;
-  PgGuard([] { BeginInternalSubTransaction(nullptr); });
-  MemoryContextSwitchTo(context);
+  const Subtransaction begun = BeginSubtransaction();
   *error = nullptr;
   try {
     WriteRun(table, upsert, rows, first, count);
   } catch (PgError& refused) {
-    *error = refused.data;  // copied into `context`, which outlives the subtransaction
+    *error = refused.data;  // copied into the caller's context, which outlives the subtransaction
   }
   if (*error != nullptr) {
     for (std::size_t i = first; i < first + count; ++i)
       rows[i].rewritten = false;
-    PgGuard([] { RollbackAndReleaseCurrentSubTransaction(); });
-  } else {
-    PgGuard([] { ReleaseCurrentSubTransaction(); });
   }
-  MemoryContextSwitchTo(context);
-  CurrentResourceOwner = owner;
+  EndSubtransaction(begun, *error == nullptr);
   return *error == nullptr;
 }
 

@@ -36,6 +36,15 @@ struct RowWrite {
   bool rewritten;                  // set: PostgreSQL stored other values than sent
 };
 
+// An internal subtransaction that leaves the caller's memory context
+// current (what is allocated in it outlives a rollback).
+struct Subtransaction {
+  MemoryContext context;
+  ResourceOwner owner;
+};
+Subtransaction BeginSubtransaction();
+void EndSubtransaction(const Subtransaction& begun, bool commit);
+
 // Writes rows[first, first + count) in a subtransaction. False, with
 // PostgreSQL's error in *error, when it refused them (nothing is written).
 bool WriteSet(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::size_t first, std::size_t count,

@@ -56,25 +56,12 @@ void ForgetOnSubAbort(SubXactEvent event, SubTransactionId subid, SubTransaction
 
 }  // namespace boundary
 
-namespace {
-
 int SqlState(Code code) {
-  switch (code) {
-    case Code::kOk: return ERRCODE_SUCCESSFUL_COMPLETION;
-    case Code::kInvalidInput: return ERRCODE_INVALID_PARAMETER_VALUE;
-    case Code::kUndefinedTable: return ERRCODE_UNDEFINED_TABLE;
-    case Code::kUndefinedColumn: return ERRCODE_UNDEFINED_COLUMN;
-    case Code::kTypeMismatch: return ERRCODE_DATATYPE_MISMATCH;
-    case Code::kClockDrift: return ERRCODE_INVALID_PARAMETER_VALUE;
-    case Code::kCorruptBatch: return ERRCODE_DATA_EXCEPTION;
-    case Code::kConstraint: return ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
-    case Code::kUnavailable: return ERRCODE_CONNECTION_FAILURE;
-    case Code::kConflict: return ERRCODE_T_R_SERIALIZATION_FAILURE;
-    case Code::kPermissionDenied: return ERRCODE_INSUFFICIENT_PRIVILEGE;
-    case Code::kInternal: return ERRCODE_INTERNAL_ERROR;
-  }
-  return ERRCODE_INTERNAL_ERROR;
+  const char* state = core::SqlStateOf(code);
+  return MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
 }
+
+namespace {
 
 // Appends `text` to the string in `buffer` without allocating; what does not
 // fit is cut off at a character boundary (the text is UTF-8).

@@ -90,6 +90,9 @@ template <typename F> void PgGuardInDestructor(F&& call) noexcept {
 // palloc failure would longjmp out of): RunAtBoundary applies the prefix.
 void PrefixError(PgError& error, const std::string& prefix);
 
+// The SQLSTATE a Status is raised with (an ERRCODE_ value).
+int SqlState(core::Code code);
+
 // The body of a SQL-callable function: returns a Status and sets *result.
 using FunctionBody = core::Status (*)(FunctionCallInfo fcinfo, Datum* result);
 

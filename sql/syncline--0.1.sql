@@ -64,6 +64,37 @@ CREATE TABLE syncline.peers (
 
 -- pg_dump keeps the metadata (a restore is a copy of this node: see
 -- docs/postgres.md, "Backups and copies").
+-- Devices that push, each bound to the role that first pushed under its node
+-- id (docs/security.md, "Device identity").
+CREATE TABLE syncline.devices (
+  node_id text COLLATE "C" PRIMARY KEY,
+  role_name text NOT NULL,
+  first_push timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  last_push timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- Changes apply_push refused on their own (docs/protocol.md, "Conflicts").
+CREATE TABLE syncline.conflicts (
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  node_id text COLLATE "C" NOT NULL,  -- the device that pushed the change
+  role_name text NOT NULL,
+  table_name text NOT NULL,
+  pk jsonb NOT NULL,
+  op text NOT NULL,
+  "row" jsonb,       -- the row as sent (upserts)
+  hlc text NOT NULL,  -- the refused version's stamp and origin
+  origin text NOT NULL,
+  scope jsonb,        -- the row's scope, when its table has one
+  sqlstate text NOT NULL,
+  reason text NOT NULL,
+  answer text NOT NULL,     -- 'restamped': the server's state, stamped above the refused one; 'none'
+  forget boolean NOT NULL,  -- the device drops its copy of the row
+  resolved_at timestamptz
+);
+CREATE INDEX conflicts_node ON syncline.conflicts (node_id, id);
+CREATE INDEX conflicts_scope ON syncline.conflicts (scope, id) WHERE scope IS NOT NULL;
+
 SELECT pg_catalog.pg_extension_config_dump('syncline.meta', '');
 SELECT pg_catalog.pg_extension_config_dump('syncline.tables', '');
 SELECT pg_catalog.pg_extension_config_dump('syncline.tables_tid_seq', '');
@@ -72,6 +103,9 @@ SELECT pg_catalog.pg_extension_config_dump('syncline.nodes_ref_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('syncline.rows', '');
 SELECT pg_catalog.pg_extension_config_dump('syncline.rows_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('syncline.peers', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.devices', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.conflicts', '');
+SELECT pg_catalog.pg_extension_config_dump('syncline.conflicts_id_seq', '');
 
 -- Functions. The SQL-facing ones pin search_path and the settings that text
 -- output of dates and times depends on.
@@ -177,6 +211,44 @@ SELECT a.pid, a.usename, a.application_name, a.state, a.xact_start, a.backend_xi
   FROM pg_stat_activity a
  WHERE a.backend_xid IS NOT NULL
  ORDER BY age(a.backend_xid) DESC;
+
+-- A device's own refused changes, after the last one it has (its node id
+-- must be bound to the calling role; a superuser may read any).
+CREATE FUNCTION syncline.conflicts_for(node uuid, after bigint DEFAULT 0)
+RETURNS SETOF syncline.conflicts LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT c.* FROM syncline.conflicts c
+   WHERE c.node_id = node::text AND c.id > after
+     AND EXISTS (SELECT 1 FROM syncline.devices d WHERE d.node_id = node::text
+                  AND (d.role_name = session_user OR d.role_name = current_setting('role')
+                       OR (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)))
+   ORDER BY c.id
+$$;
+
+-- Marks entries done (they stay until pruned).
+CREATE FUNCTION syncline.resolve_conflicts(ids bigint[])
+RETURNS bigint LANGUAGE sql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH done AS (UPDATE syncline.conflicts SET resolved_at = now() WHERE id = ANY (ids) AND resolved_at IS NULL
+                RETURNING 1)
+  SELECT count(*) FROM done
+$$;
+REVOKE EXECUTE ON FUNCTION syncline.resolve_conflicts(bigint[]) FROM PUBLIC;
+
+-- Drops entries older than the retention (default: resolved ones after 30
+-- days, any after 90), returning how many went.
+CREATE FUNCTION syncline.prune_conflicts(resolved_for interval DEFAULT '30 days', kept_for interval DEFAULT '90 days')
+RETURNS bigint LANGUAGE sql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH gone AS (DELETE FROM syncline.conflicts
+                 WHERE (resolved_at IS NOT NULL AND resolved_at < now() - resolved_for) OR at < now() - kept_for
+                RETURNING 1)
+  SELECT count(*) FROM gone
+$$;
+REVOKE EXECUTE ON FUNCTION syncline.prune_conflicts(interval, interval) FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA syncline TO PUBLIC;
 GRANT SELECT ON syncline.tracked_tables, syncline.pull_horizon TO PUBLIC;

@@ -11,6 +11,7 @@
 #include "core/changeset.h"
 #include "core/cursor.h"
 #include "core/merge.h"
+#include "sqlite_extension/conflicts.h"
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/sync.h"
 #include "sqlite_extension/tracking.h"
@@ -171,8 +172,8 @@ void BindBorrowed(Statement& statement, int index, const Value& value) {
 // nothing behind and the merge may retry it later.
 class SqliteStore : public core::MergeStore {
  public:
-  SqliteStore(ConnectionState& state, std::string local_node)
-      : state_(state), db_(state.db), local_node_(std::move(local_node)) {}
+  SqliteStore(ConnectionState& state, std::string local_node, const core::Batch& batch)
+      : state_(state), db_(state.db), batch_(&batch), local_node_(std::move(local_node)) {}
 
   Status PrepareStatements() {
     Status status =
@@ -333,6 +334,12 @@ class SqliteStore : public core::MergeStore {
   }
 
   void ReceiveStamp(core::Hlc hlc) override { sqlite::ReceiveStamp(state_, hlc); }
+  core::Hlc NewStamp(core::Hlc floor) override { return sqlite::NextStamp(state_, floor); }
+
+  Status LogRefusal(const core::MergeChange& change, core::Refusal* refusal) override {
+    refusal->sqlstate = core::SqlStateOf(refusal->reason.code());
+    return LogLocalRefusal(db_, *batch_, change.index, *refusal);
+  }
 
  private:
   static ApplyTable& Of(const core::MergeChange& change) { return *static_cast<ApplyTable*>(change.table); }
@@ -362,6 +369,7 @@ class SqliteStore : public core::MergeStore {
 
   ConnectionState& state_;
   sqlite3* db_;
+  const core::Batch* batch_;
   std::string local_node_;
   Statement read_meta_, write_meta_, add_node_, find_node_;
   std::map<std::string, ApplyTable> tables_;  // by name as the batch spells it
@@ -373,7 +381,24 @@ class SqliteStore : public core::MergeStore {
 
 }  // namespace
 
-Status ApplyPush(ConnectionState& state, const std::string& text, std::string* summary) {
+Status ParseApplyOptions(const std::string& text, ApplyOptions* out) {
+  *out = ApplyOptions();
+  if (text.empty()) return Status::Ok();
+  core::Json json;
+  Status status = core::ParseJson(text, &json);
+  if (!status.ok() || !json.is_object()) return Status(Code::kInvalidInput, "options must be a JSON object");
+  for (const auto& [key, value] : json.members) {
+    if (key != "from_server")
+      return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\" (known: \"from_server\")");
+    if (value.kind != core::Json::Kind::kTrue && value.kind != core::Json::Kind::kFalse)
+      return Status(Code::kInvalidInput, "options: \"from_server\" must be true or false");
+    out->from_server = value.kind == core::Json::Kind::kTrue;
+  }
+  return Status::Ok();
+}
+
+Status ApplyPush(ConnectionState& state, const std::string& text, const ApplyOptions& apply_options,
+                 std::string* summary) {
   sqlite3* db = state.db;
   core::Batch batch;
   Status status = core::DecodeBatch(text, &batch);
@@ -389,6 +414,7 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
   options.max_drift_ms = MaxDriftMs(db);
   options.wall_ms = state.WallMs();
   options.copied_database_docs = "docs/sqlite.md, \"Copied database files\"";
+  if (apply_options.from_server) options.role = core::MergeRole::kDevice;
 
   Savepoint savepoint(db, "syncline_apply");
   if (!savepoint.status().ok()) return savepoint.status();
@@ -400,7 +426,7 @@ Status ApplyPush(ConnectionState& state, const std::string& text, std::string* s
   const core::Hlc clock_before = state.clock;
   {
     ApplyingScope applying(state);
-    SqliteStore store(state, options.local_node);
+    SqliteStore store(state, options.local_node, batch);
     status = store.PrepareStatements();
     core::MergeResult result;
     if (status.ok()) status = core::Merge(batch, store, options, &result);

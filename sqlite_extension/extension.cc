@@ -9,6 +9,7 @@
 
 #include "core/changeset.h"
 #include "core/hlc.h"
+#include "sqlite_extension/conflicts.h"
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/state.h"
 #include "sqlite_extension/sync.h"
@@ -113,8 +114,8 @@ Status SqlPullSince(ConnectionState& state, sqlite3_context* ctx, int argc, sqli
   return status;
 }
 
-Status SqlApplyPush(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
-  std::string batch, summary;
+Status SqlApplyPush(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string batch, summary, options_text;
   Status status;
   // A blob is taken as the batch's bytes (readfile() returns one); the JSON
   // reader validates them as UTF-8 either way.
@@ -124,8 +125,33 @@ Status SqlApplyPush(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_v
   } else {
     status = RequiredText(argv[0], "batch", &batch);
   }
-  if (status.ok()) status = ApplyPush(state, batch, &summary);
+  ApplyOptions options;
+  if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options_text);
+  if (status.ok()) status = ParseApplyOptions(options_text, &options);
+  if (status.ok()) status = ApplyPush(state, batch, options, &summary);
   if (status.ok()) ResultText(ctx, summary);
+  return status;
+}
+
+// syncline_forget(table, pk, hlc): 1 when this device's copy of the row,
+// still at the version the server refused, was dropped (not captured).
+Status SqlForget(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::string table, pk, hlc;
+  Status status = RequiredText(argv[0], "table", &table);
+  if (status.ok()) status = RequiredText(argv[1], "pk", &pk);
+  if (status.ok()) status = RequiredText(argv[2], "hlc", &hlc);
+  bool dropped = false;
+  if (status.ok()) status = Forget(state, table, pk, hlc, &dropped);
+  if (status.ok()) sqlite3_result_int(ctx, dropped ? 1 : 0);
+  return status;
+}
+
+// syncline_retry_conflicts(): applies the logged versions from the server
+// again; returns how many were resolved.
+Status SqlRetryConflicts(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
+  std::int64_t resolved = 0;
+  Status status = RetryConflicts(state, &resolved);
+  if (status.ok()) sqlite3_result_int64(ctx, resolved);
   return status;
 }
 
@@ -286,6 +312,8 @@ constexpr char kCapturingName[] = "syncline_capturing";
 constexpr char kKeyName[] = "syncline_key";
 constexpr char kStampName[] = "syncline_stamp";
 constexpr char kRowExistsName[] = "syncline_row_exists";
+constexpr char kForgetName[] = "syncline_forget";
+constexpr char kRetryConflictsName[] = "syncline_retry_conflicts";
 
 struct Function {
   const char* name;
@@ -306,7 +334,9 @@ constexpr Function kFunctions[] = {
     {kTrackName, 1, 2, kDirect, Call<kTrackName, SqlTrack>},
     {kUntrackName, 1, 1, kDirect, Call<kUntrackName, SqlUntrack>},
     {kPullName, 2, 3, kDirect, Call<kPullName, SqlPullSince>},
-    {kApplyName, 1, 1, kDirect, Call<kApplyName, SqlApplyPush>},
+    {kApplyName, 1, 2, kDirect, Call<kApplyName, SqlApplyPush>},
+    {kForgetName, 3, 3, kDirect, Call<kForgetName, SqlForget>},
+    {kRetryConflictsName, 0, 0, kDirect, Call<kRetryConflictsName, SqlRetryConflicts>},
     {kPeerCursorName, 1, 2, kDirect, Call<kPeerCursorName, SqlPeerCursor>},
     {kNodeIdName, 0, 0, kDirect, Call<kNodeIdName, SqlNodeId>},
     {kHlcNowName, 0, 0, kDirect, Call<kHlcNowName, SqlHlcNow>},

@@ -125,6 +125,8 @@ class MemoryStore : public MergeStore {
   std::vector<std::string> writes;  // "<table> <key> upsert|delete", each row written
   Hlc received = 0;                 // the greatest stamp the merge reported
   std::string fail_key;             // WriteRows fails (not a constraint) on this stored key
+  std::string deny_key;             // Admit refuses this stored key
+  std::vector<std::string> logged;  // "<key> <sqlstate>[ answered][ forget]", each refusal logged
 
   Status Table(const std::string& name, MergeTable** out) override {
     auto it = tables_.find(name);
@@ -179,7 +181,11 @@ class MemoryStore : public MergeStore {
     return Status::Ok();
   }
 
-  Status Admit(const MergeChange&) override { return Status::Ok(); }
+  Status Admit(const MergeChange& change) override {
+    if (!deny_key.empty() && IdOf(change).second == deny_key)
+      return Status(Code::kPermissionDenied, "not authorised for this row");
+    return Status::Ok();
+  }
 
   Status WriteRows(const std::vector<MergeChange*>& run, std::size_t* written) override {
     ++write_rows_calls;
@@ -230,6 +236,16 @@ class MemoryStore : public MergeStore {
   }
 
   void ReceiveStamp(Hlc hlc) override { received = std::max(received, hlc); }
+  Hlc NewStamp(Hlc floor) override {
+    received = std::max({received + 1, floor + 1, HlcFromPhysicalMs(kWallMs)});
+    return received;
+  }
+  Status LogRefusal(const MergeChange& change, Refusal* refusal) override {
+    refusal->sqlstate = SqlStateOf(refusal->reason.code());
+    logged.push_back(IdOf(change).second + " " + refusal->sqlstate + (refusal->answered ? " answered" : "") +
+                     (refusal->forget ? " forget" : ""));
+    return Status::Ok();
+  }
 
  private:
   static const MemTable& Of(const MergeChange& change) { return *static_cast<const MemTable*>(change.table); }
@@ -828,8 +844,8 @@ TEST(MergeDrift, RelayedChangeBeyondTheBoundIsAccepted) {
   EXPECT_EQ(result.applied, 1);
   EXPECT_EQ(VersionOf(store, "notes", Key(T("a")))->hlc, far);
   EXPECT_EQ(store.received, far);  // the local clock stays ahead of what it has seen
-  EXPECT_EQ(CheckDrift(Note("a", "x", far, kNodeA), kNodeA, kWallMs, kDefaultMaxDriftMs).code(), Code::kClockDrift);
-  EXPECT_TRUE(CheckDrift(Note("a", "x", far, kNodeA), kRelay, kWallMs, kDefaultMaxDriftMs).ok());
+  EXPECT_EQ(CheckDrift(far, kWallMs, kDefaultMaxDriftMs).code(), Code::kClockDrift);
+  EXPECT_TRUE(CheckDrift(At(0), kWallMs, kDefaultMaxDriftMs).ok());
 }
 
 // ---------------------------------------------------------------- mapping
@@ -926,7 +942,7 @@ TEST(MergeWriteOrder, UniqueValueHandedFromADeletedRowToANewRow) {
     EXPECT_EQ((*RowOf(store, "users", Key(I(2))))[1].bytes, "x@example.org");
     EXPECT_TRUE(VersionOf(store, "users", Key(I(1)))->deleted);
     EXPECT_EQ(VersionOf(store, "users", Key(I(2)))->hlc, At(2));
-    EXPECT_EQ(result.refused, static_cast<std::size_t>(-1));
+    EXPECT_EQ(result.failed, static_cast<std::size_t>(-1));
   }
 }
 
@@ -955,7 +971,7 @@ TEST(MergeWriteOrder, SwapOfUniqueValuesIsAConstraintError) {
   EXPECT_EQ(status.code(), Code::kConstraint);
   EXPECT_EQ(status.message(), "change 1 (table \"users\"): UNIQUE constraint failed: users.email (nor could change 2 "
                               "be applied in any order)");
-  EXPECT_EQ(result.refused, 1u);
+  EXPECT_EQ(result.failed, 1u);
   EXPECT_EQ(Dump(store.state), before);  // rolled back
 
   // Three rows in a cycle.
@@ -964,7 +980,7 @@ TEST(MergeWriteOrder, SwapOfUniqueValuesIsAConstraintError) {
   EXPECT_EQ(status.code(), Code::kConstraint);
   EXPECT_EQ(status.message(), "change 0 (table \"users\"): UNIQUE constraint failed: users.email (nor could changes 1, "
                               "2 be applied in any order)");
-  EXPECT_EQ(result.refused, 0u);
+  EXPECT_EQ(result.failed, 0u);
 
   // A single change that can never apply names only itself.
   status = Apply(store, MakeBatch({User(4, "x", At(3))}), &result);
@@ -983,7 +999,7 @@ TEST(MergeWriteOrder, OtherWriteErrorsEndTheApply) {
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.code(), Code::kInternal);
   EXPECT_EQ(status.message(), "change 1 (table \"notes\"): disk full");
-  EXPECT_EQ(result.refused, 1u);
+  EXPECT_EQ(result.failed, 1u);
   EXPECT_EQ(store.write_versions_calls, 0);
   EXPECT_EQ(store.writes, std::vector<std::string>{"notes [\"a\"] upsert"});  // not retried, nothing after it
 }
@@ -1150,3 +1166,128 @@ TEST(MergeCursor, CursorFromAnotherNodeThanTheSourceIsRefused) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- conflicts (roles)
+
+MergeOptions ServerOptions(const MemoryStore& store) {
+  MergeOptions options = Options(store);
+  options.role = MergeRole::kServer;
+  return options;
+}
+
+Change UserRow(const std::string& id, const std::string& email, Hlc hlc, const std::string& node) {
+  return Upsert("users", {{"id", T(id)}}, {{"id", T(id)}, {"email", T(email)}}, hlc, node, 1);
+}
+
+TEST(MergeConflicts, ServerRefusesAUniqueCollisionOnItsOwnAndAnswersWithATombstone) {
+  MemoryStore server = Replica();
+  ASSERT_TRUE(Apply(server, MakeBatch({UserRow("u1", "a@x", At(1), kNodeA)}, kNodeA)).ok());
+  // Another device made a row with the same UNIQUE value, and a note.
+  MergeResult result;
+  Status status =
+      Apply(server, MakeBatch({UserRow("u2", "a@x", At(2), kNodeB), Note("n", "kept", At(3), kNodeB)}, kNodeB), &result,
+            ServerOptions(server));
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(result.applied, 1);
+  ASSERT_EQ(result.refusals.size(), 1u);
+  EXPECT_EQ(result.refusals[0].index, 0u);
+  EXPECT_EQ(result.refusals[0].sqlstate, "23000");
+  EXPECT_TRUE(result.refusals[0].answered);
+  EXPECT_FALSE(result.refusals[0].forget);
+  EXPECT_NE(result.refusals[0].reason.message().find("change 0 (table \"users\"): UNIQUE"), std::string::npos);
+  EXPECT_EQ(server.logged, std::vector<std::string>{"[\"u2\"] 23000 answered"});
+  // The note went in; the refused row did not, and the server's answer is a
+  // tombstone at the least stamp above the refused one, from the server.
+  ASSERT_NE(RowOf(server, "notes", Key(T("n"))), nullptr);
+  EXPECT_EQ(RowOf(server, "users", Key(T("u2"))), nullptr);
+  const auto* answer = VersionOf(server, "users", Key(T("u2")));
+  ASSERT_NE(answer, nullptr);
+  EXPECT_TRUE(answer->deleted);
+  EXPECT_EQ(answer->hlc, At(2) + 1);
+  EXPECT_EQ(answer->node, kLocal);
+  EXPECT_NE(result.summary.find("\"refused\":[{\"change\":0,\"table\":\"users\",\"pk\":{\"id\":\"u2\"}"),
+            std::string::npos)
+      << result.summary;
+}
+
+TEST(MergeConflicts, ServerAnswersAnExistingRowWithItsContentAboveTheRefusedStamp) {
+  MemoryStore server = Replica();
+  ASSERT_TRUE(
+      Apply(server, MakeBatch({UserRow("u1", "a@x", At(1), kNodeA), UserRow("u2", "b@x", At(1), kNodeA)}, kNodeA))
+          .ok());
+  MergeResult result;
+  ASSERT_TRUE(
+      Apply(server, MakeBatch({UserRow("u2", "a@x", At(5), kNodeB)}, kNodeB), &result, ServerOptions(server)).ok());
+  ASSERT_EQ(result.refusals.size(), 1u);
+  EXPECT_EQ((*RowOf(server, "users", Key(T("u2"))))[1].bytes, "b@x");
+  const auto* answer = VersionOf(server, "users", Key(T("u2")));
+  EXPECT_FALSE(answer->deleted);
+  EXPECT_EQ(answer->hlc, At(5) + 1);
+  EXPECT_EQ(answer->node, kLocal);
+}
+
+TEST(MergeConflicts, ServerWaitsForLaterPagesBeforeRefusingAConstraint) {
+  MemoryStore server = Replica();
+  ASSERT_TRUE(Apply(server, MakeBatch({UserRow("u1", "a@x", At(1), kNodeA)}, kNodeA)).ok());
+  Batch page = MakeBatch({UserRow("u2", "a@x", At(2), kNodeB)}, kNodeB);
+  page.has_more = true;
+  MergeResult result;
+  Status status = Apply(server, page, &result, ServerOptions(server));
+  EXPECT_EQ(status.code(), Code::kConstraint);
+  EXPECT_TRUE(server.logged.empty());
+}
+
+TEST(MergeConflicts, PermissionRefusalTellsTheDeviceToForget) {
+  MemoryStore server = Replica();
+  server.deny_key = "[\"n\"]";
+  MergeResult result;
+  ASSERT_TRUE(Apply(server, MakeBatch({Note("n", "x", At(1), kNodeB), Note("m", "y", At(1), kNodeB)}, kNodeB), &result,
+                    ServerOptions(server))
+                  .ok());
+  EXPECT_EQ(result.applied, 1);
+  ASSERT_EQ(result.refusals.size(), 1u);
+  EXPECT_TRUE(result.refusals[0].forget);
+  EXPECT_EQ(result.refusals[0].sqlstate, "42501");
+}
+
+TEST(MergeConflicts, ServerChecksEveryStampAgainstItsClock) {
+  MemoryStore server = Replica();
+  // Relayed or not: a change a little ahead waits (the batch fails, to be
+  // tried again), one far ahead is refused into the log and answered at the
+  // server's own clock, and the device forgets its copy.
+  MergeResult result;
+  Status status =
+      Apply(server, MakeBatch({Note("a", "soon", At(10 * 60 * 1000), kNodeA)}, kNodeB), &result, ServerOptions(server));
+  EXPECT_EQ(status.code(), Code::kNotYet) << status.message();
+  status = Apply(server, MakeBatch({Note("a", "planted", kHlcMax, kNodeA), Note("b", "fine", At(0), kNodeB)}, kNodeB),
+                 &result, ServerOptions(server));
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(result.applied, 1);
+  ASSERT_EQ(result.refusals.size(), 1u);
+  EXPECT_TRUE(result.refusals[0].forget);
+  const auto* answer = VersionOf(server, "notes", Key(T("a")));
+  ASSERT_NE(answer, nullptr);
+  EXPECT_TRUE(answer->deleted);
+  EXPECT_LT(answer->hlc, At(60 * 1000));  // the server's clock, not the planted stamp
+}
+
+TEST(MergeConflicts, DeviceTrustsItsServerAndSkipsWhatItCannotStore) {
+  MemoryStore phone = Replica(kNodeC);
+  ASSERT_TRUE(Apply(phone, MakeBatch({UserRow("u1", "a@x", At(1), kNodeA)}, kNodeA)).ok());
+  MergeOptions options = Options(phone);
+  options.role = MergeRole::kDevice;
+  MergeResult result;
+  // A server stamp far ahead of this phone's clock, and a row it cannot
+  // store (its UNIQUE value is taken here): the first applies, the second
+  // is logged and skipped, with no answer.
+  Status status =
+      Apply(phone,
+            MakeBatch({Note("n", "future", At(24 * 3600 * 1000), kRelay), UserRow("u2", "a@x", At(2), kRelay)}, kRelay),
+            &result, options);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(result.applied, 1);
+  ASSERT_EQ(result.refusals.size(), 1u);
+  EXPECT_FALSE(result.refusals[0].answered);
+  EXPECT_EQ(VersionOf(phone, "users", Key(T("u2"))), nullptr);
+  EXPECT_EQ(phone.received, At(24 * 3600 * 1000));
+}

@@ -1,0 +1,198 @@
+// The device's conflict log, syncline_conflicts (docs/sqlite.md,
+// "Conflicts"): versions from the server this file could not store (logged
+// by apply_push, and applied again by syncline_retry_conflicts), and the
+// changes of this device the server refused (copied in by the client), whose
+// rows syncline_forget drops when the server says its answer cannot reach
+// this device by a pull.
+#include "sqlite_extension/conflicts.h"
+
+#include "core/changeset.h"
+#include "core/json.h"
+#include "sqlite_extension/sqlite_util.h"
+#include "sqlite_extension/sync.h"
+#include "sqlite_extension/tracking.h"
+
+namespace syncline::sqlite {
+
+using core::Code;
+using core::Status;
+using core::Value;
+
+namespace {
+
+constexpr const char* kCreateConflictLog = R"sql(
+CREATE TABLE IF NOT EXISTS syncline_conflicts(
+  id INTEGER PRIMARY KEY,
+  at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  side TEXT NOT NULL CHECK (side IN ('local', 'server')),
+  server_id INTEGER UNIQUE,
+  table_name TEXT NOT NULL,
+  pk TEXT NOT NULL,
+  op TEXT NOT NULL,
+  "row" TEXT,
+  hlc TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  sqlstate TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  answer TEXT NOT NULL,
+  forget INTEGER NOT NULL DEFAULT 0,
+  change TEXT,
+  resolved_at TEXT
+);
+)sql";
+
+std::string ColumnsJson(const std::vector<core::ColumnValue>& columns) {
+  std::string json;
+  core::JsonWriter writer(&json);
+  writer.BeginObject();
+  for (const core::ColumnValue& column : columns) {
+    writer.Key(column.column);
+    core::WriteValue(writer, column.value);
+  }
+  writer.EndObject();
+  return json;
+}
+
+}  // namespace
+
+Status EnsureConflictLog(sqlite3* db) { return Exec(db, kCreateConflictLog); }
+
+Status LogLocalRefusal(sqlite3* db, const core::Batch& batch, std::size_t index, const core::Refusal& refusal) {
+  Status status = EnsureConflictLog(db);
+  if (!status.ok()) return status;
+  const core::Change& change = batch.changes[index];
+  // The change as received, alone in a batch from the same source, so that
+  // syncline_retry_conflicts can apply it again.
+  core::BatchWriter writer(batch.source);
+  writer.Add(change);
+  Statement insert;
+  status = insert.Prepare(db, "INSERT INTO syncline_conflicts(side, table_name, pk, op, \"row\", hlc, origin, "
+                              "sqlstate, reason, answer, change) VALUES ('local', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                              "'skipped', ?9)");
+  if (!status.ok()) return status;
+  insert.BindText(1, change.table);
+  insert.BindText(2, ColumnsJson(change.pk));
+  insert.BindText(3, change.op == core::Op::kUpsert ? "upsert" : "delete");
+  if (change.op == core::Op::kUpsert)
+    insert.BindText(4, ColumnsJson(change.row));
+  else
+    insert.BindNull(4);
+  insert.BindText(5, core::HlcToText(change.hlc));
+  insert.BindText(6, change.node);
+  insert.BindText(7, refusal.sqlstate);
+  insert.BindText(8, refusal.reason.message());
+  insert.BindText(9, writer.Finish("", false));
+  return insert.Run();
+}
+
+Status Forget(ConnectionState& state, const std::string& table_name, const std::string& pk_json,
+              const std::string& hlc_text, bool* dropped) {
+  sqlite3* db = state.db;
+  *dropped = false;
+  Status status = EnsureMetadata(db);
+  if (!status.ok()) return status;
+  TableInfo table;
+  bool found = false;
+  status = FindTrackedTable(db, table_name, &table, &found);
+  if (!status.ok() || !found) return status;  // no such table here: nothing to drop
+  auto hlc = core::HlcFromText(hlc_text);
+  if (!hlc) return Status(Code::kInvalidInput, "hlc must be 16 hex digits, got \"" + hlc_text + "\"");
+  core::Json pk;
+  status = core::ParseJson(pk_json, &pk);
+  if (!status.ok() || !pk.is_object()) return Status(Code::kInvalidInput, "pk must be a JSON object of key columns");
+  std::vector<Value> key(table.pk.size());
+  for (std::size_t k = 0; k < table.pk.size(); ++k) {
+    const core::Json* value = pk.Find(table.columns[table.pk[k]]);
+    if (value == nullptr)
+      return Status(Code::kInvalidInput, "pk lacks key column \"" + table.columns[table.pk[k]] + "\"");
+    status = core::DecodeValue(*value, &key[k]);
+    if (!status.ok()) return status.WithPrefix("pk: ");
+  }
+  Value meta_key;
+  status = EncodeMetadataKey(key, &meta_key);
+  if (!status.ok()) return status;
+  // Only the version the server refused: a later edit here stands.
+  Statement version;
+  status = version.Prepare(db, "SELECT 1 FROM syncline_rows WHERE tid = ?1 AND pk = ?2 AND hlc = ?3 AND node = ?4");
+  if (!status.ok()) return status;
+  version.BindInt(1, table.tid);
+  version.BindValue(2, meta_key);
+  version.BindInt(3, static_cast<std::int64_t>(*hlc));
+  version.BindInt(4, kLocalNodeRef);
+  bool current = false;
+  status = version.Step(&current);
+  if (!status.ok() || !current) return status;
+  Savepoint savepoint(db, "syncline_forget");
+  if (!savepoint.status().ok()) return savepoint.status();
+  Statement remove;
+  status = remove.Prepare(db, "DELETE FROM " + QuoteIdentifier(table.name) + " WHERE " + KeyPredicate(table));
+  if (!status.ok()) return status;
+  for (std::size_t k = 0; k < key.size(); ++k)
+    remove.BindValue(static_cast<int>(k + 1), key[k]);
+  // Not a local write: capture leaves the row alone, as for an applied one.
+  ++state.applying;
+  state.applied_tid = table.tid;
+  state.applied_key = &meta_key;
+  status = remove.Run();
+  state.applied_key = nullptr;
+  --state.applying;
+  if (!status.ok()) return status;
+  Statement forget;
+  status = forget.Prepare(db, "DELETE FROM syncline_rows WHERE tid = ?1 AND pk = ?2");
+  if (!status.ok()) return status;
+  forget.BindInt(1, table.tid);
+  forget.BindValue(2, meta_key);
+  status = forget.Run();
+  if (!status.ok()) return status;
+  *dropped = true;
+  return savepoint.Release();
+}
+
+Status RetryConflicts(ConnectionState& state, std::int64_t* resolved) {
+  sqlite3* db = state.db;
+  *resolved = 0;
+  Status status = EnsureConflictLog(db);
+  if (!status.ok()) return status;
+  std::vector<std::pair<std::int64_t, std::string>> pending;
+  {
+    Statement select;
+    status = select.Prepare(db, "SELECT id, change FROM syncline_conflicts WHERE side = 'local' AND resolved_at IS "
+                                "NULL AND change IS NOT NULL ORDER BY id");
+    bool row = false;
+    while (status.ok() && (status = select.Step(&row)).ok() && row)
+      pending.emplace_back(select.ColumnInt(0), select.ColumnText(1));
+    if (!status.ok()) return status;
+  }
+  Statement resolve;
+  status = resolve.Prepare(db, "UPDATE syncline_conflicts SET resolved_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                               "WHERE id = ?1");
+  if (!status.ok()) return status;
+  for (const auto& [id, batch] : pending) {
+    // Applied, or beaten since by a newer version: resolved. Refused again:
+    // logged again, and this entry goes (the new one replaces it).
+    std::string summary;
+    status = ApplyPush(state, batch, ApplyOptions{/*from_server=*/true}, &summary);
+    if (!status.ok()) return status;
+    core::Json answer;
+    status = core::ParseJson(summary, &answer);
+    if (!status.ok()) return status;
+    const bool refused = answer.Find("refused") != nullptr;
+    if (refused) {
+      Statement drop;
+      status = drop.Prepare(db, "DELETE FROM syncline_conflicts WHERE id = ?1");
+      if (status.ok()) {
+        drop.BindInt(1, id);
+        status = drop.Run();
+      }
+    } else {
+      resolve.BindInt(1, id);
+      status = resolve.Run();
+      resolve.Reset();
+      ++*resolved;
+    }
+    if (!status.ok()) return status;
+  }
+  return Status::Ok();
+}
+
+}  // namespace syncline::sqlite

@@ -1,0 +1,26 @@
+// The device's conflict log (docs/sqlite.md, "Conflicts").
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/changeset.h"
+#include "core/merge.h"
+#include "sqlite_extension/state.h"
+
+namespace syncline::sqlite {
+
+// Creates syncline_conflicts if missing.
+core::Status EnsureConflictLog(sqlite3* db);
+// Logs a version from the server this file could not store (change `index`
+// of `batch`), with the change itself so that it can be applied again.
+core::Status LogLocalRefusal(sqlite3* db, const core::Batch& batch, std::size_t index, const core::Refusal& refusal);
+// Drops this device's copy of a row the server refused, without capturing
+// it, if the row's version is still the refused one (`hlc`, made here).
+core::Status Forget(ConnectionState& state, const std::string& table, const std::string& pk_json,
+                    const std::string& hlc, bool* dropped);
+// Applies the logged versions again (a UNIQUE value this file held may be
+// free now); counts the ones resolved.
+core::Status RetryConflicts(ConnectionState& state, std::int64_t* resolved);
+
+}  // namespace syncline::sqlite
