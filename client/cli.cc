@@ -37,8 +37,13 @@ commands:
           --watch keeps running: syncs within a second of a server change
           (LISTEN), every --interval seconds (default 30), and retries a lost
           server with exponential backoff; stops cleanly on SIGINT/SIGTERM.
-  status  --db FILE
-          Node id, server, scope, pending local changes, last cursor, last sync.
+  status  --db FILE [--json]
+          Node id, server, scope, pending local changes, open conflicts, last
+          cursor, last sync.
+  conflicts --db FILE [--all] [--json] [--resolve ID]
+          This file's conflict log: changes of this device the server refused,
+          and versions of the server's this file could not store (open ones;
+          --all: resolved too). --resolve marks an entry done.
 
 options:
   --server CONNINFO   libpq connection string or URI ("host=... dbname=...",
@@ -48,10 +53,12 @@ options:
   --page N            changes per page (default 1000)
   --extension PATH    the SQLite extension (default: $SYNCLINE_EXTENSION, or
                       syncline.so beside this program's directory)
+  --json              machine-readable output (sync, status, conflicts)
   -q, --quiet         no progress lines
   -h, --help          this text
 
-exit codes: 0 ok, 1 sync failed, 2 usage, 3 server unreachable
+exit codes: 0 ok (also when the only news is conflicts: they are logged and
+counted), 1 sync failed, 2 usage, 3 server unreachable
 )";
 
 std::atomic<bool> stop_requested{false};
@@ -94,12 +101,13 @@ int main(int argc, char** argv) {
     }
   }
   const std::string command = args[0];
-  if (command != "clone" && command != "sync" && command != "status")
+  if (command != "clone" && command != "sync" && command != "status" && command != "conflicts")
     return Usage("unknown command \"" + command + "\"");
 
   Options options;
   options.extension = DefaultExtension();
-  bool watch = false, quiet = false;
+  bool watch = false, quiet = false, json = false, all = false;
+  long long resolve = 0;
   syncline::client::WatchOptions watch_options;
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -124,6 +132,12 @@ int main(int argc, char** argv) {
         return Usage("--interval needs seconds > 0");
     } else if (arg == "--watch" && command == "sync") {
       watch = true;
+    } else if (arg == "--json" && command != "clone") {
+      json = true;
+    } else if (arg == "--all" && command == "conflicts") {
+      all = true;
+    } else if (arg == "--resolve" && command == "conflicts") {
+      if (!value(&number) || (resolve = std::atoll(number.c_str())) < 1) return Usage("--resolve needs an entry id");
     } else if (arg == "-q" || arg == "--quiet") {
       quiet = true;
     } else {
@@ -155,7 +169,12 @@ int main(int argc, char** argv) {
   syncline::client::Counts counts;
   if (command == "status") {
     std::string report;
-    status = syncline::client::Describe(options, &report);
+    status = syncline::client::Describe(options, json, &report);
+    if (status.ok()) std::cout << report;
+  } else if (command == "conflicts") {
+    std::string report;
+    if (resolve > 0) status = syncline::client::ResolveConflict(options, resolve);
+    if (status.ok()) status = syncline::client::ListConflicts(options, all, json, &report);
     if (status.ok()) std::cout << report;
   } else if (command == "clone") {
     status = syncline::client::Clone(options, &counts);
@@ -170,7 +189,18 @@ int main(int argc, char** argv) {
   } else {
     status = syncline::client::Sync(options, &counts);
     end_progress();
-    if (status.ok()) std::cout << "synced: pushed " << counts.pushed << ", pulled " << counts.pulled << "\n";
+    if (status.ok() && json) {
+      std::cout << "{\"pushed\":" << counts.pushed << ",\"pulled\":" << counts.pulled
+                << ",\"conflicts\":" << counts.conflicts
+                << ",\"push_deferred\":" << (counts.push_deferred ? "true" : "false") << "}\n";
+    } else if (status.ok()) {
+      std::cout << "synced: pushed " << counts.pushed << ", pulled " << counts.pulled;
+      if (counts.conflicts > 0)
+        std::cout << ", " << counts.conflicts << " new conflict" << (counts.conflicts > 1 ? "s" : "")
+                  << " (syncline conflicts --db " << options.db_path << ")";
+      if (counts.push_deferred) std::cout << " (push deferred: see above)";
+      std::cout << "\n";
+    }
   }
   return status.ok() ? 0 : Fail(status);
 }

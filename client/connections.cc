@@ -58,6 +58,30 @@ Status LocalDb::Text(const std::string& sql, const std::vector<std::optional<std
   return status;
 }
 
+Status LocalDb::Rows(const std::string& sql, std::vector<std::vector<std::optional<std::string>>>* rows) {
+  rows->clear();
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK)
+    return Status(Code::kInternal, sqlite3_errmsg(db_));
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    std::vector<std::optional<std::string>> row;
+    for (int c = 0; c < sqlite3_column_count(stmt); ++c) {
+      if (sqlite3_column_type(stmt, c) == SQLITE_NULL) {
+        row.emplace_back();
+        continue;
+      }
+      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
+      row.emplace_back(std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, c))));
+    }
+    rows->push_back(std::move(row));
+  }
+  Status status;
+  if (rc != SQLITE_DONE) status = Status(Code::kInternal, sqlite3_errmsg(db_));
+  sqlite3_finalize(stmt);
+  return status;
+}
+
 Server::~Server() { Close(); }
 
 void Server::Close() {

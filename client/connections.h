@@ -26,6 +26,8 @@ class LocalDb {
   // The first column of the first row (nullopt for no row or NULL).
   core::Status Text(const std::string& sql, const std::vector<std::optional<std::string>>& args,
                     std::optional<std::string>* out);
+  // Every row, every column as text (nullopt for NULL).
+  core::Status Rows(const std::string& sql, std::vector<std::vector<std::optional<std::string>>>* rows);
   sqlite3* handle() const { return db_; }
   bool in_transaction() const { return db_ != nullptr && sqlite3_get_autocommit(db_) == 0; }
 

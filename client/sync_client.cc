@@ -42,6 +42,14 @@ Status ReadPage(const std::string& batch, PageInfo* out) {
   return Status::Ok();
 }
 
+std::int64_t SummaryRefusals(const std::string& summary) {
+  if (summary.find("\"refused\"") == std::string::npos) return 0;
+  core::Json json;
+  if (!core::ParseJson(summary, &json).ok()) return 0;
+  const core::Json* refused = json.Find("refused");
+  return refused != nullptr && refused->is_array() ? static_cast<std::int64_t>(refused->items.size()) : 0;
+}
+
 std::int64_t SummaryCount(const std::string& summary, const char* field) {
   core::Json json;
   if (!core::ParseJson(summary, &json).ok()) return 0;
@@ -164,6 +172,13 @@ class Session {
         Log("push: " + status.message() + "; retrying");
         continue;
       }
+      // A stamp ahead of the server's clock, within reason: the server will
+      // take it later. Pulling goes on meanwhile.
+      if (!status.ok() && sqlstate == "55000") {
+        Log("push deferred: " + status.message());
+        counts->push_deferred = true;
+        return Status::Ok();
+      }
       if (!status.ok()) return status.WithPrefix("push: ");
       conflicts = 0;
       counts->pushed += SummaryCount(summary.value_or(""), "applied");
@@ -213,9 +228,10 @@ class Session {
         if (!status.ok()) return Abandon(status);
       }
       std::optional<std::string> summary;
-      status = local_.Text("SELECT syncline_apply_push(?1)", {batch}, &summary);
+      status = local_.Text("SELECT syncline_apply_push(?1, '{\"from_server\":true}')", {batch}, &summary);
       if (!status.ok()) return Abandon(status.WithPrefix("pull: "));
       counts->pulled += SummaryCount(summary.value_or(""), "applied");
+      counts->conflicts += SummaryRefusals(summary.value_or(""));
       ++counts->pages;
       uncommitted += static_cast<std::int64_t>(page.changes);
       Progress("pull: " + std::to_string(counts->pulled) + " changes, page " + std::to_string(counts->pages));
@@ -241,6 +257,42 @@ class Session {
                                                  "this pull was kept"));
       }
     }
+  }
+
+  // Copies this device's entries of the server's conflict log that this
+  // file lacks (the server's log is the record: a reply lost after a
+  // refusal loses nothing), dropping the rows the server says a pull will
+  // not bring back. Runs after a push, before the pull that brings the
+  // server's answers.
+  Status CopyServerConflicts(Counts* counts) {
+    std::optional<std::string> after;
+    Status status = State("conflicts_after", &after);
+    if (!status.ok()) return status;
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    status = server_.Rows(
+        "SELECT c.id::text, json_build_object('id', c.id, 'table_name', c.table_name, 'pk', c.pk::text, 'op', c.op, "
+        "'row', c.\"row\"::text, 'hlc', c.hlc, 'origin', c.origin, 'sqlstate', c.sqlstate, 'reason', c.reason, "
+        "'answer', c.answer, 'forget', c.forget)::text FROM syncline.conflicts_for('" +
+            node_ + "'::uuid, " + std::to_string(after ? std::stoll(*after) : 0) + ") c",
+        &rows);
+    if (!status.ok()) return status.WithPrefix("conflicts: ");
+    for (const auto& row : rows) {
+      std::optional<std::string> dropped;
+      status = local_.Text("SELECT syncline_note_conflict(?1)", {row[1]}, &dropped);
+      if (status.ok()) status = SetState("conflicts_after", row[0].value_or("0"));
+      if (!status.ok()) return status.WithPrefix("conflicts: ");
+      ++counts->conflicts;
+    }
+    return Status::Ok();
+  }
+
+  // Versions of the server's this file could not store are tried again
+  // once this device's own refused changes are gone (a UNIQUE value freed).
+  Status RetryConflicts() {
+    std::optional<std::string> resolved;
+    Status status = local_.Text("SELECT syncline_retry_conflicts()", {}, &resolved);
+    if (status.ok() && resolved.value_or("0") != "0") Log("resolved " + *resolved + " conflicts by applying again");
+    return status;
   }
 
   Status Finish() { return SetState("last_sync", NowUtc()); }
@@ -439,7 +491,9 @@ Status Sync(const Options& options, Counts* counts) {
   if (status.ok()) status = session.ResolveScope();
   if (status.ok()) status = CreateTables(session, /*at_clone=*/false);
   if (status.ok()) status = session.Push(counts);
+  if (status.ok()) status = session.CopyServerConflicts(counts);
   if (status.ok()) status = session.Pull(counts);
+  if (status.ok()) status = session.RetryConflicts();
   if (status.ok()) status = session.Finish();
   return status;
 }
@@ -503,11 +557,36 @@ Status Watch(const Options& options, const WatchOptions& watch, const std::atomi
   return Status::Ok();
 }
 
-Status Describe(const Options& options, std::string* report) {
+namespace {
+
+// Open entries of the conflict log (0 when the file has none yet).
+Status OpenConflicts(LocalDb& local, std::string* count) {
+  std::optional<std::string> exists, open;
+  Status status = local.Text("SELECT 1 FROM sqlite_schema WHERE name = 'syncline_conflicts'", {}, &exists);
+  if (status.ok() && exists)
+    status = local.Text("SELECT count(*) FROM syncline_conflicts WHERE resolved_at IS NULL", {}, &open);
+  *count = open.value_or("0");
+  return status;
+}
+
+std::string JsonText(const std::optional<std::string>& text) {
+  std::string out;
+  core::JsonWriter writer(&out);
+  if (text)
+    writer.String(*text);
+  else
+    writer.Null();
+  return out;
+}
+
+}  // namespace
+
+Status Describe(const Options& options, bool json, std::string* report) {
   Session session(options);
   Status status = session.OpenLocal(/*create=*/false);
   if (!status.ok()) return status;
   std::optional<std::string> server, scope, last_sync, acked, cursor, pending;
+  std::string conflicts;
   status = session.State("server_node", &server);
   if (status.ok()) status = session.State("scope", &scope);
   if (status.ok()) status = session.State("last_sync", &last_sync);
@@ -519,12 +598,71 @@ Status Describe(const Options& options, std::string* report) {
                                 {position}, &pending);
   if (status.ok() && server)
     status = session.local().Text("SELECT cursor FROM syncline_peers WHERE node_id = ?1", {*server}, &cursor);
+  if (status.ok()) status = OpenConflicts(session.local(), &conflicts);
   if (!status.ok()) return status;
-  *report = "node:          " + session.node() + "\n" + "server node:   " + server.value_or("(not cloned)") + "\n" +
-            "scope:         " + (scope.value_or("").empty() ? "(none)" : *scope) + "\n" +
-            "pending local: " + pending.value_or("0") + " changes\n" + "last cursor:   " + cursor.value_or("(none)") +
-            "\n" + "last sync:     " + last_sync.value_or("never") + "\n";
+  if (json) {
+    *report = "{\"node\":" + JsonText(session.node()) + ",\"server_node\":" + JsonText(server) +
+              ",\"scope\":" + (scope.value_or("").empty() ? "null" : *scope) +
+              ",\"pending_local\":" + pending.value_or("0") + ",\"open_conflicts\":" + conflicts +
+              ",\"last_cursor\":" + JsonText(cursor) + ",\"last_sync\":" + JsonText(last_sync) + "}\n";
+    return Status::Ok();
+  }
+  *report = "node:           " + session.node() + "\n" + "server node:    " + server.value_or("(not cloned)") + "\n" +
+            "scope:          " + (scope.value_or("").empty() ? "(none)" : *scope) + "\n" +
+            "pending local:  " + pending.value_or("0") + " changes\n" + "open conflicts: " + conflicts +
+            (conflicts != "0" ? " (syncline conflicts --db FILE)" : "") + "\n" +
+            "last cursor:    " + cursor.value_or("(none)") + "\n" + "last sync:      " + last_sync.value_or("never") +
+            "\n";
   return Status::Ok();
+}
+
+Status ListConflicts(const Options& options, bool all, bool json, std::string* report) {
+  Session session(options);
+  Status status = session.OpenLocal(/*create=*/false);
+  if (!status.ok()) return status;
+  std::string open;
+  status = OpenConflicts(session.local(), &open);
+  if (!status.ok()) return status;
+  report->clear();
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  std::optional<std::string> exists;
+  status = session.local().Text("SELECT 1 FROM sqlite_schema WHERE name = 'syncline_conflicts'", {}, &exists);
+  if (status.ok() && exists) {
+    const std::string columns = "id, at, side, table_name, pk, op, \"row\", hlc, sqlstate, reason, answer, resolved_at";
+    status = session.local().Rows(
+        json ? "SELECT json_group_array(json_object('id', id, 'at', at, 'side', side, 'table', table_name, 'pk', "
+               "json(pk), 'op', op, 'row', json(\"row\"), 'hlc', hlc, 'sqlstate', sqlstate, 'reason', reason, "
+               "'answer', answer, 'resolved_at', resolved_at)) FROM (SELECT " +
+                   columns + " FROM syncline_conflicts" + (all ? "" : " WHERE resolved_at IS NULL") + " ORDER BY id)"
+             : "SELECT " + columns + " FROM syncline_conflicts" + (all ? "" : " WHERE resolved_at IS NULL") +
+                   " ORDER BY id",
+        &rows);
+  }
+  if (!status.ok()) return status;
+  if (json) {
+    *report = (rows.empty() ? std::string("[]") : rows[0][0].value_or("[]")) + "\n";
+    return Status::Ok();
+  }
+  for (const auto& row : rows) {
+    // "#3 2026-12-02T09:00:00Z server tags {"id":"..."} upsert: 23505 duplicate key ..."
+    *report += "#" + row[0].value_or("") + " " + row[1].value_or("") + " " + row[2].value_or("") + " " +
+               row[3].value_or("") + " " + row[4].value_or("") + " " + row[5].value_or("") + ": " +
+               row[8].value_or("") + " " + row[9].value_or("") + (row[11] ? " (resolved)" : "") + "\n";
+  }
+  if (rows.empty()) *report = "no " + std::string(all ? "" : "open ") + "conflicts\n";
+  return Status::Ok();
+}
+
+Status ResolveConflict(const Options& options, std::int64_t id) {
+  Session session(options);
+  Status status = session.OpenLocal(/*create=*/false);
+  if (!status.ok()) return status;
+  std::optional<std::string> done;
+  status = session.local().Text("UPDATE syncline_conflicts SET resolved_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                                "WHERE id = ?1 AND resolved_at IS NULL RETURNING id",
+                                {std::to_string(id)}, &done);
+  if (status.ok() && !done) return Status(Code::kInvalidInput, "no open conflict #" + std::to_string(id));
+  return status;
 }
 
 }  // namespace syncline::client

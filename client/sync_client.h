@@ -26,6 +26,11 @@ struct Counts {
   std::int64_t pushed = 0;  // changes the server applied
   std::int64_t pulled = 0;  // changes this file applied
   std::int64_t pages = 0;
+  // New entries in this file's conflict log (docs/client.md, "Conflicts"):
+  // changes of this device the server refused, versions of the server's
+  // this file could not store.
+  std::int64_t conflicts = 0;
+  bool push_deferred = false;  // the server asked to push later (a stamp ahead of its clock)
 };
 
 // First run on a new device: creates the server's tracked tables in an empty
@@ -44,7 +49,14 @@ struct WatchOptions {
 // connection with exponential backoff and jitter, until `stop` is set.
 core::Status Watch(const Options& options, const WatchOptions& watch, const std::atomic<bool>& stop);
 
-// Node id, server, scope, pending local changes, last cursor, last sync.
-core::Status Describe(const Options& options, std::string* report);
+// Node id, server, scope, pending local changes, open conflicts, last
+// cursor, last sync; as text, or as a JSON object.
+core::Status Describe(const Options& options, bool json, std::string* report);
+
+// The open entries of this file's conflict log (all of them with `all`),
+// as text lines or a JSON array.
+core::Status ListConflicts(const Options& options, bool all, bool json, std::string* report);
+// Marks an entry done.
+core::Status ResolveConflict(const Options& options, std::int64_t id);
 
 }  // namespace syncline::client

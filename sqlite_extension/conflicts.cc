@@ -148,6 +148,69 @@ Status Forget(ConnectionState& state, const std::string& table_name, const std::
   return savepoint.Release();
 }
 
+Status NoteServerConflict(ConnectionState& state, const std::string& entry_json, bool* dropped) {
+  sqlite3* db = state.db;
+  *dropped = false;
+  core::Json entry;
+  Status status = core::ParseJson(entry_json, &entry);
+  if (!status.ok() || !entry.is_object())
+    return Status(Code::kInvalidInput, "a server conflict entry must be a JSON object");
+  // Members as the server's syncline.conflicts names them.
+  auto text = [&](const char* name, std::string* out) -> Status {
+    const core::Json* value = entry.Find(name);
+    if (value == nullptr || (!value->is_string() && !value->is_number()))
+      return Status(Code::kInvalidInput, std::string("the server conflict entry lacks \"") + name + "\"");
+    *out = value->text;
+    return Status::Ok();
+  };
+  // pk and row arrive as JSON text (strings), as the server stored them.
+  auto json = [&](const char* name, std::string* out) {
+    const core::Json* value = entry.Find(name);
+    out->clear();
+    if (value != nullptr && value->is_string()) *out = value->text;
+  };
+  std::string id, table, op, hlc, origin, sqlstate, reason, answer, pk, row;
+  for (auto [name, out] : {std::pair{"id", &id},
+                           {"table_name", &table},
+                           {"op", &op},
+                           {"hlc", &hlc},
+                           {"origin", &origin},
+                           {"sqlstate", &sqlstate},
+                           {"reason", &reason},
+                           {"answer", &answer}}) {
+    status = text(name, out);
+    if (!status.ok()) return status;
+  }
+  json("pk", &pk);
+  json("row", &row);
+  const core::Json* forget = entry.Find("forget");
+  const bool must_forget = forget != nullptr && forget->kind == core::Json::Kind::kTrue;
+  status = EnsureConflictLog(db);
+  if (!status.ok()) return status;
+  Statement insert;
+  status = insert.Prepare(db, "INSERT OR IGNORE INTO syncline_conflicts(side, server_id, table_name, pk, op, \"row\", "
+                              "hlc, origin, sqlstate, reason, answer, forget) VALUES ('server', ?1, ?2, ?3, ?4, ?5, "
+                              "?6, ?7, ?8, ?9, ?10, ?11)");
+  if (!status.ok()) return status;
+  insert.BindInt(1, std::stoll(id));
+  insert.BindText(2, table);
+  insert.BindText(3, pk);
+  insert.BindText(4, op);
+  if (row.empty())
+    insert.BindNull(5);
+  else
+    insert.BindText(5, row);
+  insert.BindText(6, hlc);
+  insert.BindText(7, origin);
+  insert.BindText(8, sqlstate);
+  insert.BindText(9, reason);
+  insert.BindText(10, answer);
+  insert.BindInt(11, must_forget ? 1 : 0);
+  status = insert.Run();
+  if (!status.ok() || !must_forget) return status;
+  return Forget(state, table, pk, hlc, dropped);
+}
+
 Status RetryConflicts(ConnectionState& state, std::int64_t* resolved) {
   sqlite3* db = state.db;
   *resolved = 0;

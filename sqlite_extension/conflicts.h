@@ -19,6 +19,10 @@ core::Status LogLocalRefusal(sqlite3* db, const core::Batch& batch, std::size_t 
 // it, if the row's version is still the refused one (`hlc`, made here).
 core::Status Forget(ConnectionState& state, const std::string& table, const std::string& pk_json,
                     const std::string& hlc, bool* dropped);
+// Copies an entry of the server's log of this device's refused changes (a
+// row of syncline.conflicts as JSON) into syncline_conflicts, once, and
+// drops the row's copy when the entry says so (Forget).
+core::Status NoteServerConflict(ConnectionState& state, const std::string& entry_json, bool* dropped);
 // Applies the logged versions again (a UNIQUE value this file held may be
 // free now); counts the ones resolved.
 core::Status RetryConflicts(ConnectionState& state, std::int64_t* resolved);

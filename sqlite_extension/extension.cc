@@ -146,6 +146,17 @@ Status SqlForget(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_valu
   return status;
 }
 
+// syncline_note_conflict(entry): records an entry of the server's conflict
+// log; 1 when it dropped the row's copy here.
+Status SqlNoteConflict(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::string entry;
+  Status status = RequiredText(argv[0], "entry", &entry);
+  bool dropped = false;
+  if (status.ok()) status = NoteServerConflict(state, entry, &dropped);
+  if (status.ok()) sqlite3_result_int(ctx, dropped ? 1 : 0);
+  return status;
+}
+
 // syncline_retry_conflicts(): applies the logged versions from the server
 // again; returns how many were resolved.
 Status SqlRetryConflicts(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
@@ -314,6 +325,7 @@ constexpr char kStampName[] = "syncline_stamp";
 constexpr char kRowExistsName[] = "syncline_row_exists";
 constexpr char kForgetName[] = "syncline_forget";
 constexpr char kRetryConflictsName[] = "syncline_retry_conflicts";
+constexpr char kNoteConflictName[] = "syncline_note_conflict";
 
 struct Function {
   const char* name;
@@ -337,6 +349,7 @@ constexpr Function kFunctions[] = {
     {kApplyName, 1, 2, kDirect, Call<kApplyName, SqlApplyPush>},
     {kForgetName, 3, 3, kDirect, Call<kForgetName, SqlForget>},
     {kRetryConflictsName, 0, 0, kDirect, Call<kRetryConflictsName, SqlRetryConflicts>},
+    {kNoteConflictName, 1, 1, kDirect, Call<kNoteConflictName, SqlNoteConflict>},
     {kPeerCursorName, 1, 2, kDirect, Call<kPeerCursorName, SqlPeerCursor>},
     {kNodeIdName, 0, 0, kDirect, Call<kNodeIdName, SqlNodeId>},
     {kHlcNowName, 0, 0, kDirect, Call<kHlcNowName, SqlHlcNow>},

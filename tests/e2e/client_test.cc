@@ -299,19 +299,12 @@ TEST_F(NotesTest, DeletesPropagateAndBeatOlderEdits) {
 }
 
 // A delete of a parent meets a child created concurrently elsewhere: the
-// client comments offline on a note the server deletes meanwhile.
-//
-// DISABLED: product bug. The push sends the comment; the server refuses the
-// whole batch (`syncline: push: server: syncline.apply_push: change 0 (table
-// "comments"): insert or update on table "comments" violates foreign key
-// constraint "comments_note_id_fkey"`, exit 1), and since sync pushes before
-// it pulls, the client never learns of the delete either: every later sync
-// fails the same way, and none of the client's other changes (here an
-// unrelated note) ever reach the server. The client is stuck for good.
-// Expected: some deterministic resolution (the delete wins and removes the
-// orphan, or the child brings the parent back), after which both sides hold
-// the same rows and unrelated changes flow.
-TEST_F(NotesTest, DISABLED_CommentOnANoteDeletedElsewhereDoesNotStickTheClient) {
+// client comments offline on a note the server deletes meanwhile. The server
+// refuses the orphan on its own (docs/protocol.md, "Conflicts"), applies the
+// rest, and answers with a tombstone that removes the comment from the
+// client; both logs hold the refusal. (Before, every later sync failed with
+// the foreign key error and the client was stuck for good.)
+TEST_F(NotesTest, CommentOnANoteDeletedElsewhereDoesNotStickTheClient) {
   const std::string note = ServerNote(7, "deleted on the server");
   const std::string file = ClientFile("client.db");
   Clone(file);
@@ -320,20 +313,27 @@ TEST_F(NotesTest, DISABLED_CommentOnANoteDeletedElsewhereDoesNotStickTheClient) 
   const std::string unrelated = ClientNote(*client, 7, "unrelated");
   server().Exec("DELETE FROM notes WHERE id = $1", {note});
   ProcessResult result = Cli("sync", file);
-  if (result.exit_code != 0) result = Cli("sync", file);  // a second run may finish the resolution
   EXPECT_EQ(result.exit_code, 0) << result.Describe();
+  EXPECT_NE(result.out.find("1 new conflict"), std::string::npos) << result.Describe();
   EXPECT_EQ(ServerTitle(unrelated), "unrelated");
   EXPECT_PRED_FORMAT2(SameRows, ServerDump(), ClientDump(*client));
+  EXPECT_EQ(server().Text("SELECT sqlstate || ' ' || table_name || ' ' || answer FROM syncline.conflicts"),
+            "23503 comments restamped");
+  EXPECT_EQ(client->Text("SELECT side || ' ' || sqlstate || ' ' || table_name FROM syncline_conflicts"),
+            "server 23503 comments");
+  ProcessResult listed = Cli("conflicts", file, {"--json"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.Describe();
+  EXPECT_NE(listed.out.find("\"sqlstate\":\"23503\""), std::string::npos) << listed.Describe();
+  // Nothing is pushed again, and the next sync is quiet.
+  result = Cli("sync", file);
+  EXPECT_EQ(result.exit_code, 0) << result.Describe();
+  EXPECT_EQ(result.out, "synced: pushed 0, pulled 0\n") << result.Describe();
 }
 
 // The other way round: the client deletes offline a note that meanwhile got
-// a comment on the server.
-//
-// DISABLED: product bug, as above: `syncline: push: server:
-// syncline.apply_push: change 0 (table "notes"): update or delete on table
-// "notes" violates foreign key constraint "comments_note_id_fkey" on table
-// "comments"`, exit 1 on every sync; the client never pulls again.
-TEST_F(NotesTest, DISABLED_NoteDeletedOfflineWhileCommentedElsewhereDoesNotStickTheClient) {
+// a comment on the server. The server refuses the delete and answers with
+// its note, which comes back to the client.
+TEST_F(NotesTest, NoteDeletedOfflineWhileCommentedElsewhereDoesNotStickTheClient) {
   const std::string note = ServerNote(7, "commented on the server");
   const std::string file = ClientFile("client.db");
   Clone(file);
@@ -342,10 +342,40 @@ TEST_F(NotesTest, DISABLED_NoteDeletedOfflineWhileCommentedElsewhereDoesNotStick
   client->Exec("DELETE FROM notes WHERE id = '" + note + "'");
   const std::string unrelated = ClientNote(*client, 7, "unrelated");
   ProcessResult result = Cli("sync", file);
-  if (result.exit_code != 0) result = Cli("sync", file);
   EXPECT_EQ(result.exit_code, 0) << result.Describe();
   EXPECT_EQ(ServerTitle(unrelated), "unrelated");
+  EXPECT_EQ(ServerTitle(note), "commented on the server");
   EXPECT_PRED_FORMAT2(SameRows, ServerDump(), ClientDump(*client));
+  EXPECT_EQ(client->Text("SELECT count(*) FROM syncline_conflicts WHERE sqlstate = '23503'"), "1");
+}
+
+// Two devices create rows with the same UNIQUE value under different keys.
+// The second to push is refused on its own; its other changes go in, its row
+// goes (a tombstone from the server), and every later sync succeeds.
+TEST_F(NotesTest, SameUniqueValueOnTwoDevicesDoesNotStickTheSecond) {
+  server().Exec("CREATE UNIQUE INDEX notes_title ON notes (org_id, title)");
+  const std::string first_file = ClientFile("first.db"), second_file = ClientFile("second.db");
+  Clone(first_file);
+  Clone(second_file);
+  auto first = OpenClient(first_file);
+  auto second = OpenClient(second_file);
+  const std::string taken = ClientNote(*first, 7, "standup");
+  const std::string clash = ClientNote(*second, 7, "standup");
+  const std::string other = ClientNote(*second, 7, "retro");
+  ASSERT_EQ(Cli("sync", first_file).exit_code, 0);
+  ProcessResult result = Cli("sync", second_file, {"--json"});
+  EXPECT_EQ(result.exit_code, 0) << result.Describe();
+  EXPECT_NE(result.out.find("\"conflicts\":1"), std::string::npos) << result.Describe();
+  EXPECT_EQ(ServerTitle(taken), "standup");
+  EXPECT_EQ(ServerTitle(other), "retro");
+  EXPECT_EQ(ServerTitle(clash), "gone");
+  for (const std::string& file : {first_file, second_file})
+    ASSERT_EQ(Cli("sync", file).exit_code, 0);
+  EXPECT_PRED_FORMAT2(SameRows, ServerDump(), ClientDump(*first));
+  EXPECT_PRED_FORMAT2(SameRows, ServerDump(), ClientDump(*second));
+  EXPECT_EQ(second->Text("SELECT sqlstate FROM syncline_conflicts"), "23505");
+  ProcessResult status = Cli("status", second_file, {"--json"});
+  EXPECT_NE(status.out.find("\"open_conflicts\":1"), std::string::npos) << status.Describe();
 }
 
 // 6. A large initial clone goes in pages.
