@@ -138,6 +138,14 @@ class PgStore : public core::MergeStore {
     return Refusal(change.index, error);
   }
 
+  // Closes Prepare's subtransaction if the merge ended before reading
+  // versions: an error raised with an internal subtransaction open would
+  // leave the session in an aborted transaction block.
+  void EndConversions() {
+    if (converting_) EndSubtransaction(conversions_, false);
+    converting_ = false;
+  }
+
   Status Convert(core::MergeChange& change) {
     const TableInfo& info = Of(change).info;
     ChangeData& data = data_[change.index];
@@ -655,7 +663,11 @@ Status ApplyText(std::string_view text, Datum* result) {
       status = core::Merge(batch, store, options, &result);
     } catch (PgError& caught) {
       error = caught.data;
+    } catch (...) {
+      store.EndConversions();
+      throw;
     }
+    store.EndConversions();
     // PostgreSQL's own error (a constraint, an input syntax, a privilege),
     // prefixed with the change at fault.
     if (error == nullptr && !status.ok() && result.failed != static_cast<std::size_t>(-1))

@@ -1085,7 +1085,9 @@ class Scenario {
   // A delivered page again, with one bad change slipped in: the whole batch
   // must be refused with an error naming that change, and leave the rows,
   // the metadata and the peer cursor as they were (docs/protocol.md,
-  // "Applying": all or nothing).
+  // "Applying"). The server refuses a conflict (an unknown column, a value
+  // its column cannot hold) on its own instead ("Conflicts"), so it gets
+  // malformed changes and stamps that must wait (also the whole batch).
   void Poison() {
     if (history_.empty()) return;
     const Page& page = history_[Uniform(0, history_.size() - 1)];
@@ -1125,6 +1127,7 @@ class Scenario {
       }
       if (what.empty()) kind = Uniform(0, 2);
     }
+    if (kind < 2 && node.label() == "pg") kind = 2;
     if (kind == 0) {
       bad.row.push_back({"zz", Value::Integer(1)});
       what = "an unknown column";
