@@ -22,6 +22,7 @@ enum class Code {
   kUnavailable,       // the server cannot be reached (worth retrying)
   kConflict,          // a concurrent transaction changed what this one read (worth retrying)
   kPermissionDenied,  // the caller may not do this (not the table's owner, not authorised for a scope)
+  kTooLarge,          // more than the format can carry (a row over a batch's size limit)
   kInternal,
 };
 

@@ -345,35 +345,6 @@ class VersionWriter {
   SPIPlanPtr exists_plan_ = nullptr;
 };
 
-// What the type output functions allocate for one row's key and scope,
-// freed before the next row: a statement of millions of rows stays flat.
-class RowMemory {
- public:
-  RowMemory() {
-    PgGuard(
-        [&] { context_ = AllocSetContextCreate(CurrentMemoryContext, "syncline capture row", ALLOCSET_SMALL_SIZES); });
-  }
-
-  // The row context, emptied, is current for the life of a Scope.
-  class Scope {
-   public:
-    explicit Scope(MemoryContext context) {
-      MemoryContextReset(context);
-      saved_ = MemoryContextSwitchTo(context);
-    }
-    ~Scope() { MemoryContextSwitchTo(saved_); }
-    Scope(const Scope&) = delete;
-    Scope& operator=(const Scope&) = delete;
-
-   private:
-    MemoryContext saved_;
-  };
-  Scope Use() { return Scope(context_); }
-
- private:
-  MemoryContext context_ = nullptr;  // a child of the SPI session's context
-};
-
 // Rows of a transition table, read through a read pointer of their own: the
 // table's first pointer is where other triggers' scans of it start.
 class TransitionRows {

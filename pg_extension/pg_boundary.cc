@@ -71,6 +71,7 @@ int SqlState(Code code) {
     case Code::kUnavailable: return ERRCODE_CONNECTION_FAILURE;
     case Code::kConflict: return ERRCODE_T_R_SERIALIZATION_FAILURE;
     case Code::kPermissionDenied: return ERRCODE_INSUFFICIENT_PRIVILEGE;
+    case Code::kTooLarge: return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
     case Code::kInternal: return ERRCODE_INTERNAL_ERROR;
   }
   return ERRCODE_INTERNAL_ERROR;
