@@ -75,8 +75,7 @@ TEST_F(PageTest, APageStopsAtItsByteCapAndTheNextGoesOn) {
       EXPECT_GT(batch.size() + 1200 + 320, page_cap) << "page " << pages << " stopped early";
     }
     delivered.insert(delivered.end(), ids.begin(), ids.end());
-    EXPECT_EQ(b.Text("SELECT json_extract(syncline_apply_push(?1), '$.applied')", {batch}),
-              std::to_string(ids.size()));
+    EXPECT_EQ(b.Text("SELECT json_extract(syncline_apply_push(?1), '$.applied')", {batch}), std::to_string(ids.size()));
     cursor = Cursor(batch);
   }
   EXPECT_GT(pages, 10);
