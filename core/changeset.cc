@@ -583,6 +583,33 @@ void BatchWriter::Add(const Change& change) {
   ++count_;
 }
 
+Status BatchWriter::AddToPage(const Change& change, std::size_t max_bytes, bool* added) {
+  const JsonWriter::Mark mark = writer_.GetMark();
+  Add(change);
+  *added = true;
+  if (count_ > 1 && size() > std::min(max_bytes, kMaxBatchBytes)) {
+    writer_.Rewind(mark);
+    --count_;
+    *added = false;
+    return Status::Ok();
+  }
+  if (size() <= kMaxBatchBytes) return Status::Ok();
+  const std::size_t bytes = out_.size() - mark.size;
+  writer_.Rewind(mark);
+  --count_;
+  *added = false;
+  std::vector<const Value*> key;
+  for (const ColumnValue& column : change.pk)
+    key.push_back(&column.value);
+  std::string key_text;
+  if (!EncodeKeyOf(key, &key_text).ok()) key_text = "(a key that is not valid UTF-8)";
+  return Status(Code::kTooLarge, "table \"" + change.table + "\", row " + key_text + ": its change takes " +
+                                     std::to_string(bytes) + " bytes, more than a batch may hold (" +
+                                     std::to_string(kMaxBatchBytes >> 20) + " MiB)")
+      .WithHint("Make the row smaller (move large values out of the database, or split them over rows); until "
+                "then, the pull stops at it.");
+}
+
 std::string BatchWriter::Finish(std::string_view cursor, bool has_more) {
   writer_.EndArray();
   writer_.Key("cursor");

@@ -16,10 +16,16 @@
 namespace syncline::core {
 
 inline constexpr int kBatchFormat = 1;
-// A batch is a page: pulls make them as small as asked. A larger text is
-// refused before it is parsed, so that memory stays bounded (the decoded
-// tree takes a few times the text's size).
+// A batch is a page: pulls cut them by changes and by bytes (kMaxPageBytes).
+// A larger text is refused before it is parsed, so that memory stays bounded
+// (the decoded tree takes a few times the text's size).
 inline constexpr std::size_t kMaxBatchBytes = 64u << 20;
+// A pull stops a page before it grows past this many bytes (the "max_bytes"
+// pull option sets another cap, up to kMaxBatchBytes): well below what every
+// reader accepts, so that the nodes that pull and apply a page hold it (and
+// its decoded form, a few times larger) in little memory. Only a page of a
+// single change may be larger, up to kMaxBatchBytes.
+inline constexpr std::size_t kMaxPageBytes = 16u << 20;
 
 enum class Op { kUpsert, kDelete };
 
@@ -84,10 +90,24 @@ class BatchWriter {
  public:
   explicit BatchWriter(std::string_view source);
   void Add(const Change& change);
+  // Adds a change to a page capped at max_bytes (at most kMaxBatchBytes):
+  // unless the page is empty, a change that would take it past the cap is
+  // left out (*added is false; it opens the next page) and the page is as it
+  // was. A change alone in its page may take it past the cap, but not past
+  // kMaxBatchBytes, which no reader accepts: that change is an error naming
+  // its table and key, and it is left out.
+  Status AddToPage(const Change& change, std::size_t max_bytes, bool* added);
   std::string Finish(std::string_view cursor, bool has_more);
   std::size_t count() const { return count_; }
+  // The size the batch would have if finished now (with any cursor an
+  // engine issues): an upper bound.
+  std::size_t size() const { return out_.size() + kFinishBytes; }
 
  private:
+  // What Finish appends, with a cursor of up to 254 bytes (core/cursor.h: a
+  // node id, a fingerprint, a position of at most 200 characters).
+  static constexpr std::size_t kFinishBytes = 320;
+
   std::string out_;
   JsonWriter writer_;
   std::size_t count_ = 0;

@@ -31,6 +31,13 @@ Status ParsePullOptions(std::string_view text, PullOptions* out) {
       JsonWriter writer(&out->scope);
       WriteValue(writer, scope);
       out->has_scope = true;
+    } else if (key == "max_bytes") {
+      Value bytes;
+      if (!value.is_number() || !DecodeValue(value, &bytes).ok() || bytes.type != Value::Type::kInteger ||
+          bytes.integer < 1 || static_cast<std::uint64_t>(bytes.integer) > kMaxBatchBytes)
+        return Status(Code::kInvalidInput,
+                      "options: \"max_bytes\" must be an integer from 1 to " + std::to_string(kMaxBatchBytes));
+      out->max_bytes = static_cast<std::size_t>(bytes.integer);
     } else {
       return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\"");
     }
@@ -39,6 +46,7 @@ Status ParsePullOptions(std::string_view text, PullOptions* out) {
 }
 
 std::string FilterFingerprint(const PullOptions& options) {
+  // max_bytes is left out: a cursor stays valid whatever page size follows it.
   std::string canonical;
   if (options.local_only) canonical += "origin=local\n";
   if (!options.exclude_origin.empty()) canonical += "exclude_origin=" + options.exclude_origin + "\n";

@@ -8,9 +8,11 @@
 // rather than silently skipping rows.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
+#include "core/changeset.h"
 #include "core/json.h"
 #include "core/status.h"
 
@@ -21,6 +23,9 @@ struct PullOptions {
   std::string exclude_origin;  // {"exclude_origin": "<node id>"}, canonical
   std::string scope;           // {"scope": value}, the value's canonical JSON; empty when absent
   bool has_scope = false;
+  // {"max_bytes": n}: where a page stops (BatchWriter::AddToPage). Not part of
+  // the filter: it changes how rows are cut into pages, not which rows.
+  std::size_t max_bytes = kMaxPageBytes;
 };
 
 // Parses pull options; an empty or NULL text means no options. Unknown keys

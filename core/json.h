@@ -87,6 +87,16 @@ class JsonWriter {
     Separate();
     out_->append(json);
   }
+  // A place in the text to come back to, undoing what was written after it.
+  struct Mark {
+    std::size_t size;
+    bool first;
+  };
+  Mark GetMark() const { return {out_->size(), first_}; }
+  void Rewind(const Mark& mark) {
+    out_->resize(mark.size);
+    first_ = mark.first;
+  }
 
  private:
   void Separate() {

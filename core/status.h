@@ -23,6 +23,7 @@ enum class Code {
   kConflict,          // a concurrent transaction changed what this one read (worth retrying)
   kNotYet,            // to be tried again later (a stamp ahead of the server's clock, within reason)
   kPermissionDenied,  // the caller may not do this (not the table's owner, not authorised for a scope)
+  kTooLarge,          // more than the format can carry (a row over a batch's size limit)
   kInternal,
 };
 
@@ -43,6 +44,7 @@ inline const char* SqlStateOf(Code code) {
     case Code::kConflict: return "40001";          // serialization_failure
     case Code::kNotYet: return "55000";            // object_not_in_prerequisite_state
     case Code::kPermissionDenied: return "42501";  // insufficient_privilege
+    case Code::kTooLarge: return "54000";          // program_limit_exceeded
     case Code::kInternal: return "XX000";          // internal_error
   }
   return "XX000";

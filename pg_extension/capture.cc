@@ -111,13 +111,14 @@ Status Entry(Relation relation, CaptureEntry** out) {
 void PreparePlans() {
   if (upsert_plan != nullptr) return;
   // A new version of the row: clock + 1, a stamp above both the candidate
-  // and the row's previous stamp, this node, the writing transaction. A
-  // tombstone keeps the scope its row had.
-  const std::string on_conflict =
-      "ON CONFLICT (tid, pk) DO UPDATE SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
-      "hlc = pg_catalog.int8larger(EXCLUDED.hlc, r.hlc OPERATOR(pg_catalog.+) 1), node = 0, "
-      "deleted = EXCLUDED.deleted, scope = CASE WHEN EXCLUDED.deleted THEN r.scope ELSE EXCLUDED.scope END, "
-      "xid = EXCLUDED.xid, seq = EXCLUDED.seq ";
+  // and the row's previous stamp (both saturating), this node, the writing
+  // transaction. A tombstone keeps the scope its row had.
+  const std::string next_clock = "clock = " + NextInt8("r.clock") + ", ";
+  const std::string on_conflict = "ON CONFLICT (tid, pk) DO UPDATE SET " + next_clock +
+                                  "hlc = pg_catalog.int8larger(EXCLUDED.hlc, " + NextInt8("r.hlc") +
+                                  "), node = 0, "
+                                  "deleted = EXCLUDED.deleted, scope = CASE WHEN EXCLUDED.deleted THEN r.scope ELSE "
+                                  "EXCLUDED.scope END, xid = EXCLUDED.xid, seq = EXCLUDED.seq ";
   const std::string version = "pg_catalog.pg_current_xact_id(), "
                               "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
   // A version this transaction wrote is not turned from live to deleted or
@@ -145,11 +146,11 @@ void PreparePlans() {
           on_conflict + hold_back + "RETURNING r.hlc, r.pk",
       {INT4OID, TEXTARRAYOID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID}, /*keep=*/true);
   truncate_plan = Prepare(
-      "UPDATE syncline.rows AS r SET clock = r.clock OPERATOR(pg_catalog.+) 1, "
-      "hlc = pg_catalog.int8larger($2, r.hlc OPERATOR(pg_catalog.+) 1), node = 0, deleted = true, "
-      "xid = pg_catalog.pg_current_xact_id(), seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) "
-      "WHERE r.tid OPERATOR(pg_catalog.=) $1 AND NOT r.deleted AND r.xid OPERATOR(pg_catalog.<>) "
-      "pg_catalog.pg_current_xact_id() RETURNING hlc",
+      "UPDATE syncline.rows AS r SET " + next_clock + "hlc = pg_catalog.int8larger($2, " + NextInt8("r.hlc") +
+          "), node = 0, deleted = true, "
+          "xid = pg_catalog.pg_current_xact_id(), seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) "
+          "WHERE r.tid OPERATOR(pg_catalog.=) $1 AND NOT r.deleted AND r.xid OPERATOR(pg_catalog.<>) "
+          "pg_catalog.pg_current_xact_id() RETURNING hlc",
       {INT4OID, INT8OID}, /*keep=*/true);
 }
 
@@ -343,35 +344,6 @@ class VersionWriter {
   std::set<std::string> notify_scopes_;
   MemoryContext chunk_context_ = nullptr;  // a child of the SPI session's context
   SPIPlanPtr exists_plan_ = nullptr;
-};
-
-// What the type output functions allocate for one row's key and scope,
-// freed before the next row: a statement of millions of rows stays flat.
-class RowMemory {
- public:
-  RowMemory() {
-    PgGuard(
-        [&] { context_ = AllocSetContextCreate(CurrentMemoryContext, "syncline capture row", ALLOCSET_SMALL_SIZES); });
-  }
-
-  // The row context, emptied, is current for the life of a Scope.
-  class Scope {
-   public:
-    explicit Scope(MemoryContext context) {
-      MemoryContextReset(context);
-      saved_ = MemoryContextSwitchTo(context);
-    }
-    ~Scope() { MemoryContextSwitchTo(saved_); }
-    Scope(const Scope&) = delete;
-    Scope& operator=(const Scope&) = delete;
-
-   private:
-    MemoryContext saved_;
-  };
-  Scope Use() { return Scope(context_); }
-
- private:
-  MemoryContext context_ = nullptr;  // a child of the SPI session's context
 };
 
 // Rows of a transition table, read through a read pointer of their own: the

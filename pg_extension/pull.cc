@@ -137,11 +137,15 @@ Status KeyDatums(const TableInfo& table, const std::vector<Value>& key, std::vec
 struct PageEntry {
   PullTable* table = nullptr;  // null: left out of the batch
   std::vector<Value> key;
-  bool visible = false;  // a live row the caller can read
-  std::vector<core::ColumnValue> row;
+  // A live row the caller can read: its tuple in a result of SPI's (kept
+  // until the session ends; values stored out of line stay there until read)
+  // and where its columns start. Null: none.
+  HeapTuple tuple = nullptr;
+  TupleDesc desc = nullptr;
+  int first_attnum = 1;
 };
 
-// Reads the live rows `indexes` of a page from their table as the caller:
+// Finds the live rows `indexes` of a page in their table as the caller:
 // privileges and row-level security decide what it may see, and a row it may
 // not see is left out of its pull.
 Status ReadRows(PullTable& table, const std::vector<std::size_t>& indexes, Snapshot snapshot,
@@ -155,8 +159,8 @@ Status ReadRows(PullTable& table, const std::vector<std::size_t>& indexes, Snaps
       Status status = KeyDatums(info, entry.key, &key, &key_nulls);
       if (!status.ok()) return status;
       if (Execute(table.select_row, key.data(), key_nulls.data(), true, 1, snapshot) == 0) continue;
-      ReadRow(info, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &entry.row);
-      entry.visible = true;
+      entry.tuple = SPI_tuptable->vals[0];
+      entry.desc = SPI_tuptable->tupdesc;
     }
     return Status::Ok();
   }
@@ -186,8 +190,9 @@ Status ReadRows(PullTable& table, const std::vector<std::size_t>& indexes, Snaps
     std::size_t position = static_cast<std::size_t>(ResultInt64(r, 1));
     if (position < 1 || position > indexes.size()) return Status(Code::kInternal, "pull read a row it did not ask for");
     PageEntry& entry = (*entries)[indexes[position - 1]];
-    ReadRow(info, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &entry.row);
-    entry.visible = true;
+    entry.tuple = SPI_tuptable->vals[r];
+    entry.desc = SPI_tuptable->tupdesc;
+    entry.first_attnum = 2;
   }
   return Status::Ok();
 }
@@ -314,7 +319,7 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     }
 
     // Each page row's table, key, and (live rows) the row as the caller may
-    // read it; rows are read a table at a time.
+    // read it; rows are found a table at a time.
     std::map<int32, PullTable> tables;
     Authorizer authorizer(snapshot.get());
     std::vector<PageEntry> entries(page.size());
@@ -352,26 +357,41 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
 
     core::BatchWriter writer(node_id);
     core::Change change;
+    // A row's values are converted as it is written, in memory freed before
+    // the next row: a page of large rows holds one of them at a time, besides
+    // the batch, which stops at max_bytes.
+    RowMemory row_memory;
+    std::size_t covered = page.size();  // the page rows the batch accounts for
     for (std::size_t i = 0; i < page.size(); ++i) {
       const PageRow& row = page[i];
-      PageEntry& entry = entries[i];
+      const PageEntry& entry = entries[i];
       // Left out: a scope the hook refuses, a row the caller may not read.
-      if (entry.table == nullptr || (!row.deleted && !entry.visible)) continue;
+      if (entry.table == nullptr || (!row.deleted && entry.tuple == nullptr)) continue;
       const TableInfo& table = entry.table->info;
+      RowMemory::Scope in_row = row_memory.Use();
       change.table = table.name;
       change.op = row.deleted ? core::Op::kDelete : core::Op::kUpsert;
       change.clock = row.clock;
       change.hlc = static_cast<core::Hlc>(row.hlc);
       change.node = row.node;
+      change.row.clear();
+      if (!row.deleted) ReadRow(table, entry.tuple, entry.desc, entry.first_attnum, &change.row);
       change.pk.clear();
       for (std::size_t k = 0; k < entry.key.size(); ++k)
         change.pk.push_back({table.columns[table.pk[k]].name,
                              // The key as stored (a float8 key 2.0), not its key form.
-                             row.deleted ? entry.key[k] : entry.row[table.pk[k]].value});
-      change.row = std::move(entry.row);
-      writer.Add(change);
+                             row.deleted ? entry.key[k] : change.row[table.pk[k]].value});
+      // A page full in bytes ends before this change; the next one begins at it.
+      bool added = false;
+      status = writer.AddToPage(change, options.max_bytes, &added);
+      if (!status.ok()) return status;
+      if (!added) {
+        covered = i;
+        has_more = true;
+        break;
+      }
     }
-    Position end = has_more ? page.back().position : Position{horizon.xid, 0};
+    Position end = has_more ? page[covered - 1].position : Position{horizon.xid, 0};
     if (!has_more && (end.xid < after.xid || (end.xid == after.xid && end.seq < after.seq))) end = after;
     batch = writer.Finish(core::EncodeCursor({node_id, filter, PositionText(end)}), has_more);
   }

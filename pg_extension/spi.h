@@ -26,6 +26,35 @@ class SpiSession {
   SpiSession& operator=(const SpiSession&) = delete;
 };
 
+// What type input and output functions allocate for one row (capture: its
+// key and scope; pull: its values), freed before the next row: a statement
+// of millions of rows, or a page of large ones, stays flat.
+class RowMemory {
+ public:
+  RowMemory() {
+    PgGuard([&] { context_ = AllocSetContextCreate(CurrentMemoryContext, "syncline row", ALLOCSET_SMALL_SIZES); });
+  }
+
+  // The row context, emptied, is current for the life of a Scope.
+  class Scope {
+   public:
+    explicit Scope(MemoryContext context) {
+      MemoryContextReset(context);
+      saved_ = MemoryContextSwitchTo(context);
+    }
+    ~Scope() { MemoryContextSwitchTo(saved_); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    MemoryContext saved_;
+  };
+  Scope Use() { return Scope(context_); }
+
+ private:
+  MemoryContext context_ = nullptr;  // a child of the SPI session's context
+};
+
 // Runs PostgreSQL code as the extension's owner (its current one: see
 // InvalidateExtensionOwner), so that the metadata, which no one else may
 // write, is written in the name of the extension. Restored on scope exit; on

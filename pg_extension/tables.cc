@@ -18,6 +18,12 @@ std::string Quote(const std::string& identifier) {
   return quoted;
 }
 
+static_assert(core::kHlcMax == static_cast<core::Hlc>(INT64_MAX), "stamps saturate at the int8 maximum, as clocks do");
+
+std::string NextInt8(const std::string& expression) {
+  return "(pg_catalog.int8smaller(" + expression + ", " + std::to_string(INT64_MAX - 1) + ") OPERATOR(pg_catalog.+) 1)";
+}
+
 std::string QuoteLiteral(const std::string& literal) {
   const char* quoted = nullptr;
   const char* text = literal.c_str();

@@ -47,5 +47,9 @@ std::string QualifiedName(const TableInfo& table);
 std::string KeyEquals(const ColumnType& column, const std::string& value);
 std::string Quote(const std::string& identifier);
 std::string QuoteLiteral(const std::string& literal);
+// "expression + 1" on an int8 stamp or clock, saturating at the greatest
+// (docs/protocol.md, "Stamps"): a row whose version is at the top still takes
+// writes, rather than failing them with "bigint out of range".
+std::string NextInt8(const std::string& expression);
 
 }  // namespace syncline::pg

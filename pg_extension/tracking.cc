@@ -218,13 +218,14 @@ TableInfo BackfillScanShape(const TableInfo& table, std::string* columns) {
 // revived, a live version kept).
 SPIPlanPtr PrepareBackfillInsert() {
   AsExtensionOwner owner;
-  return Prepare(
-      "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
-      "VALUES ($1, $2, 1, $3, 0, false, $4, pg_catalog.pg_current_xact_id(), "
-      "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
-      "ON CONFLICT (tid, pk) DO UPDATE SET clock = r.clock + 1, hlc = pg_catalog.int8larger($3, r.hlc + 1), "
-      "node = 0, deleted = false, scope = EXCLUDED.scope, xid = EXCLUDED.xid, seq = EXCLUDED.seq WHERE r.deleted",
-      {INT4OID, TEXTOID, INT8OID, TEXTOID});
+  return Prepare("INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
+                 "VALUES ($1, $2, 1, $3, 0, false, $4, pg_catalog.pg_current_xact_id(), "
+                 "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
+                 "ON CONFLICT (tid, pk) DO UPDATE SET clock = " +
+                     NextInt8("r.clock") + ", hlc = pg_catalog.int8larger($3, " + NextInt8("r.hlc") +
+                     "), node = 0, deleted = false, scope = EXCLUDED.scope, xid = EXCLUDED.xid, seq = EXCLUDED.seq "
+                     "WHERE r.deleted",
+                 {INT4OID, TEXTOID, INT8OID, TEXTOID});
 }
 
 // Metadata for every existing row, read in chunks through a cursor so that

@@ -124,7 +124,7 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
       has_more = true;
       break;
     }
-    last_version = page.ColumnInt(0);
+    const std::int64_t version = page.ColumnInt(0);
     std::int64_t tid = page.ColumnInt(1);
     auto it = tables.find(tid);
     if (it == tables.end()) {
@@ -172,7 +172,15 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
         change.pk[k].value = change.row[table.info.pk[k]].value;
       select.Reset();
     }
-    writer.Add(change);
+    // A page full in bytes ends before this change; the next one begins at it.
+    bool added = false;
+    status = writer.AddToPage(change, options.max_bytes, &added);
+    if (!status.ok()) return status;
+    if (!added) {
+      has_more = true;
+      break;
+    }
+    last_version = version;
   }
   // With nothing left, the cursor moves to the end of the snapshot: rows the
   // filter skipped need not be scanned again.

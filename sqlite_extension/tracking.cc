@@ -19,6 +19,10 @@ namespace {
 // connection without it fails loudly ("no such function") instead of writing
 // unsynced rows.
 
+// clock + 1, saturating at the greatest integer (docs/protocol.md, "Stamps"):
+// SQLite would turn the sum into a real. syncline_stamp saturates stamps.
+constexpr const char* kNextClock = "clock = min(clock, 9223372036854775806) + 1";
+
 // The same, correlated with the conflicting row so that SQLite evaluates it
 // for every row of a multi-row upsert rather than once per statement.
 constexpr const char* kNextVersionPerConflict =
@@ -47,8 +51,8 @@ std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, co
   return "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) " +
          std::string(one_row ? "VALUES (" : "SELECT ") + "NULL, " + tid_text + ", " + key +
          ", 1, syncline_stamp(NULL), 0, " + deleted_text + (one_row ? ")" : " " + from_where) +
-         " ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict +
-         ", clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + update_where + ";\n";
+         " ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict + ", " + kNextClock +
+         ", hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + update_where + ";\n";
 }
 
 struct UniqueKeys {
@@ -239,13 +243,12 @@ Status Track(ConnectionState& state, const std::string& name, const std::string&
   // the metadata holds as deleted but that exists again was written without
   // capture; it becomes a new local version.
   Statement backfill;
-  status =
-      backfill.Prepare(db, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT NULL, " +
-                               std::to_string(table.tid) + ", " + KeyCall(table, "") +
-                               ", 1, syncline_stamp(NULL), 0, 0 FROM " + QuoteIdentifier(table.name) +
-                               " WHERE true ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict +
-                               ", "
-                               "clock = clock + 1, hlc = syncline_stamp(hlc), node = 0, deleted = 0 WHERE deleted = 1");
+  status = backfill.Prepare(
+      db, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) SELECT NULL, " +
+              std::to_string(table.tid) + ", " + KeyCall(table, "") + ", 1, syncline_stamp(NULL), 0, 0 FROM " +
+              QuoteIdentifier(table.name) +
+              " WHERE true ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict + ", " +
+              kNextClock + ", hlc = syncline_stamp(hlc), node = 0, deleted = 0 WHERE deleted = 1");
   if (!status.ok()) return status;
   status = backfill.Run();
   if (!status.ok()) return status;

@@ -248,6 +248,56 @@ TEST_F(Tracking, WritesToRowsWithoutMetadataAreCaptured) {
   EXPECT_EQ(db.Text("SELECT json_extract(?1, '$.changes[1].op')", {batch}), "delete");
 }
 
+// A version at the greatest stamp (7fffffffffffffff) and clock (2^63 - 1):
+// the row's next writes saturate there instead of overflowing (SQLite would
+// turn clock + 1 into a real).
+TEST_F(Tracking, RowsAtTheTopOfTheStampAndClockRangesStillTakeWrites) {
+  db.Text("SELECT syncline_track('notes')");
+  db.Exec(
+      "INSERT INTO notes VALUES ('n1', 7, 'a', 'b'), ('n2', 7, 'a', 'b'), ('n3', 7, 'a', 'b'), ('n4', 7, 'a', 'b')");
+  auto top = [&](const std::string& id) {
+    db.Text("UPDATE syncline_rows SET hlc = 9223372036854775807, clock = 9223372036854775807 WHERE pk = ?1",
+            {"[\"" + id + "\"]"});
+  };
+  auto version = [&](const std::string& id) {
+    return db.Text("SELECT typeof(clock) || ' ' || clock || ' ' || printf('%016x', hlc) || ' ' || node || ' ' || "
+                   "deleted FROM syncline_rows WHERE pk = ?1",
+                   {"[\"" + id + "\"]"});
+  };
+  const std::string at_top = "integer 9223372036854775807 7fffffffffffffff 0 ";
+
+  top("n1");
+  db.Exec("UPDATE notes SET title = 'b' WHERE id = 'n1'");
+  EXPECT_EQ(version("n1"), at_top + "0");
+  std::string batch = db.Text("SELECT syncline_pull_since(NULL, 10)");
+  EXPECT_EQ(db.Text("SELECT json_extract(value, '$.hlc') || ' ' || json_extract(value, '$.clock') || ' ' || "
+                    "json_extract(value, '$.row.title') FROM json_each(?1, '$.changes') WHERE "
+                    "json_extract(value, '$.pk.id') = 'n1'",
+                    {batch}),
+            "7fffffffffffffff 9223372036854775807 b");
+
+  top("n2");
+  db.Exec("DELETE FROM notes WHERE id = 'n2'");
+  EXPECT_EQ(version("n2"), at_top + "1");
+  db.Exec("INSERT INTO notes VALUES ('n2', 7, 'back', 'b')");
+  EXPECT_EQ(version("n2"), at_top + "0");
+
+  top("n3");
+  db.Exec("UPDATE notes SET id = 'n5' WHERE id = 'n3'");  // a key change: a tombstone for the old key
+  EXPECT_EQ(version("n3"), at_top + "1");
+
+  // A row the metadata holds as deleted exists again (written without
+  // capture): tracking again makes it a new local version.
+  db.Exec("UPDATE syncline_rows SET deleted = 1 WHERE pk = '[\"n4\"]'");
+  top("n4");
+  db.Text("SELECT syncline_track('notes')");
+  EXPECT_EQ(version("n4"), at_top + "0");
+
+  // The connection's clock, at the top now, stays there.
+  db.Exec("INSERT INTO notes VALUES ('n6', 7, 'new', 'b')");
+  EXPECT_EQ(version("n6"), "integer 1 7fffffffffffffff 0 0");
+}
+
 TEST_F(Tracking, RollbackUndoesCapture) {
   db.Text("SELECT syncline_track('notes')");
   db.Exec("BEGIN; INSERT INTO notes VALUES ('n1', 7, 'a', 'b'); ROLLBACK;");

@@ -34,7 +34,7 @@ void ExpectBadOptions(const std::string& text, const std::string& why) {
 }
 
 bool IsDefault(const PullOptions& o) {
-  return !o.local_only && o.exclude_origin.empty() && o.scope.empty() && !o.has_scope;
+  return !o.local_only && o.exclude_origin.empty() && o.scope.empty() && !o.has_scope && o.max_bytes == kMaxPageBytes;
 }
 
 // ---------------------------------------------------------------- options
@@ -51,6 +51,7 @@ TEST(PullOptionsTest, ParseResetsTheOutput) {
   options.exclude_origin = kNodeA;
   options.scope = "1";
   options.has_scope = true;
+  options.max_bytes = 10;
   ASSERT_TRUE(ParsePullOptions("{}", &options).ok());
   EXPECT_TRUE(IsDefault(options));
 }
@@ -99,6 +100,16 @@ TEST(PullOptionsTest, AllTogether) {
   EXPECT_EQ(options.exclude_origin, kNodeB);
   EXPECT_TRUE(options.has_scope);
   EXPECT_EQ(options.scope, "\"x\"");
+}
+
+TEST(PullOptionsTest, MaxBytes) {
+  EXPECT_EQ(Parse("{}").max_bytes, kMaxPageBytes);
+  EXPECT_EQ(Parse(R"({"max_bytes":1})").max_bytes, 1u);
+  EXPECT_EQ(Parse(R"({"max_bytes":4096,"origin":"local"})").max_bytes, 4096u);
+  EXPECT_EQ(Parse(R"({"max_bytes":)" + std::to_string(kMaxBatchBytes) + "}").max_bytes, kMaxBatchBytes);
+  for (const char* bad : {"0", "-1", "1.5", "1e3", "\"100\"", "null", "true", "67108865", "9223372036854775808"})
+    ExpectBadOptions(std::string(R"({"max_bytes":)") + bad + "}",
+                     "\"max_bytes\" must be an integer from 1 to 67108864");
 }
 
 TEST(PullOptionsTest, Rejections) {
@@ -178,6 +189,13 @@ TEST(FilterFingerprintTest, SameSetInAnotherOrderOrSpelling) {
   EXPECT_EQ(FilterFingerprint(Parse(R"({"scope":"\u0078"})")), FilterFingerprint(Parse(R"({"scope":"x"})")));
   // Deterministic.
   EXPECT_EQ(FilterFingerprint(Parse(a)), FilterFingerprint(Parse(a)));
+}
+
+TEST(FilterFingerprintTest, MaxBytesIsNotPartOfTheFilter) {
+  // A cursor taken with one page size stays valid with another.
+  EXPECT_EQ(FilterFingerprint(Parse(R"({"max_bytes":100})")), FilterFingerprint(Parse("{}")));
+  EXPECT_EQ(FilterFingerprint(Parse(R"({"max_bytes":100,"origin":"local"})")),
+            FilterFingerprint(Parse(R"({"origin":"local","max_bytes":5000})")));
 }
 
 TEST(FilterFingerprintTest, ScopeTextCannotForgeOtherOptions) {
