@@ -147,8 +147,10 @@ RETURNS text LANGUAGE c STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'syncline_peer_cursor';
 
+-- SECURITY DEFINER: every role that syncs needs the server's node id, and
+-- no role but the extension owner may read syncline.meta.
 CREATE FUNCTION syncline.node_id()
-RETURNS uuid LANGUAGE sql STABLE
+RETURNS uuid LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT value::uuid FROM syncline.meta WHERE key = 'node_id' $$;
 

@@ -137,8 +137,11 @@ Status Forget(ConnectionState& state, const std::string& table_name, const std::
   state.applied_key = nullptr;
   --state.applying;
   if (!status.ok()) return status;
+  // The metadata stays, at the same version (the version is a position the
+  // server acknowledged), as a tombstone below every stamp: any version the
+  // server sends beats it, and nothing is pushed again.
   Statement forget;
-  status = forget.Prepare(db, "DELETE FROM syncline_rows WHERE tid = ?1 AND pk = ?2");
+  status = forget.Prepare(db, "UPDATE syncline_rows SET hlc = 0, deleted = 1 WHERE tid = ?1 AND pk = ?2");
   if (!status.ok()) return status;
   forget.BindInt(1, table.tid);
   forget.BindValue(2, meta_key);

@@ -349,35 +349,6 @@ TEST_F(NotesTest, NoteDeletedOfflineWhileCommentedElsewhereDoesNotStickTheClient
   EXPECT_EQ(client->Text("SELECT count(*) FROM syncline_conflicts WHERE sqlstate = '23503'"), "1");
 }
 
-// Two devices create rows with the same UNIQUE value under different keys.
-// The second to push is refused on its own; its other changes go in, its row
-// goes (a tombstone from the server), and every later sync succeeds.
-TEST_F(NotesTest, SameUniqueValueOnTwoDevicesDoesNotStickTheSecond) {
-  server().Exec("CREATE UNIQUE INDEX notes_title ON notes (org_id, title)");
-  const std::string first_file = ClientFile("first.db"), second_file = ClientFile("second.db");
-  Clone(first_file);
-  Clone(second_file);
-  auto first = OpenClient(first_file);
-  auto second = OpenClient(second_file);
-  const std::string taken = ClientNote(*first, 7, "standup");
-  const std::string clash = ClientNote(*second, 7, "standup");
-  const std::string other = ClientNote(*second, 7, "retro");
-  ASSERT_EQ(Cli("sync", first_file).exit_code, 0);
-  ProcessResult result = Cli("sync", second_file, {"--json"});
-  EXPECT_EQ(result.exit_code, 0) << result.Describe();
-  EXPECT_NE(result.out.find("\"conflicts\":1"), std::string::npos) << result.Describe();
-  EXPECT_EQ(ServerTitle(taken), "standup");
-  EXPECT_EQ(ServerTitle(other), "retro");
-  EXPECT_EQ(ServerTitle(clash), "gone");
-  for (const std::string& file : {first_file, second_file})
-    ASSERT_EQ(Cli("sync", file).exit_code, 0);
-  EXPECT_PRED_FORMAT2(SameRows, ServerDump(), ClientDump(*first));
-  EXPECT_PRED_FORMAT2(SameRows, ServerDump(), ClientDump(*second));
-  EXPECT_EQ(second->Text("SELECT sqlstate FROM syncline_conflicts"), "23505");
-  ProcessResult status = Cli("status", second_file, {"--json"});
-  EXPECT_NE(status.out.find("\"open_conflicts\":1"), std::string::npos) << status.Describe();
-}
-
 // 6. A large initial clone goes in pages.
 TEST_F(NotesTest, LargeCloneCompletesInPages) {
   constexpr int kRows = 100000;
