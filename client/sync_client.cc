@@ -292,6 +292,9 @@ class Session {
     std::optional<std::string> resolved;
     Status status = local_.Text("SELECT syncline_retry_conflicts()", {}, &resolved);
     if (status.ok() && resolved.value_or("0") != "0") Log("resolved " + *resolved + " conflicts by applying again");
+    // The log is bounded: resolved entries go after 30 days, any after 90.
+    std::optional<std::string> pruned;
+    if (status.ok()) status = local_.Text("SELECT syncline_prune_conflicts()", {}, &pruned);
     return status;
   }
 

@@ -300,6 +300,8 @@ class Merger {
           &result_->failed);
     }
     if (status.ok()) status = WriteVersions(winners);
+    std::sort(result_->refusals.begin(), result_->refusals.end(),
+              [](const Refusal& a, const Refusal& b) { return a.index < b.index; });
     for (Refusal& refusal : result_->refusals)
       if (status.ok()) status = store_.LogRefusal(changes_[refusal.index], &refusal);
     if (status.ok() && !batch_.cursor.empty()) {

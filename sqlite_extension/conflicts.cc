@@ -6,6 +6,8 @@
 // this device by a pull.
 #include "sqlite_extension/conflicts.h"
 
+#include <optional>
+
 #include "core/changeset.h"
 #include "core/json.h"
 #include "sqlite_extension/sqlite_util.h"
@@ -212,6 +214,83 @@ Status NoteServerConflict(ConnectionState& state, const std::string& entry_json,
   status = insert.Run();
   if (!status.ok() || !must_forget) return status;
   return Forget(state, table, pk, hlc, dropped);
+}
+
+Status PruneConflicts(sqlite3* db, std::int64_t resolved_days, std::int64_t kept_days, std::int64_t* pruned) {
+  *pruned = 0;
+  if (resolved_days < 0 || kept_days < 0) return Status(Code::kInvalidInput, "days must not be negative");
+  Status status = EnsureConflictLog(db);
+  if (!status.ok()) return status;
+  Statement prune;
+  status = prune.Prepare(db, "DELETE FROM syncline_conflicts WHERE (resolved_at IS NOT NULL AND resolved_at < "
+                             "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?1 || ' days')) OR at < "
+                             "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?2 || ' days')");
+  if (!status.ok()) return status;
+  prune.BindInt(1, resolved_days);
+  prune.BindInt(2, kept_days);
+  status = prune.Run();
+  if (status.ok()) *pruned = sqlite3_changes(db);
+  return status;
+}
+
+Status ResubmitConflict(ConnectionState& state, std::int64_t id, const std::optional<std::string>& edited_row) {
+  sqlite3* db = state.db;
+  Status status = EnsureConflictLog(db);
+  if (!status.ok()) return status;
+  Statement entry;
+  status = entry.Prepare(db, "SELECT table_name, \"row\" FROM syncline_conflicts WHERE id = ?1 AND side = 'server' "
+                             "AND op = 'upsert' AND resolved_at IS NULL");
+  if (!status.ok()) return status;
+  entry.BindInt(1, id);
+  bool found = false;
+  status = entry.Step(&found);
+  if (!status.ok()) return status;
+  if (!found)
+    return Status(Code::kInvalidInput,
+                  "no open conflict #" + std::to_string(id) + " of a refused upsert of this device");
+  const std::string table_name = entry.ColumnText(0);
+  const std::string row_json = edited_row.value_or(entry.ColumnText(1));
+  TableInfo table;
+  status = FindTrackedTable(db, table_name, &table, &found);
+  if (!status.ok()) return status;
+  if (!found) return Status(Code::kUndefinedTable, "table \"" + table_name + "\" is not tracked here");
+  core::Json row;
+  status = core::ParseJson(row_json, &row);
+  if (!status.ok() || !row.is_object()) return Status(Code::kInvalidInput, "the row must be a JSON object");
+  std::vector<Value> values(table.columns.size());
+  std::string columns, placeholders, updates;
+  for (std::size_t c = 0; c < table.columns.size(); ++c) {
+    const core::Json* value = row.Find(table.columns[c]);
+    if (value == nullptr) return Status(Code::kInvalidInput, "the row lacks column \"" + table.columns[c] + "\"");
+    status = core::DecodeValue(*value, &values[c]);
+    if (!status.ok()) return status.WithPrefix("column \"" + table.columns[c] + "\": ");
+    const std::string column = QuoteIdentifier(table.columns[c]);
+    columns += (c > 0 ? ", " : "") + column;
+    placeholders += (c > 0 ? ", ?" : "?") + std::to_string(c + 1);
+    updates += (c > 0 ? ", " : "") + column + " = excluded." + column;
+  }
+  std::string keys;
+  for (std::size_t k = 0; k < table.pk.size(); ++k)
+    keys += (k > 0 ? ", " : "") + QuoteIdentifier(table.columns[table.pk[k]]);
+  Savepoint savepoint(db, "syncline_resubmit");
+  if (!savepoint.status().ok()) return savepoint.status();
+  // An ordinary local write: captured, stamped now, pushed at the next sync.
+  Statement write;
+  status = write.Prepare(db, "INSERT INTO " + QuoteIdentifier(table.name) + " (" + columns + ") VALUES (" +
+                                 placeholders + ") ON CONFLICT (" + keys + ") DO UPDATE SET " + updates);
+  if (!status.ok()) return status;
+  for (std::size_t c = 0; c < values.size(); ++c)
+    write.BindValue(static_cast<int>(c + 1), values[c]);
+  status = write.Run();
+  if (!status.ok()) return status;
+  Statement resolve;
+  status = resolve.Prepare(db, "UPDATE syncline_conflicts SET resolved_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                               "WHERE id = ?1");
+  if (!status.ok()) return status;
+  resolve.BindInt(1, id);
+  status = resolve.Run();
+  if (!status.ok()) return status;
+  return savepoint.Release();
 }
 
 Status RetryConflicts(ConnectionState& state, std::int64_t* resolved) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/changeset.h"
@@ -23,6 +24,13 @@ core::Status Forget(ConnectionState& state, const std::string& table, const std:
 // row of syncline.conflicts as JSON) into syncline_conflicts, once, and
 // drops the row's copy when the entry says so (Forget).
 core::Status NoteServerConflict(ConnectionState& state, const std::string& entry_json, bool* dropped);
+// Drops resolved entries older than `resolved_days` and any older than
+// `kept_days`.
+core::Status PruneConflicts(sqlite3* db, std::int64_t resolved_days, std::int64_t kept_days, std::int64_t* pruned);
+// Writes a refused row of this device again as a new local write (the row
+// as refused, or `edited_row`, a JSON object of every column) and resolves
+// the entry.
+core::Status ResubmitConflict(ConnectionState& state, std::int64_t id, const std::optional<std::string>& edited_row);
 // Applies the logged versions again (a UNIQUE value this file held may be
 // free now); counts the ones resolved.
 core::Status RetryConflicts(ConnectionState& state, std::int64_t* resolved);

@@ -157,6 +157,36 @@ Status SqlNoteConflict(ConnectionState& state, sqlite3_context* ctx, int, sqlite
   return status;
 }
 
+// syncline_prune_conflicts([resolved_days [, kept_days]]): drops resolved
+// entries after 30 days and any after 90 (by default); returns how many.
+Status SqlPruneConflicts(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::int64_t days[2] = {30, 90};
+  for (int i = 0; i < argc; ++i) {
+    if (sqlite3_value_type(argv[i]) != SQLITE_INTEGER) return Status(Code::kInvalidInput, "days must be an integer");
+    days[i] = sqlite3_value_int64(argv[i]);
+  }
+  std::int64_t pruned = 0;
+  Status status = PruneConflicts(state.db, days[0], days[1], &pruned);
+  if (status.ok()) sqlite3_result_int64(ctx, pruned);
+  return status;
+}
+
+// syncline_resubmit_conflict(id [, row_json]): writes a refused row again
+// as a new local write and resolves the entry.
+Status SqlResubmitConflict(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER) return Status(Code::kInvalidInput, "id must be an integer");
+  std::optional<std::string> row;
+  if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL) {
+    std::string text;
+    Status status = RequiredText(argv[1], "row", &text);
+    if (!status.ok()) return status;
+    row = std::move(text);
+  }
+  Status status = ResubmitConflict(state, sqlite3_value_int64(argv[0]), row);
+  if (status.ok()) sqlite3_result_int(ctx, 1);
+  return status;
+}
+
 // syncline_retry_conflicts(): applies the logged versions from the server
 // again; returns how many were resolved.
 Status SqlRetryConflicts(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
@@ -326,6 +356,8 @@ constexpr char kRowExistsName[] = "syncline_row_exists";
 constexpr char kForgetName[] = "syncline_forget";
 constexpr char kRetryConflictsName[] = "syncline_retry_conflicts";
 constexpr char kNoteConflictName[] = "syncline_note_conflict";
+constexpr char kPruneConflictsName[] = "syncline_prune_conflicts";
+constexpr char kResubmitConflictName[] = "syncline_resubmit_conflict";
 
 struct Function {
   const char* name;
@@ -350,6 +382,8 @@ constexpr Function kFunctions[] = {
     {kForgetName, 3, 3, kDirect, Call<kForgetName, SqlForget>},
     {kRetryConflictsName, 0, 0, kDirect, Call<kRetryConflictsName, SqlRetryConflicts>},
     {kNoteConflictName, 1, 1, kDirect, Call<kNoteConflictName, SqlNoteConflict>},
+    {kPruneConflictsName, 0, 2, kDirect, Call<kPruneConflictsName, SqlPruneConflicts>},
+    {kResubmitConflictName, 1, 2, kDirect, Call<kResubmitConflictName, SqlResubmitConflict>},
     {kPeerCursorName, 1, 2, kDirect, Call<kPeerCursorName, SqlPeerCursor>},
     {kNodeIdName, 0, 0, kDirect, Call<kNodeIdName, SqlNodeId>},
     {kHlcNowName, 0, 0, kDirect, Call<kHlcNowName, SqlHlcNow>},

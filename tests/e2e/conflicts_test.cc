@@ -31,7 +31,8 @@ class ConflictsTest : public NotesTest {
   // A local write made with the clock shifted, as a device whose clock is
   // wrong makes it (the sqlite3 shell with the extension loaded).
   void WriteAtClock(const std::string& offset, const std::string& file, const std::string& sql) {
-    ProcessResult result = RunProcess({"faketime", "-f", offset, "sqlite3", "-cmd", ".load " + ExtensionPath(), file, sql});
+    ProcessResult result =
+        RunProcess({"faketime", "-f", offset, "sqlite3", "-cmd", ".load " + ExtensionPath(), file, sql});
     ASSERT_EQ(result.exit_code, 0) << result.Describe();
   }
 };
