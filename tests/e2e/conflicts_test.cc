@@ -44,7 +44,9 @@ TEST_F(ConflictsTest, SameUniqueValueOnTwoDevicesDoesNotStickTheSecond) {
   server().Exec("CREATE UNIQUE INDEX notes_title ON notes (org_id, title)");
   const std::string first_file = ClientFile("first.db"), second_file = ClientFile("second.db");
   Clone(first_file);
-  Clone(second_file);
+  // Scoped: the server's tombstone for the refused row carries its scope, or
+  // this device's pull would never receive it.
+  Clone(second_file, {"--scope", "7"});
   auto first = OpenClient(first_file);
   auto second = OpenClient(second_file);
   const std::string taken = ClientNote(*first, 7, "standup");
