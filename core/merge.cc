@@ -330,8 +330,10 @@ class Merger {
       if (status.ok()) status = MapChange(change);
       if (status.ok()) status = store_.Prepare(change);
       if (status.ok()) status = CheckStamp(change);
-      if (!status.ok() && !Refused(change, WithContext(status, change), /*forget=*/true))
+      if (!status.ok() && !Refused(change, WithContext(status, change), /*forget=*/true)) {
+        result_->failed = change.index;  // the engine may hold its own error for it
         return WithContext(status, change);
+      }
       if (HasKey(change)) keyed.push_back(&change);
     }
     return store_.ReadVersions(keyed);
@@ -400,6 +402,7 @@ class Merger {
       status = store_.Admit(change);
       if (!status.ok()) {
         if (Refused(change, WithContext(status, change))) continue;
+        result_->failed = change.index;
         return WithContext(status, change);
       }
       change.clock = incoming.clock;

@@ -215,16 +215,21 @@ SELECT a.pid, a.usename, a.application_name, a.state, a.xact_start, a.backend_xi
  ORDER BY age(a.backend_xid) DESC;
 
 -- A device's own refused changes, after the last one it has (its node id
--- must be bound to the calling role; a superuser may read any).
+-- must be bound to the calling role; a superuser may read any). The caller
+-- is the role in effect before this function's SECURITY DEFINER: the one
+-- SET ROLE chose, else the session's.
 CREATE FUNCTION syncline.conflicts_for(node uuid, after bigint DEFAULT 0)
 RETURNS SETOF syncline.conflicts LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT c.* FROM syncline.conflicts c
+  WITH caller AS (
+    SELECT CASE WHEN current_setting('role') = 'none' THEN session_user::text ELSE current_setting('role') END AS name
+  )
+  SELECT c.* FROM syncline.conflicts c, caller
    WHERE c.node_id = node::text AND c.id > after
      AND EXISTS (SELECT 1 FROM syncline.devices d WHERE d.node_id = node::text
-                  AND (d.role_name = session_user OR d.role_name = current_setting('role')
-                       OR (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)))
+                  AND (d.role_name = caller.name
+                       OR (SELECT rolsuper FROM pg_roles WHERE rolname = caller.name)))
    ORDER BY c.id
 $$;
 
