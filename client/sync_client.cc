@@ -143,10 +143,15 @@ class Session {
     Status status = server_.Text("SELECT syncline.peer_cursor($1::uuid, $2::jsonb)", {node_, options}, &ack);
     if (!status.ok()) return status;
     int limit = options_.page_size;
+    std::int64_t max_bytes = 0;   // 0: the pull's own cap
+    std::size_t merged_from = 0;  // changes of the page that needed the next one
     int conflicts = 0;
     while (true) {
       std::optional<std::string> batch;
-      status = local_.Text("SELECT syncline_pull_since(?1, " + std::to_string(limit) + ", ?2)", {ack, options}, &batch);
+      const std::string pull_options =
+          max_bytes == 0 ? options : R"({"origin":"local","max_bytes":)" + std::to_string(max_bytes) + "}";
+      status =
+          local_.Text("SELECT syncline_pull_since(?1, " + std::to_string(limit) + ", ?2)", {ack, pull_options}, &batch);
       if (!status.ok()) return status;
       PageInfo page;
       status = ReadPage(batch.value_or(""), &page);
@@ -157,11 +162,22 @@ class Session {
       std::optional<std::string> summary;
       std::string sqlstate;
       status = server_.Text("SELECT syncline.apply_push($1::text)::text", {batch}, &summary, &sqlstate);
-      // A foreign key that cannot be deferred may need a parent from the
-      // next page: retry with the pages merged.
-      if (!status.ok() && sqlstate == "23503" && page.has_more) {
-        limit *= 2;
-        Log("push: a page needs rows of the next one (foreign key); retrying with " + std::to_string(limit) +
+      // A constraint may hold once a later page is in the same batch (a
+      // parent that comes later, a UNIQUE value a later change frees): the
+      // server refuses a page with more to come whole, rather than refuse
+      // the change for good. Retry with the pages merged, up to the largest
+      // batch; in the last page a change still refused is refused on its own.
+      const bool constraint = sqlstate.compare(0, 2, "23") == 0 || sqlstate == "P0001";
+      if (!status.ok() && constraint && page.has_more) {
+        if (merged_from > 0 && page.changes <= merged_from)
+          return status.WithPrefix("push: the page cannot take the rows it needs from later pages (a batch holds at "
+                                   "most 64 MiB): ");
+        merged_from = page.changes;
+        limit = limit > (1 << 29) ? limit : limit * 2;
+        max_bytes =
+            std::min<std::int64_t>(static_cast<std::int64_t>(core::kMaxBatchBytes),
+                                   2 * (max_bytes > 0 ? max_bytes : static_cast<std::int64_t>(core::kMaxPageBytes)));
+        Log("push: a page needs rows of the next one (" + sqlstate + "); retrying with " + std::to_string(limit) +
             " changes a page");
         continue;
       }
@@ -188,6 +204,8 @@ class Session {
       if (!status.ok()) return status;
       Progress("push: " + std::to_string(counts->pushed) + " changes");
       limit = options_.page_size;
+      max_bytes = 0;
+      merged_from = 0;
       if (!page.has_more) return Status::Ok();
     }
   }

@@ -75,6 +75,29 @@ TEST_F(ConflictsTest, SameUniqueValueOnTwoDevicesDoesNotStickTheSecond) {
   EXPECT_EQ(Cli("conflicts", second_file).out, "no open conflicts\n");
 }
 
+// The same across pages: a page with more to come is refused whole (a later
+// page might free the value), the client merges pages, and the last one
+// refuses the clash on its own.
+TEST_F(ConflictsTest, UniqueClashInAPushOfManyPagesIsRefusedOnItsOwn) {
+  server().Exec("CREATE UNIQUE INDEX notes_title ON notes (org_id, title)");
+  ServerNote(7, "standup");
+  const std::string file = ClientFile("device.db");
+  Clone(file);
+  auto client = OpenClient(file);
+  const std::string clash = ClientNote(*client, 7, "standup");
+  std::vector<std::string> others;
+  for (int i = 0; i < 5; ++i)
+    others.push_back(ClientNote(*client, 7, "note " + std::to_string(i)));
+  ProcessResult result = Cli("sync", file, {"--page", "2"});
+  EXPECT_EQ(result.exit_code, 0) << result.Describe();
+  EXPECT_NE(result.err.find("retrying with 4 changes a page"), std::string::npos) << result.Describe();
+  for (const std::string& id : others)
+    EXPECT_NE(ServerTitle(id), "gone");
+  EXPECT_EQ(ServerTitle(clash), "gone");
+  EXPECT_EQ(ClientTitle(*client, clash), "gone");
+  EXPECT_PRED_FORMAT2(SameRows, ServerDump(), ClientDump(*client));
+}
+
 // 3. A limit only the server has (a CHECK, here): the refused edit of an
 // existing row gives way to the server's content, a refused new row goes.
 TEST_F(ConflictsTest, ServerOnlyCheckRefusesOneChangeAndTheServerStateComesBack) {

@@ -17,8 +17,8 @@ std::string Hlc(long long offset_ms, int logical = 0) {
 }
 
 std::string Tag(const std::string& id, const std::string& name, const std::string& hlc) {
-  return R"({"table":"tags","op":"upsert","pk":{"id":")" + id + R"("},"row":{"id":")" + id + R"(","name":")" +
-         name + R"("},"clock":1,"hlc":")" + hlc + R"(","node":")" + kServer + R"("})";
+  return R"({"table":"tags","op":"upsert","pk":{"id":")" + id + R"("},"row":{"id":")" + id + R"(","name":")" + name +
+         R"("},"clock":1,"hlc":")" + hlc + R"(","node":")" + kServer + R"("})";
 }
 
 std::string Batch(const std::vector<std::string>& changes) {
@@ -46,7 +46,8 @@ TEST_F(ConflictsTest, ServerStampsAheadOfThisClockAreTrusted) {
   const std::string ahead = Hlc(24 * 3600 * 1000);
   const std::string batch = Batch({Tag("t1", "a", ahead)});
   // As any peer's batch, a stamp a day ahead is refused (its origin is the source)...
-  EXPECT_NE(db_->Error("SELECT syncline_apply_push(?1)", {batch}).find("ahead of this node's clock"), std::string::npos);
+  EXPECT_NE(db_->Error("SELECT syncline_apply_push(?1)", {batch}).find("ahead of this node's clock"),
+            std::string::npos);
   // ... but a device trusts its server, and its clock moves past the stamp.
   EXPECT_NE(FromServer(batch).find("\"applied\":1"), std::string::npos);
   db_->Exec("INSERT INTO tags VALUES ('t2', 'b')");
@@ -102,7 +103,8 @@ TEST_F(ConflictsTest, ServerEntriesAreRecordedOnceResubmittedAndPruned) {
   const std::string hlc = db_->Text("SELECT printf('%016x', hlc) FROM syncline_rows WHERE node = 0");
   const std::string entry = R"({"id":41,"table_name":"tags","pk":"{\"id\": \"t1\"}","op":"upsert",)"
                             R"("row":"{\"id\": \"t1\", \"name\": \"a\"}","hlc":")" +
-                            hlc + R"(","origin":"x","sqlstate":"42501","reason":"not yours","answer":"restamped",)"
+                            hlc +
+                            R"(","origin":"x","sqlstate":"42501","reason":"not yours","answer":"restamped",)"
                             R"("forget":true})";
   EXPECT_EQ(db_->Text("SELECT syncline_note_conflict(?1)", {entry}), "1");
   EXPECT_EQ(db_->Text("SELECT syncline_note_conflict(?1)", {entry}), "0");
