@@ -88,25 +88,31 @@ Status PrepareApplyTable(sqlite3* db, ApplyTable* table) {
   return table->same_row.Prepare(db, "SELECT 1 FROM " + quoted + " WHERE " + same);
 }
 
+bool IsNan(const Value& value) { return value.type == Value::Type::kReal && std::isnan(value.real); }
+
 // Values an ordinary (non-STRICT) column would silently convert or mangle are
-// refused, so that every node stores the value the origin wrote.
+// refused, so that every node stores the value the origin wrote. A NaN is
+// written as the text 'NaN' (Statement::BindValue), which only a REAL column
+// of a table that is not STRICT reads back as NaN (HoldsNanAsText).
 Status CheckValue(const ApplyTable& table, std::size_t column, const Value& value) {
-  bool nan = value.type == Value::Type::kReal && std::isnan(value.real);
-  if (!nan && (value.type == Value::Type::kNull || table.info.strict)) return Status::Ok();  // STRICT: SQLite checks
+  if (IsNan(value) && !HoldsNanAsText(table.info, column))
+    return Status(Code::kTypeMismatch, "column \"" + table.info.columns[column] +
+                                           "\" cannot hold NaN (SQLite stores NaN as NULL; only a REAL column of a "
+                                           "table that is not STRICT holds it, as the text 'NaN')");
+  if (value.type == Value::Type::kNull || table.info.strict) return Status::Ok();  // STRICT: SQLite checks
   const Affinity affinity = table.affinity[column];
-  bool ok = !nan;
+  bool ok = true;
   if (affinity == Affinity::kInteger || affinity == Affinity::kReal)
-    ok = ok && (value.type == Value::Type::kInteger || value.type == Value::Type::kReal);
+    ok = value.type == Value::Type::kInteger || value.type == Value::Type::kReal;
   else if (affinity == Affinity::kText)
-    ok = ok && value.type == Value::Type::kText;
+    ok = value.type == Value::Type::kText;
   if (ok) return Status::Ok();
-  const std::string where = "column \"" + table.info.columns[column] + "\" ";
-  if (nan) return Status(Code::kTypeMismatch, where + "cannot hold NaN (SQLite stores NaN as NULL)");
   std::string expected = affinity == Affinity::kInteger ? "integer"
                          : affinity == Affinity::kReal  ? "real"
                          : affinity == Affinity::kText  ? "text"
                                                         : "numeric";
-  return Status(Code::kTypeMismatch, where + "expects " + expected + ", got " + core::TypeName(value.type));
+  return Status(Code::kTypeMismatch, "column \"" + table.info.columns[column] + "\" expects " + expected + ", got " +
+                                         core::TypeName(value.type));
 }
 
 // Whether SQLite's column affinity may store a value differently
@@ -152,7 +158,8 @@ Value StoredForm(Affinity affinity, const Value& value) {
 }
 
 // Binds a value without copying it: the batch outlives the statement's use,
-// which is reset and cleared right after.
+// which is reset and cleared right after. (Reals, NaN included, go through
+// BindValue: same_row compares a NaN in its stored form.)
 void BindBorrowed(Statement& statement, int index, const Value& value) {
   sqlite3_stmt* stmt = statement.get();
   switch (value.type) {

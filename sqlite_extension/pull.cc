@@ -148,7 +148,7 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
     change.pk.clear();
     change.row.clear();
     for (std::size_t i = 0; i < key.size(); ++i)
-      change.pk.push_back({table.info.columns[table.info.pk[i]], key[i]});
+      change.pk.push_back({table.info.columns[table.info.pk[i]], FromStoredForm(table.info, table.info.pk[i], key[i])});
     if (change.op == core::Op::kUpsert) {
       Statement& select = table.select_row;
       select.Reset();
@@ -162,7 +162,7 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
                                            ": the metadata holds it as live but the row is gone (written without "
                                            "capture?); run syncline_track again to resynchronise the metadata");
       for (std::size_t i = 0; i < table.info.columns.size(); ++i) {
-        Value value = select.ColumnValue(static_cast<int>(i));
+        Value value = FromStoredForm(table.info, i, select.ColumnValue(static_cast<int>(i)));
         status = CheckText(value, table.info, stored_key, table.info.columns[i]);
         if (!status.ok()) return status;
         change.row.push_back({table.info.columns[i], std::move(value)});

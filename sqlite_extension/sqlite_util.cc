@@ -1,5 +1,7 @@
 #include "sqlite_extension/sqlite_util.h"
 
+#include <cmath>
+
 namespace syncline::sqlite {
 
 using core::Code;
@@ -54,7 +56,12 @@ void Statement::BindValue(int index, const Value& value) {
   switch (value.type) {
     case Value::Type::kNull: sqlite3_bind_null(stmt_, index); return;
     case Value::Type::kInteger: sqlite3_bind_int64(stmt_, index, value.integer); return;
-    case Value::Type::kReal: sqlite3_bind_double(stmt_, index, value.real); return;
+    case Value::Type::kReal:
+      if (std::isnan(value.real))
+        sqlite3_bind_text64(stmt_, index, kNanText.data(), kNanText.size(), SQLITE_STATIC, SQLITE_UTF8);
+      else
+        sqlite3_bind_double(stmt_, index, value.real);
+      return;
     case Value::Type::kText:
       sqlite3_bind_text64(stmt_, index, value.bytes.data(), value.bytes.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
       return;

@@ -19,6 +19,13 @@ SQLITE_EXTENSION_INIT3
 
 namespace syncline::sqlite {
 
+// SQLite stores a real NaN as NULL. The extension writes a NaN as this text
+// instead, wherever it writes one (a row's value, a key it looks up), and
+// keys a row whose key is NaN as this text (EncodeMetadataKey): in SQLite a
+// NaN and the text 'NaN' are one value. Only a REAL column reads the text
+// back as NaN (HoldsNanAsText, FromStoredForm; docs/types.md, "SQLite").
+inline constexpr std::string_view kNanText = "NaN";
+
 class Statement {
  public:
   Statement() = default;
@@ -44,6 +51,7 @@ class Statement {
     sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
   void BindNull(int index) { sqlite3_bind_null(stmt_, index); }
+  // A NaN is bound as the text kNanText.
   void BindValue(int index, const core::Value& value);
 
   std::int64_t ColumnInt(int index) const { return sqlite3_column_int64(stmt_, index); }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <limits>
 
 #include "core/node_id.h"
 #include "sqlite_extension/sqlite_util.h"
@@ -11,6 +12,7 @@ namespace syncline::sqlite {
 
 using core::Code;
 using core::Status;
+using core::Value;
 
 namespace {
 
@@ -150,6 +152,17 @@ Status PersistClock(ConnectionState& state) {
   if (!status.ok()) return status;
   stmt.BindInt(1, static_cast<std::int64_t>(state.clock));
   return stmt.Run();
+}
+
+bool HoldsNanAsText(const TableInfo& table, std::size_t column) {
+  return !table.strict && table.affinity[column] == "REAL";
+}
+
+Value FromStoredForm(const TableInfo& table, std::size_t column, Value value) {
+  // (A STRICT REAL column holds no text at all.)
+  if (value.type == Value::Type::kText && value.bytes == kNanText && table.affinity[column] == "REAL")
+    return Value::Real(std::numeric_limits<double>::quiet_NaN());
+  return value;
 }
 
 Status LoadTableShape(sqlite3* db, const std::string& name, TableInfo* out) {

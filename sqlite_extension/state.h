@@ -4,6 +4,7 @@
 
 #include <sqlite3ext.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -58,6 +59,18 @@ struct TableInfo {
   std::vector<int> pk;  // indexes into columns, in primary key order
   bool strict = false;
 };
+
+// Whether a column holds a NaN faithfully, as the text 'NaN' (kNanText in
+// sqlite_util.h): a column with REAL affinity in a table that is not STRICT
+// (REAL affinity leaves text that is not a number as it is). Only text a
+// local write put there could look the same, and in a REAL column it means
+// NaN too. Any other column may hold the text 'NaN' as itself (a PostgreSQL
+// numeric NaN travels as that text), so apply_push refuses a NaN for it
+// (docs/types.md, "SQLite").
+bool HoldsNanAsText(const TableInfo& table, std::size_t column);
+// A value read from a column as the changeset carries it: the text 'NaN' in
+// a REAL column is the real NaN.
+core::Value FromStoredForm(const TableInfo& table, std::size_t column, core::Value value);
 
 // Reads a table's shape from the schema. `tid` 0 for an untracked table.
 core::Status LoadTableShape(sqlite3* db, const std::string& name, TableInfo* out);

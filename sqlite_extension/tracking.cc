@@ -1,5 +1,7 @@
 #include "sqlite_extension/tracking.h"
 
+#include <cmath>
+
 #include "core/changeset.h"
 #include "core/json.h"
 #include "sqlite_extension/sqlite_util.h"
@@ -369,17 +371,27 @@ bool CompactKey(const core::Value& only, core::Value* out) {
 }  // namespace
 
 Status EncodeMetadataKey(const std::vector<core::Value>& values, core::Value* out) {
-  if (values.size() == 1 && CompactKey(values[0], out)) return Status::Ok();
-  std::string text;
-  Status status = core::EncodeKey(values, &text);
-  if (status.ok()) *out = core::Value::Text(std::move(text));
-  return status;
+  std::vector<const core::Value*> pointers;
+  for (const core::Value& value : values)
+    pointers.push_back(&value);
+  return EncodeMetadataKey(pointers, out);
 }
 
 Status EncodeMetadataKey(const std::vector<const core::Value*>& values, core::Value* out) {
   if (values.size() == 1 && CompactKey(*values[0], out)) return Status::Ok();
+  // A NaN is stored as the text 'NaN' (kNanText): its row is that key's.
+  std::vector<const core::Value*> stored;
+  core::Value nan_text;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (values[i]->type != core::Value::Type::kReal || !std::isnan(values[i]->real)) continue;
+    if (stored.empty()) {
+      stored = values;
+      nan_text = core::Value::Text(std::string(kNanText));
+    }
+    stored[i] = &nan_text;
+  }
   out->type = core::Value::Type::kText;
-  return core::EncodeKeyOf(values, &out->bytes);
+  return core::EncodeKeyOf(stored.empty() ? values : stored, &out->bytes);
 }
 
 Status DecodeMetadataKey(const core::Value& stored, std::vector<core::Value>* values) {

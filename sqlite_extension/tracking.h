@@ -15,8 +15,8 @@ core::Status Track(ConnectionState& state, const std::string& table, const std::
 core::Status Untrack(ConnectionState& state, const std::string& table, bool* was_tracked);
 
 // The metadata key (syncline_rows.pk, docs/sqlite.md, "Metadata") of a row
-// whose primary key values, in key order and in the form SQLite stores them,
-// are `values`: a key of one text column holding a UUID (8-4-4-4-12 hex
+// whose primary key values, in key order and in the form SQLite stores them
+// (a NaN as the text 'NaN', kNanText), are `values`: a key of one text column holding a UUID (8-4-4-4-12 hex
 // digits, not mixed case) is a 17-byte blob, a tag byte and the 16 bytes;
 // any other key is its protocol text (core::EncodeKey). syncline_key, which
 // the capture triggers call, writes the same (the tests compare them).
