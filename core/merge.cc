@@ -498,11 +498,10 @@ class Merger {
   // The server's answer to a refused change (docs/protocol.md,
   // "Conflicts"): its current state of the row (its content, or a tombstone
   // when it has none) at the least stamp above the refused one, so that the
-  // device's copy is overwritten by the ordinary merge of its next pull. A
-  // stamp the server would not accept is answered at the server's own clock
-  // (the device forgets its copy first). Nothing to answer when the row
-  // cannot be named, or when the server's version already beats the
-  // refused one.
+  // device's copy is overwritten by the ordinary merge of its next pull; or,
+  // when the device is to forget its copy, at the server's own clock.
+  // Nothing to answer when the row cannot be named, or when the server's
+  // version already beats the refused one.
   void Answer(const MergeChange& change, Refusal* refusal, std::deque<MergeChange>& added) {
     if (!HasKey(change)) return;
     RowVersion current = change.stored;
@@ -515,7 +514,12 @@ class Merger {
     MergeChange& answer = added.emplace_back(change);
     answer.answer = true;
     answer.has_sent_key = false;
-    answer.hlc = refusal->reason.code() == Code::kClockDrift ? store_.NewStamp(current.hlc) : NextHlc(refused.hlc);
+    // A row the device may not reach (or a stamp the server will not take)
+    // is answered at the server's own clock: an answer above the refused
+    // stamp would let anyone stamp another tenant's row ahead of its
+    // owners' next edits. The device forgets its copy, so any newer
+    // version reaches it.
+    answer.hlc = refusal->forget ? store_.NewStamp(current.hlc) : NextHlc(refused.hlc);
     answer.clock = NextClock(refused.clock);
     answer.node = options_.local_node;
     answer.deleted = !current.exists || current.deleted;

@@ -488,8 +488,11 @@ Status PgStore::LogRefusal(const core::MergeChange& change, core::Refusal* refus
     row_writer.EndObject();
   }
   scope = data_[change.index].scope;
-  if (scope.empty() && change.table != nullptr && change.meta_key.type == Value::Type::kText)
-    scope = Meta(Of(change).info.tid, change.meta_key.bytes).scope;
+  const bool keyed = change.table != nullptr && change.meta_key.type == Value::Type::kText;
+  if (scope.empty() && keyed) scope = Meta(Of(change).info.tid, change.meta_key.bytes).scope;
+  // A scoped row without a scope (its scope column refused) is answered
+  // with a tombstone no scoped pull delivers: the device drops its copy.
+  if (keyed && Of(change).info.scope >= 0 && scope.empty()) refusal->forget = true;
   AsExtensionOwner owner;
   if (log_refusal_ == nullptr)
     log_refusal_ = pg::Prepare(
