@@ -7,7 +7,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(73);
+SELECT plan(74);
 
 \set dev_a '\'0a000000-0000-4000-8000-00000000000a\''
 \set dev_b '\'0b000000-0000-4000-8000-00000000000b\''
@@ -358,8 +358,8 @@ SELECT is((SELECT count(*) FROM syncline.conflicts), :logged - 4::bigint, 'prune
 -- its origin sent it or a relay; a malformed change after a good one, or a
 -- constraint in a page with more to come, rejects the batch. Either way the
 -- caller's transaction and settings are as they were, so that a caller that
--- catches the error goes on. (Last in this file, each caught by a function
--- of its own rather than pgTAP's throws_ok: a rejected batch that left a
+-- catches the error goes on. (Last in this file, and caught by a function
+-- of its own rather than pgTAP's throws_ok: a rejected batch that leaves a
 -- subtransaction open behind the caller's handler fails these tests, not
 -- the rest of the file.)
 CREATE FUNCTION outcome(b jsonb) RETURNS text LANGUAGE plpgsql AS $$
@@ -376,32 +376,44 @@ SELECT outcome(batch(:dev_a, up('tags', tag(60, 7, 'fine'), :'w_fine', :dev_a),
 SELECT current_setting('search_path') AS path_after, pg_current_xact_id_if_assigned() IS NULL AS no_transaction \gset
 SELECT pg_catalog.set_config('search_path', :'path_before', false) AS restored \gset
 SELECT alike(:'waits'::text, format('55000: syncline.apply_push: change 1 (table "tags"): hlc %s is %% s ahead of this node''s '
-                              'clock (the bound is 300 s); check the origin''s clock; the batch waits until then', :'w_ahead'),
+                                    'clock (the bound is 300 s); check the origin''s clock; the batch waits until then', :'w_ahead'),
              'wait: a change 10 minutes ahead makes the batch wait (55000)');
 SELECT is((SELECT count(*) FROM tags WHERE id IN (id(60), id(61))), 0::bigint, 'wait: ... and nothing of it is written');
 SELECT is(:'path_after'::text, :'path_before', 'wait: ... and the caller''s search_path is as it was');
 SELECT ok(:'no_transaction'::boolean, 'wait: ... and no transaction is left open behind the caller''s exception handler');
 
-SELECT outcome(batch(:relay, up('tags', tag(62, 7, 'fine'), :'w_fine', :relay),
-                             up('tags', tag(63, 7, 'ahead'), :'w_ahead', :far))) AS waits \gset
-SELECT pg_catalog.set_config('search_path', :'path_before', false) AS restored \gset
-SELECT alike(:'waits'::text, '55000: syncline.apply_push: change 1 (table "tags"): %; the batch waits until then',
-             'wait: a relayed change 10 minutes ahead makes the batch wait too');
+-- The other rejections, each in a session of its own where the error ends
+-- the transaction uncaught (while the subtransaction above stays open, a
+-- second one caught here crashes the server at disconnect), and from other
+-- devices than the one above (whose syncline.devices row that open
+-- transaction keeps locked; a lock wait fails rather than hangs): psql's
+-- error line, with the SQLSTATE only, then with the message only.
+SELECT format('SELECT syncline.apply_push(%L)', batch(:relay, up('tags', tag(62, 7, 'fine'), :'w_fine', :relay),
+                                                      up('tags', tag(63, 7, 'ahead'), :'w_ahead', :far))) AS push \gset
+\set state `PGOPTIONS='-c lock_timeout=10s' psql -X -q -At -d :'DBNAME' -v VERBOSITY=sqlstate -c :'push' 2>&1`
+\set message `PGOPTIONS='-c lock_timeout=10s' psql -X -q -At -d :'DBNAME' -v VERBOSITY=terse -c :'push' 2>&1`
+SELECT is(:'state'::text, 'ERROR:  55000', 'wait: a relayed change 10 minutes ahead makes the batch wait too');
+SELECT alike(:'message'::text, 'ERROR:  syncline.apply_push: change 1 (table "tags"): %; the batch waits until then',
+             'wait: ... naming the change');
 SELECT is((SELECT count(*) FROM tags WHERE id IN (id(62), id(63))), 0::bigint, 'wait: ... and nothing of it is written');
 
-SELECT outcome(batch(:dev_a, up('tags', tag(64, 7, 'fine'), :'w_fine', :dev_a),
-                             jsonb_set(jsonb_set(up('tags', tag(65, 7, 'x'), :'w_fine', :dev_a), '{pk,id}', 'null'),
-                                       '{row,id}', 'null'))) AS malformed \gset
-SELECT pg_catalog.set_config('search_path', :'path_before', false) AS restored \gset
-SELECT is(:'malformed'::text, '22023: syncline.apply_push: change 1 (table "tags"): primary key column "id" is null',
+SELECT format('SELECT syncline.apply_push(%L)', batch(:dev_b, up('tags', tag(64, 7, 'fine'), :'w_fine', :dev_b),
+                jsonb_set(jsonb_set(up('tags', tag(65, 7, 'x'), :'w_fine', :dev_b), '{pk,id}', 'null'), '{row,id}', 'null')))
+       AS push \gset
+\set state `PGOPTIONS='-c lock_timeout=10s' psql -X -q -At -d :'DBNAME' -v VERBOSITY=sqlstate -c :'push' 2>&1`
+\set message `PGOPTIONS='-c lock_timeout=10s' psql -X -q -At -d :'DBNAME' -v VERBOSITY=terse -c :'push' 2>&1`
+SELECT is(ARRAY[:'state', :'message'],
+          ARRAY['ERROR:  22023', 'ERROR:  syncline.apply_push: change 1 (table "tags"): primary key column "id" is null'],
           'malformed: a null key after a good change rejects the batch');
 
-SELECT outcome(batch(:dev_a, up('tags', tag(66, 7, 'fine'), :'w_fine', :dev_a),
-                             up('profiles', profile(67, '{"email": "nobody"}'), :'w_fine', :dev_a)) || '{"has_more": true}')
-       AS constrained \gset
-SELECT pg_catalog.set_config('search_path', :'path_before', false) AS restored \gset
-SELECT is(:'constrained'::text,
-          '23514: syncline.apply_push: change 1 (table "profiles"): value for domain public.email violates check constraint "email_check"',
+SELECT format('SELECT syncline.apply_push(%L)', batch(:dev_b, up('tags', tag(66, 7, 'fine'), :'w_fine', :dev_b),
+                up('profiles', profile(67, '{"email": "nobody"}'), :'w_fine', :dev_b)) || '{"has_more": true}') AS push \gset
+\set state `PGOPTIONS='-c lock_timeout=10s' psql -X -q -At -d :'DBNAME' -v VERBOSITY=sqlstate -c :'push' 2>&1`
+\set message `PGOPTIONS='-c lock_timeout=10s' psql -X -q -At -d :'DBNAME' -v VERBOSITY=terse -c :'push' 2>&1`
+SELECT is(ARRAY[:'state', :'message'],
+          ARRAY['ERROR:  23514',
+                'ERROR:  syncline.apply_push: change 1 (table "profiles"): value for domain public.email violates check '
+                'constraint "email_check"'],
           'more to come: a domain''s CHECK rejects the batch with PostgreSQL''s SQLSTATE and words');
 SELECT is((SELECT count(*) FROM tags WHERE id IN (id(64), id(66))), 0::bigint, 'malformed, more to come: nothing is written');
 
