@@ -382,12 +382,14 @@ SELECT is((SELECT count(*) FROM tags WHERE id IN (id(60), id(61))), 0::bigint, '
 SELECT is(:'path_after'::text, :'path_before', 'wait: ... and the caller''s search_path is as it was');
 SELECT ok(:'no_transaction'::boolean, 'wait: ... and no transaction is left open behind the caller''s exception handler');
 
--- The other rejections, each in a session of its own where the error ends
--- the transaction uncaught (while the subtransaction above stays open, a
--- second one caught here crashes the server at disconnect), and from other
--- devices than the one above (whose syncline.devices row that open
--- transaction keeps locked; a lock wait fails rather than hangs): psql's
--- error line, with the SQLSTATE only, then with the message only.
+-- The other rejections run each in a session of its own, where the error
+-- ends the transaction uncaught: should a rejected batch leave a
+-- subtransaction open again, the tests above fail, while a second one
+-- caught in this session would crash the server at disconnect (and fail the
+-- files after this one). They push from other devices than the one above,
+-- whose syncline.devices row such a transaction would keep locked (and a
+-- lock wait fails rather than hangs). Each gives psql's error line, with
+-- the SQLSTATE only, then with the message only.
 SELECT format('SELECT syncline.apply_push(%L)', batch(:relay, up('tags', tag(62, 7, 'fine'), :'w_fine', :relay),
                                                       up('tags', tag(63, 7, 'ahead'), :'w_ahead', :far))) AS push \gset
 \set state `PGOPTIONS='-c lock_timeout=10s' psql -X -q -At -d :'DBNAME' -v VERBOSITY=sqlstate -c :'push' 2>&1`
