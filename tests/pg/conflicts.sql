@@ -351,6 +351,10 @@ SELECT is((SELECT array_agg(id ORDER BY id) FROM syncline.conflicts WHERE id IN 
 SELECT is(syncline.prune_conflicts('1 day', '30 days'), 2::bigint, 'prune_conflicts: with other retentions');
 SELECT is((SELECT count(*) FROM syncline.conflicts), :logged - 4::bigint, 'prune_conflicts: ... the recent entries stay');
 
+-- Roles are cluster-wide: leave none behind.
+DROP OWNED BY conf_org7, conf_alice, conf_bob;
+DROP ROLE conf_org7, conf_alice, conf_bob;
+
 -- ---------------------------------------------------------------------------
 -- Batches rejected after a change was converted. A stamp more than the
 -- drift bound (5 minutes) but less than an hour ahead of the server's
