@@ -7,7 +7,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(74);
+SELECT plan(75);
 
 \set dev_a '\'0a000000-0000-4000-8000-00000000000a\''
 \set dev_b '\'0b000000-0000-4000-8000-00000000000b\''
@@ -422,5 +422,23 @@ SELECT is(ARRAY[:'state', :'message'],
                 'constraint "email_check"'],
           'more to come: a domain''s CHECK rejects the batch with PostgreSQL''s SQLSTATE and words');
 SELECT is((SELECT count(*) FROM tags WHERE id IN (id(64), id(66))), 0::bigint, 'malformed, more to come: nothing is written');
+
+-- An error the merge cannot refuse a change for, raised while a value is
+-- converted (here a domain's CHECK calls a function that gives up), ends
+-- the apply; caught by the caller (in a session of its own), it leaves that
+-- session's transaction and settings as they were.
+CREATE FUNCTION give_up(v text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF v = 'give up' THEN RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded', MESSAGE = 'gave up'; END IF;
+  RETURN true;
+END $$;
+CREATE DOMAIN fragile AS text CHECK (public.give_up(VALUE));
+CREATE TABLE fragile_notes (id uuid PRIMARY KEY, body fragile);
+SELECT syncline.track('fragile_notes') IS NOT NULL AS tracked \gset
+SELECT format('SELECT outcome(%L)', batch(:dev_b, up('tags', tag(68, 7, 'fine'), :'w_fine', :dev_b),
+                up('fragile_notes', jsonb_build_object('id', id(69), 'body', 'give up'), :'w_fine', :dev_b))) AS push \gset
+\set caught `PGOPTIONS='-c lock_timeout=10s' psql -X -q -At -d :'DBNAME' -c :'push' -c "SELECT current_setting('search_path') || ' / ' || (pg_current_xact_id_if_assigned() IS NULL)" 2>&1`
+SELECT is(:'caught'::text, E'54000: syncline.apply_push: change 1 (table "fragile_notes"): gave up\n"$user", public / true',
+          'an error while converting ends the apply; a caller that catches it goes on in its own transaction, settings as they were');
 
 SELECT * FROM finish();
