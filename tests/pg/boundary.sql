@@ -1,9 +1,9 @@
 -- The C++/PostgreSQL boundary (pg_extension/pg_boundary.h): an error raised
 -- under syncline's functions reaches the caller whole, with its SQLSTATE,
--- detail and hint.
+-- detail and hint, and so does the reason for a change apply_push refuses.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(12);
+SELECT plan(17);
 
 -- {sqlstate, message, detail, hint} of the error a statement raises.
 CREATE FUNCTION error_of(statement text) RETURNS text[] LANGUAGE plpgsql AS $$
@@ -19,11 +19,20 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 CREATE FUNCTION hlc() RETURNS text LANGUAGE sql AS $$
   SELECT lpad(to_hex(((extract(epoch FROM clock_timestamp()) * 1000)::bigint) << 16), 16, '0') $$;
-CREATE FUNCTION push_note(id text, title text) RETURNS text LANGUAGE sql AS $$
+-- apply_push of one note (in a page with more to come, if more).
+CREATE FUNCTION push_note(id text, title text, more boolean DEFAULT false) RETURNS text LANGUAGE sql AS $$
   SELECT format('SELECT syncline.apply_push(%L)', jsonb_build_object('format', 1,
-    'source', '00000000-0000-4000-8000-0000000000aa', 'changes', jsonb_build_array(jsonb_build_object(
+    'source', '00000000-0000-4000-8000-0000000000aa', 'has_more', more, 'changes', jsonb_build_array(jsonb_build_object(
       'table', 'notes', 'op', 'upsert', 'pk', jsonb_build_object('id', id), 'row', jsonb_build_object('id', id, 'title', title),
       'clock', 1, 'hlc', hlc(), 'node', '00000000-0000-4000-8000-0000000000aa')))) $$;
+-- The reason apply_push gives for refusing the first change of what it returns.
+CREATE FUNCTION refusal_of(statement text) RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+  summary jsonb;
+BEGIN
+  EXECUTE statement INTO summary;
+  RETURN ARRAY[summary #>> '{refused,0,sqlstate}', summary #>> '{refused,0,reason}'];
+END $$;
 
 -- ---------------------------------------------------------------------------
 -- PostgreSQL's errors, raised while syncline holds an SPI connection, outlive
@@ -33,20 +42,40 @@ CREATE FUNCTION push_note(id text, title text) RETURNS text LANGUAGE sql AS $$
 -- its own SPI connection open when it fails, and SPI_finish closes that one.)
 CREATE TABLE notes (id text PRIMARY KEY, title text CHECK (length(title) < 100 OR title::int > 0));
 SELECT syncline.track('notes') IS NOT NULL AS tracked \gset
-SELECT error_of(push_note('n1', repeat('x', 200000))) AS e \gset
-SELECT is((:'e'::text[])[1], '22P02', 'apply_push: PostgreSQL''s error keeps its SQLSTATE');
-SELECT ok((:'e'::text[])[2] = 'syncline.apply_push: change 0 (table "notes"): invalid input syntax for type integer: "'
-                              || repeat('x', 200000) || '"',
+-- A user's trigger fails with an error the merge cannot refuse a change for:
+-- it ends the apply.
+CREATE FUNCTION give_up() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded', MESSAGE = repeat('z', 200000), DETAIL = 'by a trigger',
+                        HINT = 'drop it';
+END $$;
+CREATE TRIGGER give_up BEFORE INSERT ON notes FOR EACH ROW EXECUTE FUNCTION give_up();
+SELECT error_of(push_note('n1', 'short')) AS e \gset
+SELECT is((:'e'::text[])[1], '54000', 'apply_push: PostgreSQL''s error keeps its SQLSTATE');
+SELECT ok((:'e'::text[])[2] = 'syncline.apply_push: change 0 (table "notes"): ' || repeat('z', 200000),
           '... and its whole message, prefixed with the change at fault');
--- A user's trigger: its detail and hint as well.
+SELECT is((:'e'::text[])[3:4], ARRAY['by a trigger', 'drop it'], '... and its detail and hint');
+DROP TRIGGER give_up ON notes;
+-- A change PostgreSQL refuses is refused on its own (docs/protocol.md,
+-- "Conflicts"): PostgreSQL's words, whole, are the reason.
+SELECT refusal_of(push_note('n1', repeat('x', 200000))) AS e \gset
+SELECT is((:'e'::text[])[1], '22P02', 'a refused change: PostgreSQL''s SQLSTATE is the refusal''s');
+SELECT ok((:'e'::text[])[2] = 'change 0 (table "notes"): invalid input syntax for type integer: "' || repeat('x', 200000) || '"',
+          '... and its whole message, prefixed with the change, the reason');
+SELECT ok((SELECT reason FROM syncline.conflicts ORDER BY id DESC LIMIT 1) = (:'e'::text[])[2], '... in the log too');
+-- A user's trigger refusing the row: a constraint, which rejects a page with
+-- more to come (with the trigger's message, detail and hint) and is refused
+-- on its own in the last page (with the detail in the reason).
 CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'refused', DETAIL = 'by a trigger', HINT = 'drop it';
 END $$;
 CREATE TRIGGER refuse BEFORE INSERT ON notes FOR EACH ROW EXECUTE FUNCTION refuse();
-SELECT is(error_of(push_note('n1', 'short')),
+SELECT is(error_of(push_note('n1', 'short', true)),
           ARRAY['23514', 'syncline.apply_push: change 0 (table "notes"): refused', 'by a trigger', 'drop it'],
           'apply_push: a trigger''s error keeps its SQLSTATE, message, detail and hint');
+SELECT is(refusal_of(push_note('n1', 'short')), ARRAY['23514', 'change 0 (table "notes"): refused (by a trigger)'],
+          '... and as a refusal, its SQLSTATE, message and detail');
 DROP TRIGGER refuse ON notes;
 
 -- The same under track(): a row-level security policy that fails on the

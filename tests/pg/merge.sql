@@ -4,7 +4,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(34);
+SELECT plan(38);
 
 CREATE TABLE users (id uuid PRIMARY KEY, email text UNIQUE NOT NULL);
 CREATE TABLE notes (id uuid PRIMARY KEY, user_id uuid REFERENCES users (id), body text);
@@ -156,20 +156,36 @@ SELECT is(:'t_summary3'::jsonb ->> 'rewritten', '0', 'trigger: a change the trig
 SELECT is(pulled_t(2) ->> 'node', remote(), 'trigger: ... and keeps the device''s version');
 
 -- A refusal inside a run of one table's changes (written as one statement)
--- names its own change, and the run leaves nothing behind.
+-- names its own change. While more pages are to come, a constraint error
+-- rejects the batch (a later page may make the row fit) and the run leaves
+-- nothing behind; in the last page, only that change is refused.
 CREATE TABLE checked(id int PRIMARY KEY, v int CHECK (v < 100));
 SELECT syncline.track('checked');
 CREATE FUNCTION c_up(id int, v int, stamp text) RETURNS jsonb LANGUAGE sql AS $$
   SELECT jsonb_build_object('table', 'checked', 'op', 'upsert', 'pk', jsonb_build_object('id', id),
     'row', jsonb_build_object('id', id, 'v', v), 'clock', 1, 'hlc', stamp, 'node', remote()) $$;
 SELECT hlc(-300) AS c_sent \gset
-SELECT throws_ok(apply(batch(c_up(1, 1, :'c_sent'), c_up(2, 2, :'c_sent'), c_up(3, 3, :'c_sent'),
-                             c_up(4, 400, :'c_sent'), c_up(5, 5, :'c_sent'), c_up(6, 6, :'c_sent'))),
-                 '23514', NULL, 'a refused change in a run: the constraint''s own SQLSTATE');
-SELECT throws_like(apply(batch(c_up(1, 1, :'c_sent'), c_up(2, 2, :'c_sent'), c_up(3, 3, :'c_sent'),
-                               c_up(4, 400, :'c_sent'), c_up(5, 5, :'c_sent'), c_up(6, 6, :'c_sent'))),
+SELECT batch(c_up(1, 1, :'c_sent'), c_up(2, 2, :'c_sent'), c_up(3, 3, :'c_sent'), c_up(4, 400, :'c_sent'),
+             c_up(5, 5, :'c_sent'), c_up(6, 6, :'c_sent')) AS run \gset
+SELECT throws_ok(apply(:'run'::jsonb || '{"has_more": true}'),
+                 '23514', NULL, 'a refused change in a run, more pages to come: the constraint''s own SQLSTATE');
+SELECT throws_like(apply(:'run'::jsonb || '{"has_more": true}'),
                    'syncline.apply_push: change 3 (table "checked"): new row for relation "checked" violates check constraint%',
                    '... naming the change at fault');
 SELECT is((SELECT count(*) FROM checked), 0::bigint, '... and nothing of the batch is written');
+SELECT syncline.apply_push(:'run') AS c_summary \gset
+SELECT is(:'c_summary'::jsonb - 'source' - 'cursor',
+          jsonb_build_object('applied', 5, 'skipped', 0, 'rewritten', 0, 'refused', jsonb_build_array(jsonb_build_object(
+            'change', 3, 'table', 'checked', 'pk', jsonb_build_object('id', 4), 'hlc', :'c_sent', 'sqlstate', '23514',
+            'reason', 'change 3 (table "checked"): new row for relation "checked" violates check constraint "checked_v_check" '
+                      '(Failing row contains (4, 400).)', 'forget', false))),
+          'the last page: the refused change is refused on its own, with the constraint''s SQLSTATE, naming it');
+SELECT is((SELECT array_agg(id ORDER BY id) FROM checked), ARRAY[1, 2, 3, 5, 6], '... and the rest of the run is written');
+SELECT is((SELECT (r.hlc - hlc_int(:'c_sent'), r.node, r.deleted) FROM syncline.rows r JOIN syncline.tables t USING (tid)
+            WHERE t.table_name = 'checked' AND r.pk = '[4]'), (1::bigint, 0, true),
+          '... and the server answers with a tombstone one stamp above the refused one');
+SELECT is((SELECT (node_id::uuid, table_name, pk, "row", sqlstate, answer, forget) FROM syncline.conflicts WHERE table_name = 'checked'),
+          (remote()::uuid, 'checked'::text, '{"id": 4}'::jsonb, '{"id": 4, "v": 400}'::jsonb, '23514'::text, 'restamped'::text, false),
+          '... and logs it');
 
 SELECT * FROM finish();

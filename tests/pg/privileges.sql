@@ -2,10 +2,13 @@
 -- privileges and row-level security apply), the metadata is written only in
 -- the extension owner's name, identifiers from a batch are never executed,
 -- only tracked tables can be written, and only a table's owner tracks it.
+-- A change the calling role may not write is refused on its own
+-- (docs/protocol.md, "Conflicts"): nothing of it is written, and the server
+-- answers with its own state of the row.
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(53);
+SELECT plan(56);
 
 \set fake '\'00000000-0000-4000-8000-0000000000aa\''
 
@@ -22,23 +25,42 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO app_writer;
 -- Helpers (PUBLIC may execute them; they run as the caller).
 CREATE FUNCTION hlc(offset_ms bigint DEFAULT 0) RETURNS text LANGUAGE sql AS $$
   SELECT lpad(to_hex(((extract(epoch FROM clock_timestamp()) * 1000)::bigint + offset_ms) << 16), 16, '0') $$;
+CREATE FUNCTION hlc_int(stamp text) RETURNS bigint LANGUAGE sql AS $$ SELECT ('x' || stamp)::bit(64)::bigint $$;
+-- The node id the calling role pushes as: a node id is bound to the role
+-- that first pushed under it, so each role is a device of its own.
+CREATE FUNCTION me() RETURNS text LANGUAGE sql AS $$
+  SELECT CASE current_user WHEN 'app_reader' THEN '00000000-0000-4000-8000-0000000000bb'
+                           ELSE '00000000-0000-4000-8000-0000000000aa' END $$;
 CREATE FUNCTION up(tbl text, id text, org int, title text, stamp text) RETURNS jsonb LANGUAGE sql AS $$
   SELECT jsonb_build_object('table', tbl, 'op', 'upsert', 'pk', jsonb_build_object('id', id),
-    'row', jsonb_build_object('id', id, 'org_id', org, 'title', title),
-    'clock', 1, 'hlc', stamp, 'node', '00000000-0000-4000-8000-0000000000aa') $$;
+    'row', jsonb_build_object('id', id, 'org_id', org, 'title', title), 'clock', 1, 'hlc', stamp, 'node', me()) $$;
 CREATE FUNCTION del(tbl text, id text, stamp text) RETURNS jsonb LANGUAGE sql AS $$
   SELECT jsonb_build_object('table', tbl, 'op', 'delete', 'pk', jsonb_build_object('id', id),
-    'clock', 2, 'hlc', stamp, 'node', '00000000-0000-4000-8000-0000000000aa') $$;
+    'clock', 2, 'hlc', stamp, 'node', me()) $$;
 CREATE FUNCTION push(VARIADIC changes jsonb[]) RETURNS jsonb LANGUAGE sql AS $$
-  SELECT syncline.apply_push(jsonb_build_object('format', 1, 'source', '00000000-0000-4000-8000-0000000000aa',
-                                                'changes', to_jsonb(changes))) $$;
--- Everything apply_push may write: user rows, metadata, nodes, the clock.
-CREATE FUNCTION state() RETURNS text LANGUAGE sql AS $$
+  SELECT syncline.apply_push(jsonb_build_object('format', 1, 'source', me(), 'changes', to_jsonb(changes))) $$;
+-- A summary's refusals without their stamps, with what it applied.
+CREATE FUNCTION refusals(summary jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('applied', summary -> 'applied', 'refused',
+           (SELECT jsonb_agg(r - 'hlc' ORDER BY (r ->> 'change')::int) FROM jsonb_array_elements(summary -> 'refused') r)) $$;
+CREATE FUNCTION refused(applied int, VARIADIC refusals jsonb[]) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('applied', applied, 'refused', to_jsonb(refusals)) $$;
+-- Change n of table tbl (key id) refused, and why.
+CREATE FUNCTION refusal(n int, tbl text, pk jsonb, sqlstate text, reason text, forget boolean DEFAULT true) RETURNS jsonb
+LANGUAGE sql AS $$
+  SELECT jsonb_build_object('change', n, 'table', tbl, 'pk', pk, 'sqlstate', sqlstate,
+                            'reason', format('change %s (table "%s"): %s', n, tbl, reason), 'forget', forget) $$;
+-- The user tables.
+CREATE FUNCTION tables() RETURNS text LANGUAGE sql AS $$
   SELECT coalesce((SELECT string_agg(n::text, ',' ORDER BY id) FROM notes n), '') || '#' ||
-         coalesce((SELECT string_agg(p::text, ',' ORDER BY id) FROM plain p), '') || '#' ||
+         coalesce((SELECT string_agg(p::text, ',' ORDER BY id) FROM plain p), '') $$;
+-- Everything apply_push may write of a change: user rows, metadata, nodes,
+-- settings. (The clock is saved by every apply that succeeds.)
+CREATE FUNCTION state() RETURNS text LANGUAGE sql AS $$
+  SELECT tables() || '#' ||
          coalesce((SELECT string_agg(r::text, ',' ORDER BY tid, pk) FROM syncline.rows r), '') || '#' ||
          coalesce((SELECT string_agg(n::text, ',' ORDER BY ref) FROM syncline.nodes n), '') || '#' ||
-         coalesce((SELECT string_agg(m::text, ',' ORDER BY key) FROM syncline.meta m), '') $$;
+         coalesce((SELECT string_agg(m::text, ',' ORDER BY key) FROM syncline.meta m WHERE key <> 'hlc'), '') $$;
 CREATE FUNCTION meta(key text) RETURNS syncline.rows LANGUAGE sql AS $$
   SELECT r.* FROM syncline.rows r JOIN syncline.tables t USING (tid)
    WHERE t.table_name = 'notes' AND r.pk = jsonb_build_array(key)::text $$;
@@ -48,20 +70,35 @@ CREATE FUNCTION fake_ref() RETURNS int LANGUAGE sql AS $$
 INSERT INTO notes VALUES ('seed', 7, 'seeded by the owner');
 
 -- ---------------------------------------------------------------------------
--- A role with SELECT only: apply_push cannot write for it.
-SELECT state() AS before \gset
+-- A role with SELECT only: apply_push cannot write for it. Its changes are
+-- refused (the device forgets its copies), and the server's answers (its own
+-- state of each row, one stamp above the refused one) reach its pulls.
+SELECT tables() AS before, syncline.node_id() AS server \gset
 SET ROLE app_reader;
-SELECT throws_ok(format('SELECT push(up(%L, %L, 7, %L, %L))', 'notes', 'r1', 'by reader', hlc(10)),
-                 '42501', 'syncline.apply_push: change 0 (table "notes"): permission denied for table notes',
-                 'app_reader''s upsert through apply_push: permission denied');
-SELECT throws_ok(format('SELECT push(del(%L, %L, %L))', 'notes', 'seed', hlc(10)),
-                 '42501', 'syncline.apply_push: change 0 (table "notes"): permission denied for table notes',
-                 'app_reader''s delete through apply_push: permission denied');
+SELECT hlc(10) AS r1_sent, hlc(11) AS seed_sent \gset
+SELECT is(refusals(push(up('notes', 'r1', 7, 'by reader', :'r1_sent'))),
+          refused(0, refusal(0, 'notes', '{"id": "r1"}', '42501', 'permission denied for table notes')),
+          'app_reader''s upsert through apply_push: refused, permission denied (42501)');
+SELECT is(refusals(push(del('notes', 'seed', :'seed_sent'))),
+          refused(0, refusal(0, 'notes', '{"id": "seed"}', '42501', 'permission denied for table notes')),
+          'app_reader''s delete through apply_push: refused, permission denied (42501)');
 SELECT throws_like('INSERT INTO notes VALUES (''r2'', 7, ''direct'')', '%permission denied for table notes%',
                    'app_reader cannot insert directly either');
 SELECT ok(syncline.pull_since(NULL, 1000)::jsonb -> 'changes' @> '[{"pk": {"id": "seed"}}]', 'app_reader can pull');
+SELECT is((SELECT jsonb_agg(c - 'clock' - 'table' ORDER BY c -> 'pk' ->> 'id')
+             FROM jsonb_array_elements(syncline.pull_since(NULL, 1000)::jsonb -> 'changes') c),
+          jsonb_build_array(
+            jsonb_build_object('op', 'delete', 'pk', jsonb_build_object('id', 'r1'),
+                               'hlc', lpad(to_hex(hlc_int(:'r1_sent') + 1), 16, '0'), 'node', :'server'),
+            jsonb_build_object('op', 'upsert', 'pk', jsonb_build_object('id', 'seed'),
+                               'row', jsonb_build_object('id', 'seed', 'org_id', 7, 'title', 'seeded by the owner'),
+                               'hlc', lpad(to_hex(hlc_int(:'seed_sent') + 1), 16, '0'), 'node', :'server')),
+          '... which brings it the server''s answers: a tombstone for its new row, the row it deleted, each one stamp '
+          'above the refused one');
 RESET ROLE;
-SELECT is(state(), :'before', 'the refused writes wrote nothing: not the table, the metadata, the nodes or the clock');
+SELECT is(tables(), :'before', 'the refused writes wrote nothing to the tables');
+SELECT is((SELECT count(*) FROM syncline.conflicts WHERE role_name = 'app_reader' AND sqlstate = '42501' AND forget), 2::bigint,
+          '... and are logged, with the role that pushed them');
 
 -- ---------------------------------------------------------------------------
 -- A role with SELECT/INSERT/UPDATE/DELETE: apply_push writes for it.
@@ -103,23 +140,27 @@ SELECT is((SELECT (clock, node, deleted) FROM syncline.rows r JOIN syncline.tabl
 ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY org7 ON notes TO app_writer USING (org_id = 7) WITH CHECK (org_id = 7);
 INSERT INTO notes VALUES ('secret', 8, 'org 8 only');
-SELECT state() AS before \gset
+SELECT (SELECT string_agg(n::text, ',' ORDER BY id) FROM notes n) AS before \gset
 SET ROLE app_writer;
-SELECT throws_ok(format('SELECT push(up(%L, %L, 8, %L, %L))', 'notes', 'r8', 'other org', hlc(30)),
-                 '42501', 'syncline.apply_push: change 0 (table "notes"): new row violates row-level security policy for table "notes"',
-                 'an upsert of a row the policy refuses fails');
-SELECT throws_like(format('SELECT push(del(%L, %L, %L))', 'notes', 'secret', hlc(30)),
-                   'syncline.apply_push: change 0 (table "notes"): %may not delete it%',
-                   'a delete of a row the role cannot see fails rather than silently succeeding');
-SELECT throws_like(format('SELECT push(up(%L, %L, 7, %L, %L))', 'notes', 'secret', 'taken over', hlc(30)),
-                   'syncline.apply_push: change 0 (table "notes"): %row-level security%',
-                   'an upsert over a row the role cannot see fails rather than silently succeeding');
-SELECT throws_like(format('SELECT push(up(%L, %L, 7, %L, %L), up(%L, %L, 8, %L, %L))',
-                          'notes', 'r7', 'fine', hlc(30), 'notes', 'r8', 'other org', hlc(30)),
-                   'syncline.apply_push: change 1 (table "notes"): new row violates row-level security policy%',
-                   'one refused change rejects the whole batch');
+-- (Stamps in the order the device wrote them.)
+SELECT hlc(30) AS r8_sent, hlc(31) AS del_sent, hlc(32) AS take_sent, hlc(33) AS both_sent \gset
+SELECT is(refusals(push(up('notes', 'r8', 8, 'other org', :'r8_sent'))),
+          refused(0, refusal(0, 'notes', '{"id": "r8"}', '42501', 'new row violates row-level security policy for table "notes"')),
+          'an upsert of a row the policy refuses is refused (42501)');
+SELECT is(refusals(push(del('notes', 'secret', :'del_sent'))),
+          refused(0, refusal(0, 'notes', '{"id": "secret"}', '42501',
+                             'the row exists but the current role may not delete it (row-level security)')),
+          'a delete of a row the role cannot see is refused rather than silently succeeding');
+SELECT is(refusals(push(up('notes', 'secret', 7, 'taken over', :'take_sent'))),
+          refused(0, refusal(0, 'notes', '{"id": "secret"}', '42501',
+                             'new row violates row-level security policy (USING expression) for table "notes"')),
+          'an upsert over a row the role cannot see is refused rather than silently succeeding');
+SELECT is(refusals(push(up('notes', 'r7', 7, 'fine', :'both_sent'), up('notes', 'r8', 8, 'other org', :'both_sent'))),
+          refused(1, refusal(1, 'notes', '{"id": "r8"}', '42501', 'new row violates row-level security policy for table "notes"')),
+          'one refused change: the rest of the batch applies');
 RESET ROLE;
-SELECT is(state(), :'before', '... and nothing of these batches was written');
+SELECT is(ARRAY[(SELECT string_agg(n::text, ',' ORDER BY id) FROM notes n WHERE id <> 'r7'), (SELECT title FROM notes WHERE id = 'r7')],
+          ARRAY[:'before', 'fine'], '... and nothing of the refused changes was written, the allowed one was');
 SET ROLE app_writer;
 SELECT is((push(up('notes', 'r7', 7, 'fine', hlc(40))) ->> 'applied')::int, 1, 'a row the policy allows is applied');
 SELECT ok(NOT (syncline.pull_since(NULL, 1000)::jsonb -> 'changes' @> '[{"pk": {"id": "secret"}}]'),
@@ -127,7 +168,7 @@ SELECT ok(NOT (syncline.pull_since(NULL, 1000)::jsonb -> 'changes' @> '[{"pk": {
 SELECT ok(syncline.pull_since(NULL, 1000)::jsonb -> 'changes' @> '[{"pk": {"id": "r7"}}]', '... and keeps the others');
 RESET ROLE;
 SELECT is((SELECT title FROM notes WHERE id = 'secret'), 'org 8 only', 'the invisible row is untouched');
-SELECT is((meta('secret')).deleted, false, '... and so is its metadata');
+SELECT is((meta('secret')).deleted, false, '... and its metadata still has it live');
 -- Row-level security cannot judge a row that is gone: without an
 -- authorisation hook, the tombstone of a row the role could not see still
 -- reaches it (documented in docs/security.md; tenant.sql shows the hook that
@@ -140,32 +181,33 @@ RESET ROLE;
 
 -- ---------------------------------------------------------------------------
 -- Identifiers in a batch are never executed; only tracked tables are written.
-SELECT state() AS before \gset
-SELECT throws_ok(format('SELECT push(up(%L, %L, 7, %L, %L))', 'notes"; DROP TABLE notes; --', 'x', 't', hlc(50)),
-                 '42P01', 'syncline.apply_push: change 0 (table "notes"; DROP TABLE notes; --"): no tracked table of this name',
-                 'a table name holding SQL is just an unknown table');
+-- (Changes this server cannot name a row of: refused, and nothing answered.)
+SELECT state() AS before, hlc(50) AS sent \gset
+SELECT is(refusals(push(up('notes"; DROP TABLE notes; --', 'x', 7, 't', :'sent'))),
+          refused(0, refusal(0, 'notes"; DROP TABLE notes; --', '{"id": "x"}', '42P01', 'no tracked table of this name')),
+          'a table name holding SQL is just an unknown table');
 SELECT has_table('public', 'notes', '... and notes still exists');
-SELECT throws_like(format($$SELECT syncline.apply_push(jsonb_build_object('format', 1, 'source', %L, 'changes', jsonb_build_array(
-                     jsonb_build_object('table', 'notes', 'op', 'upsert', 'pk', '{"id": "x"}'::jsonb,
-                       'row', '{"id": "x", "org_id": 7, "title": "t", "title\"; DROP TABLE notes; --": 1}'::jsonb,
-                       'clock', 1, 'hlc', %L, 'node', %L))))$$, :fake, hlc(50), :fake),
-                   '%unknown column "title"; DROP TABLE notes; --"%', 'a column name holding SQL is just an unknown column');
-SELECT throws_like(format($$SELECT syncline.apply_push(jsonb_build_object('format', 1, 'source', %L, 'changes', jsonb_build_array(
-                     jsonb_build_object('table', 'notes', 'op', 'delete', 'pk', '{"id\"; DROP TABLE notes; --": "x"}'::jsonb,
-                       'clock', 1, 'hlc', %L, 'node', %L))))$$, :fake, hlc(50), :fake),
-                   '%which is not in the table''s primary key%', 'a key column name holding SQL is refused');
+SELECT is(refusals(push(jsonb_set(up('notes', 'x', 7, 't', :'sent'), ARRAY['row', 'title"; DROP TABLE notes; --'], '1'))),
+          refused(0, refusal(0, 'notes', '{"id": "x"}', '42703', 'unknown column "title"; DROP TABLE notes; --"')),
+          'a column name holding SQL is just an unknown column');
+SELECT is(refusals(push(jsonb_set(del('notes', 'x', :'sent'), '{pk}', '{"id\"; DROP TABLE notes; --": "x"}'))),
+          refused(0, refusal(0, 'notes', '{"id\"; DROP TABLE notes; --": "x"}', '42703',
+                             '"pk" names column "id"; DROP TABLE notes; --", which is not in the table''s primary key (id)')),
+          'a key column name holding SQL is refused');
 SELECT has_table('public', 'notes', '... and notes still exists');
-SELECT throws_ok(format('SELECT push(up(%L, %L, 7, %L, %L))', 'plain', 'x', 't', hlc(50)),
-                 '42P01', 'syncline.apply_push: change 0 (table "plain"): no tracked table of this name',
-                 'an untracked table cannot be written');
-SELECT throws_like(format('SELECT push(up(%L, %L, 7, %L, %L))', 'public.notes', 'x', 't', hlc(50)),
-                   '%no tracked table of this name%', 'a schema-qualified name is not a tracked table name');
-SELECT throws_like(format($$SELECT syncline.apply_push(jsonb_build_object('format', 1, 'source', %L, 'changes', jsonb_build_array(
-                     jsonb_build_object('table', 'meta', 'op', 'upsert', 'pk', '{"key": "node_id"}'::jsonb,
-                       'row', jsonb_build_object('key', 'node_id', 'value', %L), 'clock', 1, 'hlc', %L, 'node', %L))))$$,
-                     :fake, :fake, hlc(50), :fake),
-                   '%no tracked table of this name%', 'syncline''s own tables cannot be written through a batch');
+SELECT is(refusals(push(up('plain', 'x', 7, 't', :'sent'))),
+          refused(0, refusal(0, 'plain', '{"id": "x"}', '42P01', 'no tracked table of this name')),
+          'an untracked table cannot be written');
+SELECT is(refusals(push(up('public.notes', 'x', 7, 't', :'sent'))),
+          refused(0, refusal(0, 'public.notes', '{"id": "x"}', '42P01', 'no tracked table of this name')),
+          'a schema-qualified name is not a tracked table name');
+SELECT is(refusals(push(jsonb_build_object('table', 'meta', 'op', 'upsert', 'pk', '{"key": "node_id"}'::jsonb,
+                          'row', jsonb_build_object('key', 'node_id', 'value', :fake), 'clock', 1, 'hlc', :'sent', 'node', me()))),
+          refused(0, refusal(0, 'meta', '{"key": "node_id"}', '42P01', 'no tracked table of this name')),
+          'syncline''s own tables cannot be written through a batch');
 SELECT is(state(), :'before', 'none of these batches wrote anything');
+SELECT cmp_ok((SELECT value::bigint FROM syncline.meta WHERE key = 'hlc'), '<', hlc_int(:'sent'),
+              '... and the clock has not seen their stamps');
 
 -- ---------------------------------------------------------------------------
 -- Tracking: names are unique across schemas; only the owner tracks.

@@ -1,8 +1,9 @@
 -- pull_since and apply_push on PostgreSQL: pages, cursors, the conflict
--- rule, idempotence, relays, atomic rejection of bad batches.
+-- rule, idempotence, relays, changes refused on their own, atomic rejection
+-- of malformed batches.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(59);
+SELECT plan(60);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 SELECT syncline.track('notes', '{"scope": "org_id"}');
@@ -110,19 +111,66 @@ SELECT is((SELECT c ->> 'node' FROM jsonb_array_elements(syncline.pull_since(NUL
 SELECT is((SELECT count(*) FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, format('{"exclude_origin": "%s"}', :remote)::jsonb)::jsonb -> 'changes') c
             WHERE c -> 'pk' ->> 'id' = 'n4'), 0::bigint, 'exclude_origin: no echo to their origin');
 
--- Bad batches: a clear error naming the change, and nothing written.
+-- Changes this server cannot apply are refused on their own (conflicts.sql
+-- has the rule in full): the rest of the batch applies, the summary names
+-- each refused change, and nothing of it is written. A change whose row
+-- this server can name gets its answer: its own state of the row (here a
+-- tombstone) one stamp above the refused one.
+SELECT hlc(-100) AS s \gset
+SELECT syncline.apply_push(batch(:remote,
+         up('ok1', 'fine', :'s', :remote),
+         up('bad1', 'x', :'s', :remote) || '{"row": {"id": "bad1", "org_id": 7, "title": "x", "body": "b", "zz": 1}}',
+         jsonb_set(up('bad2', 'x', :'s', :remote), '{table}', '"nope"'),
+         jsonb_set(up('bad3', 'x', :'s', :remote), '{row,org_id}', 'null'),
+         up('bad4', 'x', :'s', :remote) - 'pk' || '{"pk": {"title": "x"}}',
+         jsonb_set(up('bad5', 'x', :'s', :remote), '{pk,title}', '"x"'),
+         jsonb_set(up('bad6', 'x', :'s', :remote), '{row,org_id}', '{"real": "NaN"}'),
+         up('ok2', 'fine', :'s', :remote))) AS summary \gset
+SELECT is(:'summary'::jsonb - 'refused' - 'cursor', jsonb_build_object('applied', 2, 'skipped', 0, 'rewritten', 0, 'source', :remote),
+          'a batch with refused changes applies the others');
+CREATE FUNCTION refusals(summary jsonb) RETURNS TABLE (change int, tbl text, pk jsonb, hlc text, sqlstate text, reason text, forget boolean)
+LANGUAGE sql AS $$
+  SELECT (r ->> 'change')::int, r ->> 'table', r -> 'pk', r ->> 'hlc', r ->> 'sqlstate', r ->> 'reason', (r ->> 'forget')::boolean
+    FROM jsonb_array_elements(summary -> 'refused') r ORDER BY 1 $$;
+SELECT results_eq(format('SELECT change, tbl, pk, sqlstate, reason, forget FROM refusals(%L)', :'summary'),
+  $$VALUES (1, 'notes', '{"id": "bad1"}'::jsonb, '42703', 'change 1 (table "notes"): unknown column "zz"', true),
+           (2, 'nope', '{"id": "bad2"}', '42P01', 'change 2 (table "nope"): no tracked table of this name', true),
+           (3, 'notes', '{"id": "bad3"}', '23502', 'change 3 (table "notes"): null value in column "org_id" of relation "notes" '
+                                                   'violates not-null constraint (Failing row contains (bad3, null, x, b).)', false),
+           (4, 'notes', '{"title": "x"}', '42703',
+            'change 4 (table "notes"): "pk" names column "title", which is not in the table''s primary key (id)', true),
+           (5, 'notes', '{"id": "bad5", "title": "x"}', '42703',
+            'change 5 (table "notes"): "pk" names column "title", which is not in the table''s primary key (id)', true),
+           (6, 'notes', '{"id": "bad6"}', '42804', 'change 6 (table "notes"): column "org_id" expects integer, got real', true)$$,
+  '... and refuses each bad one on its own: an unknown column or table, a NOT NULL violation, a key the table does '
+  'not have, NaN for an integer; the device forgets what this server cannot name or read');
+SELECT is((SELECT array_agg(DISTINCT hlc) FROM refusals(:'summary')), ARRAY[:'s'], '... with the stamps as sent');
+SELECT is(ARRAY[title('ok1'), title('ok2'), title('bad1'), title('bad3'), title('bad4'), title('bad5'), title('bad6')],
+          ARRAY['fine', 'fine', 'gone', 'gone', 'gone', 'gone', 'gone'], '... so only the good changes are in the table');
+SELECT is((SELECT string_agg(r.pk || ':' || r.deleted || ':' || r.node || ':' || (r.hlc - ('x' || :'s')::bit(64)::bigint), ' ' ORDER BY r.pk)
+             FROM syncline.rows r WHERE r.pk IN ('["bad1"]', '["bad2"]', '["bad3"]', '["bad4"]', '["bad5"]', '["bad6"]')),
+          '["bad3"]:true:0:1 ["bad6"]:true:0:1',
+          '... and the rows this server can name get its answer: a tombstone of its own one stamp above the refused one');
+SELECT set_eq($$SELECT table_name, pk, op, answer, forget FROM syncline.conflicts$$,
+  $$VALUES ('notes', '{"id": "bad1"}'::jsonb, 'upsert', 'none', true), ('nope', '{"id": "bad2"}', 'upsert', 'none', true),
+           ('notes', '{"title": "x"}', 'upsert', 'none', true), ('notes', '{"id": "bad5", "title": "x"}', 'upsert', 'none', true),
+           ('notes', '{"id": "bad6"}', 'upsert', 'restamped', true), ('notes', '{"id": "bad3"}', 'upsert', 'restamped', false)$$,
+  '... and each is logged in syncline.conflicts');
+
+-- Malformed batches are rejected whole: a clear error naming the change,
+-- and nothing written.
 SELECT state() AS before \gset
-SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('ok', 'fine', hlc(-100), :remote),
-                     up('bad', 'x', hlc(-100), :remote) || '{"row": {"id": "bad", "org_id": 7, "title": "x", "body": "b", "zz": 1}}')),
-                   '%change 1 (table "notes"): unknown column "zz"%', 'an unknown column rejects the batch');
-SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('ok', 'fine', hlc(-100), :remote),
-                     jsonb_set(up('bad', 'x', hlc(-100), :remote), '{table}', '"nope"'))),
-                   '%change 1 (table "nope"): no tracked table%', 'an unknown table rejects the batch');
-SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('ok', 'fine', hlc(-100), :remote),
-                     jsonb_set(up('bad', 'x', hlc(-100), :remote), '{row,org_id}', 'null'))),
-                   '%change 1 (table "notes"): null value in column "org_id"%', 'a NOT NULL violation rejects the batch');
-SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('f', 'future', hlc(600000), :remote))),
-                   '%ahead of this node''s clock%', 'a stamp beyond the drift bound is refused');
+SELECT throws_ok(format('SELECT syncline.apply_push(%L)', batch(:remote, up('ok3', 'fine', hlc(-100), :remote),
+                   jsonb_set(up('m1', 'x', hlc(-100), :remote), '{row,id}', '"m2"'))),
+                 '22023', 'syncline.apply_push: change 1 (table "notes"): "row" and "pk" disagree on column "id"',
+                 'a change whose key and row disagree rejects the batch');
+-- (A malformed change after a good one: conflicts.sql, "Batches rejected
+-- after a change was converted".)
+SELECT throws_ok(format('SELECT syncline.apply_push(%L)', batch(:remote,
+                   jsonb_set(jsonb_set(up('m1', 'x', hlc(-100), :remote), '{pk,id}', 'null'), '{row,id}', 'null'),
+                   up('ok3', 'fine', hlc(-100), :remote))),
+                 '22023', 'syncline.apply_push: change 0 (table "notes"): primary key column "id" is null',
+                 'a null key rejects the batch');
 SELECT throws_like($$SELECT syncline.apply_push('{"format": 2, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": []}')$$,
                    '%unsupported format 2%', 'a batch of another format');
 SELECT throws_like($$SELECT syncline.apply_push('{"format": 1, "changes": [')$$, '%batch: malformed JSON at byte 26%',
@@ -135,21 +183,11 @@ SELECT is(syncline.apply_push('{"format": 1, "source": "0b6f6f2e-6a86-4c1c-9d1e-
           '0', 'apply_push(jsonb), for batches at hand in psql, gives the same answer');
 SELECT is(pg_typeof(syncline.pull_since(NULL, 1))::text, 'text', 'pull_since returns the batch as text, exactly as written');
 SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
-                     up('m', 'x', hlc(-100), :remote) - 'pk' || '{"pk": {"title": "x"}}')),
-                   '%change 0 (table "notes"): "pk" names column "title", which is not in the table''s primary key%',
-                   'a missing key column (and one the table does not key by)');
-SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
-                     jsonb_set(up('m', 'x', hlc(-100), :remote), '{pk,title}', '"x"'))),
-                   '%not in the table''s primary key%', 'an extra key column');
-SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
-                     jsonb_set(up('m', 'x', hlc(-100), :remote), '{row,org_id}', '{"real": "NaN"}'))),
-                   '%column "org_id" expects integer, got real%', 'NaN where the column cannot hold it');
-SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
                      jsonb_set(up('m', 'x', hlc(-100), :remote), '{row,title}', to_jsonb(repeat('x', 65 * 1024 * 1024))))),
                    '%more than the limit of 64 MiB%', 'a huge batch fails cleanly');
 SELECT is(state(), :'before', 'rejected batches wrote nothing');
-SELECT is(syncline.apply_push(batch(:other, up('f', 'relayed', hlc(600000), :remote))) ->> 'applied', '1',
-          'a relayed change was checked at its first hop');
+-- (Stamps ahead of this server's clock, whether sent by their origin or
+-- relayed: conflicts.sql.)
 SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote, up('n4', 'v2 but different', :'s2', :remote))),
                    '%already known for this row with different content%', 'equal stamps with different content: corrupt');
 
@@ -167,12 +205,22 @@ SELECT is(syncline.apply_push(batch(:remote,
   jsonb_build_object('table', 'invoice', 'op', 'upsert', 'pk', '{"id": "i1"}'::jsonb,
     'row', '{"id": "i1", "total": "2.5"}'::jsonb, 'clock', 2, 'hlc', :'s50', 'node', :remote))) ->> 'applied', '2',
   'a child before its parent applies under a NOT DEFERRABLE foreign key');
-SELECT throws_like(format('SELECT syncline.apply_push(%L)', batch(:remote,
-  jsonb_build_object('table', 'line', 'op', 'upsert', 'pk', '{"id": "l9"}'::jsonb,
-    'row', '{"id": "l9", "invoice_id": "nope", "amount": "1"}'::jsonb, 'clock', 1, 'hlc', hlc(-60), 'node', :remote))),
-  '%change 0 (table "line"): insert or update on table "line" violates foreign key constraint%',
-  'a foreign key violation rejects the batch');
-SELECT is((SELECT count(*) FROM line WHERE id = 'l9'), 0::bigint, '... and writes nothing');
+-- A child whose parent is in no order of the batch: while more pages are to
+-- come (the parent may be in one), the batch is rejected, to be sent again;
+-- in the last page, the child is refused on its own.
+SELECT hlc(-60) AS s60 \gset
+SELECT batch(:remote, jsonb_build_object('table', 'line', 'op', 'upsert', 'pk', '{"id": "l9"}'::jsonb,
+    'row', '{"id": "l9", "invoice_id": "nope", "amount": "1"}'::jsonb, 'clock', 1, 'hlc', :'s60', 'node', :remote)) AS orphan \gset
+SELECT throws_ok(format('SELECT syncline.apply_push(%L)', :'orphan'::jsonb || '{"has_more": true}'), '23503',
+                 'syncline.apply_push: change 0 (table "line"): insert or update on table "line" violates foreign key '
+                 'constraint "line_invoice_id_fkey"',
+                 'a foreign key violation in a page with more to come rejects the batch');
+SELECT results_eq(format('SELECT change, tbl, sqlstate, reason, forget FROM refusals(syncline.apply_push(%L))', :'orphan'),
+                  $$VALUES (0, 'line', '23503', 'change 0 (table "line"): insert or update on table "line" violates foreign '
+                                                'key constraint "line_invoice_id_fkey" (Key (invoice_id)=(nope) is not '
+                                                'present in table "invoice".)', false)$$,
+                  '... and in the last page is refused on its own');
+SELECT is((SELECT count(*) FROM line WHERE id = 'l9'), 0::bigint, '... and writes nothing to the table');
 SELECT is(syncline.apply_push(batch(:remote,
   jsonb_build_object('table', 'invoice', 'op', 'delete', 'pk', '{"id": "i1"}'::jsonb, 'clock', 3, 'hlc', hlc(-40), 'node', :remote),
   jsonb_build_object('table', 'line', 'op', 'delete', 'pk', '{"id": "l1"}'::jsonb, 'clock', 2, 'hlc', hlc(-30), 'node', :remote)))

@@ -1,8 +1,8 @@
 -- Types on PostgreSQL: every common type round-trips exactly through a
 -- changeset (types_a -> pull_since -> apply_push -> types_b), what a SQLite
 -- client sends lands in the right PostgreSQL type (the canonical form wins
--- when PostgreSQL stores something else), and values that do not fit are
--- rejected with a clear error that leaves everything unchanged.
+-- when PostgreSQL stores something else), and a value that does not fit gets
+-- its change refused on its own, with a clear reason, and nothing of it written.
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
@@ -10,7 +10,7 @@ SET client_min_messages = warning;
 SET TimeZone = 'America/New_York';
 SET DateStyle = 'SQL, DMY';
 SET IntervalStyle = 'sql_standard';
-SELECT plan(82);
+SELECT plan(87);
 
 \set fake '\'00000000-0000-4000-8000-0000000000aa\''
 
@@ -139,11 +139,6 @@ CREATE FUNCTION sq_meta(key uuid) RETURNS syncline.rows LANGUAGE sql AS $$
    WHERE t.table_name = 'sq' AND r.pk = jsonb_build_array(key::text)::text $$;
 CREATE FUNCTION fake_ref() RETURNS int LANGUAGE sql AS $$
   SELECT ref FROM syncline.nodes WHERE node_id = '00000000-0000-4000-8000-0000000000aa' $$;
-CREATE FUNCTION sq_state() RETURNS text LANGUAGE sql AS $$
-  SELECT coalesce((SELECT string_agg(s::text, ',' ORDER BY id) FROM sq s), '') || '#' ||
-         coalesce((SELECT string_agg(r::text, ',' ORDER BY pk) FROM syncline.rows r JOIN syncline.tables t USING (tid)
-                    WHERE t.table_name = 'sq'), '') || '#' ||
-         (SELECT value FROM syncline.meta WHERE key = 'hlc') $$;
 
 -- A UUID key in upper case is the same row as in lower case.
 SELECT is((sq_push('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{"cnt": 1}', hlc(10)) ->> 'applied')::int, 1,
@@ -216,38 +211,97 @@ SELECT is((sq_meta('00000000-0000-4000-8000-000000000006')).node, 0, '... as a l
 SELECT cmp_ok((sq_meta('00000000-0000-4000-8000-000000000006')).hlc, '>', hlc_int(:'sent'), '... stamped after the one sent');
 
 -- ---------------------------------------------------------------------------
--- Values that do not fit: a clear error naming the change, nothing written.
-SELECT sq_state() AS before \gset
-SELECT throws_ok(format($$SELECT sq_push('00000000-0000-4000-8000-0000000000e1', '{"cnt": "abc"}', %L)$$, hlc(90)),
-                 '42804', 'syncline.apply_push: change 0 (table "sq"): column "cnt" expects integer, got text',
-                 'text into an integer column');
-SELECT throws_ok(format($$SELECT sq_push('00000000-0000-4000-8000-0000000000e2', '{"t": {"blob": "AAE="}}', %L)$$, hlc(90)),
-                 '42804', 'syncline.apply_push: change 0 (table "sq"): column "t" expects text, got blob',
-                 'a blob into a text column');
-SELECT throws_ok(format($$SELECT sq_push('00000000-0000-4000-8000-0000000000e3', '{"u": "not-a-uuid"}', %L)$$, hlc(90)),
-                 '22P02', 'syncline.apply_push: change 0 (table "sq"): invalid input syntax for type uuid: "not-a-uuid"',
-                 'a malformed uuid: PostgreSQL''s own message, prefixed with the change');
-SELECT throws_ok(format($$SELECT sq_push('00000000-0000-4000-8000-0000000000e4', '{"p": 0}', %L)$$, hlc(90)),
-                 '23514', 'syncline.apply_push: change 0 (table "sq"): value for domain public.posint violates check constraint "posint_check"',
-                 'a value violating a domain''s CHECK');
-SELECT throws_like(format($$SELECT sq_push('00000000-0000-4000-8000-0000000000e5', '{"small": 70000}', %L)$$, hlc(90)),
-                   'syncline.apply_push: change 0 (table "sq"): column "small": 70000 is out of range%',
-                   '70000 into int2 is out of range');
-SELECT throws_like(format($$SELECT sq_push('00000000-0000-4000-8000-0000000000e6', '{"f4": {"real": "1e300"}}', %L)$$, hlc(90)),
-                   '%column "f4": %out of range for real%', '1e300 into float4 is out of range');
-SELECT throws_like(format($$SELECT syncline.apply_push(jsonb_build_object('format', 1, 'source', %L, 'changes', jsonb_build_array(
-                     jsonb_build_object('table', 'sq', 'op', 'upsert', 'pk', '{"id": "00000000-0000-4000-8000-0000000000e7"}'::jsonb,
-                       'row', sq_row('00000000-0000-4000-8000-0000000000e7'), 'clock', 1, 'hlc', %L, 'node', %L),
-                     jsonb_build_object('table', 'sq', 'op', 'upsert', 'pk', '{"id": "00000000-0000-4000-8000-0000000000e8"}'::jsonb,
-                       'row', sq_row('00000000-0000-4000-8000-0000000000e8', '{"cnt": 1.5}'), 'clock', 1, 'hlc', %L, 'node', %L))))$$,
-                     :fake, hlc(90), :fake, hlc(90), :fake),
-                   'syncline.apply_push: change 1 (table "sq"): column "cnt" expects integer, got real',
-                   'the error names the index of the bad change');
-SELECT throws_like(format($$SELECT sq_push('00000000-0000-4000-8000-0000000000e9', '{"amount": "12,5"}', %L)$$, hlc(90)),
-                   'syncline.apply_push: change 0 (table "sq"): invalid input syntax for type numeric: "12,5"',
-                   'malformed text into numeric');
+-- Values that do not fit: the change is refused on its own (a conflict,
+-- docs/protocol.md, "Conflicts"), naming the change, with syncline's
+-- SQLSTATE or PostgreSQL's own; the rest of its batch applies. Nothing of it
+-- is written; it is logged, and this server answers with its own state of
+-- the row (a tombstone: it has none) one stamp above the refused one. The
+-- device is told to forget its copy: the server could not read what it sent.
+
+-- A summary that refused change n (of sq, key id) and nothing else.
+CREATE FUNCTION refused_summary(n int, id text, stamp text, sqlstate text, reason text, applied int DEFAULT 0)
+RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('applied', applied, 'skipped', 0, 'rewritten', 0, 'refused', jsonb_build_array(
+           jsonb_build_object('change', n, 'table', 'sq', 'pk', jsonb_build_object('id', id), 'hlc', stamp,
+                              'sqlstate', sqlstate, 'reason', format('change %s (table "sq"): %s', n, reason),
+                              'forget', true))) $$;
+SELECT (SELECT string_agg(s::text, ',' ORDER BY id) FROM sq s) AS sq_before \gset
+CREATE TEMP TABLE sq_meta_before AS
+  SELECT r.pk, r.clock, r.hlc, r.node, r.deleted FROM syncline.rows r JOIN syncline.tables t USING (tid)
+   WHERE t.table_name = 'sq';
+SELECT hlc(90) AS s \gset
+SELECT is(sq_push('00000000-0000-4000-8000-0000000000e1', '{"cnt": "abc"}', :'s') - 'source' - 'cursor',
+          refused_summary(0, '00000000-0000-4000-8000-0000000000e1', :'s', '42804', 'column "cnt" expects integer, got text'),
+          'text into an integer column is refused on its own, naming the change (42804)');
+SELECT is(sq_push('00000000-0000-4000-8000-0000000000e2', '{"t": {"blob": "AAE="}}', :'s') - 'source' - 'cursor',
+          refused_summary(0, '00000000-0000-4000-8000-0000000000e2', :'s', '42804', 'column "t" expects text, got blob'),
+          'a blob into a text column is refused (42804)');
+SELECT is(sq_push('00000000-0000-4000-8000-0000000000e3', '{"u": "not-a-uuid"}', :'s') - 'source' - 'cursor',
+          refused_summary(0, '00000000-0000-4000-8000-0000000000e3', :'s', '22P02',
+                          'invalid input syntax for type uuid: "not-a-uuid"'),
+          'a malformed uuid is refused with PostgreSQL''s own SQLSTATE and message (22P02)');
+SELECT is(sq_push('00000000-0000-4000-8000-0000000000e4', '{"p": 0}', :'s') - 'source' - 'cursor',
+          refused_summary(0, '00000000-0000-4000-8000-0000000000e4', :'s', '23514',
+                          'value for domain public.posint violates check constraint "posint_check"'),
+          'a value violating a domain''s CHECK is refused with the CHECK''s SQLSTATE (23514)');
+SELECT is(sq_push('00000000-0000-4000-8000-0000000000e5', '{"small": 70000}', :'s') - 'source' - 'cursor',
+          refused_summary(0, '00000000-0000-4000-8000-0000000000e5', :'s', '42804',
+                          'column "small": 70000 is out of range for its type'),
+          '70000 into int2 is out of range: refused');
+SELECT is(sq_push('00000000-0000-4000-8000-0000000000e6', '{"f4": {"real": "1e300"}}', :'s') - 'source' - 'cursor',
+          refused_summary(0, '00000000-0000-4000-8000-0000000000e6', :'s', '42804',
+                          'column "f4": 1e+300 is out of range for real'),
+          '1e300 into float4 is out of range: refused');
+SELECT is(sq_push('00000000-0000-4000-8000-0000000000e9', '{"amount": "12,5"}', :'s') - 'source' - 'cursor',
+          refused_summary(0, '00000000-0000-4000-8000-0000000000e9', :'s', '22P02',
+                          'invalid input syntax for type numeric: "12,5"'),
+          'malformed text into numeric is refused (22P02)');
 -- (Text with U+0000 never reaches apply_push: jsonb itself refuses "\u0000".)
-SELECT is(sq_state(), :'before', 'rejected batches changed nothing: rows, metadata, clock');
+SELECT is((SELECT string_agg(s::text, ',' ORDER BY id) FROM sq s), :'sq_before', 'the refused changes wrote nothing to sq');
+SELECT set_eq($$SELECT r.pk, r.clock, r.hlc, r.node, r.deleted FROM syncline.rows r JOIN syncline.tables t USING (tid)
+                 WHERE t.table_name = 'sq' EXCEPT SELECT * FROM sq_meta_before$$,
+              format($$SELECT jsonb_build_array(c.pk ->> 'id')::text AS pk, 2::bigint AS clock, %s::bigint AS hlc,
+                                0 AS node, true AS deleted FROM syncline.conflicts c WHERE c.table_name = 'sq'$$, hlc_int(:'s') + 1),
+              '... and the metadata only the answers: a tombstone of this server one stamp above each refused stamp');
+SELECT results_eq($$SELECT node_id::uuid, role_name, table_name, pk ->> 'id', op, "row", hlc, origin::uuid, scope, answer,
+                           forget
+                      FROM syncline.conflicts WHERE table_name = 'sq' ORDER BY id$$,
+                  format($$SELECT %L::uuid, %L::text, 'sq'::text, id, 'upsert'::text, sq_row(id, vals), %L::text,
+                                  %L::uuid, NULL::jsonb, 'restamped'::text, true
+                             FROM (VALUES (1, '00000000-0000-4000-8000-0000000000e1', '{"cnt": "abc"}'::jsonb),
+                                          (2, '00000000-0000-4000-8000-0000000000e2', '{"t": {"blob": "AAE="}}'),
+                                          (3, '00000000-0000-4000-8000-0000000000e3', '{"u": "not-a-uuid"}'),
+                                          (4, '00000000-0000-4000-8000-0000000000e4', '{"p": 0}'),
+                                          (5, '00000000-0000-4000-8000-0000000000e5', '{"small": 70000}'),
+                                          (6, '00000000-0000-4000-8000-0000000000e6', '{"f4": {"real": "1.0e+300"}}'),
+                                          (7, '00000000-0000-4000-8000-0000000000e9', '{"amount": "12,5"}')) v(n, id, vals)
+                            ORDER BY n$$, :fake, current_user, :'s', :fake),
+                  'each refusal is logged: the device, its role, the change as sent, the answer, forget');
+SELECT results_eq($$SELECT sqlstate, reason FROM syncline.conflicts WHERE table_name = 'sq' ORDER BY id$$,
+                  $$VALUES ('42804', 'change 0 (table "sq"): column "cnt" expects integer, got text'),
+                           ('42804', 'change 0 (table "sq"): column "t" expects text, got blob'),
+                           ('22P02', 'change 0 (table "sq"): invalid input syntax for type uuid: "not-a-uuid"'),
+                           ('23514', 'change 0 (table "sq"): value for domain public.posint violates check constraint "posint_check"'),
+                           ('42804', 'change 0 (table "sq"): column "small": 70000 is out of range for its type'),
+                           ('42804', 'change 0 (table "sq"): column "f4": 1e+300 is out of range for real'),
+                           ('22P02', 'change 0 (table "sq"): invalid input syntax for type numeric: "12,5"')$$,
+                  '... with the SQLSTATE and reason of the summary');
+-- One bad change among good ones: only it is refused.
+SELECT hlc(90) AS s \gset
+SELECT is(syncline.apply_push(jsonb_build_object('format', 1, 'source', :fake, 'changes', jsonb_build_array(
+            jsonb_build_object('table', 'sq', 'op', 'upsert', 'pk', '{"id": "00000000-0000-4000-8000-0000000000e7"}'::jsonb,
+              'row', sq_row('00000000-0000-4000-8000-0000000000e7'), 'clock', 1, 'hlc', :'s', 'node', :fake),
+            jsonb_build_object('table', 'sq', 'op', 'upsert', 'pk', '{"id": "00000000-0000-4000-8000-0000000000e8"}'::jsonb,
+              'row', sq_row('00000000-0000-4000-8000-0000000000e8', '{"cnt": 1.5}'), 'clock', 1, 'hlc', :'s', 'node', :fake))))
+            - 'source' - 'cursor',
+          refused_summary(1, '00000000-0000-4000-8000-0000000000e8', :'s', '42804', 'column "cnt" expects integer, got real', 1),
+          'a batch with one bad change: the summary names the index of the bad one, the other applies');
+SELECT is((SELECT array_agg(id ORDER BY id) FROM sq WHERE id::text LIKE '%0e_'),
+          ARRAY['00000000-0000-4000-8000-0000000000e7'::uuid], '... so sq holds the good row only');
+SELECT is(((sq_meta('00000000-0000-4000-8000-0000000000e7')).node, (sq_meta('00000000-0000-4000-8000-0000000000e8')).node,
+           (sq_meta('00000000-0000-4000-8000-0000000000e8')).deleted, (sq_meta('00000000-0000-4000-8000-0000000000e8')).hlc),
+          (fake_ref(), 0, true, hlc_int(:'s') + 1),
+          '... with the sender''s version, and a tombstone of this server above the refused one');
 
 -- ---------------------------------------------------------------------------
 -- apply_push takes jsonb, which stores numbers as numeric: reals that need an
