@@ -371,7 +371,6 @@ class Merger {
     for (MergeChange& change : changes_) {
       if (refused_[change.index]) continue;
       const Change& incoming = *change.change;
-      store_.ReceiveStamp(incoming.hlc);
       MergeChange*& previous = latest_[RowId{change.table, &change.meta_key}];
       RowVersion current = change.stored;
       if (previous != nullptr) current = RowVersion{true, previous->hlc, previous->node, previous->deleted};
@@ -444,6 +443,11 @@ class Merger {
   // versions for what the engine stored differently, and a server's
   // answers to the changes it refused.
   Status WriteVersions(const std::vector<MergeChange*>& winners) {
+    // Every stamp of the batch advances the clock, but a refused one's: a
+    // refusal must not move the server's clock (and so its answers and its
+    // next local writes) ahead.
+    for (const MergeChange& change : changes_)
+      if (!refused_[change.index]) store_.ReceiveStamp(change.change->hlc);
     std::vector<const MergeChange*> versions;
     std::deque<MergeChange> added;
     for (MergeChange* change : winners) {

@@ -147,10 +147,13 @@ SELECT results_eq(format('SELECT change, tbl, pk, sqlstate, reason, forget FROM 
 SELECT is((SELECT array_agg(DISTINCT hlc) FROM refusals(:'summary')), ARRAY[:'s'], '... with the stamps as sent');
 SELECT is(ARRAY[title('ok1'), title('ok2'), title('bad1'), title('bad3'), title('bad4'), title('bad5'), title('bad6')],
           ARRAY['fine', 'fine', 'gone', 'gone', 'gone', 'gone', 'gone'], '... so only the good changes are in the table');
-SELECT is((SELECT string_agg(r.pk || ':' || r.deleted || ':' || r.node || ':' || (r.hlc - ('x' || :'s')::bit(64)::bigint), ' ' ORDER BY r.pk)
+SELECT is((SELECT string_agg(r.pk || ':' || r.deleted || ':' || r.node || ':' ||
+                             CASE WHEN r.hlc - ('x' || :'s')::bit(64)::bigint = 1 THEN 'one above'
+                                  WHEN r.hlc > ('x' || :'s')::bit(64)::bigint THEN 'its clock' END, ' ' ORDER BY r.pk)
              FROM syncline.rows r WHERE r.pk IN ('["bad1"]', '["bad2"]', '["bad3"]', '["bad4"]', '["bad5"]', '["bad6"]')),
-          '["bad3"]:true:0:1 ["bad6"]:true:0:1',
-          '... and the rows this server can name get its answer: a tombstone of its own one stamp above the refused one');
+          '["bad3"]:true:0:one above ["bad6"]:true:0:its clock',
+          '... and the rows this server can name get its answer: a tombstone of its own, one stamp above the refused '
+          'one, or at its own clock where the device forgets its copy');
 SELECT set_eq($$SELECT table_name, pk, op, answer, forget FROM syncline.conflicts$$,
   $$VALUES ('notes', '{"id": "bad1"}'::jsonb, 'upsert', 'none', true), ('nope', '{"id": "bad2"}', 'upsert', 'none', true),
            ('notes', '{"title": "x"}', 'upsert', 'none', true), ('notes', '{"id": "bad5", "title": "x"}', 'upsert', 'none', true),

@@ -258,11 +258,13 @@ SELECT is(sq_push('00000000-0000-4000-8000-0000000000e9', '{"amount": "12,5"}', 
           'malformed text into numeric is refused (22P02)');
 -- (Text with U+0000 never reaches apply_push: jsonb itself refuses "\u0000".)
 SELECT is((SELECT string_agg(s::text, ',' ORDER BY id) FROM sq s), :'sq_before', 'the refused changes wrote nothing to sq');
-SELECT set_eq($$SELECT r.pk, r.clock, r.hlc, r.node, r.deleted FROM syncline.rows r JOIN syncline.tables t USING (tid)
-                 WHERE t.table_name = 'sq' EXCEPT SELECT * FROM sq_meta_before$$,
-              format($$SELECT jsonb_build_array(c.pk ->> 'id')::text AS pk, 2::bigint AS clock, %s::bigint AS hlc,
-                                0 AS node, true AS deleted FROM syncline.conflicts c WHERE c.table_name = 'sq'$$, hlc_int(:'s') + 1),
-              '... and the metadata only the answers: a tombstone of this server one stamp above each refused stamp');
+SELECT set_eq(format($$SELECT pk, clock, node, deleted, hlc <> %s FROM (
+                         SELECT r.pk, r.clock, r.hlc, r.node, r.deleted FROM syncline.rows r JOIN syncline.tables t USING (tid)
+                          WHERE t.table_name = 'sq' EXCEPT SELECT * FROM sq_meta_before) changed$$, hlc_int(:'s') + 1),
+              $$SELECT jsonb_build_array(c.pk ->> 'id')::text AS pk, 2::bigint AS clock, 0 AS node, true AS deleted,
+                       true AS above FROM syncline.conflicts c WHERE c.table_name = 'sq'$$,
+              '... and the metadata only the answers: a tombstone of this server, at its own clock rather than one '
+              'stamp above (the device forgets a value this server could not read)');
 SELECT results_eq($$SELECT node_id::uuid, role_name, table_name, pk ->> 'id', op, "row", hlc, origin::uuid, scope, answer,
                            forget
                       FROM syncline.conflicts WHERE table_name = 'sq' ORDER BY id$$,
