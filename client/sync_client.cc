@@ -260,6 +260,10 @@ class Session {
       // transaction open: keep going, the parent is in a later page. Any
       // other failure (a full disk) ends the transaction: stop there, the
       // next pull starts again from the last commit.
+      // Versions skipped in an earlier page may fit now (a UNIQUE value a
+      // later page's tombstone freed), and their children need them.
+      status = RetryConflicts();
+      if (!status.ok()) return Abandon(status.WithPrefix("pull: "));
       Status committed = local_.Exec("COMMIT");
       if (committed.ok()) {
         if (!page.has_more) return Status::Ok();
@@ -310,10 +314,13 @@ class Session {
     std::optional<std::string> resolved;
     Status status = local_.Text("SELECT syncline_retry_conflicts()", {}, &resolved);
     if (status.ok() && resolved.value_or("0") != "0") Log("resolved " + *resolved + " conflicts by applying again");
-    // The log is bounded: resolved entries go after 30 days, any after 90.
-    std::optional<std::string> pruned;
-    if (status.ok()) status = local_.Text("SELECT syncline_prune_conflicts()", {}, &pruned);
     return status;
+  }
+
+  // The log is bounded: resolved entries go after 30 days, any after 90.
+  Status PruneConflicts() {
+    std::optional<std::string> pruned;
+    return local_.Text("SELECT syncline_prune_conflicts()", {}, &pruned);
   }
 
   Status Finish() { return SetState("last_sync", NowUtc()); }
@@ -511,10 +518,19 @@ Status Sync(const Options& options, Counts* counts) {
   if (status.ok()) status = session.ConnectServer();
   if (status.ok()) status = session.ResolveScope();
   if (status.ok()) status = CreateTables(session, /*at_clone=*/false);
-  if (status.ok()) status = session.Push(counts);
-  if (status.ok()) status = session.CopyServerConflicts(counts);
-  if (status.ok()) status = session.Pull(counts);
-  if (status.ok()) status = session.RetryConflicts();
+  // A write of the app's between this push and this pull may break a
+  // foreign key against the pulled rows (a child of a parent deleted on the
+  // server): nothing of the pull is kept, and one more cycle pushes that
+  // write, which the server refuses and answers, and pulls again.
+  for (int cycle = 0; status.ok() && cycle < 2; ++cycle) {
+    status = session.Push(counts);
+    if (status.ok()) status = session.CopyServerConflicts(counts);
+    if (status.ok()) status = session.Pull(counts);
+    if (status.code() != Code::kConstraint || cycle == 1) break;
+    session.Log(status.message() + "; pushing and pulling again");
+    status = Status::Ok();
+  }
+  if (status.ok()) status = session.PruneConflicts();
   if (status.ok()) status = session.Finish();
   return status;
 }

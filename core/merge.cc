@@ -503,7 +503,8 @@ class Merger {
   // "Conflicts"): its current state of the row (its content, or a tombstone
   // when it has none) at the least stamp above the refused one, so that the
   // device's copy is overwritten by the ordinary merge of its next pull; or,
-  // when the device is to forget its copy, at the server's own clock.
+  // when the device is to forget its copy, at the least stamp above the
+  // server's own version.
   // Nothing to answer when the row cannot be named, or when the server's
   // version already beats the refused one.
   void Answer(const MergeChange& change, Refusal* refusal, std::deque<MergeChange>& added) {
@@ -518,12 +519,12 @@ class Merger {
     MergeChange& answer = added.emplace_back(change);
     answer.answer = true;
     answer.has_sent_key = false;
-    // A row the device may not reach (or a stamp the server will not take)
-    // is answered at the server's own clock: an answer above the refused
-    // stamp would let anyone stamp another tenant's row ahead of its
-    // owners' next edits. The device forgets its copy, so any newer
-    // version reaches it.
-    answer.hlc = refusal->forget ? store_.NewStamp(current.hlc) : NextHlc(refused.hlc);
+    // A device that forgets its copy needs no answer above its stamp, only
+    // a new version to pull: the least stamp above the server's own, which
+    // beats no edit made since (an answer above the refused stamp would let
+    // anyone stamp another tenant's row ahead of its owners' next edits).
+    const Hlc above = refusal->forget ? (current.exists ? current.hlc : 0) : refused.hlc;
+    answer.hlc = NextHlc(above);
     answer.clock = NextClock(refused.clock);
     answer.node = options_.local_node;
     answer.deleted = !current.exists || current.deleted;

@@ -107,9 +107,6 @@ class MergeStore {
   virtual Status WritePeer(const Cursor& cursor) = 0;
   // The local clock has seen this stamp (it stays ahead of it).
   virtual void ReceiveStamp(Hlc hlc) = 0;
-  // A new local stamp above `floor` (the server's answer to a stamp too far
-  // ahead is stamped by its own clock).
-  virtual Hlc NewStamp(Hlc floor) = 0;
   // Records a refused change in the engine's conflict log, in the apply's
   // transaction, and sets refusal->sqlstate (the engine may also replace
   // the reason with its own error's words).

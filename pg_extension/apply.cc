@@ -322,11 +322,6 @@ class PgStore : public core::MergeStore {
 
   void ReceiveStamp(core::Hlc hlc) override { pg::ReceiveStamp(hlc); }
 
-  core::Hlc NewStamp(core::Hlc floor) override {
-    pg::ReceiveStamp(floor);
-    return NextStamp();
-  }
-
   Status LogRefusal(const core::MergeChange& change, core::Refusal* refusal) override;
 
  private:

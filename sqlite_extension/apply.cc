@@ -341,7 +341,6 @@ class SqliteStore : public core::MergeStore {
   }
 
   void ReceiveStamp(core::Hlc hlc) override { sqlite::ReceiveStamp(state_, hlc); }
-  core::Hlc NewStamp(core::Hlc floor) override { return sqlite::NextStamp(state_, floor); }
 
   Status LogRefusal(const core::MergeChange& change, core::Refusal* refusal) override {
     refusal->sqlstate = core::SqlStateOf(refusal->reason.code());

@@ -149,11 +149,11 @@ SELECT is(ARRAY[title('ok1'), title('ok2'), title('bad1'), title('bad3'), title(
           ARRAY['fine', 'fine', 'gone', 'gone', 'gone', 'gone', 'gone'], '... so only the good changes are in the table');
 SELECT is((SELECT string_agg(r.pk || ':' || r.deleted || ':' || r.node || ':' ||
                              CASE WHEN r.hlc - ('x' || :'s')::bit(64)::bigint = 1 THEN 'one above'
-                                  WHEN r.hlc > ('x' || :'s')::bit(64)::bigint THEN 'its clock' END, ' ' ORDER BY r.pk)
+                                  WHEN r.hlc = 1 THEN 'least' END, ' ' ORDER BY r.pk)
              FROM syncline.rows r WHERE r.pk IN ('["bad1"]', '["bad2"]', '["bad3"]', '["bad4"]', '["bad5"]', '["bad6"]')),
-          '["bad3"]:true:0:one above ["bad6"]:true:0:its clock',
+          '["bad3"]:true:0:one above ["bad6"]:true:0:least',
           '... and the rows this server can name get its answer: a tombstone of its own, one stamp above the refused '
-          'one, or at its own clock where the device forgets its copy');
+          'one, or the least stamp where the device forgets its copy (this server never had the row)');
 SELECT set_eq($$SELECT table_name, pk, op, answer, forget FROM syncline.conflicts$$,
   $$VALUES ('notes', '{"id": "bad1"}'::jsonb, 'upsert', 'none', true), ('nope', '{"id": "bad2"}', 'upsert', 'none', true),
            ('notes', '{"title": "x"}', 'upsert', 'none', true), ('notes', '{"id": "bad5", "title": "x"}', 'upsert', 'none', true),
