@@ -833,6 +833,26 @@ TEST_F(ConstraintsCase, AnAnswerDoesNotBeatAnotherDevicesNewerEdit) {
   EXPECT_EQ(Contents(*second.app), Contents(*server_));
 }
 
+// A device whose file has the server's UNIQUE (org, name) adds a tag under
+// a name the server has since given another tag, which has a child. Its
+// push is refused and answered with a tombstone; its pull, in pages of one
+// change, skips the server's tag (the device's own row still holds the
+// name), stores the child (foreign keys are deferred to the commit), then
+// applies the tombstone. The skipped tag is retried only after the pull, so
+// the pull's commit breaks the foreign key and the sync fails, again at
+// every sync with these pages (with pages of 1000, the same once a pull
+// spans pages). Found with SYNCLINE_SIM_LOCAL_UNIQUE=1.
+TEST_F(ConstraintsCase, ASkippedParentAndItsChildInPagesOfOnePull) {
+  Device device = Clone("d1", /*unique=*/true);
+  App(device, std::string("INSERT INTO tags VALUES ('") + kRed + "', 1, 'red')");
+  Server(std::string("INSERT INTO tags VALUES ('") + kBlue + "', 1, 'red'); INSERT INTO items VALUES ('" + kItem +
+         "', '" + kBlue + "', 'ok')");
+  core::Status status = Sync(device, /*page_size=*/1);
+  EXPECT_TRUE(status.ok()) << status.message();
+  ASSERT_TRUE(Sync(device).ok());
+  EXPECT_EQ(Contents(*device.app), Contents(*server_));
+}
+
 // A device whose file has the server's UNIQUE (org, name), and two tags
 // that swap names on the server between two of its pulls: each version
 // needs the other written first, both are logged (side 'local') and
