@@ -70,7 +70,8 @@ $(BUILD)/tests/pg/%.o $(BUILD)/tests/e2e/%.o $(BUILD)/tests/sim/%.o: CXXFLAGS +=
 $(BUILD)/e2e_tests: $(E2E_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
 	$(CXX) -o $@ $^ -lpq -lsqlite3 -lgtest -lgtest_main -lpthread
 
-$(BUILD)/sim_tests: $(SIM_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_core.a
+# The constraints simulation syncs its devices through the client library.
+$(BUILD)/sim_tests: $(SIM_SRC:%.cc=$(BUILD)/%.o) $(BUILD)/libsyncline_client.a $(BUILD)/libsyncline_core.a
 	$(CXX) -o $@ $^ -lpq -lsqlite3 -lgtest -lgtest_main -lpthread
 
 unit-test: $(BUILD)/unit_tests

@@ -1,20 +1,27 @@
-// Building blocks of the convergence simulator (tests/sim/sim_test.cc): the
-// simulated tables, canonical text for values, keys and rows, and the nodes of
-// both engines behind one interface (local SQL, pull_since, apply_push,
-// peer_cursor, and reads of the user's rows and of syncline's metadata).
+// Building blocks of the simulators (tests/sim/sim_test.cc,
+// tests/sim/constraints_test.cc): the simulated tables, canonical text for
+// values, keys and rows, the nodes of both engines behind one interface
+// (local SQL, pull_since, apply_push, peer_cursor, and reads of the user's
+// rows and of syncline's metadata), and a run's seeds and step logs.
 #pragma once
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/changeset.h"
@@ -27,6 +34,100 @@
 namespace syncline::sim {
 
 using core::Value;
+
+// --- a run: its size, its seeds, each scenario's step log -----------------------
+
+inline std::int64_t EnvInt(const char* name, std::int64_t fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  return std::strtoll(text, nullptr, 0);
+}
+
+inline std::uint64_t SplitMix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// The scenarios' seeds: SYNCLINE_SIM_SEED replays one scenario; otherwise
+// `scenarios` seeds derived from SYNCLINE_SIM_BASE_SEED (default random).
+// Says on stdout what it runs, so that a run can be replayed.
+inline std::vector<std::uint64_t> ScenarioSeeds(std::int64_t scenarios, int steps) {
+  const char* replay = std::getenv("SYNCLINE_SIM_SEED");
+  if (replay != nullptr && *replay != '\0') {
+    std::uint64_t seed = std::strtoull(replay, nullptr, 0);
+    std::cout << "[ sim      ] replaying seed " << seed << ", " << steps << " steps" << std::endl;
+    return {seed};
+  }
+  std::uint64_t base = static_cast<std::uint64_t>(EnvInt("SYNCLINE_SIM_BASE_SEED", 0));
+  if (base == 0) base = std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32);
+  std::vector<std::uint64_t> seeds;
+  for (std::int64_t i = 0; i < scenarios; ++i)
+    seeds.push_back(SplitMix(base + static_cast<std::uint64_t>(i)));
+  std::cout << "[ sim      ] " << seeds.size() << " scenarios of " << steps << " steps, base seed " << base
+            << " (SYNCLINE_SIM_BASE_SEED replays the run)" << std::endl;
+  return seeds;
+}
+
+// A scenario's randomness, all drawn from its seed.
+class Random {
+ public:
+  explicit Random(std::uint64_t seed) : rng_(seed) {}
+
+  std::int64_t Uniform(std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng_);
+  }
+  bool Chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+  template <typename T, std::size_t N> const T& Pick(const T (&items)[N]) { return items[Uniform(0, N - 1)]; }
+  template <typename T> const T& Pick(const std::vector<T>& items) {
+    return items[Uniform(0, static_cast<std::int64_t>(items.size()) - 1)];
+  }
+  std::uint64_t Bits() { return rng_(); }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+inline std::string Short(const std::string& text, std::size_t max = 400) {
+  return text.size() <= max ? text : text.substr(0, max) + "...(" + std::to_string(text.size()) + " bytes)";
+}
+
+// One scenario's steps, each line stamped with its step and the time since
+// the scenario began; the tail goes into a failure's message, the whole log
+// to a file.
+class StepLog {
+ public:
+  StepLog(std::string name, std::uint64_t seed)
+      : path_("/tmp/" + name + "-" + std::to_string(seed) + ".log"), seed_(seed) {}
+
+  void Add(int step, const std::string& line) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+    lines_.push_back("[" + std::to_string(step) + " +" + std::to_string(ms.count()) + "ms] " + line);
+  }
+
+  std::string Tail(std::size_t count) const {
+    std::string tail;
+    for (std::size_t i = lines_.size() > count ? lines_.size() - count : 0; i < lines_.size(); ++i)
+      tail += "  " + Short(lines_[i], 600) + "\n";
+    return tail;
+  }
+
+  void Save() const {
+    std::ofstream out(path_);
+    out << "seed " << seed_ << "\n";
+    for (const std::string& line : lines_)
+      out << line << "\n";
+  }
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::uint64_t seed_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::vector<std::string> lines_;
+};
 
 enum class ColType { kInteger, kText, kReal };
 
@@ -228,9 +329,15 @@ class Node {
 // A SQLite client file with the extension loaded.
 class SqliteNode : public Node {
  public:
-  SqliteNode(std::string label, std::string path) : Node(std::move(label)), path_(std::move(path)) {
+  // kNew: a new file that gets the simulator's tables (Tables()), tracked.
+  // kCloned: a file the sync client cloned, taken as it is (its tables, its
+  // journal mode: the client keeps it in WAL mode).
+  enum class File { kNew, kCloned };
+
+  SqliteNode(std::string label, std::string path, File file = File::kNew)
+      : Node(std::move(label)), path_(std::move(path)), cloned_(file == File::kCloned) {
     Open();
-    for (const TableSpec& spec : Tables()) {
+    for (const TableSpec& spec : cloned_ ? std::vector<TableSpec>() : Tables()) {
       Check(Exec(spec.sqlite_ddl));
       Check(Query("SELECT syncline_track(?1)", {Value::Text(spec.name)}).error);
     }
@@ -325,15 +432,23 @@ class SqliteNode : public Node {
 
  protected:
   std::string Select(const Column& column) const override { return column.name; }
+  // A UUID key is kept as a 17-byte blob (docs/sqlite.md, "metadata key"):
+  // a case tag (1: lower, 2: upper), then the 16 bytes. It is read back as
+  // the protocol's key text, as the server keeps it.
   std::string MetaSql() const override {
-    return "SELECT r.pk, r.hlc, r.node, n.node_id, r.deleted FROM syncline_rows r LEFT JOIN syncline_nodes n ON "
-           "n.ref = r.node WHERE r.tid = (SELECT tid FROM syncline_tables WHERE name = ?1)";
+    return "SELECT CASE WHEN h IS NULL THEN pk ELSE '[\"' || (CASE substr(h, 1, 2) WHEN '01' THEN lower(u) ELSE u "
+           "END) || '\"]' END, hlc, node, node_id, deleted FROM (SELECT *, substr(h, 3, 8) || '-' || substr(h, 11, 4) "
+           "|| '-' || substr(h, 15, 4) || '-' || substr(h, 19, 4) || '-' || substr(h, 23, 12) AS u FROM (SELECT "
+           "r.pk, r.hlc, r.node, n.node_id, r.deleted, CASE typeof(r.pk) WHEN 'blob' THEN hex(r.pk) END AS h FROM "
+           "syncline_rows r LEFT JOIN syncline_nodes n ON n.ref = r.node WHERE r.tid = (SELECT tid FROM "
+           "syncline_tables WHERE name = ?1)))";
   }
   Value Typed(const Value& value, ColType) const override { return value; }
 
  private:
   void Open() {
     db_ = std::make_unique<test::Db>(path_);
+    if (cloned_) return;
     // Durability is not under test; speed is welcome.
     Check(Exec("PRAGMA synchronous = OFF"));
     Check(Exec("PRAGMA journal_mode = MEMORY"));
@@ -353,6 +468,7 @@ class SqliteNode : public Node {
   }
 
   std::string path_;
+  bool cloned_ = false;
   std::unique_ptr<test::Db> db_;
 };
 
@@ -478,5 +594,56 @@ class PgNode : public Node {
   std::string dbname_;
   std::unique_ptr<test::Pg> pg_;
 };
+
+// Runs one scenario per seed, `run(seed, server database, a temporary
+// directory)`, true when it passed: on a fresh server database (with the
+// extension) every `per_database` scenarios, whose tables `reset_sql` drops
+// and creates anew before each. Stops after 5 failed scenarios; returns the
+// number that failed.
+inline int RunScenarios(const std::vector<std::uint64_t>& seeds, std::size_t per_database, const std::string& reset_sql,
+                        const std::function<bool(std::uint64_t, const std::string&, const test::TempDir&)>& run) {
+  std::unique_ptr<test::TempDatabase> database;
+  int failures = 0;
+  for (std::size_t i = 0; i < seeds.size(); ++i) {
+    if (i % per_database == 0) {
+      database.reset();
+      database = std::make_unique<test::TempDatabase>();
+    }
+    SCOPED_TRACE("seed " + std::to_string(seeds[i]));
+    {
+      PgNode setup("setup", database->name());
+      std::string error = setup.ExecScript(reset_sql);
+      if (!error.empty()) {
+        ADD_FAILURE() << "resetting the server's tables: " << error;
+        return failures + 1;
+      }
+    }
+    test::TempDir dir;
+    if (!run(seeds[i], database->name(), dir) && ++failures >= 5) {
+      ADD_FAILURE() << "stopping after 5 failed scenarios";
+      break;
+    }
+  }
+  return failures;
+}
+
+// A server pull delivers only what transactions older than every running
+// one wrote (docs/postgres.md, "Gap-free pulls"), so a transaction that
+// holds an xid (autovacuum's ANALYZE, say) can hold the final syncs back.
+// Waits until no other backend holds one (at most 30 s); returns an error,
+// empty on success, and sets `waited_for` to the last one it waited for.
+inline std::string WaitForQuietServer(PgNode& server, std::string* waited_for) {
+  waited_for->clear();
+  for (int attempt = 0; attempt < 3000; ++attempt) {
+    Result result =
+        server.Query("SELECT backend_type || ' ' || coalesce(state, '') || ' xid ' || backend_xid::text || ': ' || "
+                     "left(query, 80) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()");
+    if (!result.error.empty()) return "pg_stat_activity: " + result.error;
+    if (result.rows.empty()) return "";
+    *waited_for = result.rows[0][0].bytes;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return "a transaction on the server holds pulls back for 30 s: " + *waited_for;
+}
 
 }  // namespace syncline::sim

@@ -52,19 +52,6 @@ constexpr std::int64_t kMaxSkewMs = 120000;  // within the drift bound (300000) 
 constexpr std::int64_t kTieSkewMs = 150000;  // ahead of every clock, still 270 s from the slowest one
 constexpr int kMaxPages = 10000;
 
-std::int64_t EnvInt(const char* name, std::int64_t fallback) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return fallback;
-  return std::strtoll(text, nullptr, 0);
-}
-
-std::uint64_t SplitMix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 // Values that both engines store exactly as written, so PostgreSQL never
 // rewrites a version (docs/types.md, "Canonical values").
 const std::int64_t kInts[] = {0, 1, -7, 42, 1000, 9007199254740993, INT64_MAX, INT64_MIN};
@@ -94,10 +81,6 @@ bool KeyOf(const TableSpec& spec, const std::string& text, std::vector<Value>* k
       return true;
     }
   return false;
-}
-
-std::string Short(const std::string& text, std::size_t max = 400) {
-  return text.size() <= max ? text : text.substr(0, max) + "...(" + std::to_string(text.size()) + " bytes)";
 }
 
 // --- the reference model ------------------------------------------------------
@@ -206,10 +189,10 @@ struct Snapshot {
   std::map<std::string, MetaState> meta;
 };
 
-class Scenario {
+class Scenario : private Random {
  public:
   Scenario(std::uint64_t seed, const std::string& dbname, const test::TempDir& dir, int steps)
-      : seed_(seed), rng_(seed), steps_(steps) {
+      : Random(seed), seed_(seed), steps_(steps), log_("syncline-sim", seed) {
     nodes_.push_back(std::make_unique<PgNode>("pg", dbname));
     second_ = std::make_unique<PgNode>("pg/2", dbname);
     for (int c = 1; c <= kClients; ++c) {
@@ -254,22 +237,17 @@ class Scenario {
       }
     }
     if (!failed_) Finish();
-    if (failed_ || EnvInt("SYNCLINE_SIM_LOG", 0) != 0) SaveLog();
+    if (failed_ || EnvInt("SYNCLINE_SIM_LOG", 0) != 0) log_.Save();
     return !failed_;
   }
 
  private:
   // --- randomness ---
-  std::int64_t Uniform(std::int64_t lo, std::int64_t hi) {
-    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng_);
-  }
-  bool Chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
   // A random node in [lo, hi] other than `not_this`.
   int Other(int lo, int hi, int not_this) {
     int n = static_cast<int>(Uniform(lo, hi - 1));
     return n >= not_this ? n + 1 : n;
   }
-  template <typename T, std::size_t N> const T& Pick(const T (&items)[N]) { return items[Uniform(0, N - 1)]; }
 
   Value RandomValue(ColType type) {
     if (Chance(0.15)) return Value::Null();
@@ -281,30 +259,14 @@ class Scenario {
   }
 
   // --- reporting ---
-  void Log(const std::string& line) {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
-    log_.push_back("[" + std::to_string(step_) + " +" + std::to_string(ms.count()) + "ms] " + line);
-  }
+  void Log(const std::string& line) { log_.Add(step_, line); }
 
   void Fail(const std::string& message) {
     if (failed_) return;
     failed_ = true;
-    std::string tail;
-    std::size_t from = log_.size() > 25 ? log_.size() - 25 : 0;
-    for (std::size_t i = from; i < log_.size(); ++i)
-      tail += "  " + Short(log_[i], 600) + "\n";
     ADD_FAILURE() << "seed " << seed_ << " (replay: SYNCLINE_SIM_SEED=" << seed_ << " SYNCLINE_SIM_STEPS=" << steps_
                   << "), step " << step_ << ": " << message << "\nlast steps:\n"
-                  << tail << "full log: " << LogPath();
-  }
-
-  std::string LogPath() const { return "/tmp/syncline-sim-" + std::to_string(seed_) + ".log"; }
-
-  void SaveLog() {
-    std::ofstream out(LogPath());
-    out << "seed " << seed_ << "\n";
-    for (const std::string& line : log_)
-      out << line << "\n";
+                  << log_.Tail(25) << "full log: " << log_.path();
   }
 
   int Index(const Node& node) const {
@@ -1202,27 +1164,12 @@ class Scenario {
     return -1;
   }
 
-  // A server pull delivers only what transactions older than every running
-  // one wrote (docs/postgres.md, "Gap-free pulls"), so a transaction that
-  // holds an xid (autovacuum's ANALYZE, say) can hold the final syncs back.
-  // They begin once no other backend holds one: then everything written
-  // before a round reaches every client in that round.
   bool WaitForQuietServer() {
-    PgNode& server = static_cast<PgNode&>(*nodes_[kServer]);
-    std::string seen;
-    for (int attempt = 0; attempt < 3000; ++attempt) {
-      Result result = server.Query(
-          "SELECT backend_type || ' ' || coalesce(state, '') || ' xid ' || backend_xid::text || ': ' || "
-          "left(query, 80) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()");
-      if (!result.error.empty()) return Fail("pg_stat_activity: " + result.error), false;
-      if (result.rows.empty()) {
-        if (!seen.empty()) Log("waited for " + seen);
-        return true;
-      }
-      seen = result.rows[0][0].bytes;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return Fail("a transaction on the server holds pulls back for 30 s: " + seen), false;
+    std::string waited_for;
+    std::string error = sim::WaitForQuietServer(static_cast<PgNode&>(*nodes_[kServer]), &waited_for);
+    if (!error.empty()) return Fail(error), false;
+    if (!waited_for.empty()) Log("waited for " + waited_for);
+    return true;
   }
 
   void Finish() {
@@ -1311,8 +1258,6 @@ class Scenario {
   }
 
   std::uint64_t seed_;
-  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-  std::mt19937_64 rng_;
   int steps_;
   int step_ = 0;
   bool failed_ = false;
@@ -1328,7 +1273,7 @@ class Scenario {
   std::vector<Page> history_;                                                // pages delivered to their receiver
   std::vector<Page> deferred_;                                               // pages pulled, not yet delivered
   std::map<std::tuple<int, int, int>, std::optional<std::string>> streams_;  // last pulled cursor per stream
-  std::vector<std::string> log_;
+  StepLog log_;
   std::optional<std::pair<int, int>> forced_;
   // (receiver, cursor node, cursor filter) -> the furthest cursor it kept.
   std::map<std::tuple<int, std::string, std::string>, std::string>
@@ -1350,44 +1295,16 @@ std::string ResetServerTables() {
 TEST(Simulation, RandomHistoriesConvergeToTheModel) {
   const std::int64_t scenarios = EnvInt("SYNCLINE_SIM_SCENARIOS", 150);
   const int steps = static_cast<int>(EnvInt("SYNCLINE_SIM_STEPS", 150));
-  const char* replay = std::getenv("SYNCLINE_SIM_SEED");
-  std::uint64_t base = static_cast<std::uint64_t>(EnvInt("SYNCLINE_SIM_BASE_SEED", 0));
-  if (base == 0) base = std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32);
-  std::vector<std::uint64_t> seeds;
-  if (replay != nullptr && *replay != '\0')
-    seeds.push_back(std::strtoull(replay, nullptr, 0));
-  else
-    for (std::int64_t i = 0; i < scenarios; ++i)
-      seeds.push_back(SplitMix(base + static_cast<std::uint64_t>(i)));
-  if (seeds.size() == 1 && replay != nullptr && *replay != '\0')
-    std::cout << "[ sim      ] replaying seed " << seeds[0] << ", " << steps << " steps" << std::endl;
-  else
-    std::cout << "[ sim      ] " << seeds.size() << " scenarios of " << steps << " steps, base seed " << base
-              << " (SYNCLINE_SIM_BASE_SEED replays the run)" << std::endl;
-
+  const std::vector<std::uint64_t> seeds = ScenarioSeeds(scenarios, steps);
   auto started = std::chrono::steady_clock::now();
-  std::unique_ptr<test::TempDatabase> database;
-  int failures = 0, ties = 0;
-  for (std::size_t i = 0; i < seeds.size(); ++i) {
-    if (i % kScenariosPerDatabase == 0) {
-      database.reset();
-      database = std::make_unique<test::TempDatabase>();
-    }
-    SCOPED_TRACE("seed " + std::to_string(seeds[i]));
-    {
-      PgNode setup("setup", database->name());
-      std::string error = setup.ExecScript(ResetServerTables());
-      ASSERT_EQ(error, "") << "resetting the server's tables";
-    }
-    test::TempDir dir;
-    Scenario scenario(seeds[i], database->name(), dir, steps);
-    bool passed = scenario.Run();
-    ties += scenario.ties();
-    if (!passed && ++failures >= 5) {
-      ADD_FAILURE() << "stopping after 5 failed scenarios";
-      break;
-    }
-  }
+  int ties = 0;
+  int failures = RunScenarios(seeds, kScenariosPerDatabase, ResetServerTables(),
+                              [&](std::uint64_t seed, const std::string& dbname, const test::TempDir& dir) {
+                                Scenario scenario(seed, dbname, dir, steps);
+                                bool passed = scenario.Run();
+                                ties += scenario.ties();
+                                return passed;
+                              });
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::cout << "[ sim      ] " << seeds.size() << " scenarios in " << seconds << " s ("
             << static_cast<double>(seeds.size()) / seconds << " scenarios/s), " << ties
