@@ -610,18 +610,19 @@ class Scenario : private Random {
                         " with other content: " + (final.deleted ? "deleted" : content) + ":\n" + history);
           continue;
         }
-        // Not a written version: the server's answer to a refusal, one stamp
-        // above it. The last write was refused, or is the same device's
-        // edit after it that ties with the answer and loses by node id
-        // (docs/protocol.md, "A change the server refuses"); a newer write
-        // of another device that the answer beat was lost silently.
+        // Not a written version: the server's answer to a refusal. The last
+        // write was refused, or falls in the documented window of the rule
+        // (docs/protocol.md, "A change the server refuses"): it ties with
+        // the answer's stamp and loses by node id, or another node wrote it
+        // at the refused stamp itself. Any other newer write that the answer
+        // beat was lost silently.
         bool answered = !refusals.empty() && final.node == server_->id();
-        bool last_refused = greatest == nullptr;
+        bool last_refused = greatest == nullptr || greatest->hlc == final.hlc;
         for (const ServerConflict* r : refusals) {
-          if (greatest == nullptr || r->origin != greatest->node) continue;
-          if (r->hlc == core::HlcToText(greatest->hlc)) last_refused = true;
+          if (greatest == nullptr) continue;
           auto refused_hlc = core::HlcFromText(r->hlc);
-          if (refused_hlc && greatest->hlc == final.hlc && final.hlc == *refused_hlc + 1) last_refused = true;
+          if (r->origin == greatest->node && r->hlc == core::HlcToText(greatest->hlc)) last_refused = true;
+          if (refused_hlc && greatest->hlc == *refused_hlc) last_refused = true;
         }
         if (!answered)
           return Fail(what + ": the server holds " + final_text + ", no version written, and none refused:\n" +
