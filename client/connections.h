@@ -13,6 +13,10 @@
 
 namespace syncline::client {
 
+// The client's own bookkeeping, in the client file beside syncline's.
+inline constexpr const char* kClientStateTable =
+    "CREATE TABLE IF NOT EXISTS syncline_client(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID";
+
 class LocalDb {
  public:
   LocalDb() = default;

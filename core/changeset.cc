@@ -110,6 +110,18 @@ Status DecodeValue(const Json& json, Value* out) {
   return Invalid("unknown JSON value");
 }
 
+std::string ColumnsJson(const std::vector<ColumnValue>& columns) {
+  std::string json;
+  JsonWriter writer(&json);
+  writer.BeginObject();
+  for (const ColumnValue& column : columns) {
+    writer.Key(column.column);
+    WriteValue(writer, column.value);
+  }
+  writer.EndObject();
+  return json;
+}
+
 void WriteValue(JsonWriter& writer, const Value& value) {
   switch (value.type) {
     case Value::Type::kNull: writer.Null(); return;

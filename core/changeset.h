@@ -65,6 +65,8 @@ Status DecodeTag(std::string_view tag, std::string_view payload, Value* out);
 // ("1.0", "1.0e+300", "-0.0"); "NaN", "Infinity", "-Infinity".
 std::string RealToText(double value);
 void WriteValue(JsonWriter& writer, const Value& value);  // text must be valid UTF-8
+// Columns as a JSON object, column -> value ("pk" and "row" of a change).
+std::string ColumnsJson(const std::vector<ColumnValue>& columns);
 
 Status DecodeBatch(std::string_view text, Batch* out);
 // The two readers behind DecodeBatch, for tests. DecodeBatchStreaming reads

@@ -59,7 +59,8 @@ struct MergeChange {
   std::string node;
   bool deleted = false;
   // The version is a server's answer to a refused change: its own state of
-  // the row, stamped above the refused one (the row's scope stays as is).
+  // the row, stamped above the refused one, or above its own version when
+  // the device forgets its copy (the row's scope stays as is).
   bool answer = false;
 };
 
@@ -74,7 +75,7 @@ struct Refusal {
   // a key or table this server cannot name), or its copy carries a stamp
   // the server will not accept.
   bool forget = false;
-  bool answered = false;  // the server wrote its own state of the row above the refused stamp
+  bool answered = false;  // the server wrote its own state of the row as a new version (Merger::Answer)
 };
 
 // What an engine provides. Every call may fail with a Status; a PostgreSQL

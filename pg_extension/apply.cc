@@ -12,6 +12,7 @@
 #include "pg_extension/apply_sets.h"
 #include "pg_extension/authorize.h"
 #include "pg_extension/backend.h"
+#include "pg_extension/conflicts.h"
 #include "pg_extension/pg_boundary.h"
 #include "pg_extension/spi.h"
 #include "pg_extension/tables.h"
@@ -381,7 +382,7 @@ class PgStore : public core::MergeStore {
   std::vector<ChangeData> data_;  // per change of the batch
   std::string local_node_;
   std::string role_;  // the role applying the batch (not the extension owner)
-  SPIPlanPtr log_refusal_ = nullptr;
+  SPIPlanPtr log_conflict_ = nullptr;
   std::optional<std::size_t> current_;
   bool converting_ = false;  // Prepare's subtransaction is open
   Subtransaction conversions_{};
@@ -465,53 +466,13 @@ Status PgStore::LogRefusal(const core::MergeChange& change, core::Refusal* refus
   } else {
     refusal->sqlstate = core::SqlStateOf(refusal->reason.code());
   }
-  std::string pk, row, scope;
-  core::JsonWriter key_writer(&pk);
-  key_writer.BeginObject();
-  for (const core::ColumnValue& column : sent.pk) {
-    key_writer.Key(column.column);
-    core::WriteValue(key_writer, column.value);
-  }
-  key_writer.EndObject();
-  if (sent.op == core::Op::kUpsert) {
-    core::JsonWriter row_writer(&row);
-    row_writer.BeginObject();
-    for (const core::ColumnValue& column : sent.row) {
-      row_writer.Key(column.column);
-      core::WriteValue(row_writer, column.value);
-    }
-    row_writer.EndObject();
-  }
-  scope = data_[change.index].scope;
+  std::string scope = data_[change.index].scope;
   const bool keyed = change.table != nullptr && change.meta_key.type == Value::Type::kText;
   if (scope.empty() && keyed) scope = Meta(Of(change).info.tid, change.meta_key.bytes).scope;
   // A scoped row without a scope (its scope column refused) is answered
   // with a tombstone no scoped pull delivers: the device drops its copy.
   if (keyed && Of(change).info.scope >= 0 && scope.empty()) refusal->forget = true;
-  AsExtensionOwner owner;
-  if (log_refusal_ == nullptr)
-    log_refusal_ = pg::Prepare(
-        "INSERT INTO syncline.conflicts (node_id, role_name, table_name, pk, op, \"row\", hlc, origin, scope, "
-        "sqlstate, reason, answer, forget) VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5, $6::pg_catalog.jsonb, $7, "
-        "$8, $9::pg_catalog.jsonb, $10, $11, $12, $13)",
-        {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-         BOOLOID});
-  Datum args[13] = {TextDatum(batch_.source),
-                    TextDatum(role_),
-                    TextDatum(sent.table),
-                    TextDatum(pk),
-                    TextDatum(sent.op == core::Op::kUpsert ? "upsert" : "delete"),
-                    TextDatum(row),
-                    TextDatum(core::HlcToText(sent.hlc)),
-                    TextDatum(sent.node),
-                    TextDatum(scope),
-                    TextDatum(refusal->sqlstate),
-                    TextDatum(refusal->reason.message()),
-                    TextDatum(refusal->answered ? "restamped" : "none"),
-                    BoolGetDatum(refusal->forget)};
-  const char nulls[14] = {' ', ' ', ' ', ' ', ' ', row.empty() ? 'n' : ' ', ' ', ' ', scope.empty() ? 'n' : ' ',
-                          ' ', ' ', ' ', ' ', '\0'};
-  Execute(log_refusal_, args, nulls, false);
+  LogConflict(ConflictEntry{batch_.source, role_, &sent, scope, refusal}, &log_conflict_);
   return Status::Ok();
 }
 
@@ -600,32 +561,6 @@ Status PgStore::NodeRef(const std::string& node, int64* ref) {
   *ref = ResultInt64(0, 1);
   node_refs_[node] = *ref;
   return Status::Ok();
-}
-
-// A node id is bound to the role that first pushed under it
-// (syncline.devices; docs/security.md): no other role can push, or
-// acknowledge pulls, in its name. Superusers may push under any node id.
-Status BindSource(const std::string& source, std::string* role) {
-  bool super = false;
-  const char* name = nullptr;
-  PgGuard([&] {
-    super = superuser();
-    name = GetUserNameFromId(GetUserId(), false);
-  });
-  *role = name;
-  AsExtensionOwner owner;
-  SPIPlanPtr bind = pg::Prepare(
-      "INSERT INTO syncline.devices AS d (node_id, role_name) VALUES ($1, $2) ON CONFLICT (node_id) DO UPDATE "
-      "SET last_push = pg_catalog.now() RETURNING d.role_name",
-      {TEXTOID, TEXTOID});
-  Datum args[2] = {TextDatum(source), TextDatum(*role)};
-  Execute(bind, args, "  ", false);
-  const std::string bound = ResultText(0, 1);
-  if (bound == *role || super) return Status::Ok();
-  return Status(Code::kPermissionDenied,
-                "batch: node " + source + " pushes as role \"" + bound + "\", not \"" + *role + "\"")
-      .WithHint("Each device needs a node id of its own; an administrator can rebind one by deleting its row from "
-                "syncline.devices.");
 }
 
 // The batch text, as the function's argument holds it (not copied).

@@ -43,18 +43,6 @@ CREATE TABLE IF NOT EXISTS syncline_conflicts(
 );
 )sql";
 
-std::string ColumnsJson(const std::vector<core::ColumnValue>& columns) {
-  std::string json;
-  core::JsonWriter writer(&json);
-  writer.BeginObject();
-  for (const core::ColumnValue& column : columns) {
-    writer.Key(column.column);
-    core::WriteValue(writer, column.value);
-  }
-  writer.EndObject();
-  return json;
-}
-
 }  // namespace
 
 Status EnsureConflictLog(sqlite3* db) { return Exec(db, kCreateConflictLog); }
@@ -73,10 +61,10 @@ Status LogLocalRefusal(sqlite3* db, const core::Batch& batch, std::size_t index,
                               "'skipped', ?9)");
   if (!status.ok()) return status;
   insert.BindText(1, change.table);
-  insert.BindText(2, ColumnsJson(change.pk));
+  insert.BindText(2, core::ColumnsJson(change.pk));
   insert.BindText(3, change.op == core::Op::kUpsert ? "upsert" : "delete");
   if (change.op == core::Op::kUpsert)
-    insert.BindText(4, ColumnsJson(change.row));
+    insert.BindText(4, core::ColumnsJson(change.row));
   else
     insert.BindNull(4);
   insert.BindText(5, core::HlcToText(change.hlc));
