@@ -46,10 +46,10 @@ Status BindSource(const std::string& source, std::string* role) {
   });
   *role = name;
   AsExtensionOwner owner;
-  SPIPlanPtr bind = Prepare(
-      "INSERT INTO syncline.devices AS d (node_id, role_name) VALUES ($1, $2) ON CONFLICT (node_id) DO UPDATE "
-      "SET last_push = pg_catalog.now() RETURNING d.role_name",
-      {TEXTOID, TEXTOID});
+  SPIPlanPtr bind =
+      Prepare("INSERT INTO syncline.devices AS d (node_id, role_name) VALUES ($1, $2) ON CONFLICT (node_id) DO UPDATE "
+              "SET last_push = pg_catalog.now() RETURNING d.role_name",
+              {TEXTOID, TEXTOID});
   Datum args[2] = {TextDatum(source), TextDatum(*role)};
   Execute(bind, args, "  ", false);
   const std::string bound = ResultText(0, 1);
