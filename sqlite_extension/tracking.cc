@@ -1,5 +1,6 @@
 #include "sqlite_extension/tracking.h"
 
+#include <array>
 #include <cmath>
 
 #include "core/changeset.h"
@@ -322,39 +323,48 @@ namespace {
 constexpr unsigned char kUuidLower = 1;
 constexpr unsigned char kUuidUpper = 2;
 
-int HexDigit(char c, bool* lower, bool* upper) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') {
-    *lower = true;
-    return c - 'a' + 10;
+// Every captured write of a UUID-keyed table converts its key (syncline_key):
+// one table lookup per character instead of a chain of range tests. An entry
+// holds the digit's value (bits 0-3), whether it is a lower-case (kHexLower)
+// or upper-case (kHexUpper) letter, or kHexInvalid.
+constexpr unsigned char kHexLower = 0x10;
+constexpr unsigned char kHexUpper = 0x20;
+constexpr unsigned char kHexInvalid = 0x80;
+
+constexpr std::array<unsigned char, 256> MakeHexTable() {
+  std::array<unsigned char, 256> table{};
+  for (int c = 0; c < 256; ++c) {
+    if (c >= '0' && c <= '9')
+      table[c] = static_cast<unsigned char>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      table[c] = static_cast<unsigned char>((c - 'a' + 10) | kHexLower);
+    else if (c >= 'A' && c <= 'F')
+      table[c] = static_cast<unsigned char>((c - 'A' + 10) | kHexUpper);
+    else
+      table[c] = kHexInvalid;
   }
-  if (c >= 'A' && c <= 'F') {
-    *upper = true;
-    return c - 'A' + 10;
-  }
-  return -1;
+  return table;
 }
+
+constexpr std::array<unsigned char, 256> kHexTable = MakeHexTable();
+
+// Where the 16 bytes' hex pairs start in the 8-4-4-4-12 text.
+constexpr std::size_t kUuidPairs[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
 
 }  // namespace
 
 bool CompactUuidKey(std::string_view text, unsigned char out[17]) {
-  if (text.size() != 36) return false;
-  bool lower = false, upper = false;
-  int n = 1;
-  for (std::size_t i = 0; i < 36;) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (text[i] != '-') return false;
-      ++i;
-      continue;
-    }
-    int high = HexDigit(text[i], &lower, &upper);
-    int low = HexDigit(text[i + 1], &lower, &upper);
-    if (high < 0 || low < 0) return false;
-    out[n++] = static_cast<unsigned char>(high * 16 + low);
-    i += 2;
+  if (text.size() != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-') return false;
+  unsigned flags = 0;
+  for (std::size_t i = 0; i < 16; ++i) {
+    const unsigned char high = kHexTable[static_cast<unsigned char>(text[kUuidPairs[i]])];
+    const unsigned char low = kHexTable[static_cast<unsigned char>(text[kUuidPairs[i] + 1])];
+    flags |= high | low;
+    out[i + 1] = static_cast<unsigned char>(((high & 0xf) << 4) | (low & 0xf));
   }
-  if (lower && upper) return false;  // mixed case: the tag could not restore it
-  out[0] = upper ? kUuidUpper : kUuidLower;
+  if (flags & kHexInvalid) return false;
+  if ((flags & kHexLower) && (flags & kHexUpper)) return false;  // mixed case: the tag could not restore it
+  out[0] = (flags & kHexUpper) ? kUuidUpper : kUuidLower;
   return true;
 }
 

@@ -145,6 +145,29 @@ TEST_F(Tracking, ReplaceDisplacingAUuidKeyedRowLeavesItsTombstone) {
   EXPECT_EQ(db.Int("SELECT count(*) FROM syncline_displaced"), 0);
 }
 
+// syncline_key's compact form (a tag byte and the 16 bytes) is taken only by
+// text that is exactly a UUID in one case; anything else near it stays the
+// key's protocol text.
+TEST_F(Tracking, OnlyAUuidInOneCaseTakesTheCompactKey) {
+  EXPECT_EQ(db.Text("SELECT hex(syncline_key('0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11'))"),
+            "010B6F6F2E6A864C1C9D1E5A2F9A0D7C11");
+  EXPECT_EQ(db.Text("SELECT hex(syncline_key('5D1C2A9B-7E3F-4A60-8B12-C0FFEE000001'))"),
+            "025D1C2A9B7E3F4A608B12C0FFEE000001");
+  EXPECT_EQ(db.Text("SELECT hex(syncline_key('00000000-0000-0000-0000-000000000000'))"),
+            "0100000000000000000000000000000000");  // no letters: the lower-case tag
+  const std::vector<std::string> near = {
+      "0b6f6f2e-6a86-4c1c-9d1e-5A2F9A0D7C11",   // mixed case
+      "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c1g",   // not a hex digit
+      "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c1",    // one digit short
+      "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c111",  // one digit more
+      "0b6f6f2e6-a86-4c1c-9d1e-5a2f9a0d7c11",   // a dash out of place
+      "0b6f6f2e-6a86-4c1c-9d1e:5a2f9a0d7c11",   // not a dash
+  };
+  for (const std::string& text : near)
+    EXPECT_EQ(db.Text("SELECT typeof(syncline_key(?1)) || ' ' || syncline_key(?1)", {text}), "text [\"" + text + "\"]")
+        << text;
+}
+
 // Metadata of another version (here the first, which kept every key as text)
 // is refused with an error rather than misread.
 TEST_F(Tracking, MetadataOfAnotherVersionIsRefused) {
