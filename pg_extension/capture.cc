@@ -5,11 +5,11 @@
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "core/changeset.h"
 #include "pg_extension/backend.h"
 #include "pg_extension/pg_boundary.h"
+#include "pg_extension/rows_table.h"
 #include "pg_extension/spi.h"
 #include "pg_extension/tables.h"
 
@@ -36,12 +36,10 @@ struct CaptureEntry {
 // Heap objects reached through plain pointers: nothing with a constructor
 // runs when the library loads, nothing with a destructor when it unloads.
 std::unordered_map<Oid, CaptureEntry*>* capture_cache = nullptr;
-SPIPlanPtr upsert_plan = nullptr;
-SPIPlanPtr upsert_many_plan = nullptr;
-SPIPlanPtr revive_plan = nullptr;
 SPIPlanPtr truncate_plan = nullptr;
 
 void InvalidateRelation(Datum, Oid relid) {
+  InvalidateRowsTable(relid);
   if (capture_cache == nullptr) return;
   if (relid == InvalidOid) {
     for (auto& entry : *capture_cache)
@@ -109,44 +107,10 @@ Status Entry(Relation relation, CaptureEntry** out) {
 }
 
 void PreparePlans() {
-  if (upsert_plan != nullptr) return;
-  // A new version of the row: clock + 1, a stamp above both the candidate
-  // and the row's previous stamp (both saturating), this node, the writing
-  // transaction. A tombstone keeps the scope its row had.
-  const std::string next_clock = "clock = " + NextInt8("r.clock") + ", ";
-  const std::string on_conflict = "ON CONFLICT (tid, pk) DO UPDATE SET " + next_clock +
-                                  "hlc = pg_catalog.int8larger(EXCLUDED.hlc, " + NextInt8("r.hlc") +
-                                  "), node = 0, "
-                                  "deleted = EXCLUDED.deleted, scope = CASE WHEN EXCLUDED.deleted THEN r.scope ELSE "
-                                  "EXCLUDED.scope END, xid = EXCLUDED.xid, seq = EXCLUDED.seq ";
-  const std::string version = "pg_catalog.pg_current_xact_id(), "
-                              "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
-  // A version this transaction wrote is not turned from live to deleted or
-  // back without a look at the table: triggers that fire before this one
-  // (a user's row trigger deleting or re-inserting the row this statement
-  // wrote; their own statements were captured first), or a delete and a
-  // re-insert of one key in two statements of one transaction. Rows held
-  // back that way are looked up (VersionWriter::Recheck).
-  const std::string hold_back = "WHERE NOT (r.xid OPERATOR(pg_catalog.=) pg_catalog.pg_current_xact_id() AND "
-                                "r.deleted IS DISTINCT FROM EXCLUDED.deleted) ";
-  const std::string insert_one = "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
-                                 "VALUES ($1, $2, 1, $3, 0, $4, $5, " +
-                                 version + ") " + on_conflict;
-  const std::vector<Oid> one_types = {INT4OID, TEXTOID, INT8OID, BOOLOID, TEXTOID};
-  upsert_plan = Prepare(insert_one + hold_back + "RETURNING r.hlc", one_types, /*keep=*/true);
-  revive_plan = Prepare(insert_one + "RETURNING r.hlc", one_types, /*keep=*/true);
-  // The same for many rows at once, one array per column.
-  upsert_many_plan = Prepare(
-      "INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
-      "SELECT $1, c.pk, 1, c.hlc, 0, c.deleted, c.scope, " +
-          version +
-          " FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.int8[]), "
-          "pg_catalog.unnest($4::pg_catalog.bool[]), pg_catalog.unnest($5::pg_catalog.text[])) AS c(pk, hlc, deleted, "
-          "scope) " +
-          on_conflict + hold_back + "RETURNING r.hlc, r.pk",
-      {INT4OID, TEXTARRAYOID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID}, /*keep=*/true);
+  if (truncate_plan != nullptr) return;
   truncate_plan = Prepare(
-      "UPDATE syncline.rows AS r SET " + next_clock + "hlc = pg_catalog.int8larger($2, " + NextInt8("r.hlc") +
+      "UPDATE syncline.rows AS r SET clock = " + NextInt8("r.clock") + ", hlc = pg_catalog.int8larger($2, " +
+          NextInt8("r.hlc") +
           "), node = 0, deleted = true, "
           "xid = pg_catalog.pg_current_xact_id(), seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) "
           "WHERE r.tid OPERATOR(pg_catalog.=) $1 AND NOT r.deleted AND r.xid OPERATOR(pg_catalog.<>) "
@@ -163,40 +127,18 @@ void Notify(const CaptureEntry& entry, const std::string& scope) {
   PgGuard([&] { Async_Notify("syncline", text); });
 }
 
-// The new row versions of one statement, written to syncline.rows a chunk
-// at a time: one execution per chunk instead of one per row is most of what
-// statement-level capture saves.
+// The new row versions of one statement, written to syncline.rows as they
+// come (rows_table.h).
 class VersionWriter {
  public:
   explicit VersionWriter(const CaptureEntry& entry) : entry_(entry) {}
 
   void Add(const std::string& key, bool deleted, const std::string& scope) {
     if (BeingApplied(entry_.table.relid, key)) return;  // a merged change keeps its origin's version
-    // ON CONFLICT may not meet a row twice in one command (possible only
-    // with a deferrable primary key): such a key starts a new chunk.
-    if (!in_chunk_.insert(key).second) {
-      Flush();
-      in_chunk_.insert(key);
-    }
-    keys_.push_back(key);
-    stamps_.push_back(NextStamp());
-    deleted_.push_back(deleted);
-    scopes_.push_back(scope);
+    std::optional<core::Hlc> written = rows_.Write(entry_.table.tid, key, NextStamp(), deleted, scope, true);
+    if (!written) written = Recheck(key, scope);
+    ReceiveStamp(*written);
     if (entry_.table.notify) notify_scopes_.insert(scope);
-    if (keys_.size() >= kChunkRows) Flush();
-  }
-
-  void Flush() {
-    if (keys_.empty()) return;
-    if (keys_.size() == 1)
-      WriteOne();
-    else
-      WriteMany();
-    keys_.clear();
-    stamps_.clear();
-    deleted_.clear();
-    scopes_.clear();
-    in_chunk_.clear();
   }
 
   // One NOTIFY per scope the statement touched.
@@ -206,53 +148,14 @@ class VersionWriter {
   }
 
  private:
-  static constexpr std::size_t kChunkRows = 1000;
-
-  void WriteOne() {
-    Datum values[5];
-    char nulls[6] = "     ";
-    const char* key_text = keys_[0].c_str();
-    const char* scope_text = scopes_[0].c_str();
-    bool no_scope = scopes_[0].empty();
-    PgGuard([&] {
-      values[1] = CStringGetTextDatum(key_text);
-      values[4] = no_scope ? (Datum)0 : CStringGetTextDatum(scope_text);
-    });
-    values[0] = Int32GetDatum(entry_.table.tid);
-    values[2] = Int64GetDatum(static_cast<int64>(stamps_[0]));
-    values[3] = BoolGetDatum(deleted_[0]);
-    if (no_scope) nulls[4] = 'n';
-    uint64 written = 0;
-    {
-      AsExtensionOwner owner;
-      written = Execute(upsert_plan, values, nulls, false);
-    }
-    if (written > 0) ReceiveStamp(static_cast<core::Hlc>(ResultInt64(0, 1)));
-    PgGuard([] { SPI_freetuptable(SPI_tuptable); });
-    if (written == 0) Recheck(0);
-  }
-
-  // A row held back (see hold_back): live if it is in the table, deleted if
-  // not.
-  void Recheck(std::size_t i) {
-    const bool exists = RowExists(keys_[i]);
-    Datum values[5];
-    char nulls[6] = "     ";
-    const char* key_text = keys_[i].c_str();
-    const char* scope_text = scopes_[i].c_str();
-    bool no_scope = scopes_[i].empty();
-    PgGuard([&] {
-      values[1] = CStringGetTextDatum(key_text);
-      values[4] = no_scope ? (Datum)0 : CStringGetTextDatum(scope_text);
-    });
-    values[0] = Int32GetDatum(entry_.table.tid);
-    values[2] = Int64GetDatum(static_cast<int64>(stamps_[i]));
-    values[3] = BoolGetDatum(!exists);
-    if (no_scope) nulls[4] = 'n';
-    AsExtensionOwner owner;
-    Execute(revive_plan, values, nulls, false);
-    ReceiveStamp(static_cast<core::Hlc>(ResultInt64(0, 1)));
-    PgGuard([] { SPI_freetuptable(SPI_tuptable); });
+  // A version this transaction wrote is not turned from live to deleted or
+  // back without a look at the table: triggers that fire before this one
+  // (a user's row trigger deleting or re-inserting the row this statement
+  // wrote; their own statements were captured first), or a delete and a
+  // re-insert of one key in two statements of one transaction. Such a row
+  // is live if it is in the table, deleted if not.
+  core::Hlc Recheck(const std::string& key, const std::string& scope) {
+    return *rows_.Write(entry_.table.tid, key, NextStamp(), !RowExists(key), scope, false);
   }
 
   bool RowExists(const std::string& key) {
@@ -286,63 +189,9 @@ class VersionWriter {
     return found > 0;
   }
 
-  void WriteMany() {
-    const int count = static_cast<int>(keys_.size());
-    Datum values[5];
-    values[0] = Int32GetDatum(entry_.table.tid);
-    PgGuard([&] {
-      if (chunk_context_ == nullptr)
-        chunk_context_ = AllocSetContextCreate(CurrentMemoryContext, "syncline capture chunk", ALLOCSET_DEFAULT_SIZES);
-      MemoryContext old = MemoryContextSwitchTo(chunk_context_);
-      auto* keys = static_cast<Datum*>(palloc(count * sizeof(Datum)));
-      auto* stamps = static_cast<Datum*>(palloc(count * sizeof(Datum)));
-      auto* deleted = static_cast<Datum*>(palloc(count * sizeof(Datum)));
-      auto* scopes = static_cast<Datum*>(palloc(count * sizeof(Datum)));
-      auto* scope_nulls = static_cast<bool*>(palloc(count * sizeof(bool)));
-      for (int i = 0; i < count; ++i) {
-        keys[i] = CStringGetTextDatum(keys_[i].c_str());
-        stamps[i] = Int64GetDatum(static_cast<int64>(stamps_[i]));
-        deleted[i] = BoolGetDatum(deleted_[i]);
-        scope_nulls[i] = scopes_[i].empty();
-        scopes[i] = scope_nulls[i] ? (Datum)0 : CStringGetTextDatum(scopes_[i].c_str());
-      }
-      int dims[1] = {count};
-      int lower_bounds[1] = {1};
-      values[1] = PointerGetDatum(construct_array(keys, count, TEXTOID, -1, false, TYPALIGN_INT));
-      values[2] =
-          PointerGetDatum(construct_array(stamps, count, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-      values[3] = PointerGetDatum(construct_array(deleted, count, BOOLOID, 1, true, TYPALIGN_CHAR));
-      values[4] = PointerGetDatum(
-          construct_md_array(scopes, scope_nulls, 1, dims, lower_bounds, TEXTOID, -1, false, TYPALIGN_INT));
-      MemoryContextSwitchTo(old);
-    });
-    uint64 written = 0;
-    {
-      AsExtensionOwner owner;
-      written = Execute(upsert_many_plan, values, "     ", false);
-    }
-    std::unordered_set<std::string> held_back;
-    if (written < keys_.size()) held_back = std::unordered_set<std::string>(keys_.begin(), keys_.end());
-    for (uint64 r = 0; r < written; ++r) {
-      ReceiveStamp(static_cast<core::Hlc>(ResultInt64(r, 1)));
-      if (!held_back.empty()) held_back.erase(ResultText(r, 2));
-    }
-    PgGuard([&] {
-      SPI_freetuptable(SPI_tuptable);
-      MemoryContextReset(chunk_context_);
-    });
-    for (std::size_t i = 0; i < keys_.size() && !held_back.empty(); ++i)
-      if (held_back.count(keys_[i]) > 0) Recheck(i);
-  }
-
   const CaptureEntry& entry_;
-  std::vector<std::string> keys_;
-  std::vector<core::Hlc> stamps_;
-  std::vector<bool> deleted_;
-  std::vector<std::string> scopes_;
-  std::unordered_set<std::string> in_chunk_;
+  RowsTable rows_;
   std::set<std::string> notify_scopes_;
-  MemoryContext chunk_context_ = nullptr;  // a child of the SPI session's context
   SPIPlanPtr exists_plan_ = nullptr;
 };
 
@@ -499,7 +348,6 @@ Status CaptureStatement(FunctionCallInfo fcinfo, Datum* result) {
       writer.Add(key, deleted, scope);
     }
   }
-  writer.Flush();
   writer.Notify();
   return Status::Ok();
 }
@@ -541,7 +389,6 @@ Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
   VersionWriter writer(*entry);
   for (const auto& [key, scope] : written_here)
     writer.Add(key, true, scope);
-  writer.Flush();
   Notify(*entry, "");
   return Status::Ok();
 }

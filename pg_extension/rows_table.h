@@ -1,0 +1,52 @@
+// syncline.rows written directly through the table and index access
+// methods, as logical replication's apply does: no SPI, no planner, no
+// executor start per row. Capture writes every local version this way
+// (docs/postgres.md, "Capture").
+#pragma once
+
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include "core/hlc.h"
+#include "pg_extension/pg_headers.h"
+
+namespace syncline::pg {
+
+// The relations behind syncline.rows (resolved once per backend, again after
+// a relcache reset), and one statement's open state.
+struct RowsRelations;
+struct RowsOpen;
+
+// syncline.rows, open for one statement's writes (RowExclusiveLock, held to
+// the end of the transaction as any writer's).
+class RowsTable {
+ public:
+  RowsTable();
+  ~RowsTable();
+  RowsTable(const RowsTable&) = delete;
+  RowsTable& operator=(const RowsTable&) = delete;
+
+  // A new local version of row `key` of table `tid`: clock + 1, a stamp
+  // above both `stamp` and the row's previous one (saturating), node 0, the
+  // writing transaction and the next sequence number. A tombstone keeps the
+  // scope the row had. With `hold_back`, a version this transaction wrote is
+  // not turned from live to deleted or back (see VersionWriter::Recheck):
+  // nothing is written and the result is empty. Otherwise the stamp
+  // written.
+  std::optional<core::Hlc> Write(int32 tid, const std::string& key, core::Hlc stamp, bool deleted,
+                                 const std::string& scope, bool hold_back);
+
+ private:
+  const RowsRelations* relations_ = nullptr;
+  RowsOpen* open_ = nullptr;
+  MemoryContext row_memory_ = nullptr;
+  // Keys written by this object: writing one again needs a new command id
+  // (an update cannot see a tuple its own command inserted).
+  std::unordered_set<std::string> written_;
+};
+
+// Called from the relcache callback: forget the resolved relations.
+void InvalidateRowsTable(Oid relid);
+
+}  // namespace syncline::pg
