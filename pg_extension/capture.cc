@@ -84,7 +84,11 @@ Status Entry(Relation relation, CaptureEntry** out) {
   }
   PgGuard([&] { entry->context = AllocSetContextCreate(TopMemoryContext, "syncline capture", ALLOCSET_SMALL_SIZES); });
   bool found = false;
-  Status status = FindTrackedByRelid(relid, entry->context, &entry->table, &found);
+  Status status;
+  {
+    PinnedSearchPath pinned;
+    status = FindTrackedByRelid(relid, entry->context, &entry->table, &found);
+  }
   if (!status.ok()) return status;
   if (!found)
     return Status(Code::kUndefinedTable, "table " + QualifiedName(entry->table) +
@@ -131,11 +135,13 @@ void Notify(const CaptureEntry& entry, const std::string& scope) {
 // come (rows_table.h).
 class VersionWriter {
  public:
-  explicit VersionWriter(const CaptureEntry& entry) : entry_(entry) {}
+  // `inserting`: the statement's rows are new to the table.
+  VersionWriter(const CaptureEntry& entry, bool inserting) : entry_(entry), inserting_(inserting) {}
 
   void Add(const std::string& key, bool deleted, const std::string& scope) {
     if (BeingApplied(entry_.table.relid, key)) return;  // a merged change keeps its origin's version
-    std::optional<core::Hlc> written = rows_.Write(entry_.table.tid, key, NextStamp(), deleted, scope, true);
+    std::optional<core::Hlc> written =
+        rows_.Write(entry_.table.tid, key, NextStamp(), deleted, scope, true, inserting_ && !deleted);
     if (!written) written = Recheck(key, scope);
     ReceiveStamp(*written);
     if (entry_.table.notify) notify_scopes_.insert(scope);
@@ -155,7 +161,7 @@ class VersionWriter {
   // re-insert of one key in two statements of one transaction. Such a row
   // is live if it is in the table, deleted if not.
   core::Hlc Recheck(const std::string& key, const std::string& scope) {
-    return *rows_.Write(entry_.table.tid, key, NextStamp(), !RowExists(key), scope, false);
+    return *rows_.Write(entry_.table.tid, key, NextStamp(), !RowExists(key), scope, false, false);
   }
 
   bool RowExists(const std::string& key) {
@@ -168,6 +174,7 @@ class VersionWriter {
         where += (k > 0 ? " AND " : "") + KeyEquals(column, "$" + std::to_string(k + 1));
         types.push_back(column.base);
       }
+      PinnedSearchPath pinned;
       exists_plan_ = Prepare("SELECT 1 FROM " + QualifiedName(table) + " WHERE " + where, types);
     }
     // The key was written by RowKey: one that does not read back is a bug.
@@ -183,6 +190,7 @@ class VersionWriter {
     }
     // Not read-only: that would reuse the statement's snapshot, taken
     // before its own writes and those of the triggers it fired.
+    PinnedSearchPath pinned;
     AsExtensionOwner owner;
     uint64 found = Execute(exists_plan_, datums.data(), nulls.data(), false, 1);
     PgGuard([] { SPI_freetuptable(SPI_tuptable); });
@@ -190,6 +198,7 @@ class VersionWriter {
   }
 
   const CaptureEntry& entry_;
+  const bool inserting_;
   RowsTable rows_;
   std::set<std::string> notify_scopes_;
   SPIPlanPtr exists_plan_ = nullptr;
@@ -328,7 +337,7 @@ Status CaptureStatement(FunctionCallInfo fcinfo, Datum* result) {
   std::optional<CanonicalOutput> pinned;
   if (entry->pin_output) pinned.emplace();
 
-  VersionWriter writer(*entry);
+  VersionWriter writer(*entry, inserted);
   std::string key;
   if (updated) {
     TransitionRows old_rows(data->tg_oldtable, desc), new_rows(data->tg_newtable, desc);
@@ -386,7 +395,7 @@ Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
     for (uint64 r = 0; r < found; ++r)
       written_here.emplace_back(ResultText(r, 1), ResultText(r, 2));
   }
-  VersionWriter writer(*entry);
+  VersionWriter writer(*entry, false);
   for (const auto& [key, scope] : written_here)
     writer.Add(key, true, scope);
   Notify(*entry, "");
@@ -398,6 +407,7 @@ Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
 core::Hlc NextStamp() {
   Backend& state = backend();
   if (!state.clock_loaded) {
+    PinnedSearchPath pinned;
     AsExtensionOwner owner;
     if (ExecuteSql("SELECT value::pg_catalog.int8 FROM syncline.meta WHERE key OPERATOR(pg_catalog.=) 'hlc'", true) > 0)
       state.clock = static_cast<core::Hlc>(ResultInt64(0, 1));

@@ -12,8 +12,10 @@ extern "C" {
 #include "access/genam.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/index.h"
 #include "catalog/pg_collation.h"
 #include "commands/sequence.h"
+#include "optimizer/optimizer.h"
 #include "storage/lmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/xid8.h"
@@ -21,18 +23,49 @@ extern "C" {
 
 namespace syncline::pg {
 
-// Column numbers of syncline.rows, looked up by name: the install script
-// is the one place that defines the table.
+constexpr int kMaxIndexes = 8;
+
+// What a statement needs to know of syncline.rows, built once per backend
+// (again after a relcache reset of the table) in a context of its own:
+// column numbers, looked up by name (the install script is the one place
+// that defines the table), and per index its IndexInfo and compiled
+// predicate, which the executor would otherwise rebuild for every statement.
 struct RowsRelations {
-  bool valid = false;
-  Oid rows = InvalidOid, key_index = InvalidOid, sequence = InvalidOid;
-  AttrNumber tid = 0, pk = 0, clock = 0, hlc = 0, node = 0, deleted = 0, scope = 0, xid = 0, seq = 0;
-  int natts = 0;
+  MemoryContext context;  // holds this struct too
+  Oid rows, sequence;
+  AttrNumber tid, pk, clock, hlc, node, deleted, scope, xid, seq;
+  int natts;
+  int nindexes;
+  int key_index;  // position of the primary key (tid, pk) among the indexes
+  Oid index_oids[kMaxIndexes];
+  IndexInfo* infos[kMaxIndexes];
+  ExprState* predicates[kMaxIndexes];  // null: not partial
+  ExprContext* econtext;               // evaluates the predicates
+};
+
+// One statement's open relations: plain pointers, set up and torn down by
+// the guarded functions.
+struct RowsOpen {
+  MemoryContext memory;  // the statement's: slots, scan
+  Relation rel;
+  Relation indexes[kMaxIndexes];
+  TupleTableSlot* found;  // the row's current version
+  TupleTableSlot* fresh;  // the version being written
+  IndexScanDesc scan;
+  SnapshotData* dirty;
+  ScanKeyData keys[2];
 };
 
 namespace {
 
-RowsRelations* relations = nullptr;  // in TopMemoryContext: nothing runs at load or unload
+using Open = RowsOpen;
+
+// The current cache. Plain pointers and scalars: nothing runs at load or
+// unload.
+RowsRelations* relations = nullptr;
+bool relations_valid = false;  // cleared by a relcache reset of the table
+Oid rows_relid = InvalidOid;
+int open_tables = 0;  // RowsTable objects alive: a cache in use is not freed
 
 const char* const kMissing = "syncline.rows is not as the install script made it";
 
@@ -45,12 +78,8 @@ AttrNumber Column(TupleDesc desc, const char* name) {
   return 0;
 }
 
-void Resolve(RowsRelations* out) {
-  Oid schema = get_namespace_oid("syncline", false);
-  out->rows = get_relname_relid("rows", schema);
-  out->sequence = get_relname_relid("rows_seq", schema);
-  if (!OidIsValid(out->rows) || !OidIsValid(out->sequence)) elog(ERROR, "%s: no table or sequence", kMissing);
-  Relation rel = table_open(out->rows, AccessShareLock);
+// Fills the cache from the open, locked table.
+void Describe(Relation rel, RowsRelations* out) {
   TupleDesc desc = RelationGetDescr(rel);
   out->natts = desc->natts;
   out->tid = Column(desc, "tid");
@@ -62,78 +91,143 @@ void Resolve(RowsRelations* out) {
   out->scope = Column(desc, "scope");
   out->xid = Column(desc, "xid");
   out->seq = Column(desc, "seq");
-  out->key_index = RelationGetPrimaryKeyIndex(rel);
-  table_close(rel, NoLock);
-  if (!OidIsValid(out->key_index)) elog(ERROR, "%s: no primary key", kMissing);
-  Relation index = index_open(out->key_index, AccessShareLock);
-  const bool shaped = IndexRelationGetNumberOfKeyAttributes(index) == 2 &&
-                      index->rd_index->indkey.values[0] == out->tid && index->rd_index->indkey.values[1] == out->pk;
-  index_close(index, NoLock);
-  if (!shaped) elog(ERROR, "%s: its primary key is not (tid, pk)", kMissing);
-  out->valid = true;
+  const Oid key_index = RelationGetPrimaryKeyIndex(rel);
+  List* indexes = RelationGetIndexList(rel);
+  if (list_length(indexes) > kMaxIndexes) elog(ERROR, "%s: more than %d indexes", kMissing, kMaxIndexes);
+  out->nindexes = 0;
+  out->key_index = -1;
+  out->econtext = CreateStandaloneExprContext();
+  ListCell* cell;
+  foreach (cell, indexes) {
+    const int i = out->nindexes++;
+    out->index_oids[i] = lfirst_oid(cell);
+    Relation index = index_open(out->index_oids[i], AccessShareLock);
+    IndexInfo* info = BuildIndexInfo(index);
+    const bool key_shaped = IndexRelationGetNumberOfKeyAttributes(index) == 2 &&
+                            index->rd_index->indkey.values[0] == out->tid &&
+                            index->rd_index->indkey.values[1] == out->pk;
+    index_close(index, NoLock);
+    if (out->index_oids[i] == key_index) {
+      if (!key_shaped) elog(ERROR, "%s: its primary key is not (tid, pk)", kMissing);
+      out->key_index = i;
+    }
+    if (info->ii_Expressions != NIL || info->ii_ExclusionOps != nullptr)
+      elog(ERROR, "%s: an index on an expression or an exclusion constraint", kMissing);
+    out->infos[i] = info;
+    out->predicates[i] =
+        info->ii_Predicate == NIL
+            ? nullptr
+            : ExecInitQual(reinterpret_cast<List*>(expression_planner(reinterpret_cast<Expr*>(info->ii_Predicate))),
+                           nullptr);
+  }
+  if (out->key_index < 0) elog(ERROR, "%s: no primary key", kMissing);
 }
 
-}  // namespace
+// Opens and locks syncline.rows, and (re)builds the cache when a relcache
+// reset made it stale. The table is locked before the cache is trusted, so
+// DDL another transaction committed is seen.
+Relation OpenRowsRelation() {
+  for (;;) {
+    const bool was_valid = relations_valid;
+    Oid rows = rows_relid;
+    Oid sequence = InvalidOid;
+    if (!was_valid) {
+      Oid schema = get_namespace_oid("syncline", false);
+      rows = get_relname_relid("rows", schema);
+      sequence = get_relname_relid("rows_seq", schema);
+      if (!OidIsValid(rows) || !OidIsValid(sequence)) elog(ERROR, "%s: no table or sequence", kMissing);
+    }
+    Relation rel = table_open(rows, RowExclusiveLock);
+    if (was_valid && relations_valid) return rel;
+    rows_relid = rows;
+    relations_valid = true;  // before Describe: a reset during it marks the cache stale again
+    // A cache a capture in this backend still uses stays (a few kilobytes,
+    // once per DDL on syncline.rows during a capture).
+    if (relations != nullptr && open_tables == 0) MemoryContextDelete(relations->context);
+    MemoryContext context = AllocSetContextCreate(TopMemoryContext, "syncline rows cache", ALLOCSET_SMALL_SIZES);
+    relations = static_cast<RowsRelations*>(MemoryContextAllocZero(context, sizeof(RowsRelations)));
+    relations->context = context;
+    relations->rows = rows;
+    relations->sequence =
+        OidIsValid(sequence) ? sequence : get_relname_relid("rows_seq", get_namespace_oid("syncline", false));
+    MemoryContext old = MemoryContextSwitchTo(context);
+    Describe(rel, relations);
+    MemoryContextSwitchTo(old);
+    if (relations_valid) return rel;
+    table_close(rel, NoLock);
+  }
+}
 
-// One statement's open relations: plain pointers, set up and torn down by
-// the guarded functions.
-struct RowsOpen {
-  Relation rel;
-  Relation key_index;
-  EState* estate;
-  ResultRelInfo* info;
-  TupleTableSlot* found;  // the row's current version
-  TupleTableSlot* fresh;  // the version being written
-  IndexScanDesc scan;
-  SnapshotData* dirty;
-  ScanKeyData keys[2];
-};
-
-namespace {
-using Open = RowsOpen;
-
-void OpenRows(const RowsRelations* r, Open* open) {
-  open->rel = table_open(r->rows, RowExclusiveLock);
-  open->estate = CreateExecutorState();
-  MemoryContext old = MemoryContextSwitchTo(open->estate->es_query_cxt);
-  open->info = makeNode(ResultRelInfo);
-  // Range table index 0: no range table, so ExecInsertIndexTuples asks for
-  // no updated-columns set.
-  InitResultRelInfo(open->info, open->rel, 0, nullptr, 0);
-  ExecOpenIndices(open->info, false);
-  open->key_index = nullptr;
-  for (int i = 0; i < open->info->ri_NumIndices; ++i)
-    if (RelationGetRelid(open->info->ri_IndexRelationDescs[i]) == r->key_index)
-      open->key_index = open->info->ri_IndexRelationDescs[i];
-  if (open->key_index == nullptr) elog(ERROR, "%s: its primary key is not open", kMissing);
-  open->found = table_slot_create(open->rel, nullptr);
-  open->fresh = MakeSingleTupleTableSlot(RelationGetDescr(open->rel), &TTSOpsVirtual);
+void OpenRows(const RowsRelations* r, Relation rel, Open* open) {
+  open->memory = AllocSetContextCreate(CurrentMemoryContext, "syncline rows statement", ALLOCSET_SMALL_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(open->memory);
+  open->rel = rel;
+  for (int i = 0; i < r->nindexes; ++i)
+    open->indexes[i] = index_open(r->index_oids[i], RowExclusiveLock);
+  open->found = table_slot_create(rel, nullptr);
+  open->fresh = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
   open->dirty = static_cast<SnapshotData*>(palloc0(sizeof(SnapshotData)));
   InitDirtySnapshot(*open->dirty);
-  open->scan = index_beginscan(open->rel, open->key_index, open->dirty, 2, 0);
+  Relation key_index = open->indexes[r->key_index];
+  open->scan = index_beginscan(rel, key_index, open->dirty, 2, 0);
   ScanKeyInit(&open->keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, (Datum)0);
   ScanKeyInit(&open->keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, (Datum)0);
-  open->keys[1].sk_collation = open->key_index->rd_indcollation[1];
+  open->keys[1].sk_collation = key_index->rd_indcollation[1];
   MemoryContextSwitchTo(old);
 }
 
-void CloseRows(Open* open) {
+void CloseRows(const RowsRelations* r, Open* open) {
   index_endscan(open->scan);
   ExecDropSingleTupleTableSlot(open->found);
   ExecDropSingleTupleTableSlot(open->fresh);
-  ExecCloseIndices(open->info);
-  FreeExecutorState(open->estate);
-  table_close(open->rel, NoLock);  // the lock is held to the end of the transaction
+  // The locks are held to the end of the transaction, as any writer's.
+  for (int i = 0; i < r->nindexes; ++i)
+    index_close(open->indexes[i], NoLock);
+  table_close(open->rel, NoLock);
+  MemoryContextDelete(open->memory);
+}
+
+// The index entries of the version just written: what ExecInsertIndexTuples
+// does, without an executor state. An update never changes the key, so its
+// primary key entry is flagged unchanged, which lets btree remove older
+// duplicates bottom-up before it splits a page.
+void InsertIndexEntries(const RowsRelations* r, Open* open, bool update, bool key_done) {
+  Datum values[INDEX_MAX_KEYS];
+  bool isnull[INDEX_MAX_KEYS];
+  ExprContext* econtext = r->econtext;
+  econtext->ecxt_scantuple = open->fresh;
+  for (int i = 0; i < r->nindexes; ++i) {
+    if (key_done && i == r->key_index) continue;
+    if (r->predicates[i] != nullptr && !ExecQual(r->predicates[i], econtext)) continue;
+    IndexInfo* info = r->infos[i];
+    FormIndexDatum(info, open->fresh, nullptr, values, isnull);
+    index_insert(open->indexes[i], values, isnull, &open->fresh->tts_tid, open->rel,
+                 info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, update && i == r->key_index, info);
+  }
+  econtext->ecxt_scantuple = nullptr;
+  ResetExprContext(econtext);
+}
+
+// The primary key entry of a version written without a look for an older
+// one: false when one may exist (the entry is in; the caller takes the
+// version back). btree does this check as it inserts, without waiting.
+bool InsertKeyEntryIfNew(const RowsRelations* r, Open* open) {
+  Datum values[INDEX_MAX_KEYS];
+  bool isnull[INDEX_MAX_KEYS];
+  IndexInfo* info = r->infos[r->key_index];
+  FormIndexDatum(info, open->fresh, nullptr, values, isnull);
+  return index_insert(open->indexes[r->key_index], values, isnull, &open->fresh->tts_tid, open->rel,
+                      UNIQUE_CHECK_PARTIAL, false, info);
 }
 
 // The current version of (tid, pk) into open->found, after waiting out a
-// transaction still writing it (as logical replication's apply does).
-// The scan runs in the statement's memory: btree keeps what it allocates
-// (the killed-items list) from one rescan to the next.
+// transaction still writing it (as logical replication's apply does). The
+// scan runs in the statement's memory: btree keeps what it allocates (the
+// killed-items list) from one rescan to the next.
 bool FindVersion(Open* open, Datum tid, Datum pk) {
   open->keys[0].sk_argument = tid;
   open->keys[1].sk_argument = pk;
-  MemoryContext old = MemoryContextSwitchTo(open->estate->es_query_cxt);
+  MemoryContext old = MemoryContextSwitchTo(open->memory);
   bool found = false;
   for (;;) {
     index_rescan(open->scan, open->keys, 2, nullptr, 0);
@@ -158,8 +252,9 @@ struct Version {
   const char* scope;  // null: none
   int scope_length;
   bool hold_back;
-  bool written;  // out
-  int64 hlc;     // out: the stamp written
+  bool probably_new;  // an inserted row: its key usually has no version yet
+  bool written;       // out
+  int64 hlc;          // out: the stamp written
 };
 
 void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
@@ -173,7 +268,7 @@ void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
     bool* nulls = fresh->tts_isnull;
     for (int i = 0; i < r->natts; ++i)
       nulls[i] = true;
-    const bool exists = FindVersion(open, tid, pk);
+    const bool exists = !v->probably_new && FindVersion(open, tid, pk);
     int64 clock = 1, hlc = v->stamp;
     nulls[r->scope - 1] = v->scope == nullptr;
     if (v->scope != nullptr)
@@ -216,10 +311,24 @@ void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
                                             InvalidSnapshot, true, &failure, &mode, &update_indexes);
       if (result == TM_Updated || result == TM_Deleted) continue;  // another writer got there first: look again
       if (result != TM_Ok) elog(ERROR, "syncline.rows: unexpected result %d updating a row's version", result);
-      if (update_indexes) ExecInsertIndexTuples(open->info, fresh, open->estate, true, false, nullptr, NIL);
+      if (update_indexes) InsertIndexEntries(r, open, true, false);
+    } else if (v->probably_new) {
+      // Written first, looked up after: the key's own index entry says
+      // whether another version may exist, which saves the common case a
+      // search of the primary key.
+      table_tuple_insert(open->rel, fresh, command, 0, nullptr);
+      if (!InsertKeyEntryIfNew(r, open)) {
+        // One may (a tombstone, or a writer still at work): this version is
+        // taken back, and written over that one the usual way.
+        CommandCounterIncrement();
+        simple_table_tuple_delete(open->rel, &fresh->tts_tid, InvalidSnapshot);
+        v->probably_new = false;
+        continue;
+      }
+      InsertIndexEntries(r, open, false, true);
     } else {
       table_tuple_insert(open->rel, fresh, command, 0, nullptr);
-      ExecInsertIndexTuples(open->info, fresh, open->estate, false, false, nullptr, NIL);
+      InsertIndexEntries(r, open, false, false);
     }
     v->written = true;
     v->hlc = hlc;
@@ -230,36 +339,37 @@ void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
 }  // namespace
 
 void InvalidateRowsTable(Oid relid) {
-  if (relations != nullptr && (relid == InvalidOid || relid == relations->rows)) relations->valid = false;
+  if (relid == InvalidOid || relid == rows_relid) relations_valid = false;
 }
 
 RowsTable::RowsTable() {
   PgGuard([&] {
-    if (relations == nullptr)
-      relations = static_cast<RowsRelations*>(MemoryContextAllocZero(TopMemoryContext, sizeof(RowsRelations)));
-    if (!relations->valid) Resolve(relations);
-    relations_ = relations;
+    Relation rel = OpenRowsRelation();
     RowsOpen* open = static_cast<RowsOpen*>(palloc0(sizeof(RowsOpen)));
-    OpenRows(relations_, open);
+    OpenRows(relations, rel, open);
     open_ = open;
     row_memory_ = AllocSetContextCreate(CurrentMemoryContext, "syncline rows", ALLOCSET_SMALL_SIZES);
   });
+  relations_ = relations;
+  ++open_tables;
 }
 
 RowsTable::~RowsTable() {
+  --open_tables;
   // While an error unwinds, the transaction is failing: its abort releases
   // what is open, and nothing here may run with a lock a failed call left.
-  if (open_ == nullptr || std::uncaught_exceptions() > 0) return;
+  if (std::uncaught_exceptions() > 0) return;
+  const RowsRelations* r = relations_;
   RowsOpen* open = open_;
   MemoryContext memory = row_memory_;
   PgGuardInDestructor([&] {
-    CloseRows(open);
+    CloseRows(r, open);
     MemoryContextDelete(memory);
   });
 }
 
 std::optional<core::Hlc> RowsTable::Write(int32 tid, const std::string& key, core::Hlc stamp, bool deleted,
-                                          const std::string& scope, bool hold_back) {
+                                          const std::string& scope, bool hold_back, bool probably_new) {
   // Writing a key again in one statement: the update must see the version
   // this object wrote, which a new command id makes visible. The first
   // write gets one too, as SPI gives each statement.
@@ -270,11 +380,12 @@ std::optional<core::Hlc> RowsTable::Write(int32 tid, const std::string& key, cor
   Version v{tid,
             key.data(),
             static_cast<int>(key.size()),
-            static_cast<int64>(stamp > static_cast<core::Hlc>(PG_INT64_MAX) ? PG_INT64_MAX : stamp),
+            static_cast<int64>(stamp),
             deleted,
             scope.empty() ? nullptr : scope.data(),
             static_cast<int>(scope.size()),
             hold_back,
+            probably_new,
             false,
             0};
   const RowsRelations* r = relations_;

@@ -33,9 +33,10 @@ class RowsTable {
   // scope the row had. With `hold_back`, a version this transaction wrote is
   // not turned from live to deleted or back (see VersionWriter::Recheck):
   // nothing is written and the result is empty. Otherwise the stamp
-  // written.
+  // written. `probably_new` (an inserted row) writes first and looks for an
+  // older version only when the primary key says there may be one.
   std::optional<core::Hlc> Write(int32 tid, const std::string& key, core::Hlc stamp, bool deleted,
-                                 const std::string& scope, bool hold_back);
+                                 const std::string& scope, bool hold_back, bool probably_new);
 
  private:
   const RowsRelations* relations_ = nullptr;

@@ -46,6 +46,21 @@ AsExtensionOwner::AsExtensionOwner() {
 
 AsExtensionOwner::~AsExtensionOwner() { SetUserIdAndSecContext(saved_user_, saved_context_); }
 
+PinnedSearchPath::PinnedSearchPath() {
+  PgGuard([&] {
+    nest_level_ = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                            false);
+  });
+}
+
+// Runs while a PgError unwinds: AtEOXact_GUC runs the restored setting's
+// assign hook, which is not promised never to raise.
+PinnedSearchPath::~PinnedSearchPath() {
+  int nest_level = nest_level_;
+  PgGuardInDestructor([nest_level] { AtEOXact_GUC(true, nest_level); });
+}
+
 SPIPlanPtr Prepare(const std::string& sql, const std::vector<Oid>& types, bool keep) {
   SPIPlanPtr plan = nullptr;
   const char* text = sql.c_str();

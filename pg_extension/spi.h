@@ -72,6 +72,21 @@ class AsExtensionOwner {
   int saved_context_;
 };
 
+// search_path pinned to pg_catalog, pg_temp for the life of the object,
+// around SQL run from a function declared without a SET clause: the capture
+// trigger, for which a SET clause would cost a GUC save and restore on every
+// statement while it runs SQL only to fill its caches.
+class PinnedSearchPath {
+ public:
+  PinnedSearchPath();
+  ~PinnedSearchPath();
+  PinnedSearchPath(const PinnedSearchPath&) = delete;
+  PinnedSearchPath& operator=(const PinnedSearchPath&) = delete;
+
+ private:
+  int nest_level_ = 0;
+};
+
 // The syscache callback (on EXTENSIONOID) that makes AsExtensionOwner look
 // the owner up again; registered by _PG_init.
 void InvalidateExtensionOwner(Datum arg, int cache_id, uint32 hash);

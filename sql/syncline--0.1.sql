@@ -167,9 +167,11 @@ REVOKE EXECUTE ON FUNCTION syncline.set_max_drift(bigint) FROM PUBLIC;
 -- Capture triggers (C), per statement (docs/postgres.md, "Capture"). They
 -- run SQL as the extension's owner: the search path is pinned so that no
 -- writer's schema can put an operator or function of its own in that SQL.
+-- capture() pins search_path itself, only around the SQL it runs to fill its
+-- caches: a SET clause would cost every captured statement a GUC save and
+-- restore.
 CREATE FUNCTION syncline.capture()
 RETURNS trigger LANGUAGE c
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'syncline_capture';
 
 CREATE FUNCTION syncline.capture_truncate()

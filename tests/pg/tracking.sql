@@ -1,7 +1,7 @@
 -- Tracking and capture on PostgreSQL.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(52);
+SELECT plan(54);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 INSERT INTO notes VALUES ('n0', 7, 'before tracking', '');
@@ -33,6 +33,17 @@ SELECT is((SELECT clock || ':' || deleted FROM syncline.rows WHERE pk = '["n1"]'
 SELECT is((SELECT scope FROM syncline.rows WHERE pk = '["n1"]'), '7', 'the tombstone keeps its scope');
 INSERT INTO notes VALUES ('n1', 7, 'back', '');
 SELECT is((SELECT clock || ':' || deleted FROM syncline.rows WHERE pk = '["n1"]'), '105:false', 're-insert revives');
+-- One INSERT of new keys and of keys with tombstones: capture writes an
+-- inserted row's version without looking first, and only a tombstone found
+-- by the primary key sends it back to write over the tombstone.
+INSERT INTO notes SELECT 'm' || g, 7, 't', '' FROM generate_series(1, 6) g;
+DELETE FROM notes WHERE id IN ('m2', 'm4', 'm6');
+INSERT INTO notes SELECT 'm' || g, 7, 't', '' FROM generate_series(2, 8, 2) g;
+SELECT is((SELECT string_agg(pk || clock || ':' || deleted, ' ' ORDER BY pk) FROM syncline.rows WHERE pk LIKE '["m%'),
+          '["m1"]1:false ["m2"]3:false ["m3"]1:false ["m4"]3:false ["m5"]1:false ["m6"]3:false ["m8"]1:false',
+          'one INSERT over tombstones and of new keys: one version each');
+SELECT is((SELECT count(*) FROM syncline.rows WHERE pk LIKE '["m%'), 7::bigint, '... and no other metadata row');
+DELETE FROM notes WHERE id LIKE 'm%';
 
 -- Stamps only grow, even with a row stamped in the future.
 UPDATE syncline.rows SET hlc = hlc + (60000::bigint << 16) WHERE pk = '["n1"]';
