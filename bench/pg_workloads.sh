@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # rows, work, results...: set by the caller
 # The PostgreSQL capture workloads, for every contender: sourced by
 # bench/run.sh (the main cluster) and bench/logical.sh (a second cluster
 # with wal_level=logical). Each workload runs in full for each contender in
@@ -111,14 +112,17 @@ slot_open() {  # slot_open DB KIND
 }
 slot_drain() {  # slot_drain DB KIND
   [ "$2" = consumer ] || return 0
-  local target i done
+  local target i caught_up
   target="$(psql_q -d "$1" -c "SELECT pg_current_wal_lsn()")"
   for ((i = 0; i < 1200; i++)); do
-    done="$(psql_q -d "$1" -c "SELECT confirmed_flush_lsn >= '$target' FROM pg_replication_slots
-                                 WHERE slot_name = 'bench'")"
-    [ "$done" != t ] || return 0
-    [ "$done" = f ] && kill -0 "$consumer_pid" 2>/dev/null ||
-      { echo "bench: no slot or no pg_recvlogical" >&2; cat "$work/recvlogical.err" >&2; return 1; }
+    caught_up="$(psql_q -d "$1" -c "SELECT confirmed_flush_lsn >= '$target' FROM pg_replication_slots
+                                      WHERE slot_name = 'bench'")"
+    [ "$caught_up" != t ] || return 0
+    if [ "$caught_up" != f ] || ! kill -0 "$consumer_pid" 2>/dev/null; then
+      echo "bench: the slot or pg_recvlogical is gone" >&2
+      cat "$work/recvlogical.err" >&2
+      return 1
+    fi
     sleep 0.1
   done
   echo "pg_recvlogical did not catch up in 120 s" >&2
