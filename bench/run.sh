@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# `make bench`: every syncline benchmark against its plain baseline, medians
-# of several interleaved runs; writes bench/results.json and
-# docs/benchmarks.md. Run inside tests/pg/with_cluster.sh after `make all
-# pg-install`:
+# `make bench`: every syncline benchmark against its plain baseline and,
+# for capture, against its peers (PgQ, a hand-written audit trigger, logical
+# decoding with wal2json, SQLite's session extension), medians of several
+# interleaved runs; writes bench/results.json and docs/benchmarks.md. Run
+# inside tests/pg/with_cluster.sh after `make all pg-install`:
 #
 #   tests/pg/with_cluster.sh bench/run.sh
 #
+# The peers need the Debian packages postgresql-15-pgq3 and
+# postgresql-15-wal2json (and libsqlite3 built with SQLITE_ENABLE_SESSION,
+# as Debian's is).
+#
 # Knobs (environment): BENCH_ROWS (100000), BENCH_CLONE_ROWS (1000000),
 # BENCH_RUNS (5, the fast metrics), BENCH_SLOW_RUNS (3: the SQLite insert in
-# 1,000 transactions, SQLite and PostgreSQL apply, pgbench, clone),
-# BENCH_PGBENCH_SECONDS (3), BENCH_ONLY (a space-separated
-# subset of: sqlite pg-capture pgbench pg-sync clone), SYNCLINE_BENCH_EXT /
+# 1,000 transactions, SQLite and PostgreSQL apply, clone), BENCH_PGBENCH_RUNS
+# (5), BENCH_PGBENCH_SECONDS (3), BENCH_ONLY (a space-separated subset of:
+# sqlite pg-capture pgbench logical pg-sync clone; logical is the second
+# cluster, wal_level=logical, bulk and pgbench), SYNCLINE_BENCH_EXT /
 # SYNCLINE_BENCH_CLI (the built extension and CLI; default build/).
 set -euo pipefail
 : "${PGHOST:?run inside tests/pg/with_cluster.sh (PGHOST is not set)}"
@@ -21,10 +27,10 @@ clone_rows="${BENCH_CLONE_ROWS:-1000000}"
 runs="${BENCH_RUNS:-5}"
 slow_runs="${BENCH_SLOW_RUNS:-3}"
 pgbench_seconds="${BENCH_PGBENCH_SECONDS:-3}"
-only="${BENCH_ONLY:-sqlite pg-capture pgbench pg-sync clone}"
+pgbench_runs="${BENCH_PGBENCH_RUNS:-5}"
+only="${BENCH_ONLY:-sqlite pg-capture pgbench logical pg-sync clone}"
 ext="${SYNCLINE_BENCH_EXT:-$root/build/syncline.so}"
 cli="${SYNCLINE_BENCH_CLI:-$root/build/bin/syncline}"
-pgbench="$(pg_config --bindir)/pgbench"
 bench="$root/bench/build/sqlite_bench"
 for f in "$ext" "$cli"; do
   [ -e "$f" ] || { echo "bench/run.sh: $f is missing; run make all pg-install first" >&2; exit 1; }
@@ -39,24 +45,8 @@ started="$(date +%s)"
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 log() { echo "[$(date +%T) +$(($(date +%s) - started))s] $*" >&2; }
 wants() { [[ " $only " == *" $1 "* ]]; }
-psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-
-# emit NAME UNIT "SAMPLES" "BASELINE SAMPLES": one raw result line; the
-# report computes medians and ratios.
-emit() {
-  local name="$1" unit="$2" s b
-  s="$(echo $3 | tr ' ' ',')" b="$(echo $4 | tr ' ' ',')"
-  echo "{\"name\":\"$name\",\"unit\":\"$unit\",\"samples\":[$s],\"baseline_samples\":[$b]}" >>"$results"
-}
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
-table_ddl="(id uuid PRIMARY KEY, n integer, s text, r double precision, b bytea)"
-# The same rows the SQLite side generates, in shape: a uuid key, an integer,
-# ~40 characters of text, a real, a 32-byte blob.
-rows_sql() {  # rows_sql COUNT
-  echo "SELECT md5(i::text)::uuid, i, 'text value for row ' || i || ', lorem ipsum', i * 0.5 + 0.25,
-        decode(md5(i::text) || md5((-i)::text), 'hex') FROM generate_series(1, $1) i"
-}
+# psql_q, emit, table_ddl, rows_sql and the capture workloads:
+. "$root/bench/pg_workloads.sh"
 
 # ------------------------------------------------------------------ SQLite
 if wants sqlite; then
@@ -65,95 +55,52 @@ if wants sqlite; then
 fi
 
 # ------------------------------------------------------ PostgreSQL capture
+# syncline against its peers (bench/pg_workloads.sh), all under this
+# cluster's wal_level (replica, the default); the logical decoding peers
+# run in their own cluster (the logical section).
 if wants pg-capture; then
-  log "PostgreSQL: bulk insert and update of $rows rows ($runs runs)"
+  log "PostgreSQL: bulk insert and update of $rows rows ($runs runs): plain, syncline, pgq, audit"
   createdb bench_capture
-  psql_q -d bench_capture -c "CREATE EXTENSION syncline"
-  declare -A bulk=()
-  for ((run = 0; run < runs; run++)); do
-    order=(plain tracked)
-    ((run % 2)) && order=(tracked plain)
-    for kind in "${order[@]}"; do
-      track=""
-      [ "$kind" = tracked ] && track="SELECT syncline.track('bulk_tracked');"
-      times="$(psql_q -d bench_capture <<SQL | awk '/^Time:/ {print $2}'
-SET client_min_messages = warning;
-SELECT syncline.untrack(to_regclass(table_name)) FROM syncline.tracked_tables WHERE table_name = 'bulk_tracked';
-DROP TABLE IF EXISTS bulk_$kind;
-CREATE TABLE bulk_$kind $table_ddl;
-$track
-VACUUM ANALYZE syncline.rows;
-CHECKPOINT;
-\\timing on
-INSERT INTO bulk_$kind $(rows_sql "$rows");
-\\timing off
-VACUUM ANALYZE bulk_$kind;
-VACUUM ANALYZE syncline.rows;
-CHECKPOINT;
-\\timing on
-UPDATE bulk_$kind SET n = n + 1;
-\\timing off
-SQL
-)"
-      read -r ins upd <<<"$(echo $times)"
-      bulk[insert_$kind]+=" $ins" bulk[update_$kind]+=" $upd"
-    done
-    log "  run $((run + 1)): insert ${bulk[insert_tracked]##* } / ${bulk[insert_plain]##* } ms, update ${bulk[update_tracked]##* } / ${bulk[update_plain]##* } ms (tracked / plain)"
+  contenders_setup_sql | psql_q -d bench_capture >/dev/null
+  bulk_bench bench_capture "$runs" plain syncline pgq audit
+  for op in insert update; do
+    emit "pg.bulk_$op" ms "${bulk[${op}_syncline]}" "${bulk[${op}_plain]}" \
+      pgq="${bulk[${op}_pgq]}" audit="${bulk[${op}_audit]}"
   done
-  emit pg.bulk_insert ms "${bulk[insert_tracked]}" "${bulk[insert_plain]}"
-  emit pg.bulk_update ms "${bulk[update_tracked]}" "${bulk[update_plain]}"
-  psql_q -d bench_capture -c "SELECT syncline.untrack('bulk_tracked')" >/dev/null
   dropdb bench_capture
 fi
 
 # ------------------------------------------------------------------ pgbench
 if wants pgbench; then
-  log "PostgreSQL: pgbench single-row insert/update, 1 and 4 clients, $slow_runs runs of ${pgbench_seconds}s"
+  log "PostgreSQL: pgbench single-row insert/update, 1 and 4 clients, $pgbench_runs runs of ${pgbench_seconds}s:" \
+    "plain, syncline NOTIFY off (quiet) and on, pgq, audit"
   createdb bench_pgbench
-  {
-    echo "SET client_min_messages = warning; CREATE EXTENSION syncline;"
-    for t in plain quiet loud; do
-      echo "CREATE TABLE ins_$t $table_ddl; CREATE TABLE upd_$t $table_ddl;"
-      echo "INSERT INTO upd_$t $(rows_sql "$rows");"
-    done
-    for op in ins upd; do
-      echo "SELECT syncline.track('${op}_quiet', '{\"notify\": false}'); SELECT syncline.track('${op}_loud');"
-    done
-    echo "VACUUM ANALYZE;"
-  } | psql_q -d bench_pgbench >/dev/null
-  blob="\\x$(printf '%064d' 0 | tr 0 a)"
-  for t in plain quiet loud; do
-    echo "INSERT INTO ins_$t VALUES (gen_random_uuid(), 1, 'text value for a new row, lorem ipsum', 0.75, '$blob');" \
-      >"$work/ins_$t.sql"
-    printf '\\set k random(1, %d)\nUPDATE upd_%s SET n = n + 1 WHERE id = md5(:k::text)::uuid;\n' "$rows" "$t" \
-      >"$work/upd_$t.sql"
-  done
-  declare -A tps=()
-  tables=(plain quiet loud)
-  for ((run = 0; run < slow_runs; run++)); do
-    for clients in 1 4; do
-      for op in ins upd; do
-        for ((k = 0; k < 3; k++)); do
-          t="${tables[$(((k + run) % 3))]}"  # rotate the order from run to run
-          psql_q -d bench_pgbench -c CHECKPOINT
-          v="$("$pgbench" -n -c "$clients" -j "$clients" -T "$pgbench_seconds" -f "$work/${op}_$t.sql" bench_pgbench \
-            2>"$work/pgbench.err" | awk '/^tps/ {print $3; exit}')"
-          [ -n "$v" ] || { cat "$work/pgbench.err" >&2; exit 1; }
-          tps[${op}_c${clients}_$t]+=" $v"
-        done
-        log "  run $((run + 1)) $op c$clients: plain ${tps[${op}_c${clients}_plain]##* } quiet ${tps[${op}_c${clients}_quiet]##* } loud ${tps[${op}_c${clients}_loud]##* } tps"
-      done
-    done
-  done
+  contenders_setup_sql | psql_q -d bench_pgbench >/dev/null
+  pgbench_bench bench_pgbench plain quiet syncline pgq audit
   for clients in 1 4; do
     for op in ins upd; do
       word=insert
       [ $op = upd ] && word=update
-      emit "pg.pgbench_${word}_c${clients}_notify_off" tps "${tps[${op}_c${clients}_quiet]}" "${tps[${op}_c${clients}_plain]}"
-      emit "pg.pgbench_${word}_c${clients}_notify_on" tps "${tps[${op}_c${clients}_loud]}" "${tps[${op}_c${clients}_plain]}"
+      peers=(pgq="${tps[${op}_c${clients}_pgq]}" audit="${tps[${op}_c${clients}_audit]}")
+      emit "pg.pgbench_${word}_c${clients}_notify_off" tps "${tps[${op}_c${clients}_quiet]}" \
+        "${tps[${op}_c${clients}_plain]}" "${peers[@]}"
+      emit "pg.pgbench_${word}_c${clients}_notify_on" tps "${tps[${op}_c${clients}_syncline]}" \
+        "${tps[${op}_c${clients}_plain]}" "${peers[@]}"
     done
   done
   dropdb bench_pgbench
+fi
+
+# ------------------------------------------- logical decoding, own cluster
+# wal_level=logical writes more WAL for everyone, so its peers run in a
+# second throwaway cluster with plain and syncline measured again there.
+logical_facts="$work/logical_facts"
+if wants logical; then
+  log "PostgreSQL, a second cluster with wal_level=logical: plain, syncline, wal2json slot, slot + pg_recvlogical"
+  mkdir -p "$work/logical"
+  BENCH_ROWS="$rows" BENCH_RUNS="$runs" BENCH_PGBENCH_RUNS="$pgbench_runs" BENCH_PGBENCH_SECONDS="$pgbench_seconds" \
+    BENCH_RESULTS="$results" BENCH_WORK="$work/logical" BENCH_FACTS="$logical_facts" BENCH_STARTED="$started" \
+    tests/pg/with_cluster.sh bench/logical.sh
 fi
 
 # --------------------------------------------------- PostgreSQL pull, apply
@@ -232,6 +179,8 @@ fi
 
 # ------------------------------------------------------------------- report
 elapsed=$(($(date +%s) - started))
+logical_fact=()
+[ ! -s "$logical_facts" ] || logical_fact=(--fact "logical_settings=$(cat "$logical_facts")")
 python3 "$root/bench/report.py" --results "$results" --json "$root/bench/results.json" \
   --markdown "$root/docs/benchmarks.md" \
   --fact "nproc=$(nproc)" \
@@ -240,11 +189,14 @@ python3 "$root/bench/report.py" --results "$results" --json "$root/bench/results
   --fact "kernel=$(uname -sr)" \
   --fact "sqlite=$("$bench" version)" \
   --fact "postgresql=$(psql_q -c 'SHOW server_version')" \
-  --fact "pg_settings=fsync=$(psql_q -c 'SHOW fsync'), synchronous_commit=$(psql_q -c 'SHOW synchronous_commit'), shared_buffers=$(psql_q -c 'SHOW shared_buffers')" \
+  --fact "pg_settings=fsync=$(psql_q -c 'SHOW fsync'), synchronous_commit=$(psql_q -c 'SHOW synchronous_commit'), shared_buffers=$(psql_q -c 'SHOW shared_buffers'), wal_level=$(psql_q -c 'SHOW wal_level')" \
+  "${logical_fact[@]}" \
+  --fact "pgq=$(dpkg-query -W -f '${Version}' postgresql-15-pgq3 2>/dev/null || echo '?')" \
+  --fact "wal2json=$(dpkg-query -W -f '${Version}' postgresql-15-wal2json 2>/dev/null || echo '?')" \
   --fact "gxx=$(g++ --version | head -1)" \
   --fact "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \
   --fact "load=$load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" \
   --fact "runtime=$elapsed" \
   --fact "rows=$rows" --fact "clone_rows=$clone_rows" --fact "runs=$runs" --fact "slow_runs=$slow_runs" \
-  --fact "pgbench_seconds=$pgbench_seconds"
+  --fact "pgbench_runs=$pgbench_runs" --fact "pgbench_seconds=$pgbench_seconds"
 log "done in ${elapsed}s: bench/results.json, docs/benchmarks.md"

@@ -2,8 +2,10 @@
 //
 //   sqlite_bench sqlite    --ext PATH --dir DIR [--rows N] [--runs R] [--slow-runs R]
 //       SQLite capture overhead (insert in 1 / in 1,000 transactions, update,
-//       delete, storage), pull and apply, each against its plain baseline.
-//       The 1,000-transaction insert and apply take --slow-runs samples.
+//       delete, storage), pull and apply, each against its plain baseline;
+//       insert, update and delete also against SQLite's session extension
+//       (a peer). The 1,000-transaction insert and apply take --slow-runs
+//       samples.
 //   sqlite_bench pg        --ext PATH --dir DIR [--rows N] [--runs R] [--apply-runs R]
 //                          [--pull-db CONNINFO] [--apply-db CONNINFO]
 //       PostgreSQL pull and apply through libpq (the PG* variables pick the
@@ -16,9 +18,9 @@
 //   sqlite_bench version
 //
 // Results are printed to stdout, one JSON object per line:
-//   {"name", "value", "unit", "baseline", "ratio", "runs", "samples", "baseline_samples"}
-// value and baseline are medians; ratio is value / baseline. Progress goes to
-// stderr.
+//   {"name", "value", "unit", "baseline", "ratio", "runs", "samples", "baseline_samples"[, "peers"]}
+// value and baseline are medians; ratio is value / baseline; peers maps a
+// peer's name to its samples. Progress goes to stderr.
 //
 // Timing is plain std::chrono::steady_clock around whole workloads rather than
 // Google Benchmark: every sample is one complete workload (100,000 rows)
@@ -28,6 +30,10 @@
 // needs a baseline and a ratio in our own JSON. Google Benchmark's model
 // (auto-scaled iteration counts of a small body, PauseTiming for setup) fits
 // none of that.
+// The session extension's declarations (the peer of SQLite capture); Debian's
+// libsqlite3 is built with both options, which the bench's link checks.
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include <libpq-fe.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -85,14 +91,27 @@ std::string JsonArray(const std::vector<double>& v) {
   return out + "]";
 }
 
-// One metric: value (tracked / syncline) against baseline (plain), medians.
+using Peers = std::map<std::string, std::vector<double>>;
+
+// One metric: value (tracked / syncline) against baseline (plain), medians;
+// the peers' samples (same workload, same run, interleaved) go along raw.
 void Report(const std::string& name, const std::string& unit, const std::vector<double>& samples,
-            const std::vector<double>& baseline_samples) {
+            const std::vector<double>& baseline_samples, const Peers& peers = {}) {
   double value = Median(samples), baseline = Median(baseline_samples);
   std::cout << "{\"name\":" << JsonString(name) << ",\"value\":" << Num(value) << ",\"unit\":" << JsonString(unit)
             << ",\"baseline\":" << Num(baseline) << ",\"ratio\":" << Num(baseline != 0 ? value / baseline : 0)
             << ",\"runs\":" << samples.size() << ",\"samples\":" << JsonArray(samples)
-            << ",\"baseline_samples\":" << JsonArray(baseline_samples) << "}" << std::endl;
+            << ",\"baseline_samples\":" << JsonArray(baseline_samples);
+  if (!peers.empty()) {
+    std::cout << ",\"peers\":{";
+    const char* sep = "";
+    for (const auto& [peer, peer_samples] : peers) {
+      std::cout << sep << JsonString(peer) << ":" << JsonArray(peer_samples);
+      sep = ",";
+    }
+    std::cout << "}";
+  }
+  std::cout << "}" << std::endl;
 }
 
 void Progress(const std::string& line) { std::cerr << "  " << line << std::endl; }
@@ -327,46 +346,99 @@ void BuildSource(const std::string& path, const std::string& ext, const std::vec
   db.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
+// SQLite's session extension recording `items`: the floor for a change
+// recorder without triggers (the preupdate hook feeds it, in memory). A
+// timed step gets a new session, and its time includes producing the
+// changeset (sqlite3session_changeset), which is what a sync layer would
+// ship.
+class Session {
+ public:
+  explicit Session(Db& db) {
+    if (sqlite3session_create(db.get(), "main", &session_) != SQLITE_OK) Die("sqlite3session_create failed");
+    if (sqlite3session_attach(session_, "items") != SQLITE_OK) Die("sqlite3session_attach failed");
+  }
+  ~Session() {
+    sqlite3_free(changeset_);
+    sqlite3session_delete(session_);
+  }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void Changeset() {
+    if (sqlite3session_changeset(session_, &size_, &changeset_) != SQLITE_OK) Die("sqlite3session_changeset failed");
+  }
+  // The changes in the changeset, counted outside the timed region.
+  std::int64_t Count() {
+    sqlite3_changeset_iter* iter = nullptr;
+    if (sqlite3changeset_start(&iter, size_, changeset_) != SQLITE_OK) Die("sqlite3changeset_start failed");
+    std::int64_t count = 0;
+    while (sqlite3changeset_next(iter) == SQLITE_ROW)
+      ++count;
+    if (sqlite3changeset_finalize(iter) != SQLITE_OK) Die("corrupt changeset");
+    return count;
+  }
+
+ private:
+  sqlite3_session* session_ = nullptr;
+  void* changeset_ = nullptr;
+  int size_ = 0;
+};
+
+enum Recorder { kPlain, kTracked, kSessionExt, kRecorders };
+const char* const kRecorderNames[] = {"plain", "tracked", "session"};
+
 // Insert in one transaction, then (checkpointed, untimed) update one column
-// of every row, then delete 10 %; the size after the insert. `settings`
-// (PRAGMAs for both databases) adds "_tuned" to the metrics' names.
-void InsertUpdateDelete(const std::string& ext, const std::string& plain_path, const std::string& tracked_path,
-                        const std::vector<Row>& rows, int runs, const std::string& settings) {
+// of every row, then delete 10 %; the size after the insert. Plain, tracked
+// and the session extension, in an order that rotates from run to run.
+// `settings` (PRAGMAs for every database) adds "_tuned" to the metrics' names.
+void InsertUpdateDelete(const std::string& ext, const std::string& dir, const std::vector<Row>& rows, int runs,
+                        const std::string& settings) {
   const std::int64_t nrows = static_cast<std::int64_t>(rows.size());
   const std::string suffix = settings.empty() ? "" : "_tuned";
-  std::vector<double> ins[2], upd[2], del[2], size[2];
+  std::vector<double> ins[kRecorders], upd[kRecorders], del[kRecorders], size[kRecorders];
+  // Runs `step` (timed, with the session's changeset when there is one) and
+  // checks that the session recorded `expect` changes.
+  auto timed = [](Db& db, Recorder who, std::int64_t expect, const std::function<void()>& step) {
+    std::unique_ptr<Session> session;
+    if (who == kSessionExt) session = std::make_unique<Session>(db);
+    auto start = Clock::now();
+    step();
+    if (session) session->Changeset();
+    double ms = Seconds(start) * 1000;
+    if (session && session->Count() != expect) Die("the session recorded the wrong number of changes");
+    return ms;
+  };
   for (int run = 0; run < runs; ++run) {
-    for (int k = 0; k < 2; ++k) {
-      bool tracked = (k + run) % 2 == 1;  // alternate which goes first
-      const std::string& path = tracked ? tracked_path : plain_path;
+    for (int k = 0; k < kRecorders; ++k) {
+      const Recorder who = static_cast<Recorder>((k + run) % kRecorders);
+      const std::string path = dir + "/" + kRecorderNames[who] + ".db";
       Db db(path, ext, /*fresh=*/true);
       if (!settings.empty()) db.Exec(settings);
-      CreateItems(db, tracked);
+      CreateItems(db, who == kTracked);
       db.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
-      auto start = Clock::now();
-      InsertRows(db, rows, rows.size());
-      ins[tracked].push_back(Seconds(start) * 1000);
+      ins[who].push_back(timed(db, who, nrows, [&] { InsertRows(db, rows, rows.size()); }));
       db.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
-      size[tracked].push_back(static_cast<double>(FileSize(path)));
-      start = Clock::now();
-      db.Exec("UPDATE items SET n = n + 1");
-      upd[tracked].push_back(Seconds(start) * 1000);
+      size[who].push_back(static_cast<double>(FileSize(path)));
+      upd[who].push_back(timed(db, who, nrows, [&] { db.Exec("UPDATE items SET n = n + 1"); }));
       db.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
-      start = Clock::now();
-      db.Exec("DELETE FROM items WHERE n % 10 = 0");
-      del[tracked].push_back(Seconds(start) * 1000);
+      del[who].push_back(timed(db, who, nrows / 10, [&] { db.Exec("DELETE FROM items WHERE n % 10 = 0"); }));
       if (db.Int("SELECT count(*) FROM items") != nrows - nrows / 10) Die("delete removed the wrong rows");
-      if (tracked && db.Int("SELECT count(*) FROM syncline_rows WHERE deleted = 1") != nrows / 10)
+      if (who == kTracked && db.Int("SELECT count(*) FROM syncline_rows WHERE deleted = 1") != nrows / 10)
         Die("tombstones missing");
     }
     Progress("sqlite insert/update/delete" + suffix + " run " + std::to_string(run + 1) + ": insert " +
-             Num(ins[1].back()) + " / " + Num(ins[0].back()) + " ms, update " + Num(upd[1].back()) + " / " +
-             Num(upd[0].back()) + " ms, delete " + Num(del[1].back()) + " / " + Num(del[0].back()) + " ms");
+             Num(ins[kTracked].back()) + " / " + Num(ins[kPlain].back()) + " / " + Num(ins[kSessionExt].back()) +
+             " ms, update " + Num(upd[kTracked].back()) + " / " + Num(upd[kPlain].back()) + " / " +
+             Num(upd[kSessionExt].back()) + " ms, delete " + Num(del[kTracked].back()) + " / " +
+             Num(del[kPlain].back()) + " / " + Num(del[kSessionExt].back()) + " ms (tracked / plain / session)");
   }
-  Report("sqlite.insert_1_txn" + suffix, "ms", ins[1], ins[0]);
-  Report("sqlite.update_all" + suffix, "ms", upd[1], upd[0]);
-  Report("sqlite.delete_10pct" + suffix, "ms", del[1], del[0]);
-  if (settings.empty()) Report("sqlite.storage", "bytes", size[1], size[0]);
+  Report("sqlite.insert_1_txn" + suffix, "ms", ins[kTracked], ins[kPlain], {{"session", ins[kSessionExt]}});
+  Report("sqlite.update_all" + suffix, "ms", upd[kTracked], upd[kPlain], {{"session", upd[kSessionExt]}});
+  Report("sqlite.delete_10pct" + suffix, "ms", del[kTracked], del[kPlain], {{"session", del[kSessionExt]}});
+  if (settings.empty()) Report("sqlite.storage", "bytes", size[kTracked], size[kPlain]);
+  for (const char* name : kRecorderNames)
+    for (const char* file_suffix : {"", "-wal", "-shm"})
+      unlink((dir + "/" + name + ".db" + file_suffix).c_str());
 }
 
 void RunSqlite(const Args& args) {
@@ -375,10 +447,10 @@ void RunSqlite(const Args& args) {
   const std::vector<Row> rows = MakeRows(nrows);
   const std::string plain_path = dir + "/plain.db", tracked_path = dir + "/tracked.db";
 
-  InsertUpdateDelete(ext, plain_path, tracked_path, rows, runs, "");
+  InsertUpdateDelete(ext, dir, rows, runs, "");
   // The same with the connection settings docs/sqlite.md recommends for
   // large transactions on tracked tables, in both databases.
-  InsertUpdateDelete(ext, plain_path, tracked_path, rows, runs, "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32000;");
+  InsertUpdateDelete(ext, dir, rows, runs, "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32000;");
 
   // Insert in 1,000 transactions.
   {
