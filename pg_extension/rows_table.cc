@@ -162,8 +162,9 @@ void OpenRows(const RowsRelations* r, Relation rel, Open* open) {
   open->memory = AllocSetContextCreate(CurrentMemoryContext, "syncline rows statement", ALLOCSET_SMALL_SIZES);
   MemoryContext old = MemoryContextSwitchTo(open->memory);
   open->rel = rel;
-  for (int i = 0; i < r->nindexes; ++i)
-    open->indexes[i] = index_open(r->index_oids[i], RowExclusiveLock);
+  // The primary key now; a version index when a version first goes into it
+  // (a table's rows go into either the scoped or the unscoped ones).
+  open->indexes[r->key_index] = index_open(r->index_oids[r->key_index], RowExclusiveLock);
   open->found = table_slot_create(rel, nullptr);
   open->fresh = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
   open->dirty = static_cast<SnapshotData*>(palloc0(sizeof(SnapshotData)));
@@ -182,7 +183,7 @@ void CloseRows(const RowsRelations* r, Open* open) {
   ExecDropSingleTupleTableSlot(open->fresh);
   // The locks are held to the end of the transaction, as any writer's.
   for (int i = 0; i < r->nindexes; ++i)
-    index_close(open->indexes[i], NoLock);
+    if (open->indexes[i] != nullptr) index_close(open->indexes[i], NoLock);
   table_close(open->rel, NoLock);
   MemoryContextDelete(open->memory);
 }
@@ -200,6 +201,7 @@ void InsertIndexEntries(const RowsRelations* r, Open* open, bool update, bool ke
     if (key_done && i == r->key_index) continue;
     if (r->predicates[i] != nullptr && !ExecQual(r->predicates[i], econtext)) continue;
     IndexInfo* info = r->infos[i];
+    if (open->indexes[i] == nullptr) open->indexes[i] = index_open(r->index_oids[i], RowExclusiveLock);
     FormIndexDatum(info, open->fresh, nullptr, values, isnull);
     index_insert(open->indexes[i], values, isnull, &open->fresh->tts_tid, open->rel,
                  info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, update && i == r->key_index, info);
