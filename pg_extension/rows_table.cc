@@ -32,6 +32,7 @@ constexpr int kMaxIndexes = 8;
 // predicate, which the executor would otherwise rebuild for every statement.
 struct RowsRelations {
   MemoryContext context;  // holds this struct too
+  uint64 generation;      // the count of resets it was built after
   Oid rows, sequence;
   AttrNumber tid, pk, clock, hlc, node, deleted, scope, xid, seq;
   int natts;
@@ -63,8 +64,7 @@ using Open = RowsOpen;
 // The current cache. Plain pointers and scalars: nothing runs at load or
 // unload.
 RowsRelations* relations = nullptr;
-bool relations_valid = false;  // cleared by a relcache reset of the table
-Oid rows_relid = InvalidOid;
+uint64 resets = 0;    // relcache resets of syncline.rows (or of every relation) so far
 int open_tables = 0;  // RowsTable objects alive: a cache in use is not freed
 
 const char* const kMissing = "syncline.rows is not as the install script made it";
@@ -125,35 +125,38 @@ void Describe(Relation rel, RowsRelations* out) {
 
 // Opens and locks syncline.rows, and (re)builds the cache when a relcache
 // reset made it stale. The table is locked before the cache is trusted, so
-// DDL another transaction committed is seen.
+// DDL another transaction committed is seen. A cache is built in the
+// caller's memory and kept only once complete: an error leaves the old one,
+// stale, in place.
 Relation OpenRowsRelation() {
   for (;;) {
-    const bool was_valid = relations_valid;
-    Oid rows = rows_relid;
-    Oid sequence = InvalidOid;
-    if (!was_valid) {
+    const bool current = relations != nullptr && relations->generation == resets;
+    Oid rows = current ? relations->rows : InvalidOid;
+    Oid sequence = current ? relations->sequence : InvalidOid;
+    if (!current) {
       Oid schema = get_namespace_oid("syncline", false);
       rows = get_relname_relid("rows", schema);
       sequence = get_relname_relid("rows_seq", schema);
       if (!OidIsValid(rows) || !OidIsValid(sequence)) elog(ERROR, "%s: no table or sequence", kMissing);
     }
     Relation rel = table_open(rows, RowExclusiveLock);
-    if (was_valid && relations_valid) return rel;
-    rows_relid = rows;
-    relations_valid = true;  // before Describe: a reset during it marks the cache stale again
+    if (current && relations->generation == resets) return rel;
+    const uint64 generation = resets;  // a reset during Describe makes the new cache stale at once
+    MemoryContext context = AllocSetContextCreate(CurrentMemoryContext, "syncline rows cache", ALLOCSET_SMALL_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(context);
+    RowsRelations* built = static_cast<RowsRelations*>(palloc0(sizeof(RowsRelations)));
+    built->context = context;
+    built->rows = rows;
+    built->sequence = sequence;
+    Describe(rel, built);
+    built->generation = generation;
+    MemoryContextSwitchTo(old);
+    MemoryContextSetParent(context, TopMemoryContext);
     // A cache a capture in this backend still uses stays (a few kilobytes,
     // once per DDL on syncline.rows during a capture).
     if (relations != nullptr && open_tables == 0) MemoryContextDelete(relations->context);
-    MemoryContext context = AllocSetContextCreate(TopMemoryContext, "syncline rows cache", ALLOCSET_SMALL_SIZES);
-    relations = static_cast<RowsRelations*>(MemoryContextAllocZero(context, sizeof(RowsRelations)));
-    relations->context = context;
-    relations->rows = rows;
-    relations->sequence =
-        OidIsValid(sequence) ? sequence : get_relname_relid("rows_seq", get_namespace_oid("syncline", false));
-    MemoryContext old = MemoryContextSwitchTo(context);
-    Describe(rel, relations);
-    MemoryContextSwitchTo(old);
-    if (relations_valid) return rel;
+    relations = built;
+    if (relations->generation == resets) return rel;
     table_close(rel, NoLock);
   }
 }
@@ -341,7 +344,7 @@ void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
 }  // namespace
 
 void InvalidateRowsTable(Oid relid) {
-  if (relid == InvalidOid || relid == rows_relid) relations_valid = false;
+  if (relations != nullptr && (relid == InvalidOid || relid == relations->rows)) ++resets;
 }
 
 RowsTable::RowsTable() {
@@ -375,8 +378,9 @@ std::optional<core::Hlc> RowsTable::Write(int32 tid, const std::string& key, cor
   // Writing a key again in one statement: the update must see the version
   // this object wrote, which a new command id makes visible. The first
   // write gets one too, as SPI gives each statement.
-  if (written_.empty() || !written_.insert(key).second) {
-    written_.insert(key);
+  const std::size_t hash = std::hash<std::string>()(key);
+  if (written_.empty() || !written_.insert(hash).second) {
+    written_.insert(hash);
     PgGuard([] { CommandCounterIncrement(); });
   }
   Version v{tid,

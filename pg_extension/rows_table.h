@@ -42,9 +42,10 @@ class RowsTable {
   const RowsRelations* relations_ = nullptr;
   RowsOpen* open_ = nullptr;
   MemoryContext row_memory_ = nullptr;
-  // Keys written by this object: writing one again needs a new command id
-  // (an update cannot see a tuple its own command inserted).
-  std::unordered_set<std::string> written_;
+  // Hashes of the keys written by this object: writing one again needs a
+  // new command id (an update cannot see a tuple its own command inserted).
+  // A collision costs only a needless one.
+  std::unordered_set<std::size_t> written_;
 };
 
 // Called from the relcache callback: forget the resolved relations.

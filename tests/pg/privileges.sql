@@ -270,7 +270,7 @@ CREATE TRIGGER log_writer AFTER INSERT OR UPDATE ON syncline.rows FOR EACH ROW E
 SELECT is(syncline.track('owned') ->> 'backfilled', '1', 'the extension created again by another role is tracking');
 INSERT INTO owned VALUES (2);
 SELECT is((SELECT array_agg(DISTINCT who) FROM metadata_writers), ARRAY['syncline_owner_a']::name[],
-          '... and writes the metadata as its new owner (backfill and capture)');
+          '... and writes the metadata as its new owner (backfill; capture writes it through the access methods)');
 -- Once more, with the previous owner gone.
 DROP EXTENSION syncline CASCADE;
 DROP ROLE syncline_owner_a;

@@ -1,7 +1,7 @@
 -- Tracking and capture on PostgreSQL.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(54);
+SELECT plan(56);
 
 CREATE TABLE notes (id text PRIMARY KEY, org_id int NOT NULL, title text, body text);
 INSERT INTO notes VALUES ('n0', 7, 'before tracking', '');
@@ -236,5 +236,32 @@ SELECT is((SELECT count(*) FROM pg_trigger WHERE tgrelid = 'scratch'::regclass A
           'untrack drops the triggers');
 INSERT INTO scratch VALUES (1, 'untracked');
 SELECT is((SELECT count(*) FROM syncline.tables WHERE table_name = 'scratch'), 0::bigint, 'untrack drops the metadata');
+
+-- Capture caches syncline.rows per backend (its indexes, compiled): an index
+-- added to it, and the extension dropped and created again, are both seen
+-- by the next captured statement of this same session.
+CREATE TABLE scratch2 (id integer PRIMARY KEY);
+SELECT syncline.track('scratch2') IS NOT NULL AS tracked \gset
+INSERT INTO scratch2 VALUES (1);
+CREATE INDEX rows_by_clock ON syncline.rows (clock);
+INSERT INTO scratch2 VALUES (2);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS by_index FROM syncline.rows WHERE clock = 1 \gset
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+SELECT is(:by_index::bigint, (SELECT count(*) FROM syncline.rows WHERE clock = 1),
+          'an index added to syncline.rows gets the next captured version');
+RESET enable_indexscan;
+RESET enable_bitmapscan;
+DROP INDEX syncline.rows_by_clock;
+DROP EXTENSION syncline CASCADE;
+CREATE EXTENSION syncline;
+SELECT syncline.track('scratch2') IS NOT NULL AS tracked \gset
+INSERT INTO scratch2 VALUES (3);
+SELECT is((SELECT string_agg(pk, ' ' ORDER BY pk) FROM syncline.rows), '[1] [2] [3]',
+          'the extension dropped and created again: capture writes its new metadata');
 
 SELECT * FROM finish();
