@@ -49,6 +49,9 @@ for op in ("insert", "update"):
             METRICS[f"pg.pgbench_{op}_c{clients}_notify_{notify}"] = (
                 f"single-row {op}, {clients} client{'s' if clients > 1 else ''}, NOTIFY {notify} (TPS)",
                 ("ratio", ">=", 0.85))
+for op in ("insert", "update"):
+    METRICS[f"pg.instructions_{op}"] = (
+        f"single-row {op}, NOTIFY off: instructions a statement (callgrind, single-user backend)", None)
 METRICS["pg.logical.bulk_insert"] = ("`INSERT ... SELECT` of N rows, wal_level=logical cluster (time)", None)
 METRICS["pg.logical.bulk_update"] = ("`UPDATE` of one column of N rows, wal_level=logical cluster (time)", None)
 for op in ("insert", "update"):
@@ -177,6 +180,8 @@ def workload_key(name):
 def setting(name, facts):
     if name.startswith("pg.logical."):
         return "wal_level=logical (second cluster)"
+    if name.startswith("pg.instructions_"):
+        return "single-user backend, callgrind"
     if name.startswith("pg."):
         return "wal_level=" + facts.get("wal_level", "replica")
     if name.endswith("_tuned"):
@@ -191,6 +196,8 @@ def workload_title(key):
         "sqlite.delete_10pct": "SQLite: delete 10 % of the rows",
         "pg.bulk_insert": "PostgreSQL: `INSERT ... SELECT` of N rows",
         "pg.bulk_update": "PostgreSQL: `UPDATE` of one column of N rows",
+        "pg.instructions_insert": "PostgreSQL: instructions a single-row insert",
+        "pg.instructions_update": "PostgreSQL: instructions a single-row update by key",
     }
     if key in titles:
         return titles[key]
@@ -225,7 +232,8 @@ def side_by_side(entries, facts, w):
             rows = [("plain", first["baseline"], first["baseline_spread"], 1.0, None)]
             for e in members:
                 label = "syncline"
-                if e["name"].endswith("_notify_off") or e["name"].startswith("pg.logical.pgbench_"):
+                if (e["name"].endswith("_notify_off") or e["name"].startswith("pg.logical.pgbench_")
+                        or e["name"].startswith("pg.instructions_")):
                     label = "syncline, NOTIFY off"
                 elif e["name"].endswith("_notify_on"):
                     label = "syncline, NOTIFY on"
@@ -322,6 +330,7 @@ def main():
     w("")
     sections = (("sqlite.", "SQLite (N rows, file databases)"), ("pg.bulk_", "PostgreSQL capture, bulk"),
                 ("pg.pgbench_", "PostgreSQL capture, pgbench single-row transactions"),
+                ("pg.instructions_", "PostgreSQL capture, instructions a single-row statement"),
                 ("pg.logical.", "PostgreSQL capture, second cluster with wal_level=logical"),
                 ("pg.pull", "PostgreSQL pull"), ("pg.apply", "PostgreSQL apply"), ("e2e.", "End to end: clone"))
     order = {name: i for i, name in enumerate(METRICS)}
@@ -423,6 +432,18 @@ plain, tracked with `{"notify": false}`, tracked with NOTIFY on, PgQ, audit
 (and, in the logical decoding cluster, plain, tracked with `{"notify":
 false}`, slot, slot with a consumer); logs are not emptied between pgbench
 runs, for any contender. The contenders' order rotates from run to run.
+
+**PostgreSQL capture in instructions** (`bench/instructions.sh`): timings on a
+shared machine vary run to run by more than the differences between the
+contenders; instruction counts do not. A single-user backend (`postgres
+--single`: no client, no network, each statement its own transaction) runs
+the pgbench statements, single-row inserts, then single-row updates by key
+of a table of N rows, under `valgrind --tool=callgrind`, per contender, each
+run on a fresh copy of one data directory: 100 statements, then 100 + 1,000,
+and the difference over 1,000 (the first statements fill caches and build
+plans). syncline runs with NOTIFY off. The counts include
+everything the backend does for a statement: parse, plan, execute, the
+capture, commit.
 
 **PostgreSQL pull and apply** (`bench/sqlite_bench.cc`, mode `pg`, libpq over
 the Unix socket, results read as text by the client): `syncline.pull_since(cursor,

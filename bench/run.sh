@@ -9,13 +9,14 @@
 #
 # The peers need the Debian packages postgresql-15-pgq3 and
 # postgresql-15-wal2json (and libsqlite3 built with SQLITE_ENABLE_SESSION,
-# as Debian's is).
+# as Debian's is); the instruction counts need valgrind.
 #
 # Knobs (environment): BENCH_ROWS (100000), BENCH_CLONE_ROWS (1000000),
 # BENCH_RUNS (5, the fast metrics), BENCH_SLOW_RUNS (3: the SQLite insert in
 # 1,000 transactions, SQLite and PostgreSQL apply, clone), BENCH_PGBENCH_RUNS
-# (5), BENCH_PGBENCH_SECONDS (3), BENCH_ONLY (a space-separated subset of:
-# sqlite pg-capture pgbench logical pg-sync clone; logical is the second
+# (5), BENCH_PGBENCH_SECONDS (3), BENCH_CG_STATEMENTS (1000, the statements
+# a callgrind run counts), BENCH_ONLY (a space-separated subset of: sqlite
+# pg-capture pgbench instructions logical pg-sync clone; logical is the second
 # cluster, wal_level=logical, bulk and pgbench), SYNCLINE_BENCH_EXT /
 # SYNCLINE_BENCH_CLI (the built extension and CLI; default build/).
 set -euo pipefail
@@ -28,7 +29,8 @@ runs="${BENCH_RUNS:-5}"
 slow_runs="${BENCH_SLOW_RUNS:-3}"
 pgbench_seconds="${BENCH_PGBENCH_SECONDS:-3}"
 pgbench_runs="${BENCH_PGBENCH_RUNS:-5}"
-only="${BENCH_ONLY:-sqlite pg-capture pgbench logical pg-sync clone}"
+cg_statements="${BENCH_CG_STATEMENTS:-1000}"
+only="${BENCH_ONLY:-sqlite pg-capture pgbench instructions logical pg-sync clone}"
 ext="${SYNCLINE_BENCH_EXT:-$root/build/syncline.so}"
 cli="${SYNCLINE_BENCH_CLI:-$root/build/bin/syncline}"
 bench="$root/bench/build/sqlite_bench"
@@ -47,6 +49,7 @@ log() { echo "[$(date +%T) +$(($(date +%s) - started))s] $*" >&2; }
 wants() { [[ " $only " == *" $1 "* ]]; }
 # psql_q, emit, table_ddl, rows_sql and the capture workloads:
 . "$root/bench/pg_workloads.sh"
+. "$root/bench/instructions.sh"
 
 # ------------------------------------------------------------------ SQLite
 if wants sqlite; then
@@ -89,6 +92,18 @@ if wants pgbench; then
     done
   done
   dropdb bench_pgbench
+fi
+
+# ------------------------------------------------------------ instructions
+# The same single-row statements as pgbench, counted in instructions
+# (bench/instructions.sh): repeatable where the timings above are noisy.
+if wants instructions; then
+  if command -v valgrind >/dev/null; then
+    log "PostgreSQL: instructions a single-row statement, callgrind, $cg_statements statements: plain, syncline, pgq, audit"
+    instruction_counts "$cg_statements"
+  else
+    log "PostgreSQL: instructions skipped (valgrind is not installed)"
+  fi
 fi
 
 # ------------------------------------------- logical decoding, own cluster
