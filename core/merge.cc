@@ -531,10 +531,6 @@ class Merger {
     store_.ReceiveStamp(answer.hlc);
   }
 
-  static std::int64_t NextClock(std::int64_t clock) {
-    return clock < std::numeric_limits<std::int64_t>::max() ? clock + 1 : clock;
-  }
-
   const Batch& batch_;
   MergeStore& store_;
   const MergeOptions& options_;

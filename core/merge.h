@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -161,6 +162,10 @@ Verdict Decide(const Change& change, const RowVersion& current, const std::strin
 
 // The least stamp above `hlc`, saturating at kHlcMax.
 inline Hlc NextHlc(Hlc hlc) { return hlc < kHlcMax ? hlc + 1 : kHlcMax; }
+// A row's next change count, saturating at the greatest int64.
+inline std::int64_t NextClock(std::int64_t clock) {
+  return clock < std::numeric_limits<std::int64_t>::max() ? clock + 1 : clock;
+}
 
 // Applies a decoded batch through a store: all of it, or an error naming the
 // change at fault (the caller rolls back). The batch's cursor, if any, must

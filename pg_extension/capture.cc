@@ -165,6 +165,7 @@ class VersionWriter {
   }
 
   bool RowExists(const std::string& key) {
+    PinnedSearchPath pinned;
     const TableInfo& table = entry_.table;
     if (exists_plan_ == nullptr) {
       std::string where;
@@ -174,7 +175,6 @@ class VersionWriter {
         where += (k > 0 ? " AND " : "") + KeyEquals(column, "$" + std::to_string(k + 1));
         types.push_back(column.base);
       }
-      PinnedSearchPath pinned;
       exists_plan_ = Prepare("SELECT 1 FROM " + QualifiedName(table) + " WHERE " + where, types);
     }
     // The key was written by RowKey: one that does not read back is a bug.
@@ -190,7 +190,6 @@ class VersionWriter {
     }
     // Not read-only: that would reuse the statement's snapshot, taken
     // before its own writes and those of the triggers it fired.
-    PinnedSearchPath pinned;
     AsExtensionOwner owner;
     uint64 found = Execute(exists_plan_, datums.data(), nulls.data(), false, 1);
     PgGuard([] { SPI_freetuptable(SPI_tuptable); });

@@ -4,8 +4,8 @@
 #include "pg_extension/rows_table.h"
 
 #include <exception>
-#include <stdexcept>
 
+#include "core/merge.h"
 #include "pg_extension/pg_boundary.h"
 
 extern "C" {
@@ -246,8 +246,6 @@ bool FindVersion(Open* open, Datum tid, Datum pk) {
   return found;
 }
 
-int64 NextInt8(int64 value) { return (value < PG_INT64_MAX - 1 ? value : PG_INT64_MAX - 1) + 1; }
-
 struct Version {
   int32 tid;
   const char* key;
@@ -287,8 +285,9 @@ void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
         v->written = false;
         return;
       }
-      clock = NextInt8(DatumGetInt64(found->tts_values[r->clock - 1]));
-      const int64 above = NextInt8(DatumGetInt64(found->tts_values[r->hlc - 1]));
+      clock = core::NextClock(DatumGetInt64(found->tts_values[r->clock - 1]));
+      const int64 above =
+          static_cast<int64>(core::NextHlc(static_cast<core::Hlc>(DatumGetInt64(found->tts_values[r->hlc - 1]))));
       if (above > hlc) hlc = above;
       if (v->deleted) {  // a tombstone keeps the row's scope
         nulls[r->scope - 1] = found->tts_isnull[r->scope - 1];
@@ -378,11 +377,8 @@ std::optional<core::Hlc> RowsTable::Write(int32 tid, const std::string& key, cor
   // Writing a key again in one statement: the update must see the version
   // this object wrote, which a new command id makes visible. The first
   // write gets one too, as SPI gives each statement.
-  const std::size_t hash = std::hash<std::string>()(key);
-  if (written_.empty() || !written_.insert(hash).second) {
-    written_.insert(hash);
-    PgGuard([] { CommandCounterIncrement(); });
-  }
+  const bool first = written_.empty();
+  if (!written_.insert(std::hash<std::string>()(key)).second || first) PgGuard([] { CommandCounterIncrement(); });
   Version v{tid,
             key.data(),
             static_cast<int>(key.size()),
