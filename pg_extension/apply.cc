@@ -14,6 +14,7 @@
 #include "pg_extension/backend.h"
 #include "pg_extension/conflicts.h"
 #include "pg_extension/pg_boundary.h"
+#include "pg_extension/schema.h"
 #include "pg_extension/spi.h"
 #include "pg_extension/tables.h"
 
@@ -49,6 +50,8 @@ class PgStore : public core::MergeStore {
       : batch_(batch), data_(batch.changes.size()), local_node_(std::move(local_node)), role_(std::move(role)) {}
 
   void PrepareStatements() {
+    int64 schema_version = 0;
+    has_schema_log_ = ReadSchemaVersion(&schema_version);
     AsExtensionOwner owner;
     // One primary key probe per key, whatever the statistics say (a filter
     // over the table's every row once cost O(rows) per batch): OFFSET 0
@@ -108,10 +111,23 @@ class PgStore : public core::MergeStore {
       bool found = false;
       Status status = FindTrackedByName(name, CurrentMemoryContext, &table.info, &found);
       if (!status.ok()) return status;
+      // A device behind the server's schema may name a table by a name it
+      // had (docs/postgres.md, "Schema changes").
+      std::string renamed;
+      if (!found && has_schema_log_ && !(renamed = RenamedTable(name)).empty()) {
+        status = FindTrackedByName(renamed, CurrentMemoryContext, &table.info, &found);
+        if (!status.ok()) return status;
+      }
       if (!found) return Status(Code::kUndefinedTable, "no tracked table of this name");
       for (const ColumnType& column : table.info.columns)
         table.columns.push_back(column.name);
       table.pk = table.info.pk;
+      // ... and its columns by former names, or lack columns added since:
+      // the server keeps what it has (or the default) for those.
+      if (has_schema_log_) {
+        LoadColumnHistory(table.info.tid, &table);
+        table.partial_rows = true;
+      }
       PrepareSetTable(&table);
       it = tables_.emplace(name, std::move(table)).first;
     }
@@ -178,6 +194,10 @@ class PgStore : public core::MergeStore {
     data.row_nulls.assign(info.columns.size(), ' ');
     for (std::size_t c = 0; c < info.columns.size(); ++c) {
       bool isnull = false;
+      if (change.row[c] == nullptr) {  // a column the sender lacks (MergeTable::partial_rows)
+        data.row_nulls[c] = 'n';
+        continue;
+      }
       status = ValueToDatum(info.columns[c], *change.row[c], &data.row[c], &isnull);
       if (!status.ok()) return status;
       if (isnull) data.row_nulls[c] = 'n';
@@ -235,6 +255,7 @@ class PgStore : public core::MergeStore {
         TupleDesc desc = SPI_tuptable->tupdesc;
         HeapTuple tuple = SPI_tuptable->vals[0];
         for (std::size_t c = 0; c < table.info.columns.size() && *same; ++c) {
+          if (change.row[c] == nullptr) continue;
           bool isnull = false;
           Datum datum = (Datum)0;
           int attnum = static_cast<int>(c + 1);
@@ -393,6 +414,7 @@ class PgStore : public core::MergeStore {
   std::map<std::string, SetTable> tables_;
   std::unordered_map<std::string, int64> node_refs_;
   std::map<std::size_t, ErrorData*> refusals_;
+  bool has_schema_log_ = false;  // extension version 0.2 or later
   Authorizer authorizer_;
 };
 

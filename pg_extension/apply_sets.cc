@@ -107,6 +107,39 @@ Datum TextArray(const std::vector<std::string>& texts, bool empty_is_null) {
 
 namespace {
 
+// The upsert of a row that has only the `present` columns (the key among them).
+SPIPlanPtr PartialUpsert(SetTable& table, const std::vector<bool>& present) {
+  auto it = table.partial_upserts.find(present);
+  if (it != table.partial_upserts.end()) return it->second;
+  const TableInfo& info = table.info;
+  std::string columns, values, updates, keys, all;
+  std::vector<Oid> types;
+  for (std::size_t c = 0; c < info.columns.size(); ++c) {
+    const std::string column = Quote(info.columns[c].name);
+    all += (c > 0 ? ", " : "") + column;
+    if (!present[c]) continue;
+    columns += (columns.empty() ? "" : ", ") + column;
+    types.push_back(info.columns[c].base);
+    values += (values.empty() ? "$" : ", $") + std::to_string(types.size());
+    if (std::find(info.pk.begin(), info.pk.end(), static_cast<int>(c)) == info.pk.end())
+      updates += (updates.empty() ? "" : ", ") + column + " = EXCLUDED." + column;
+  }
+  for (std::size_t k = 0; k < info.pk.size(); ++k)
+    keys += (k > 0 ? ", " : "") + Quote(info.columns[info.pk[k]].name);
+  SPIPlanPtr plan =
+      Prepare("INSERT INTO " + QualifiedName(info) + " AS t (" + columns + ") VALUES (" + values + ") ON CONFLICT (" +
+                  keys + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates) + " RETURNING " + all,
+              types);
+  table.partial_upserts.emplace(present, plan);
+  return plan;
+}
+
+bool IsPartial(const RowWrite& row, std::size_t columns) {
+  for (std::size_t c = 0; c < columns; ++c)
+    if (row.sent[c] == nullptr) return true;
+  return false;
+}
+
 // One column of a run as an array parameter (with its NULLs).
 Datum ColumnArray(Oid element_type, const std::vector<RowWrite>& rows, std::size_t first, std::size_t count,
                   std::size_t column) {
@@ -159,11 +192,25 @@ void WriteRun(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::si
     keys.insert(*rows[i].key);
   }
   ApplyingRows applying(info.relid, keys);
-  const bool one_at_a_time = table.upsert_set == nullptr;
+  bool partial = false;
+  for (std::size_t i = first; upsert && !partial && i < first + count; ++i)
+    partial = IsPartial(rows[i], info.columns.size());
+  const bool one_at_a_time = table.upsert_set == nullptr || partial;
   std::unordered_set<std::string> done;
   for (std::size_t start = first; start < first + count; start += one_at_a_time ? 1 : count) {
     uint64 returned = 0;
-    if (one_at_a_time) {
+    if (partial) {
+      std::vector<bool> present(info.columns.size());
+      std::vector<Datum> values;
+      std::string nulls;
+      for (std::size_t c = 0; c < info.columns.size(); ++c) {
+        present[c] = rows[start].sent[c] != nullptr;
+        if (!present[c]) continue;
+        values.push_back(rows[start].values[c]);
+        nulls.push_back(rows[start].nulls[c]);
+      }
+      returned = Execute(PartialUpsert(table, present), values.data(), nulls.data(), false);
+    } else if (one_at_a_time) {
       returned = Execute(upsert ? table.upsert_one : table.delete_one, const_cast<Datum*>(rows[start].values),
                          rows[start].nulls, false);
     } else {
@@ -190,6 +237,9 @@ void WriteRun(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::si
       done.insert(key);
       if (!upsert) continue;
       RowWrite& row = *it->second;
+      // A row that lacked columns is stored with values its sender did not
+      // send: a rewrite, so that it gets them (docs/protocol.md, "Schema changes").
+      row.rewritten = IsPartial(row, info.columns.size());
       for (std::size_t c = 0; c < info.columns.size() && !row.rewritten; ++c) {
         bool isnull = false;
         Datum datum = (Datum)0;

@@ -4,6 +4,7 @@
 // written again one change at a time to name the change at fault.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,10 @@ struct SetTable : core::MergeTable {
   SPIPlanPtr upsert_set = nullptr, delete_set = nullptr;
   SPIPlanPtr upsert_one = nullptr, delete_one = nullptr;
   SPIPlanPtr select_row = nullptr;  // by key, every synced column
+  // Upserts of rows that lack columns (core::MergeTable::partial_rows), one
+  // row at a time, by the set of columns present: the others keep their
+  // values, or take their defaults in a new row.
+  std::map<std::vector<bool>, SPIPlanPtr> partial_upserts;
   std::string notify_payload;
 };
 
@@ -32,7 +37,7 @@ struct RowWrite {
   const std::string* key;          // metadata key
   const Datum* values;             // upserts: every column; deletes: the key
   const char* nulls;               // ' ' or 'n' per value
-  const core::Value* const* sent;  // upserts: the row as sent, table order
+  const core::Value* const* sent;  // upserts: the row as sent, table order (null: a column it lacks)
   bool rewritten;                  // set: PostgreSQL stored other values than sent
 };
 

@@ -11,6 +11,7 @@
 #include "pg_extension/authorize.h"
 #include "pg_extension/backend.h"
 #include "pg_extension/pg_boundary.h"
+#include "pg_extension/schema.h"
 #include "pg_extension/spi.h"
 #include "pg_extension/tables.h"
 
@@ -393,6 +394,12 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     }
     Position end = has_more ? page[covered - 1].position : Position{horizon.xid, 0};
     if (!has_more && (end.xid < after.xid || (end.xid == after.xid && end.seq < after.seq))) end = after;
+    // A reader that names its schema version learns the server's, and gets
+    // the schema document while it is behind (docs/protocol.md, "Schema changes").
+    int64 schema_version = 0;
+    if (options.schema >= 0 && ReadSchemaVersion(&schema_version, snapshot.get()))
+      writer.SetSchema(schema_version,
+                       schema_version > options.schema ? SchemaDocument(options.schema, snapshot.get()) : "");
     batch = writer.Finish(core::EncodeCursor({node_id, filter, PositionText(end)}), has_more);
   }
   PgGuard([&] { *result = PointerGetDatum(cstring_to_text_with_len(batch.data(), static_cast<int>(batch.size()))); });

@@ -1,6 +1,6 @@
--- syncline 0.1: install script. Released scripts are never edited; changes
--- go into syncline--0.1--0.2.sql and onwards. (0.1 is not released yet: no
--- tag, no package. Until it is, this script changes in place.)
+-- syncline 0.1: install script. Released: never edited again. Changes go
+-- into syncline--0.1--0.2.sql and onwards; the install script of a later
+-- version is this one followed by the upgrade scripts (pg_extension/Makefile).
 \echo Use "CREATE EXTENSION syncline" to load this file. \quit
 
 -- Metadata. Owned by the extension's owner; no other role may write it: the
