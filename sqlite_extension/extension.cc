@@ -10,6 +10,7 @@
 #include "core/changeset.h"
 #include "core/hlc.h"
 #include "sqlite_extension/conflicts.h"
+#include "sqlite_extension/ddl.h"
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/state.h"
 #include "sqlite_extension/sync.h"
@@ -83,7 +84,9 @@ Status SqlTrack(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_
   std::string table, options, result;
   Status status = RequiredText(argv[0], "table", &table);
   if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
+  if (status.ok()) status = SyncSchema(state, false);
   if (status.ok()) status = Track(state, table, options, &result);
+  if (status.ok()) status = SyncSchema(state, false);  // the authorizer now knows the table
   if (status.ok()) ResultText(ctx, result);
   return status;
 }
@@ -92,6 +95,7 @@ Status SqlUntrack(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_val
   std::string table;
   bool was_tracked = false;
   Status status = RequiredText(argv[0], "table", &table);
+  if (status.ok()) status = SyncSchema(state, false);
   if (status.ok()) status = Untrack(state, table, &was_tracked);
   if (status.ok()) sqlite3_result_int(ctx, was_tracked ? 1 : 0);
   return status;
@@ -109,6 +113,10 @@ Status SqlPullSince(ConnectionState& state, sqlite3_context* ctx, int argc, sqli
     return Status(Code::kInvalidInput, "limit must be an integer or NULL");
   std::string options, batch;
   status = OptionalText(argc, argv, 2, "options", &options);
+  // Best effort: a pull may run in a read-only transaction or inside a
+  // writing statement, where triggers cannot change; it finds renamed tables
+  // without writing (ResolveTrackedName).
+  if (status.ok()) (void)SyncSchema(state, false);
   if (status.ok()) status = PullSince(state, cursor, limit, options, &batch);
   if (status.ok()) ResultText(ctx, batch);
   return status;
@@ -128,6 +136,7 @@ Status SqlApplyPush(ConnectionState& state, sqlite3_context* ctx, int argc, sqli
   ApplyOptions options;
   if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options_text);
   if (status.ok()) status = ParseApplyOptions(options_text, &options);
+  if (status.ok()) status = SyncSchema(state, false);
   if (status.ok()) status = ApplyPush(state, batch, options, &summary);
   if (status.ok()) ResultText(ctx, summary);
   return status;
@@ -262,6 +271,12 @@ Status SqlConfig(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3
 // is, which is every row but the one apply_push is writing: what a user's
 // trigger writes during an apply is a local write.
 Status SqlCapturing(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  // The first captured row after a schema change brings capture in line
+  // (ddl.cc); every other row pays one test of the flag.
+  if (state.schema_dirty) {
+    Status status = SyncSchema(state, true);
+    if (!status.ok()) return status;
+  }
   bool capturing = state.applying == 0;
   if (!capturing && argc == 2) {
     const core::Value* applied = state.applied_key;
@@ -425,6 +440,12 @@ extern "C" __attribute__((visibility("default"))) int sqlite3_syncline_init(sqli
       }
     }
   }
+  // The authorizer notes the app's schema changes and refuses writes that
+  // would go uncaptured (ddl.cc); its cost is at prepare time, not per row.
+  sqlite3_set_authorizer(db, AuthorizeForCapture, state);
+  // Brings triggers made by an older build, or left behind by another
+  // connection's migration, in line now if the file can be written.
+  (void)SyncSchema(*state, false);
   ReleaseState(state);  // drop the loader's own reference
   return SQLITE_OK;
 }

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/node_id.h"
+#include "sqlite_extension/ddl.h"
 #include "sqlite_extension/sqlite_util.h"
 
 namespace syncline::sqlite {
@@ -223,7 +224,12 @@ Status FindTracked(sqlite3* db, const char* where, const std::function<void(Stat
   status = stmt.Step(found);
   if (!status.ok() || !*found) return status;
   std::int64_t tid = stmt.ColumnInt(0);
-  status = LoadTableShape(db, stmt.ColumnText(1), out);
+  // Read-only: a table renamed since the last SyncSchema is found by its
+  // triggers (a pull may run where nothing can be written).
+  std::string current;
+  status = ResolveTrackedName(db, stmt.ColumnText(1), &current);
+  if (!status.ok()) return status;
+  status = LoadTableShape(db, current, out);
   if (!status.ok()) return status;
   out->tid = tid;
   return Status::Ok();

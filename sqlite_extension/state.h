@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,18 @@ struct ConnectionState {
   std::string key_buffer;  // reused by syncline_key on every captured write  // syncline_config('clock_skew_ms'):
                            // simulated clock offset
   std::int64_t WallMs() const { return core::WallClockMs() + clock_skew_ms; }
+
+  // Capture against the app's schema changes (ddl.cc, docs/sqlite.md,
+  // "Schema changes"). The authorizer sets `schema_dirty` when this
+  // connection prepares DDL, or a write to a tracked table after another
+  // connection committed; the next capture or syncline call then checks.
+  std::int64_t schema_version = -1;  // PRAGMA schema_version when capture was last checked
+  unsigned data_version = 0;         // SQLITE_FCNTL_DATA_VERSION then
+  bool schema_dirty = true;
+  int own_ddl = 0;                // >0 while syncline itself changes triggers
+  std::set<std::string> tracked;  // tracked table names, lower case, as of the last check
+  std::set<std::string> unarmed;  // tracked tables whose capture triggers this connection dropped
+  std::string dropping;           // the table of the DROP TABLE being prepared
 };
 
 // Node ref 0 in syncline_rows always means this database's own node id.

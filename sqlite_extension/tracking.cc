@@ -5,6 +5,7 @@
 
 #include "core/changeset.h"
 #include "core/json.h"
+#include "sqlite_extension/ddl.h"
 #include "sqlite_extension/sqlite_util.h"
 
 namespace syncline::sqlite {
@@ -58,10 +59,7 @@ std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, co
          ", hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + update_where + ";\n";
 }
 
-struct UniqueKeys {
-  std::vector<std::vector<std::string>> keys;  // secondary UNIQUE constraints, by column names
-  std::string expression_index;                // name of a UNIQUE index on expressions, if any
-};
+}  // namespace
 
 Status LoadUniqueKeys(sqlite3* db, const TableInfo& table, UniqueKeys* out) {
   Statement indexes;
@@ -91,11 +89,25 @@ Status LoadUniqueKeys(sqlite3* db, const TableInfo& table, UniqueKeys* out) {
   return Status::Ok();
 }
 
-std::string TriggerName(const char* event, const std::string& table) {
-  return QuoteIdentifier(std::string("syncline_") + event + "_" + table);
-}
+namespace {
 
 constexpr const char* kTriggerEvents[] = {"insert", "update", "rekey", "delete", "guard_insert", "guard_update"};
+
+std::string TriggerName(const char* event, const std::string& table) {
+  return QuoteIdentifier(CaptureTriggerName(event, table));
+}
+
+// One trigger as SQLite keeps it in sqlite_schema.sql (no final semicolon),
+// so that SyncSchema (ddl.cc) can compare the two texts.
+CaptureTrigger Trigger(const char* event, const std::string& table, const std::string& rest) {
+  return {CaptureTriggerName(event, table), "CREATE TRIGGER " + TriggerName(event, table) + rest};
+}
+
+}  // namespace
+
+std::string CaptureTriggerName(const char* event, const std::string& table) {
+  return std::string("syncline_") + event + "_" + table;
+}
 
 std::string DropTriggers(const std::string& table) {
   std::string sql;
@@ -104,7 +116,7 @@ std::string DropTriggers(const std::string& table) {
   return sql;
 }
 
-std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
+std::vector<CaptureTrigger> CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
   const std::string quoted = QuoteIdentifier(table.name);
   const std::string key_new = KeyCall(table, "NEW.");
   const std::string key_old = KeyCall(table, "OLD.");
@@ -124,8 +136,8 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
   // The tombstones take their versions before the write's own upsert: a peer
   // applies them in that order, so the removed rows free their UNIQUE values
   // before the new row takes them.
+  std::vector<CaptureTrigger> out;
   std::string displaced_capture;
-  std::string guards;
   if (!unique.keys.empty()) {
     std::string clash;
     for (const auto& key : unique.keys) {
@@ -139,10 +151,8 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
     }
     std::string note = "INSERT OR IGNORE INTO syncline_displaced(tid, pk) SELECT " + std::to_string(tid) + ", " +
                        KeyCall(table, "") + " FROM " + quoted + " WHERE " + clash + ";\n";
-    guards += "CREATE TRIGGER " + TriggerName("guard_insert", table.name) + " BEFORE INSERT ON " + quoted + when +
-              note + "END;\n";
-    guards += "CREATE TRIGGER " + TriggerName("guard_update", table.name) + " BEFORE UPDATE ON " + quoted + when +
-              note + "END;\n";
+    out.push_back(Trigger("guard_insert", table.name, " BEFORE INSERT ON " + quoted + when + note + "END"));
+    out.push_back(Trigger("guard_update", table.name, " BEFORE UPDATE ON " + quoted + when + note + "END"));
     displaced_capture = MetaUpsert(tid, "d.pk", 1,
                                    "FROM syncline_displaced d WHERE d.tid = " + std::to_string(tid) +
                                        " AND NOT syncline_row_exists(d.tid, d.pk)",
@@ -150,9 +160,9 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
                         "DELETE FROM syncline_displaced WHERE tid = " + std::to_string(tid) + ";\n";
   }
 
-  std::string sql = guards;
-  sql += "CREATE TRIGGER " + TriggerName("insert", table.name) + " AFTER INSERT ON " + quoted + when +
-         displaced_capture + MetaUpsert(tid, key_new, 0, "") + "END;\n";
+  out.push_back(
+      Trigger("insert", table.name,
+              " AFTER INSERT ON " + quoted + when + displaced_capture + MetaUpsert(tid, key_new, 0, "") + "END"));
   // An UPDATE that changes the primary key is a delete of the old key and an
   // upsert of the new one. The delete has its own trigger, UPDATE OF the key
   // columns, so that the common update (of other columns) neither fires it
@@ -160,15 +170,45 @@ std::string CreateTriggers(const TableInfo& table, const UniqueKeys& unique) {
   std::string key_columns;
   for (std::size_t i = 0; i < table.pk.size(); ++i)
     key_columns += (i > 0 ? ", " : "") + QuoteIdentifier(table.columns[table.pk[i]]);
-  sql += "CREATE TRIGGER " + TriggerName("update", table.name) + " AFTER UPDATE ON " + quoted + when +
-         displaced_capture + MetaUpsert(tid, key_new, 0, "") + "END;\n";
-  sql += "CREATE TRIGGER " + TriggerName("rekey", table.name) + " AFTER UPDATE OF " + key_columns + " ON " + quoted +
-         " WHEN " + capturing_old + " AND " + key_old + " IS NOT " + key_new + " BEGIN\n" +
-         MetaUpsert(tid, key_old, 1, "") + "END;\n";
-  sql += "CREATE TRIGGER " + TriggerName("delete", table.name) + " AFTER DELETE ON " + quoted + " WHEN " +
-         capturing_old + " BEGIN\n" + MetaUpsert(tid, key_old, 1, "") + "END;\n";
+  out.push_back(
+      Trigger("update", table.name,
+              " AFTER UPDATE ON " + quoted + when + displaced_capture + MetaUpsert(tid, key_new, 0, "") + "END"));
+  out.push_back(Trigger("rekey", table.name,
+                        " AFTER UPDATE OF " + key_columns + " ON " + quoted + " WHEN " + capturing_old + " AND " +
+                            key_old + " IS NOT " + key_new + " BEGIN\n" + MetaUpsert(tid, key_old, 1, "") + "END"));
+  out.push_back(Trigger("delete", table.name,
+                        " AFTER DELETE ON " + quoted + " WHEN " + capturing_old + " BEGIN\n" +
+                            MetaUpsert(tid, key_old, 1, "") + "END"));
+  return out;
+}
+
+std::vector<CaptureTrigger> BlockingTriggers(const std::string& table, const std::string& message) {
+  std::string raise = " BEGIN SELECT RAISE(ABORT, '";
+  for (char c : message)
+    raise += c == '\'' ? std::string("''") : std::string(1, c);
+  raise += "'); END";
+  const std::string quoted = QuoteIdentifier(table);
+  return {Trigger("insert", table, " BEFORE INSERT ON " + quoted + raise),
+          Trigger("update", table, " BEFORE UPDATE ON " + quoted + raise),
+          Trigger("delete", table, " BEFORE DELETE ON " + quoted + raise)};
+}
+
+std::string TombstoneMissingSql(std::int64_t tid) {
+  const std::string tid_text = std::to_string(tid);
+  return MetaUpsert(tid, "d.pk", 1,
+                    "FROM syncline_rows d WHERE d.tid = " + tid_text +
+                        " AND d.deleted = 0 AND NOT syncline_row_exists(d.tid, d.pk)",
+                    " WHERE deleted = 0");
+}
+
+std::string CreateSql(const std::vector<CaptureTrigger>& triggers) {
+  std::string sql;
+  for (const CaptureTrigger& trigger : triggers)
+    sql += trigger.sql + ";\n";
   return sql;
 }
+
+namespace {
 
 Status CheckTrackOptions(const std::string& options) {
   if (options.empty()) return Status::Ok();
@@ -182,6 +222,16 @@ Status CheckTrackOptions(const std::string& options) {
 }
 
 }  // namespace
+
+std::string PkColumnsJson(const TableInfo& table) {
+  std::string out;
+  core::JsonWriter writer(&out);
+  writer.BeginArray();
+  for (int index : table.pk)
+    writer.String(table.columns[index]);
+  writer.EndArray();
+  return out;
+}
 
 std::string KeyPredicate(const TableInfo& table) {
   std::string sql;
@@ -219,12 +269,7 @@ Status Track(ConnectionState& state, const std::string& name, const std::string&
   Savepoint savepoint(db, "syncline_track");
   if (!savepoint.status().ok()) return savepoint.status();
 
-  std::string pk_columns;
-  core::JsonWriter writer(&pk_columns);
-  writer.BeginArray();
-  for (int index : table.pk)
-    writer.String(table.columns[index]);
-  writer.EndArray();
+  const std::string pk_columns = PkColumnsJson(table);
 
   Statement insert;
   status = insert.Prepare(db, "INSERT INTO syncline_tables(name, pk_columns) VALUES (?1, ?2) "
@@ -239,7 +284,8 @@ Status Track(ConnectionState& state, const std::string& name, const std::string&
   insert = Statement();
 
   // Re-tracking refreshes the triggers (the table's keys may have changed).
-  status = Exec(db, DropTriggers(table.name) + CreateTriggers(table, unique));
+  OwnDdl own(state);
+  status = Exec(db, DropTriggers(table.name) + CreateSql(CreateTriggers(table, unique)));
   if (!status.ok()) return status;
 
   // Backfill: every existing row gets metadata so that it syncs too. A row
@@ -292,6 +338,7 @@ Status Untrack(ConnectionState& state, const std::string& name, bool* was_tracke
 
   Savepoint savepoint(db, "syncline_untrack");
   if (!savepoint.status().ok()) return savepoint.status();
+  OwnDdl own(state);
   // Versions must never be reused, or a peer holding a cursor past them would
   // skip new changes: when the rows removed hold the highest version, a
   // sentinel row (tid 0, never pulled) keeps it.

@@ -11,6 +11,32 @@
 
 namespace syncline::sqlite {
 
+// A table's secondary UNIQUE constraints (the REPLACE guard covers them).
+struct UniqueKeys {
+  std::vector<std::vector<std::string>> keys;  // by column names
+  std::string expression_index;                // name of a UNIQUE index on expressions, if any
+};
+core::Status LoadUniqueKeys(sqlite3* db, const TableInfo& table, UniqueKeys* out);
+
+// A capture trigger, `sql` as SQLite keeps it in sqlite_schema.
+struct CaptureTrigger {
+  std::string name;
+  std::string sql;
+};
+// "syncline_<event>_<table>", unquoted.
+std::string CaptureTriggerName(const char* event, const std::string& table);
+// The capture triggers of a table as it is now (docs/sqlite.md, "Capture").
+std::vector<CaptureTrigger> CreateTriggers(const TableInfo& table, const UniqueKeys& unique);
+// Triggers that refuse every write to `table` with `message` (a table whose
+// metadata no longer matches its primary key).
+std::vector<CaptureTrigger> BlockingTriggers(const std::string& table, const std::string& message);
+std::string CreateSql(const std::vector<CaptureTrigger>& triggers);
+// SQL that gives a tombstone to every row of table `tid` that the metadata
+// holds as live but that is gone (removed without capture).
+std::string TombstoneMissingSql(std::int64_t tid);
+// Drops every capture (or blocking) trigger named after `table`.
+std::string DropTriggers(const std::string& table);
+
 core::Status Track(ConnectionState& state, const std::string& table, const std::string& options, std::string* result);
 core::Status Untrack(ConnectionState& state, const std::string& table, bool* was_tracked);
 
@@ -32,6 +58,9 @@ std::string MetadataKeyText(const core::Value& stored);
 
 // Whether a tracked table still holds the row with this metadata key.
 core::Status RowExists(sqlite3* db, std::int64_t tid, const core::Value& key, bool* exists);
+
+// syncline_tables.pk_columns: the key's column names, a JSON array.
+std::string PkColumnsJson(const TableInfo& table);
 
 // SQL to select a row by its primary key, parameters ?1..?n in key order.
 std::string KeyPredicate(const TableInfo& table);
