@@ -22,6 +22,12 @@ namespace {
 
 Status Invalid(std::string message) { return Status(Code::kInvalidInput, std::move(message)); }
 
+bool SchemaVersion(std::string_view literal, std::int64_t* out) {
+  if (literal.empty() || literal.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  auto [ptr, ec] = std::from_chars(literal.data(), literal.data() + literal.size(), *out);
+  return ec == std::errc() && ptr == literal.data() + literal.size();
+}
+
 }  // namespace
 
 Status DecodeNumber(std::string_view literal, Value* out) {
@@ -240,7 +246,8 @@ Status DecodeBatchTree(std::string_view text, Batch* out) {
   if (!json.is_object()) return Invalid("batch: must be a JSON object");
   for (const auto& member : json.members) {
     const std::string& name = member.first;
-    if (name != "format" && name != "source" && name != "cursor" && name != "has_more" && name != "changes")
+    if (name != "format" && name != "source" && name != "cursor" && name != "has_more" && name != "changes" &&
+        name != "schema_version" && name != "schema")
       return Invalid("batch: unknown field \"" + name + "\"");
   }
 
@@ -264,6 +271,14 @@ Status DecodeBatchTree(std::string_view text, Batch* out) {
     if (has_more->kind != Json::Kind::kTrue && has_more->kind != Json::Kind::kFalse)
       return Invalid("batch: \"has_more\" must be a boolean");
     out->has_more = has_more->kind == Json::Kind::kTrue;
+  }
+  if (const Json* version = json.Find("schema_version"); version != nullptr) {
+    if (!version->is_number() || !SchemaVersion(version->text, &out->schema_version))
+      return Invalid("batch: \"schema_version\" must be a non-negative integer");
+  }
+  if (const Json* schema = json.Find("schema"); schema != nullptr) {
+    if (!schema->is_object()) return Invalid("batch: \"schema\" must be an object");
+    out->schema = JsonText(*schema);
   }
 
   const Json* changes = json.Find("changes");
@@ -297,6 +312,7 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
   explicit BatchReader(Batch* out) : out_(out) {}
 
   bool Null() {
+    if (where_ == Where::kSchema) return schema_.Null(), true;
     switch (where_) {
       case Where::kTop:
         if (field_ != kCursor) return false;
@@ -311,6 +327,7 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
   }
 
   bool Bool(bool b) {
+    if (where_ == Where::kSchema) return schema_.Bool(b), true;
     if (where_ == Where::kTop && field_ == kHasMore) {
       out_->has_more = b;
       return true;
@@ -322,8 +339,10 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
 
   bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
     std::string_view literal(str, length);
+    if (where_ == Where::kSchema) return schema_.Raw(literal), true;
     if (where_ == Where::kColumns) return DecodeNumber(literal, &columns_->back().value).ok();
     if (where_ == Where::kTop && field_ == kFormat) return literal == std::to_string(kBatchFormat);
+    if (where_ == Where::kTop && field_ == kSchemaVersion) return SchemaVersion(literal, &out_->schema_version);
     if (where_ != Where::kChange || field_ != kClock) return false;
     if (literal.find_first_of(".eE") != std::string_view::npos) return false;
     auto [ptr, ec] = std::from_chars(literal.data(), literal.data() + literal.size(), change_->clock);
@@ -336,6 +355,7 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
     // UTF-8 (see TreeBuilder in json.cc).
     if (!IsValidUtf8(text)) return false;
     switch (where_) {
+      case Where::kSchema: schema_.String(text); return true;
       case Where::kTop:
         if (field_ == kSource) return Canonical(text, &out_->source);
         if (field_ != kCursor) return false;
@@ -391,6 +411,16 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
   bool StartObject() {
     switch (where_) {
       case Where::kStart: where_ = Where::kTop; return true;
+      case Where::kTop:
+        if (field_ != kSchema) return false;
+        where_ = Where::kSchema;
+        schema_depth_ = 1;
+        schema_.BeginObject();
+        return true;
+      case Where::kSchema:
+        if (++schema_depth_ >= kMaxJsonDepth) return false;
+        schema_.BeginObject();
+        return true;
       case Where::kChanges:
         out_->changes.emplace_back();
         change_ = &out_->changes.back();
@@ -419,6 +449,10 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
   bool Key(const char* str, rapidjson::SizeType length, bool) {
     std::string_view key(str, length);
     switch (where_) {
+      case Where::kSchema:
+        if (!IsValidUtf8(key)) return false;
+        schema_.Key(key);
+        return true;
       case Where::kTop: return Field(key, kTopFields, &top_seen_);
       case Where::kChange: return Field(key, kChangeFields, &seen_);
       case Where::kColumns:
@@ -439,6 +473,10 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
 
   bool EndObject(rapidjson::SizeType) {
     switch (where_) {
+      case Where::kSchema:
+        schema_.EndObject();
+        if (--schema_depth_ == 0) where_ = Where::kTop;
+        return true;
       case Where::kTop:
         where_ = Where::kDone;
         return (top_seen_ & Bit(kFormat)) && (top_seen_ & Bit(kSource)) && (top_seen_ & Bit(kChanges));
@@ -453,12 +491,22 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
   }
 
   bool StartArray() {
+    if (where_ == Where::kSchema) {
+      if (++schema_depth_ >= kMaxJsonDepth) return false;
+      schema_.BeginArray();
+      return true;
+    }
     if (where_ != Where::kTop || field_ != kChanges) return false;
     where_ = Where::kChanges;
     return true;
   }
 
   bool EndArray(rapidjson::SizeType) {
+    if (where_ == Where::kSchema) {
+      schema_.EndArray();
+      --schema_depth_;
+      return true;
+    }
     if (where_ != Where::kChanges) return false;
     where_ = Where::kTop;
     return true;
@@ -469,15 +517,34 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
  private:
   // Where the next event lands: the containers of an accepted batch, from
   // the outside in.
-  enum class Where { kStart, kTop, kChanges, kChange, kColumns, kTagged, kDone };
+  // kSchema: inside the schema document, copied as it comes.
+  enum class Where { kStart, kTop, kChanges, kChange, kColumns, kTagged, kSchema, kDone };
   // Field numbers: the batch's, then the change's.
-  enum FieldId { kFormat, kSource, kCursor, kHasMore, kChanges, kTable, kOp, kPk, kRow, kClock, kHlc, kNode, kNone };
+  enum FieldId {
+    kFormat,
+    kSource,
+    kCursor,
+    kHasMore,
+    kChanges,
+    kSchemaVersion,
+    kSchema,
+    kTable,
+    kOp,
+    kPk,
+    kRow,
+    kClock,
+    kHlc,
+    kNode,
+    kNone
+  };
   struct FieldName {
     std::string_view name;
     FieldId id;
   };
-  static constexpr FieldName kTopFields[] = {
-      {"format", kFormat}, {"source", kSource}, {"cursor", kCursor}, {"has_more", kHasMore}, {"changes", kChanges}};
+  static constexpr FieldName kTopFields[] = {{"format", kFormat},   {"source", kSource},
+                                             {"cursor", kCursor},   {"has_more", kHasMore},
+                                             {"changes", kChanges}, {"schema_version", kSchemaVersion},
+                                             {"schema", kSchema}};
   static constexpr FieldName kChangeFields[] = {{"table", kTable}, {"op", kOp},   {"pk", kPk},    {"row", kRow},
                                                 {"clock", kClock}, {"hlc", kHlc}, {"node", kNode}};
 
@@ -522,6 +589,8 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
 
   Batch* out_;
   Where where_ = Where::kStart;
+  JsonWriter schema_{&out_->schema};
+  int schema_depth_ = 0;
   FieldId field_ = kNone;  // the field whose value comes next
   unsigned top_seen_ = 0;  // Bit() of the batch fields read so far
   unsigned seen_ = 0;      // ... and of the current change's
@@ -622,8 +691,21 @@ Status BatchWriter::AddToPage(const Change& change, std::size_t max_bytes, bool*
                 "then, the pull stops at it.");
 }
 
+void BatchWriter::SetSchema(std::int64_t version, std::string document) {
+  schema_version_ = version;
+  schema_ = std::move(document);
+}
+
 std::string BatchWriter::Finish(std::string_view cursor, bool has_more) {
   writer_.EndArray();
+  if (schema_version_ >= 0) {
+    writer_.Key("schema_version");
+    writer_.Int(schema_version_);
+  }
+  if (!schema_.empty()) {
+    writer_.Key("schema");
+    writer_.Raw(schema_);
+  }
   writer_.Key("cursor");
   writer_.String(cursor);
   writer_.Key("has_more");

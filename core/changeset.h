@@ -50,6 +50,12 @@ struct Batch {
   std::string cursor;  // where the producer's pull ended; may be empty
   bool has_more = false;
   std::vector<Change> changes;
+  // A pull's page for a reader that named its schema version (pull option
+  // "schema"): the server's schema version, and its schema document when the
+  // reader's is older (docs/protocol.md, "Schema changes"). -1 and empty
+  // when absent.
+  std::int64_t schema_version = -1;
+  std::string schema;  // the document's JSON text
 };
 
 // "change 3 (table \"notes\"): " — the prefix of every per-change error.
@@ -99,6 +105,9 @@ class BatchWriter {
   // kMaxBatchBytes, which no reader accepts: that change is an error naming
   // its table and key, and it is left out.
   Status AddToPage(const Change& change, std::size_t max_bytes, bool* added);
+  // Pages for a reader that named its schema version: the server's version,
+  // and its schema document (JSON text; empty: none), written by Finish.
+  void SetSchema(std::int64_t version, std::string document);
   std::string Finish(std::string_view cursor, bool has_more);
   std::size_t count() const { return count_; }
   // The size the batch would have if finished now (with any cursor an
@@ -113,6 +122,8 @@ class BatchWriter {
   std::string out_;
   JsonWriter writer_;
   std::size_t count_ = 0;
+  std::int64_t schema_version_ = -1;
+  std::string schema_;
 };
 
 // A row's identity inside metadata: its primary key values as a JSON array in

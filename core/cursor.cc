@@ -38,6 +38,12 @@ Status ParsePullOptions(std::string_view text, PullOptions* out) {
         return Status(Code::kInvalidInput,
                       "options: \"max_bytes\" must be an integer from 1 to " + std::to_string(kMaxBatchBytes));
       out->max_bytes = static_cast<std::size_t>(bytes.integer);
+    } else if (key == "schema") {
+      Value version;
+      if (!value.is_number() || !DecodeValue(value, &version).ok() || version.type != Value::Type::kInteger ||
+          version.integer < 0)
+        return Status(Code::kInvalidInput, "options: \"schema\" must be a schema version (an integer from 0)");
+      out->schema = version.integer;
     } else {
       return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\"");
     }
@@ -46,7 +52,8 @@ Status ParsePullOptions(std::string_view text, PullOptions* out) {
 }
 
 std::string FilterFingerprint(const PullOptions& options) {
-  // max_bytes is left out: a cursor stays valid whatever page size follows it.
+  // max_bytes and schema are left out: a cursor stays valid whatever page
+  // size follows it, and across schema versions.
   std::string canonical;
   if (options.local_only) canonical += "origin=local\n";
   if (!options.exclude_origin.empty()) canonical += "exclude_origin=" + options.exclude_origin + "\n";

@@ -26,6 +26,10 @@ struct PullOptions {
   // {"max_bytes": n}: where a page stops (BatchWriter::AddToPage). Not part of
   // the filter: it changes how rows are cut into pages, not which rows.
   std::size_t max_bytes = kMaxPageBytes;
+  // {"schema": n}: the schema version the reader has; pages then carry the
+  // server's, and its schema document when n is older (docs/protocol.md,
+  // "Schema changes"). -1 when absent. Not part of the filter either.
+  std::int64_t schema = -1;
 };
 
 // Parses pull options; an empty or NULL text means no options. Unknown keys

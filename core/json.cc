@@ -30,6 +30,41 @@ const char* JsonKindName(Json::Kind kind) {
 
 namespace {
 
+void WriteJson(JsonWriter& writer, const Json& json) {
+  switch (json.kind) {
+    case Json::Kind::kNull: writer.Null(); return;
+    case Json::Kind::kFalse: writer.Bool(false); return;
+    case Json::Kind::kTrue: writer.Bool(true); return;
+    case Json::Kind::kNumber: writer.Raw(json.text); return;
+    case Json::Kind::kString: writer.String(json.text); return;
+    case Json::Kind::kArray:
+      writer.BeginArray();
+      for (const Json& item : json.items)
+        WriteJson(writer, item);
+      writer.EndArray();
+      return;
+    case Json::Kind::kObject:
+      writer.BeginObject();
+      for (const auto& member : json.members) {
+        writer.Key(member.first);
+        WriteJson(writer, member.second);
+      }
+      writer.EndObject();
+      return;
+  }
+}
+
+}  // namespace
+
+std::string JsonText(const Json& json) {
+  std::string text;
+  JsonWriter writer(&text);
+  WriteJson(writer, json);
+  return text;
+}
+
+namespace {
+
 // Builds a Json tree from SAX events. The stack holds the containers being
 // filled; a value goes into the top container (or becomes the root).
 class TreeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TreeBuilder> {

@@ -43,6 +43,8 @@ inline constexpr int kMaxJsonDepth = 64;
 Status ParseJson(std::string_view input, Json* out);
 
 const char* JsonKindName(Json::Kind kind);
+// A tree back as JSON text (members in their order; numbers as read).
+std::string JsonText(const Json& json);
 
 bool IsValidUtf8(std::string_view bytes);
 // Valid UTF-8 with no control character but tab, line feed and carriage

@@ -28,25 +28,41 @@ std::size_t FindColumn(const std::vector<std::string>& names, const std::string&
   return c;
 }
 
+constexpr std::size_t kNoColumn = static_cast<std::size_t>(-1);
+constexpr std::size_t kDroppedColumn = static_cast<std::size_t>(-2);
+
+// The column a change names: by its name, else by a former name; or
+// kDroppedColumn for a dropped one, or kNoColumn.
+std::size_t ResolveColumn(const MergeTable& table, const std::string& name, std::size_t hint) {
+  std::size_t c = FindColumn(table.columns, name, hint);
+  if (c < table.columns.size()) return c;
+  for (auto it = table.former_names.rbegin(); it != table.former_names.rend(); ++it)
+    if (it->first == name) return static_cast<std::size_t>(it->second);
+  for (const std::string& dropped : table.dropped)
+    if (dropped == name) return kDroppedColumn;
+  return kNoColumn;
+}
+
 // Maps a change's "pk" and "row" onto its table: exactly the key columns,
-// and every column of an upsert's row, each once.
-Status MapChange(MergeChange& out) {
+// and every column of an upsert's row, each once. Former names map to
+// their columns; values of dropped columns are left out (`ignored`); a row
+// may lack columns where the table allows it.
+Status MapChange(MergeChange& out, std::vector<std::string>* ignored) {
   const MergeTable& table = *out.table;
   const Change& change = *out.change;
   out.key.assign(table.pk.size(), nullptr);
   for (std::size_t i = 0; i < change.pk.size(); ++i) {
     const ColumnValue& column = change.pk[i];
+    const std::size_t c = ResolveColumn(table, column.column, i < table.pk.size() ? table.pk[i] : 0);
     std::size_t k = 0;
-    if (i < table.pk.size() && table.columns[table.pk[i]] == column.column) {
-      k = i;
-    } else {
-      while (k < table.pk.size() && table.columns[table.pk[k]] != column.column)
-        ++k;
-    }
+    while (k < table.pk.size() && static_cast<std::size_t>(table.pk[k]) != c)
+      ++k;
     if (k == table.pk.size())
       return Status(Code::kUndefinedColumn, "\"pk\" names column \"" + column.column +
                                                 "\", which is not in the table's primary key (" + KeyNames(table) +
                                                 ")");
+    if (out.key[k] != nullptr)
+      return Status(Code::kInvalidInput, "\"pk\" names column \"" + table.columns[c] + "\" twice");
     if (column.value.type == Value::Type::kNull)
       return Status(Code::kInvalidInput, "primary key column \"" + column.column + "\" is null");
     out.key[k] = &column.value;
@@ -56,17 +72,35 @@ Status MapChange(MergeChange& out) {
       return Status(Code::kUndefinedColumn, "\"pk\" lacks primary key column \"" + table.columns[table.pk[k]] + "\"");
   }
   out.row.clear();
+  out.partial = false;
   if (change.op == Op::kDelete) return Status::Ok();
   out.row.assign(table.columns.size(), nullptr);
+  // A column under its own name wins over one sent under a former name.
+  std::vector<bool> by_former(table.columns.size(), false);
   for (std::size_t i = 0; i < change.row.size(); ++i) {
     const ColumnValue& column = change.row[i];
-    std::size_t c = FindColumn(table.columns, column.column, i);
-    if (c == table.columns.size()) return Status(Code::kUndefinedColumn, "unknown column \"" + column.column + "\"");
+    std::size_t c = ResolveColumn(table, column.column, i);
+    if (c == kNoColumn) return Status(Code::kUndefinedColumn, "unknown column \"" + column.column + "\"");
+    if (c == kDroppedColumn) {
+      ignored->push_back(column.column);
+      continue;
+    }
+    const bool former = table.columns[c] != column.column;
+    if (out.row[c] != nullptr) {
+      if (former) continue;
+      if (!by_former[c]) return Status(Code::kInvalidInput, "\"row\" holds column \"" + table.columns[c] + "\" twice");
+    }
     out.row[c] = &column.value;
+    by_former[c] = former;
   }
   for (std::size_t c = 0; c < table.columns.size(); ++c) {
-    if (out.row[c] == nullptr)
+    if (out.row[c] != nullptr) continue;
+    bool in_key = false;
+    for (int k : table.pk)
+      in_key = in_key || static_cast<std::size_t>(k) == c;
+    if (!table.partial_rows || in_key)
       return Status(Code::kUndefinedColumn, "\"row\" lacks column \"" + table.columns[c] + "\"");
+    out.partial = true;
   }
   // The key columns of "row" are the key: a change cannot say two things.
   for (std::size_t k = 0; k < table.pk.size(); ++k) {
@@ -80,8 +114,10 @@ Status MapChange(MergeChange& out) {
 // Two changes of one row with the same stamp in one batch: the same write?
 bool SameWrite(const MergeChange& a, const MergeChange& b) {
   if (a.change->op != b.change->op) return false;
-  for (std::size_t c = 0; c < a.row.size(); ++c)
-    if (!SameValue(*a.row[c], *b.row[c])) return false;
+  for (std::size_t c = 0; c < a.row.size(); ++c) {
+    if ((a.row[c] == nullptr) != (b.row[c] == nullptr)) return false;
+    if (a.row[c] != nullptr && !SameValue(*a.row[c], *b.row[c])) return false;
+  }
   return true;
 }
 
@@ -188,6 +224,13 @@ std::string Summary(const Batch& batch, const MergeResult& result, bool count_re
   if (count_rewritten) {
     out.Key("rewritten");
     out.Int(result.rewritten);
+  }
+  if (!result.ignored_columns.empty()) {
+    out.Key("ignored_columns");
+    out.BeginArray();
+    for (const std::string& column : result.ignored_columns)
+      out.String(column);
+    out.EndArray();
   }
   if (!result.refusals.empty()) {
     out.Key("refused");
@@ -318,6 +361,11 @@ class Merger {
   }
 
  private:
+  void NoteIgnored(const std::string& column) {
+    std::vector<std::string>& ignored = result_->ignored_columns;
+    if (std::find(ignored.begin(), ignored.end(), column) == ignored.end()) ignored.push_back(column);
+  }
+
   // Maps every change onto its table and checks its stamp first: a
   // malformed change is reported before anything is read or written.
   Status PrepareAll() {
@@ -327,7 +375,10 @@ class Merger {
       change.index = i;
       change.change = &batch_.changes[i];
       Status status = store_.Table(change.change->table, &change.table);
-      if (status.ok()) status = MapChange(change);
+      std::vector<std::string> ignored;
+      if (status.ok()) status = MapChange(change, &ignored);
+      for (const std::string& column : ignored)
+        NoteIgnored(change.change->table + "." + column);
       if (status.ok()) status = store_.Prepare(change);
       if (status.ok()) status = CheckStamp(change);
       if (!status.ok() && !Refused(change, WithContext(status, change), /*forget=*/true)) {

@@ -26,6 +26,15 @@ namespace syncline::core {
 struct MergeTable {
   std::vector<std::string> columns;  // synced columns, table order
   std::vector<int> pk;               // indexes into columns, primary key order
+  // The table's schema history, for changes from a node behind it
+  // (docs/protocol.md, "Schema changes"): former names of its columns, newest
+  // rename last (a name in `columns` always means that column), and the
+  // names of dropped columns, whose values are ignored.
+  std::vector<std::pair<std::string, int>> former_names;
+  std::vector<std::string> dropped;
+  // An upsert may lack columns (its sender has not added them yet): the
+  // store keeps the row's values of those, or the defaults for a new row.
+  bool partial_rows = false;
 };
 
 // A row's current version: stored, or written earlier in the same batch.
@@ -42,7 +51,8 @@ struct MergeChange {
   const Change* change = nullptr;
   MergeTable* table = nullptr;
   std::vector<const Value*> key;  // the key as sent, primary key order
-  std::vector<const Value*> row;  // the row as sent, table order; empty for deletes
+  std::vector<const Value*> row;  // the row as sent, table order (null: a column it lacks); empty for deletes
+  bool partial = false;           // the row lacks columns (MergeTable::partial_rows)
   // Set by MergeStore::Prepare: the row's metadata key, and the key as sent
   // when the engine stores the row under another one (a canonical form),
   // which then gets a tombstone so that the sender drops its copy.
@@ -145,6 +155,8 @@ struct MergeResult {
   std::int64_t skipped = 0;
   std::int64_t rewritten = 0;
   std::vector<Refusal> refusals;
+  // Values of dropped columns that were ignored, as "table.column", each once.
+  std::vector<std::string> ignored_columns;
   std::string summary;  // apply_push's answer
   // The change whose write the engine refused when the merge failed there
   // (the engine may hold its own error for it), or SIZE_MAX.

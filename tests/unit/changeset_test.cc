@@ -140,6 +140,8 @@ void ExpectSameBatch(const Batch& a, const Batch& b) {
   EXPECT_EQ(a.source, b.source);
   EXPECT_EQ(a.cursor, b.cursor);
   EXPECT_EQ(a.has_more, b.has_more);
+  EXPECT_EQ(a.schema_version, b.schema_version);
+  EXPECT_EQ(a.schema, b.schema);
   ASSERT_EQ(a.changes.size(), b.changes.size());
   for (std::size_t i = 0; i < a.changes.size(); ++i) {
     const Change &x = a.changes[i], &y = b.changes[i];
@@ -1097,3 +1099,38 @@ TEST(BatchHeader, RefusesWhatIsNoBatch) {
 }
 
 }  // namespace
+
+// A page for a reader that named its schema version carries the server's
+// version, and its schema document when the reader's is older; both read
+// back, through the streaming reader (the version alone) and the tree.
+TEST(ChangesetSchema, PagesCarryTheSchema) {
+  BatchWriter writer(kSource);
+  writer.SetSchema(7, R"({"version":7,"tables":[],"changes":[]})");
+  const std::string text = writer.Finish("c", false);
+  EXPECT_EQ(text, R"({"format":1,"source":")" + kSource +
+                      R"(","changes":[],"schema_version":7,"schema":{"version":7,"tables":[],"changes":[]},)"
+                      R"("cursor":"c","has_more":false})");
+  Batch batch;
+  ASSERT_TRUE(DecodeText(text, &batch).ok());
+  EXPECT_EQ(batch.schema_version, 7);
+  EXPECT_EQ(batch.schema, R"({"version":7,"tables":[],"changes":[]})");
+
+  BatchWriter version_only(kSource);
+  version_only.SetSchema(3, "");
+  const std::string page = version_only.Finish("", false);
+  Batch streamed;
+  ASSERT_TRUE(DecodeBatchStreaming(page, &streamed)) << page;
+  EXPECT_EQ(streamed.schema_version, 3);
+  EXPECT_EQ(streamed.schema, "");
+  Batch plain;
+  ASSERT_TRUE(DecodeText(BatchOf({ChangeJson().Text()}), &plain).ok());
+  EXPECT_EQ(plain.schema_version, -1);
+}
+
+TEST(ChangesetSchema, BadSchemaFields) {
+  const std::string head = R"({"format":1,"source":")" + kSource + R"(","changes":[],)";
+  ExpectBadBatch(head + R"("schema_version":-1})", "\"schema_version\" must be a non-negative integer");
+  ExpectBadBatch(head + R"("schema_version":1.5})", "\"schema_version\" must be a non-negative integer");
+  ExpectBadBatch(head + R"("schema_version":"1"})", "\"schema_version\" must be a non-negative integer");
+  ExpectBadBatch(head + R"("schema":[]})", "\"schema\" must be an object");
+}

@@ -34,7 +34,8 @@ void ExpectBadOptions(const std::string& text, const std::string& why) {
 }
 
 bool IsDefault(const PullOptions& o) {
-  return !o.local_only && o.exclude_origin.empty() && o.scope.empty() && !o.has_scope && o.max_bytes == kMaxPageBytes;
+  return !o.local_only && o.exclude_origin.empty() && o.scope.empty() && !o.has_scope && o.max_bytes == kMaxPageBytes &&
+         o.schema == -1;
 }
 
 // ---------------------------------------------------------------- options
@@ -52,6 +53,7 @@ TEST(PullOptionsTest, ParseResetsTheOutput) {
   options.scope = "1";
   options.has_scope = true;
   options.max_bytes = 10;
+  options.schema = 3;
   ASSERT_TRUE(ParsePullOptions("{}", &options).ok());
   EXPECT_TRUE(IsDefault(options));
 }
@@ -110,6 +112,16 @@ TEST(PullOptionsTest, MaxBytes) {
   for (const char* bad : {"0", "-1", "1.5", "1e3", "\"100\"", "null", "true", "67108865", "9223372036854775808"})
     ExpectBadOptions(std::string(R"({"max_bytes":)") + bad + "}",
                      "\"max_bytes\" must be an integer from 1 to 67108864");
+}
+
+TEST(PullOptionsTest, SchemaVersionIsNotPartOfTheFilter) {
+  EXPECT_EQ(Parse("{}").schema, -1);
+  EXPECT_EQ(Parse(R"({"schema":0})").schema, 0);
+  EXPECT_EQ(Parse(R"({"schema":12,"origin":"local"})").schema, 12);
+  EXPECT_EQ(FilterFingerprint(Parse(R"({"schema":12,"origin":"local"})")),
+            FilterFingerprint(Parse(R"({"origin":"local"})")));
+  for (const char* bad : {"-1", "1.5", "\"1\"", "null"})
+    ExpectBadOptions(std::string(R"({"schema":)") + bad + "}", "\"schema\" must be a schema version");
 }
 
 TEST(PullOptionsTest, Rejections) {

@@ -248,11 +248,19 @@ class MemoryStore : public MergeStore {
   static RowId IdOf(const MergeChange& change) { return {Of(change).name, change.meta_key.bytes}; }
 
   // The row as this store keeps it: the key as stored, trimmed text.
-  static std::vector<Value> StoredForm(const MergeChange& change, bool* rewritten) {
+  // A column the change lacks keeps the stored row's value (null for a new
+  // row, the default of every column here), which makes the row a rewrite.
+  std::vector<Value> StoredForm(const MergeChange& change, bool* rewritten) const {
     const MemTable& table = Of(change);
+    auto stored = state.rows.find(IdOf(change));
     std::vector<Value> row;
-    for (const Value* value : change.row)
-      row.push_back(*value);
+    for (std::size_t c = 0; c < change.row.size(); ++c) {
+      if (change.row[c] != nullptr)
+        row.push_back(*change.row[c]);
+      else
+        row.push_back(stored != state.rows.end() ? stored->second[c] : Value::Null());
+    }
+    *rewritten = change.partial;
     for (std::size_t k = 0; k < table.pk.size(); ++k)
       row[table.pk[k]] = *change.key[k];
     if (table.trim >= 0 && row[table.trim].type == Value::Type::kText) {
@@ -260,7 +268,7 @@ class MemoryStore : public MergeStore {
       std::size_t begin = text.find_first_not_of(' ');
       std::string trimmed =
           begin == std::string::npos ? "" : text.substr(begin, text.find_last_not_of(' ') + 1 - begin);
-      *rewritten = trimmed != text;
+      *rewritten = *rewritten || trimmed != text;
       text = trimmed;
     }
     return row;
@@ -1287,4 +1295,71 @@ TEST(MergeConflicts, DeviceTrustsItsServerAndSkipsWhatItCannotStore) {
   EXPECT_FALSE(result.refusals[0].answered);
   EXPECT_EQ(VersionOf(phone, "users", Key(T("u2"))), nullptr);
   EXPECT_EQ(phone.received, At(24 * 3600 * 1000));
+}
+
+// ---------------------------------------------------------------- schema history
+
+// A sender behind the table's schema (docs/protocol.md, "Schema changes"):
+// a former column name maps to its column, a dropped column's value is
+// ignored and reported, and a row lacking a column keeps the stored value
+// (or the default) as a rewrite above the sent stamp, where the table
+// allows partial rows.
+TEST(MergeSchema, FormerNamesDroppedColumnsAndPartialRows) {
+  MemoryStore store = Replica();
+  MemTable& notes = store.table("notes");
+  notes.former_names = {{"heading", 1}, {"count", 2}};
+  notes.dropped = {"colour"};
+  notes.partial_rows = true;
+  ASSERT_TRUE(Apply(store, MakeBatch({Note("a", "first", At(1), kNodeA)})).ok());
+
+  MergeResult result;
+  Status status =
+      Apply(store,
+            MakeBatch({Upsert("notes", {{"id", T("a")}},
+                              {{"id", T("a")}, {"heading", T("renamed")}, {"colour", T("red")}}, At(2), kNodeB),
+                       Upsert("notes", {{"id", T("b")}}, {{"id", T("b")}, {"count", I(5)}}, At(2), kNodeB)}),
+            &result);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(result.applied, 2);
+  EXPECT_EQ(result.rewritten, 2);
+  ASSERT_EQ(result.ignored_columns, std::vector<std::string>{"notes.colour"});
+  EXPECT_NE(result.summary.find(R"("ignored_columns":["notes.colour"])"), std::string::npos) << result.summary;
+  std::string key;
+  ASSERT_TRUE(EncodeKey({T("a")}, &key).ok());
+  const std::vector<Value>* row = RowOf(store, "notes", key);
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(Describe((*row)[1]), "text \"renamed\"");
+  EXPECT_EQ(Describe((*row)[2]), "integer 1");  // kept: the sender lacks the column
+  const StoredVersion& version = store.state.versions.at({"notes", key});
+  EXPECT_EQ(version.hlc, At(2) + 1);  // the least stamp above the sent one
+  EXPECT_EQ(version.node, kLocal);
+  ASSERT_TRUE(EncodeKey({T("b")}, &key).ok());
+  row = RowOf(store, "notes", key);
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(Describe((*row)[1]), "null null");  // a new row: the default
+  EXPECT_EQ(Describe((*row)[2]), "integer 5");
+}
+
+TEST(MergeSchema, CurrentNameWinsAndPartialRowsNeedTheTablesConsent) {
+  MemoryStore store = Replica();
+  MemTable& notes = store.table("notes");
+  notes.former_names = {{"heading", 1}};
+  Status status = Apply(
+      store,
+      MakeBatch({Upsert("notes", {{"id", T("a")}},
+                        {{"id", T("a")}, {"heading", T("old")}, {"title", T("new")}, {"n", I(1)}}, At(1), kNodeA)}));
+  ASSERT_TRUE(status.ok()) << status.message();
+  std::string key;
+  ASSERT_TRUE(EncodeKey({T("a")}, &key).ok());
+  EXPECT_EQ(Describe((*RowOf(store, "notes", key))[1]), "text \"new\"");
+
+  // Without partial rows, a lacking column is still an error; a lacking key
+  // column always is.
+  status =
+      Apply(store, MakeBatch({Upsert("notes", {{"id", T("b")}}, {{"id", T("b")}, {"title", T("x")}}, At(2), kNodeA)}));
+  EXPECT_EQ(status.message(), "change 0 (table \"notes\"): \"row\" lacks column \"n\"");
+  notes.partial_rows = true;
+  status = Apply(
+      store, MakeBatch({Upsert("pairs", {{"a", I(1)}, {"b", T("x")}}, {{"b", T("x")}, {"val", I(0)}}, At(2), kNodeA)}));
+  EXPECT_EQ(status.message(), "change 0 (table \"pairs\"): \"row\" lacks column \"a\"");
 }
