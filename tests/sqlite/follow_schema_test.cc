@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/hlc.h"
+#include "core/node_id.h"
 #include "tests/sqlite/harness.h"
 
 namespace syncline::test {
@@ -363,6 +365,56 @@ TEST_F(FollowSchema, AChangedPrimaryKeyIsRefused) {
       Doc(2, {Table("notes", {kId, Col("body", "text", "S", true), Col("color", "integer", "N")}, "[]", "body")}));
   EXPECT_NE(error.find("table \"notes\": the server's primary key differs"), std::string::npos) << error;
   EXPECT_EQ(Schema(), schema);
+}
+
+// A page from the server that carries its schema document: apply_push
+// follows it before merging the page's rows, in the same savepoint.
+TEST_F(FollowSchema, ApplyFollowsThePagesSchemaFirst) {
+  const std::string server = core::NewNodeId();
+  const std::string hlc = core::HlcToText(core::HlcFromPhysicalMs(core::WallClockMs()));
+  const std::string document = Doc(
+      2, {Table("notes", {kId, Col("text", "text", "S"), Col("color", "integer", "N"), Col("stars", "integer", "N")})},
+      {Rename(2, "rename_column", "notes", "body", "text")});
+  auto page = [&](const std::string& row, const std::string& schema) {
+    return R"({"format":1,"source":")" + server +
+           R"(","changes":[{"table":"notes","op":"upsert","pk":{"id":"n3"},"row":)" + row + R"(,"clock":1,"hlc":")" +
+           hlc + R"(","node":")" + server + R"("}],"schema_version":2,)" + schema + R"("cursor":"","has_more":false})";
+  };
+  const std::string row = R"({"id":"n3","text":"three","color":3,"stars":5})";
+  const std::string schema = Schema();
+  // Not from the server: the document is not followed.
+  EXPECT_NE(db.Error("SELECT syncline_apply_push(?1)", {page(row, R"("schema":)" + document + ",")}).find("\"text\""),
+            std::string::npos);
+  // A bad document: nothing changes.
+  EXPECT_NE(
+      db.Error("SELECT syncline_apply_push(?1, '{\"from_server\":true}')", {page(row, R"("schema":{"version":2},)")})
+          .find("batch: schema: schema document: \"tables\" must be a list"),
+      std::string::npos);
+  // A page whose rows break a foreign key at the end: the schema goes too.
+  const std::string fk = R"([{"columns":["stars"],"references":"stars","ref_columns":["id"]}])";
+  const std::string breaking = Doc(
+      2,
+      {Table("notes", {kId, Col("text", "text", "S"), Col("color", "integer", "N"), Col("stars", "integer", "N")}, fk),
+       Table("stars", {Col("id", "integer", "N", true)})});
+  db.Exec("PRAGMA foreign_keys = ON");
+  EXPECT_NE(db.Error("SELECT syncline_apply_push(?1, '{\"from_server\":true}')",
+                     {page(row, R"("schema":)" + breaking + ",")}),
+            "");
+  EXPECT_EQ(Schema(), schema);
+  EXPECT_EQ(db.Text("SELECT syncline_config('schema_version')"), "0");
+
+  std::string summary =
+      db.Text("SELECT syncline_apply_push(?1, '{\"from_server\":true}')", {page(row, R"("schema":)" + document + ",")});
+  EXPECT_EQ(Summary(summary, "$.applied"), "1") << summary;
+  EXPECT_EQ(Summary(summary, "$.schema.version"), "2") << summary;
+  EXPECT_EQ(Summary(summary, "$.schema.added[0].column"), "stars") << summary;
+  EXPECT_EQ(db.Dump("notes"), "'n1'|'one'|1|NULL\n'n2'|'two'|2|NULL\n'n3'|'three'|3|5");
+  EXPECT_EQ(db.Text("SELECT syncline_config('schema_version')"), "2");
+  EXPECT_EQ(PendingSince(), 0);
+  // Later pages of the same pull carry the document again: nothing to do.
+  summary =
+      db.Text("SELECT syncline_apply_push(?1, '{\"from_server\":true}')", {page(row, R"("schema":)" + document + ",")});
+  EXPECT_EQ(Summary(summary, "$.schema.unchanged"), "1") << summary;
 }
 
 }  // namespace
