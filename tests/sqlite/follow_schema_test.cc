@@ -174,6 +174,27 @@ TEST_F(FollowSchema, RenameChainsAcrossMigrationsInOneDocument) {
   ExpectCaptures("INSERT INTO memos VALUES ('n3', 'three', 3)", "memos");
 }
 
+// A renamed table keeps the foreign keys and views that name it, as a
+// PostgreSQL rename does, whatever the app's legacy_alter_table says.
+TEST_F(FollowSchema, ATableRenameReachesWhatNamesIt) {
+  db.Exec("CREATE TABLE tags(id TEXT PRIMARY KEY NOT NULL, note TEXT REFERENCES notes(id))");
+  db.Text("SELECT syncline_track('tags')");
+  db.Exec("INSERT INTO tags VALUES ('t1', 'n1')");
+  db.Exec("CREATE VIEW bodies AS SELECT body FROM notes");
+  db.Exec("PRAGMA legacy_alter_table = ON");
+  TakeCursor();
+  const std::string fk = R"([{"columns":["note"],"references":"memos","ref_columns":["id"]}])";
+  std::string summary = Follow(Doc(2,
+                                   {Table("memos", {kId, Col("body", "text", "S"), Col("color", "integer", "N")}),
+                                    Table("tags", {kId, Col("note", "text", "S")}, fk)},
+                                   {Rename(2, "rename_table", "notes", "notes", "memos")}));
+  EXPECT_EQ(db.Text("SELECT \"table\" FROM pragma_foreign_key_list('tags')"), "memos") << summary;
+  EXPECT_EQ(db.Text("SELECT group_concat(body) FROM bodies"), "one,two");
+  EXPECT_EQ(Summary(summary, "$.rebuilt"), "[]");  // the key the server has is the one here
+  EXPECT_EQ(db.Int("PRAGMA legacy_alter_table"), 1);
+  EXPECT_EQ(PendingSince(), 0);
+}
+
 TEST_F(FollowSchema, RenamedNamesReusedLater) {
   // body -> text, then a new body; notes -> memos, then a new notes.
   std::string summary = Follow(
