@@ -33,7 +33,8 @@ commands:
           First run on a new device: create the server's tracked tables in a
           new file, track them and pull the full state in pages.
   sync    --db FILE [--server CONNINFO] [--scope VALUE] [--watch [--interval SECONDS]]
-          Push this device's changes, then pull the server's, until none remain.
+          Push this device's changes, then pull the server's, until none remain;
+          the file follows the server's schema changes (docs/client.md).
           --watch keeps running: syncs within a second of a server change
           (LISTEN), every --interval seconds (default 30), and retries a lost
           server with exponential backoff; stops cleanly on SIGINT/SIGTERM.
@@ -192,13 +193,17 @@ int main(int argc, char** argv) {
     if (status.ok() && json) {
       std::cout << "{\"pushed\":" << counts.pushed << ",\"pulled\":" << counts.pulled
                 << ",\"conflicts\":" << counts.conflicts
-                << ",\"push_deferred\":" << (counts.push_deferred ? "true" : "false") << "}\n";
+                << ",\"push_deferred\":" << (counts.push_deferred ? "true" : "false");
+      if (counts.schema_due > 0) std::cout << ",\"schema_due\":" << counts.schema_due;
+      std::cout << "}\n";
     } else if (status.ok()) {
       std::cout << "synced: pushed " << counts.pushed << ", pulled " << counts.pulled;
       if (counts.conflicts > 0)
         std::cout << ", " << counts.conflicts << " new conflict" << (counts.conflicts > 1 ? "s" : "")
                   << " (syncline conflicts --db " << options.db_path << ")";
       if (counts.push_deferred) std::cout << " (push deferred: see above)";
+      if (counts.schema_due > 0)
+        std::cout << " (schema migration to version " << counts.schema_due << " due: see above)";
       std::cout << "\n";
     }
   }

@@ -74,6 +74,12 @@ std::string NowUtc() {
   return buf;
 }
 
+std::string SchemaDueMessage(const std::string& server, const std::string& file) {
+  return "the server's schema is at version " + server + ", this file at " + file +
+         ": migrate this file's schema, then call syncline_config('schema_version', " + server +
+         ") (this file follows the server's schema by hand: syncline_config('follow_schema') is 'manual')";
+}
+
 class Session {
  public:
   explicit Session(const Options& options) : options_(options) {}
@@ -214,7 +220,10 @@ class Session {
   // random keys touches most of the index pages); a crash loses at most the
   // pages since the last commit, which the next pull fetches again. The
   // next page is requested before this one is applied, so the server reads
-  // it while the client writes.
+  // it while the client writes. Each request names the file's schema
+  // version; a page from a server whose schema is newer carries its schema
+  // document, which the extension follows before it applies the page
+  // (docs/client.md, "Following the server's schema").
   Status Pull(Counts* counts) {
     std::string options = R"({"exclude_origin":")" + node_ + "\"";
     if (!scope_json_.empty()) options += ",\"scope\":" + scope_json_;
@@ -224,26 +233,37 @@ class Session {
     if (!status.ok()) return status;
     const std::string pull =
         "SELECT syncline.pull_since($1, " + std::to_string(options_.page_size) + ", $2::jsonb)::text";
-    status = server_.Send(pull, {cursor, options});
+    std::string server_options;
+    status = ServerPullOptions(options, &server_options);
+    std::optional<std::string> batch;
+    if (status.ok()) status = server_.Text(pull, {cursor, server_options}, &batch);
+    // A server without schema versions (0.1) refuses the option: the file
+    // follows its table descriptions instead.
+    if (!status.ok() && !legacy_schema_ && status.message().find("unknown option \"schema\"") != std::string::npos) {
+      legacy_schema_ = true;
+      status = FollowTableDescriptions();
+      if (status.ok()) status = server_.Text(pull, {cursor, options}, &batch);
+    }
     if (!status.ok()) return status;
     status = Begin();
     if (!status.ok()) return Abandon(status);
     std::int64_t uncommitted = 0;
     auto since_commit = std::chrono::steady_clock::now();
-    while (true) {
-      std::optional<std::string> batch;
-      status = server_.Receive(&batch);
+    for (bool first = true;; first = false) {
+      if (!first) status = server_.Receive(&batch);
       if (!status.ok()) return Abandon(status);
       PageInfo page;
       status = ReadPage(batch.value_or(""), &page);
       if (!status.ok()) return Abandon(status);
       if (page.has_more) {
-        status = server_.Send(pull, {page.cursor, options});
+        status = ServerPullOptions(options, &server_options);
+        if (status.ok()) status = server_.Send(pull, {page.cursor, server_options});
         if (!status.ok()) return Abandon(status);
       }
       std::optional<std::string> summary;
       status = local_.Text("SELECT syncline_apply_push(?1, '{\"from_server\":true}')", {batch}, &summary);
-      if (!status.ok()) return Abandon(status.WithPrefix("pull: "));
+      if (!status.ok()) return Abandon(ExplainRefusedPage(status, batch.value_or("")).WithPrefix("pull: "));
+      NoteSchema(summary.value_or(""));
       counts->pulled += SummaryCount(summary.value_or(""), "applied");
       counts->conflicts += SummaryRefusals(summary.value_or(""));
       ++counts->pages;
@@ -275,6 +295,20 @@ class Session {
                                                  "this pull was kept"));
       }
     }
+  }
+
+  // A file that follows the server's schema by hand and is behind it: a
+  // line that says so, at every sync until the app has migrated. Not an
+  // error: pages the old schema can hold still apply.
+  Status CheckSchemaDue(Counts* counts) {
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    Status status = local_.Rows("SELECT syncline_config('follow_schema'), syncline_config('schema_version'), "
+                                "syncline_config('schema_due')",
+                                &rows);
+    if (!status.ok() || rows.empty() || rows[0][0].value_or("") != "manual" || !rows[0][2]) return status;
+    counts->schema_due = std::stoll(*rows[0][2]);
+    Log(SchemaDueMessage(*rows[0][2], rows[0][1].value_or("0")));
+    return Status::Ok();
   }
 
   // Copies this device's entries of the server's conflict log that this
@@ -331,6 +365,100 @@ class Session {
   }
 
  private:
+  // The pull options for the server: the file's filter, and its schema
+  // version (read again for every page: a page may have brought it on).
+  Status ServerPullOptions(const std::string& options, std::string* out) {
+    if (legacy_schema_) {
+      *out = options;
+      return Status::Ok();
+    }
+    std::optional<std::string> version;
+    Status status = local_.Text("SELECT syncline_config('schema_version')", {}, &version);
+    *out = options.substr(0, options.size() - 1) + ",\"schema\":" + version.value_or("0") + "}";
+    return status;
+  }
+
+  // A server without schema versions: the file takes the tables and columns
+  // it lacks from syncline.tracked_tables, as a document without a version
+  // (which the extension follows additively).
+  Status FollowTableDescriptions() {
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    Status status = server_.Rows("SELECT table_name, to_jsonb(primary_key)::text, columns::text, foreign_keys::text "
+                                 "FROM syncline.tracked_tables ORDER BY table_name",
+                                 &rows);
+    if (!status.ok()) return status;
+    if (rows.empty()) return Status(Code::kInvalidInput, "the server tracks no tables (call syncline.track there)");
+    std::string document = R"({"version":null,"tables":[)";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      std::string name;
+      core::JsonWriter(&name).String(rows[i][0].value_or(""));
+      document += std::string(i > 0 ? "," : "") + "{\"name\":" + name +
+                  ",\"primary_key\":" + rows[i][1].value_or("null") + ",\"columns\":" + rows[i][2].value_or("null") +
+                  ",\"foreign_keys\":" + rows[i][3].value_or("[]") + "}";
+    }
+    document += "]}";
+    std::optional<std::string> summary;
+    status = local_.Text("SELECT syncline_follow_schema(?1)", {document}, &summary);
+    if (!status.ok()) return status.WithPrefix("the server's table descriptions (syncline.tracked_tables): ");
+    NoteSchema("{\"schema\":" + summary.value_or("{}") + "}");
+    return Status::Ok();
+  }
+
+  // Logs what following the server's schema changed in this file (an apply
+  // summary's "schema", docs/client.md).
+  void NoteSchema(const std::string& summary) {
+    if (summary.find("\"schema\"") == std::string::npos) return;
+    core::Json json;
+    if (!core::ParseJson(summary, &json).ok()) return;
+    const core::Json* schema = json.Find("schema");
+    if (schema == nullptr || !schema->is_object() || schema->Find("unchanged") || schema->Find("manual")) return;
+    std::string changes;
+    auto list = [&](const char* key, const char* what) {
+      const core::Json* items = schema->Find(key);
+      if (items == nullptr || !items->is_array()) return;
+      for (const core::Json& item : items->items) {
+        std::string text = item.is_string() ? item.text : "";
+        if (const core::Json* table = item.Find("table"); table != nullptr && !item.Find("from")) text = table->text;
+        if (const core::Json* column = item.Find("column")) text += "." + column->text;
+        if (const core::Json* from = item.Find("from")) text = from->text + " -> " + item.Find("to")->text;
+        if (const core::Json* as = item.Find("as")) text += " as " + as->text;
+        changes += std::string(changes.empty() ? "" : ", ") + what + " " + text;
+      }
+    };
+    list("created", "created");
+    list("renamed", "renamed");
+    list("added", "added");
+    list("dropped", "dropped");
+    list("rebuilt", "rebuilt");
+    list("untracked", "untracked (rows kept)");
+    list("set_aside", "set aside");
+    const core::Json* version = schema->Find("version");
+    Log("followed the server's schema" +
+        (version != nullptr && version->is_number() ? " to version " + version->text : std::string()) + ": " +
+        (changes.empty() ? "nothing to change" : changes));
+    if (const core::Json* warnings = schema->Find("warnings"); warnings != nullptr && warnings->is_array()) {
+      for (const core::Json& warning : warnings->items) {
+        const core::Json *table = warning.Find("table"), *column = warning.Find("column"), *note = warning.Find("note");
+        if (table != nullptr && column != nullptr && note != nullptr)
+          Log("column " + table->text + "." + column->text + ": " + note->text);
+      }
+    }
+  }
+
+  // A page this file could not apply, from a server whose schema this file
+  // follows by hand and lacks: the error says which migration is due.
+  Status ExplainRefusedPage(Status status, const std::string& batch) {
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    if (!local_.Rows("SELECT syncline_config('follow_schema'), syncline_config('schema_version')", &rows).ok() ||
+        rows.empty() || rows[0][0].value_or("") != "manual")
+      return status;
+    core::Batch page;
+    if (!core::DecodeBatch(batch, &page).ok() || page.schema_version <= std::stoll(rows[0][1].value_or("0")))
+      return status;
+    return Status(status.code(), status.message() + "; " +
+                                     SchemaDueMessage(std::to_string(page.schema_version), rows[0][1].value_or("0")));
+  }
+
   Status Begin() {
     Status status = local_.Exec("BEGIN IMMEDIATE");
     if (status.ok()) status = local_.Exec("PRAGMA defer_foreign_keys = ON");
@@ -349,137 +477,8 @@ class Session {
   LocalDb local_;
   Server server_;
   std::string node_, server_node_, scope_json_;
+  bool legacy_schema_ = false;  // the server sends no schema (0.1): see FollowTableDescriptions
 };
-
-// SQLite column type for a server column (docs/types.md).
-std::string SqliteType(const core::Json& column) {
-  const core::Json* base = column.Find("base_type");
-  const core::Json* category = column.Find("category");
-  std::string type = base != nullptr ? base->text : "";
-  std::string cat = category != nullptr ? category->text : "";
-  if (type == "smallint" || type == "integer" || type == "bigint" || cat == "B") return "INTEGER";
-  if (type == "real" || type == "double precision") return "REAL";
-  // SQLite's NUMERIC keeps 15 significant digits (a double): wider or
-  // unconstrained numerics stay exact as TEXT.
-  if (type == "numeric") {
-    const core::Json* declared = column.Find("type");
-    int precision = 0;
-    if (declared != nullptr && std::sscanf(declared->text.c_str(), "numeric(%d", &precision) == 1 && precision <= 15)
-      return "NUMERIC";
-    return "TEXT";
-  }
-  if (type == "bytea") return "BLOB";
-  return "TEXT";
-}
-
-std::string Quote(const std::string& identifier) {
-  std::string quoted = "\"";
-  for (char c : identifier) {
-    if (c == '"') quoted.push_back('"');
-    quoted.push_back(c);
-  }
-  return quoted + "\"";
-}
-
-// A member of the server's table description that must be a string, or a
-// list of strings: the description is the server's, and a damaged one is an
-// error, not a crash.
-Status MemberText(const core::Json& object, const char* member, std::string* out) {
-  const core::Json* value = object.is_object() ? object.Find(member) : nullptr;
-  if (value == nullptr || !value->is_string())
-    return Status(Code::kInvalidInput, std::string("the server's table description lacks \"") + member + "\"");
-  *out = value->text;
-  return Status::Ok();
-}
-
-Status QuotedList(const core::Json* names, const char* what, std::string* out) {
-  if (names == nullptr || !names->is_array() || names->items.empty())
-    return Status(Code::kInvalidInput, std::string("the server's table description has no list of ") + what);
-  out->clear();
-  for (const core::Json& name : names->items) {
-    if (!name.is_string())
-      return Status(Code::kInvalidInput,
-                    std::string("the server's table description lists a ") + what + " that is not a name");
-    *out += (out->empty() ? "" : ", ") + Quote(name.text);
-  }
-  return Status::Ok();
-}
-
-// CREATE TABLE for one table the server tracks, from syncline.tracked_tables.
-Status CreateTableSql(const std::string& table, const core::Json& key, const core::Json& columns,
-                      const core::Json& foreign_keys, std::string* sql) {
-  if (!columns.is_array() || columns.items.empty())
-    return Status(Code::kInvalidInput, "the server's table description has no columns");
-  *sql = "CREATE TABLE " + Quote(table) + " (";
-  for (const core::Json& column : columns.items) {
-    std::string name;
-    Status status = MemberText(column, "name", &name);
-    if (!status.ok()) return status;
-    const core::Json* not_null = column.Find("not_null");
-    *sql += Quote(name) + " " + SqliteType(column) +
-            (not_null != nullptr && not_null->kind == core::Json::Kind::kTrue ? " NOT NULL" : "") + ", ";
-  }
-  std::string list;
-  Status status = QuotedList(&key, "key columns", &list);
-  if (!status.ok()) return status;
-  *sql += "PRIMARY KEY (" + list + ")";
-  for (const core::Json& fk : foreign_keys.items) {
-    std::string references, ref_list;
-    status = MemberText(fk, "references", &references);
-    if (status.ok()) status = QuotedList(fk.is_object() ? fk.Find("columns") : nullptr, "foreign key columns", &list);
-    if (status.ok())
-      status = QuotedList(fk.is_object() ? fk.Find("ref_columns") : nullptr, "referenced columns", &ref_list);
-    if (!status.ok()) return status;
-    *sql += ", FOREIGN KEY (" + list + ") REFERENCES " + Quote(references) + " (" + ref_list + ")";
-  }
-  *sql += ")";
-  return Status::Ok();
-}
-
-// Creates (and tracks) the server's tracked tables this file lacks: all of
-// them at clone, those tracked on the server since then at sync. Rows of a
-// table tracked later were stamped when it was tracked, after this file's
-// cursor, so the next pull brings them.
-Status CreateTables(Session& session, bool at_clone) {
-  std::vector<std::vector<std::optional<std::string>>> rows;
-  Status status =
-      session.server().Rows("SELECT table_name, to_jsonb(primary_key)::text, columns::text, foreign_keys::text "
-                            "FROM syncline.tracked_tables ORDER BY table_name",
-                            &rows);
-  if (!status.ok()) return status;
-  if (rows.empty()) return Status(Code::kInvalidInput, "the server tracks no tables (call syncline.track there)");
-  std::vector<std::pair<std::string, std::string>> missing;  // table, CREATE TABLE
-  for (const auto& row : rows) {
-    core::Json key, columns, foreign_keys;
-    status = core::ParseJson(row[1].value_or("[]"), &key);
-    if (status.ok()) status = core::ParseJson(row[2].value_or("[]"), &columns);
-    if (status.ok()) status = core::ParseJson(row[3].value_or("[]"), &foreign_keys);
-    if (!status.ok()) return status;
-    const std::string table = row[0].value_or("");
-    std::optional<std::string> exists;
-    status = session.local().Text("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1", {table}, &exists);
-    if (!status.ok()) return status;
-    if (exists) continue;
-    if (!at_clone) session.Log("the server now tracks \"" + table + "\": creating it here");
-    std::string sql;
-    status = CreateTableSql(table, key, columns, foreign_keys, &sql);
-    if (!status.ok()) return status.WithPrefix("table \"" + table + "\": ");
-    missing.emplace_back(table, std::move(sql));
-  }
-  if (missing.empty()) return Status::Ok();
-  status = session.local().Exec("BEGIN IMMEDIATE");
-  for (std::size_t i = 0; status.ok() && i < missing.size(); ++i) {
-    status = session.local().Exec(missing[i].second);
-    std::optional<std::string> tracked;
-    if (status.ok()) status = session.local().Text("SELECT syncline_track(?1)", {missing[i].first}, &tracked);
-  }
-  if (status.ok()) status = session.local().Exec("COMMIT");
-  if (!status.ok()) {
-    (void)session.local().Exec("ROLLBACK");
-    return status.WithPrefix("creating the tables: ");
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -496,14 +495,19 @@ Status Clone(const Options& options, Counts* counts) {
     return Status(Code::kInvalidInput, options.db_path + " already holds tables; clone needs a new, empty file");
   status = session.ConnectServer();
   if (!status.ok()) return status;
-  status = CreateTables(session, /*at_clone=*/true);
-  if (!status.ok()) return status;
   std::string scope = ScopeJson(options.scope);
   status = session.SetState("server_node", session.server_node());
   if (status.ok()) status = session.SetState("scope", scope);
   if (!status.ok()) return status;
   session.set_scope_json(scope);
+  // The first page brings the server's schema document (this file's
+  // version is 0), and with it the tables.
   status = session.Pull(counts);
+  if (status.ok()) status = session.CheckSchemaDue(counts);
+  std::optional<std::string> tracked;
+  if (status.ok()) status = session.local().Text("SELECT count(*) FROM syncline_tables", {}, &tracked);
+  if (status.ok() && tracked.value_or("0") == "0" && counts->schema_due == 0)
+    return Status(Code::kInvalidInput, "the server tracks no tables (call syncline.track there)");
   if (status.ok()) status = session.Finish();
   return status;
 }
@@ -513,7 +517,6 @@ Status Sync(const Options& options, Counts* counts) {
   Status status = session.OpenLocal(/*create=*/false);
   if (status.ok()) status = session.ConnectServer();
   if (status.ok()) status = session.ResolveScope();
-  if (status.ok()) status = CreateTables(session, /*at_clone=*/false);
   // A write of the app's between this push and this pull may break a
   // foreign key against the pulled rows (a child of a parent deleted on the
   // server): nothing of the pull is kept, and one more cycle pushes that
@@ -526,6 +529,7 @@ Status Sync(const Options& options, Counts* counts) {
     session.Log(status.message() + "; pushing and pulling again");
     status = Status::Ok();
   }
+  if (status.ok()) status = session.CheckSchemaDue(counts);
   if (status.ok()) status = session.PruneConflicts();
   if (status.ok()) status = session.Finish();
   return status;

@@ -31,14 +31,20 @@ struct Counts {
   // this file could not store.
   std::int64_t conflicts = 0;
   bool push_deferred = false;  // the server asked to push later (a stamp ahead of its clock)
+  // A file that follows the server's schema by hand (docs/client.md,
+  // "Following the server's schema") and is behind it: the server's schema
+  // version to migrate to; 0 otherwise.
+  std::int64_t schema_due = 0;
 };
 
 // First run on a new device: creates the server's tracked tables in an empty
-// file, tracks them and pulls the full state in pages.
+// file (from the schema document of the first page), tracks them and pulls
+// the full state in pages.
 core::Status Clone(const Options& options, Counts* counts);
 
 // One cycle: push this device's changes the server has not acknowledged,
-// then pull the server's changes until none remain.
+// then pull the server's changes until none remain, following the server's
+// schema where it changed.
 core::Status Sync(const Options& options, Counts* counts);
 
 struct WatchOptions {

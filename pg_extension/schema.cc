@@ -15,8 +15,8 @@ using core::Status;
 
 bool ReadSchemaVersion(int64* version, Snapshot snapshot) {
   AsExtensionOwner owner;
-  SPIPlanPtr plan = Prepare(
-      "SELECT value::pg_catalog.int8 FROM syncline.meta WHERE key OPERATOR(pg_catalog.=) 'schema_version'", {});
+  SPIPlanPtr plan =
+      Prepare("SELECT value::pg_catalog.int8 FROM syncline.meta WHERE key OPERATOR(pg_catalog.=) 'schema_version'", {});
   if (Execute(plan, nullptr, nullptr, true, 0, snapshot) == 0) return false;
   *version = ResultInt64(0, 1);
   return true;

@@ -12,6 +12,7 @@
 #include "core/cursor.h"
 #include "core/merge.h"
 #include "sqlite_extension/conflicts.h"
+#include "sqlite_extension/schema.h"
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/sync.h"
 #include "sqlite_extension/tracking.h"
@@ -430,6 +431,17 @@ Status ApplyPush(ConnectionState& state, const std::string& text, const ApplyOpt
   status = Exec(db, "PRAGMA defer_foreign_keys = ON");
   if (!status.ok()) return status;
   const core::Hlc clock_before = state.clock;
+  // A page from the server that carries its schema document (this file is
+  // behind it): the file follows it first, in this savepoint, so that the
+  // page's rows find their tables and columns.
+  std::string schema_summary;
+  if (apply_options.from_server && !batch.schema.empty()) {
+    status = FollowSchema(state, batch.schema, &schema_summary);
+    if (!status.ok()) {
+      state.clock = clock_before;
+      return status.WithPrefix("batch: schema: ");
+    }
+  }
   {
     ApplyingScope applying(state);
     SqliteStore store(state, options.local_node, batch);
@@ -438,6 +450,9 @@ Status ApplyPush(ConnectionState& state, const std::string& text, const ApplyOpt
     if (status.ok()) status = core::Merge(batch, store, options, &result);
     if (status.ok()) status = PersistClock(state);
     if (status.ok()) *summary = std::move(result.summary);
+  }
+  if (status.ok() && !schema_summary.empty() && summary->size() >= 2 && summary->back() == '}') {
+    summary->insert(summary->size() - 1, std::string(summary->size() > 2 ? "," : "") + "\"schema\":" + schema_summary);
   }
   if (status.ok()) {
     status = savepoint.Release();

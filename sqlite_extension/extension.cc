@@ -11,6 +11,7 @@
 #include "core/hlc.h"
 #include "sqlite_extension/conflicts.h"
 #include "sqlite_extension/ddl.h"
+#include "sqlite_extension/schema.h"
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/state.h"
 #include "sqlite_extension/sync.h"
@@ -237,6 +238,7 @@ Status SqlHlcNow(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_valu
 //   max_drift_ms   the drift bound, kept in the database
 //   clock_skew_ms  this connection's clock offset from the wall clock, for
 //                  tests that simulate skewed devices (not kept)
+//   follow_schema, schema_version, schema_due: see schema.h
 Status SqlConfig(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::string name;
   Status status = RequiredText(argv[0], "name", &name);
@@ -250,8 +252,11 @@ Status SqlConfig(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3
     sqlite3_result_int64(ctx, state.clock_skew_ms);
     return Status::Ok();
   }
+  if (IsSchemaSetting(name)) return SchemaSetting(state, ctx, name, argc > 1 ? argv[1] : nullptr);
   if (name != "max_drift_ms")
-    return Status(Code::kInvalidInput, "unknown setting \"" + name + "\" (known: max_drift_ms, clock_skew_ms)");
+    return Status(Code::kInvalidInput,
+                  "unknown setting \"" + name +
+                      "\" (known: max_drift_ms, clock_skew_ms, follow_schema, schema_version, schema_due)");
   status = EnsureMetadata(state.db);
   if (!status.ok()) return status;
   if (argc > 1) {
@@ -373,6 +378,7 @@ constexpr char kRetryConflictsName[] = "syncline_retry_conflicts";
 constexpr char kNoteConflictName[] = "syncline_note_conflict";
 constexpr char kPruneConflictsName[] = "syncline_prune_conflicts";
 constexpr char kResubmitConflictName[] = "syncline_resubmit_conflict";
+constexpr char kFollowSchemaName[] = "syncline_follow_schema";
 
 struct Function {
   const char* name;
@@ -400,6 +406,7 @@ constexpr Function kFunctions[] = {
     {kPruneConflictsName, 0, 2, kDirect, Call<kPruneConflictsName, SqlPruneConflicts>},
     {kResubmitConflictName, 1, 2, kDirect, Call<kResubmitConflictName, SqlResubmitConflict>},
     {kPeerCursorName, 1, 2, kDirect, Call<kPeerCursorName, SqlPeerCursor>},
+    {kFollowSchemaName, 1, 1, kDirect, Call<kFollowSchemaName, SqlFollowSchema>},
     {kNodeIdName, 0, 0, kDirect, Call<kNodeIdName, SqlNodeId>},
     {kHlcNowName, 0, 0, kDirect, Call<kHlcNowName, SqlHlcNow>},
     {kConfigName, 1, 2, kDirect, Call<kConfigName, SqlConfig>},
