@@ -255,6 +255,14 @@ class Session {
       PageInfo page;
       status = ReadPage(batch.value_or(""), &page);
       if (!status.ok()) return Abandon(status);
+      // A server whose library takes the option but whose SQL keeps no
+      // schema versions (0.1, before ALTER EXTENSION syncline UPDATE) sends
+      // none: the file follows its table descriptions, as above.
+      if (first && page.schema_version < 0 && !legacy_schema_) {
+        legacy_schema_ = true;
+        status = FollowTableDescriptions();
+        if (!status.ok()) return Abandon(status);
+      }
       if (page.has_more) {
         status = ServerPullOptions(options, &server_options);
         if (status.ok()) status = server_.Send(pull, {page.cursor, server_options});

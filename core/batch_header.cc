@@ -1,7 +1,8 @@
 // ReadBatchHeader (core/changeset.h): one pass of RapidJSON's tokenizer over
-// a batch, keeping only the three fields a sync loop steers by. Nothing is
+// a batch, keeping only the fields a sync loop steers by. Nothing is
 // copied but the cursor; the changes are counted, not decoded (apply_push
 // decodes them, once).
+#include <charconv>
 #include <cstring>
 
 #include "core/changeset.h"
@@ -21,6 +22,13 @@ class HeaderReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Head
       out_->cursor.assign(text, length);
       has_cursor_ = true;
     }
+    // Numbers arrive as their text (kParseNumbersAsStringsFlag).
+    if (depth_ == 1 && field_ == Field::kSchemaVersion) {
+      std::int64_t version = 0;
+      auto [end, error] = std::from_chars(text, text + length, version);
+      if (error != std::errc() || end != text + length || version < 0) return false;
+      out_->schema_version = version;
+    }
     return Default();
   }
   bool Bool(bool value) {
@@ -30,10 +38,11 @@ class HeaderReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Head
   bool Key(const char* text, rapidjson::SizeType length, bool) {
     if (depth_ == 1) {
       const std::string_view key(text, length);
-      field_ = key == "changes"    ? Field::kChanges
-               : key == "cursor"   ? Field::kCursor
-               : key == "has_more" ? Field::kHasMore
-                                   : Field::kOther;
+      field_ = key == "changes"          ? Field::kChanges
+               : key == "cursor"         ? Field::kCursor
+               : key == "has_more"       ? Field::kHasMore
+               : key == "schema_version" ? Field::kSchemaVersion
+                                         : Field::kOther;
     }
     return true;
   }
@@ -52,7 +61,7 @@ class HeaderReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Head
   bool complete() const { return has_changes_ && has_cursor_; }
 
  private:
-  enum class Field { kOther, kChanges, kCursor, kHasMore };
+  enum class Field { kOther, kChanges, kCursor, kHasMore, kSchemaVersion };
 
   bool Open() {
     if (depth_ == 2 && in_changes_) ++out_->changes;  // a change, straight inside "changes"

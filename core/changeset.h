@@ -89,6 +89,7 @@ struct BatchHeader {
   std::size_t changes = 0;
   std::string cursor;
   bool has_more = false;
+  std::int64_t schema_version = -1;  // the server's, for a reader that named its own; -1 when absent
 };
 Status ReadBatchHeader(std::string_view text, BatchHeader* out);
 

@@ -387,7 +387,8 @@ TEST_F(NotesTest, CloneRefusesADamagedTableDescription) {
   ProcessResult result = Cli("clone", file);
   EXPECT_NE(result.exit_code, 0) << result.Describe();
   EXPECT_EQ(result.signal, 0) << result.Describe();
-  EXPECT_NE(result.err.find("the server's table description lacks \"name\""), std::string::npos) << result.Describe();
+  EXPECT_NE(result.err.find("schema document: tables[0] (\"comments\"): columns[0]: lacks \"name\""), std::string::npos)
+      << result.Describe();
 }
 
 TEST_F(NotesTest, KilledSyncLosesNothing) {
