@@ -143,9 +143,9 @@ TEST_F(SchemaTest, WatchingDeviceFollowsAMigration) {
       << watch.Stderr();
   const std::string b = ServerNote("b");
   server().Exec("UPDATE notes SET body = 'new' WHERE id = $1", {b});
-  EXPECT_TRUE(WaitFor(
-      [&] { return device->Text("SELECT coalesce((SELECT body FROM notes WHERE id = ?1), '')", {b}) == "new"; },
-      kDeadline))
+  EXPECT_TRUE(
+      WaitFor([&] { return device->Text("SELECT coalesce((SELECT body FROM notes WHERE id = ?1), '')", {b}) == "new"; },
+              kDeadline))
       << watch.Stderr();
   watch.Signal(SIGTERM);
   watch.Wait(10);
