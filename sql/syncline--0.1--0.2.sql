@@ -28,6 +28,26 @@ CREATE INDEX schema_log_tid ON syncline.schema_log (tid, version);
 SELECT pg_catalog.pg_extension_config_dump('syncline.schema_log', '');
 INSERT INTO syncline.meta VALUES ('schema_version', '0');
 
+-- pg_dump keeps syncline.meta, and a restore runs CREATE EXTENSION first,
+-- whose own rows (a new node id) the dumped ones then met as duplicate
+-- keys: the restore failed, or, going on past errors, took a new node id.
+-- A dumped row now replaces the one of the same key (docs/postgres.md,
+-- "Backups and copies").
+CREATE FUNCTION syncline.meta_restored()
+RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE syncline.meta SET value = NEW.value WHERE key = NEW.key;
+  IF FOUND THEN
+    RETURN NULL;
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER meta_restored BEFORE INSERT ON syncline.meta
+  FOR EACH ROW EXECUTE FUNCTION syncline.meta_restored();
+
 -- The default of a column as a value in the changeset encoding, when it is a
 -- constant (NULL otherwise, and for no default: JSON null).
 CREATE FUNCTION syncline.column_default(rel regclass, attnum smallint)

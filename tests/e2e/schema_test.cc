@@ -197,5 +197,34 @@ TEST_F(SchemaTest, ExtensionUpdateKeepsItsDevices) {
                       DeviceRows(*device, "notes", "id, title, body"));
 }
 
+// pg_dump and a restore into a new database (a server replaced by its
+// backup): tracking is keyed by relation, dumped as the table's name, so the
+// restored server follows DDL and keeps the devices of the original.
+TEST_F(SchemaTest, RestoredServerKeepsTrackingAndItsDevices) {
+  const std::string a = ServerNote("before the dump");
+  const std::string file = ClientFile("device.db");
+  auto device = CloneDevice(file);
+  const std::string dump = ClientFile("server.sql");
+  ProcessResult dumped = RunProcess({"pg_dump", "-f", dump, DbName()});
+  ASSERT_EQ(dumped.exit_code, 0) << dumped.Describe();
+  const std::string restored_name = DbName() + "_restored";
+  Pg admin;
+  admin.Exec("CREATE DATABASE " + restored_name + " TEMPLATE template0 ENCODING 'UTF8'");
+  ProcessResult restored_run = RunProcess({"psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", restored_name, "-f", dump});
+  ASSERT_EQ(restored_run.exit_code, 0) << restored_run.Describe();
+  {
+    Pg restored(restored_name);
+    EXPECT_EQ(restored.Text("SELECT string_agg(relid::text, ',' ORDER BY tid) FROM syncline.tables"), "notes,tags");
+    EXPECT_EQ(restored.Text("SELECT syncline.schema_version()"), server().Text("SELECT syncline.schema_version()"));
+    restored.Exec("ALTER TABLE notes RENAME COLUMN title TO heading");
+    restored.Exec("UPDATE notes SET heading = 'on the restored server' WHERE id = $1", {a});
+
+    ProcessResult result = RunCli({"sync", "--db", file, "--server", "dbname=" + restored_name});
+    ASSERT_EQ(result.exit_code, 0) << result.Describe();
+    EXPECT_EQ(device->Text("SELECT heading FROM notes WHERE id = ?1", {a}), "on the restored server");
+  }
+  admin.Exec("DROP DATABASE " + restored_name + " WITH (FORCE)");
+}
+
 }  // namespace
 }  // namespace syncline::test
