@@ -218,6 +218,8 @@ CREATE FUNCTION syncline.follow_partitions(p_tid integer, p_reconcile boolean)
 RETURNS void LANGUAGE c STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'syncline_follow_partitions';
+-- For the event triggers (which run as the extension's owner) only.
+REVOKE EXECUTE ON FUNCTION syncline.follow_partitions(integer, boolean) FROM PUBLIC;
 
 -- DDL on a tracked table: ALTER TABLE (columns, renames, SET SCHEMA), and
 -- on a tracked partitioned table's partitions (CREATE TABLE ... PARTITION
