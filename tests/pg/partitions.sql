@@ -4,7 +4,7 @@
 -- cross-partition updates, pulls and applies through the parent.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(42);
+SELECT plan(44);
 
 CREATE TABLE events (id int, region text, org_id int NOT NULL, title text, PRIMARY KEY (id, region))
   PARTITION BY LIST (region);
@@ -60,6 +60,11 @@ CREATE TABLE events_asia PARTITION OF events FOR VALUES IN ('asia');
 SELECT is(capture_triggers('events_asia'), 4::bigint, 'a partition created later gets capture triggers');
 INSERT INTO events_asia VALUES (6, 'asia', 7, 'new partition');
 SELECT is(meta('[6,"asia"]'), '1:false', 'writes into a partition created later are captured');
+
+-- A partition created later below a partitioned partition.
+CREATE TABLE events_us_high PARTITION OF events_us FOR VALUES FROM (1000) TO (2000);
+INSERT INTO events_us_high VALUES (1001, 'us', 7, 'second level, later');
+SELECT is(meta('[1001,"us"]'), '1:false', 'writes into a second-level partition created later are captured');
 
 -- A table with rows attached later, its columns in another order.
 CREATE TABLE events_sa (title text, org_id int NOT NULL, region text NOT NULL, id int NOT NULL);
@@ -136,6 +141,7 @@ SELECT is(meta('[2,"us"]'), '5:true', 'the pushed delete removed the row from it
 -- TRUNCATE of the parent: every row.
 TRUNCATE events;
 SELECT is((SELECT count(*) FROM syncline.rows WHERE NOT deleted), 0::bigint, 'truncating the parent tombstones every row');
+SELECT is(meta('[11,"eu"]'), '2:true', '... with one new version each (the partitions'' TRUNCATE triggers fire too)');
 
 SELECT ok(syncline.untrack('events'), 'untrack');
 SELECT is(capture_triggers('events') + capture_triggers('events_eu') + capture_triggers('events_us_low') +
