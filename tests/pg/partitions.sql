@@ -4,7 +4,7 @@
 -- cross-partition updates, pulls and applies through the parent.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(44);
+SELECT plan(45);
 
 CREATE TABLE events (id int, region text, org_id int NOT NULL, title text, PRIMARY KEY (id, region))
   PARTITION BY LIST (region);
@@ -142,6 +142,20 @@ SELECT is(meta('[2,"us"]'), '5:true', 'the pushed delete removed the row from it
 TRUNCATE events;
 SELECT is((SELECT count(*) FROM syncline.rows WHERE NOT deleted), 0::bigint, 'truncating the parent tombstones every row');
 SELECT is(meta('[11,"eu"]'), '2:true', '... with one new version each (the partitions'' TRUNCATE triggers fire too)');
+
+-- An owner without superuser rights: the event triggers follow its DDL too.
+CREATE ROLE partitions_owner NOLOGIN;
+GRANT CREATE ON SCHEMA public TO partitions_owner;
+SET ROLE partitions_owner;
+CREATE TABLE owned (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+CREATE TABLE owned_low PARTITION OF owned FOR VALUES FROM (0) TO (10);
+SELECT syncline.track('owned') IS NOT NULL AS tracked \gset
+CREATE TABLE owned_high PARTITION OF owned FOR VALUES FROM (10) TO (20);
+INSERT INTO owned_high VALUES (11, 'by its owner');
+RESET ROLE;
+SELECT is((SELECT r.clock || ':' || r.deleted FROM syncline.rows r JOIN syncline.tables t USING (tid)
+            WHERE t.table_name = 'owned' AND r.pk = '[11]'), '1:false',
+          'a partition its owner creates later is captured');
 
 SELECT ok(syncline.untrack('events'), 'untrack');
 SELECT is(capture_triggers('events') + capture_triggers('events_eu') + capture_triggers('events_us_low') +
