@@ -18,6 +18,9 @@ struct Backend {
   // their origin's versions); anything else their writes cause is captured.
   Oid applied_relid = InvalidOid;
   const std::unordered_set<std::string>* applied_keys = nullptr;
+  // >0 while syncline installs or drops capture triggers itself: the event
+  // triggers that follow partitions leave that DDL alone.
+  int changing_triggers = 0;
 };
 
 Backend& backend();
@@ -51,6 +54,15 @@ class ApplyingRows {
   ~ApplyingRows() {
     backend().applied_relid = InvalidOid;
     backend().applied_keys = nullptr;
+  }
+};
+
+// syncline's own trigger DDL (track, untrack, following partitions).
+class ChangingTriggers {
+ public:
+  ChangingTriggers() { ++backend().changing_triggers; }
+  ~ChangingTriggers() {
+    if (backend().changing_triggers > 0) --backend().changing_triggers;
   }
 };
 

@@ -8,6 +8,7 @@
 
 #include "core/changeset.h"
 #include "pg_extension/backend.h"
+#include "pg_extension/partitions.h"
 #include "pg_extension/pg_boundary.h"
 #include "pg_extension/rows_table.h"
 #include "pg_extension/spi.h"
@@ -54,6 +55,7 @@ void ResetOnAbort(XactEvent event, void*) {
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
     backend().applying = 0;
     backend().applied_keys = nullptr;
+    backend().changing_triggers = 0;
   }
 }
 
@@ -87,7 +89,7 @@ Status Entry(Relation relation, CaptureEntry** out) {
   Status status;
   {
     PinnedSearchPath pinned;
-    status = FindTrackedByRelid(relid, entry->context, &entry->table, &found);
+    status = FindTrackedForCapture(relid, entry->context, &entry->table, &found);
   }
   if (!status.ok()) return status;
   if (!found)
@@ -324,8 +326,10 @@ Status CaptureStatement(FunctionCallInfo fcinfo, Datum* result) {
   if (!status.ok()) return status;
   const TableInfo& table = entry->table;
   // A statement on a parent table passes its children's rows in the
-  // transition tables too, indistinguishable from the parent's own.
-  if (data->tg_relation->rd_rel->relhassubclass && HasInheritanceChildren(RelationGetRelid(data->tg_relation)))
+  // transition tables too, indistinguishable from the parent's own; a
+  // partitioned table has no rows of its own.
+  if (data->tg_relation->rd_rel->relhassubclass && data->tg_relation->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
+      HasInheritanceChildren(RelationGetRelid(data->tg_relation)))
     return Status(Code::kInvalidInput, "table " + QualifiedName(table) +
                                            " has inheritance children, which syncline cannot tell apart from its "
                                            "own rows; untrack it");
@@ -371,6 +375,12 @@ Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
   CaptureEntry* entry = nullptr;
   Status status = Entry(data->tg_relation, &entry);
   if (!status.ok()) return status;
+  if (RelationGetRelid(data->tg_relation) != entry->table.relid) {
+    // A partition: only its rows are gone, which the metadata cannot tell
+    // from the others' without a look at the table.
+    int64 tombstoned = 0;
+    return TombstoneVanished(entry->table, &tombstoned);
+  }
   PreparePlans();
   Datum values[2] = {Int32GetDatum(entry->table.tid), Int64GetDatum(static_cast<int64>(NextStamp()))};
   uint64 rows = 0;

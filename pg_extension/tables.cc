@@ -1,6 +1,7 @@
 #include "pg_extension/tables.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "core/changeset.h"
 #include "pg_extension/spi.h"
@@ -29,6 +30,16 @@ std::string QuoteLiteral(const std::string& literal) {
   const char* text = literal.c_str();
   PgGuard([&] { quoted = quote_literal_cstr(text); });
   return quoted;
+}
+
+std::string RelationName(Oid relid) {
+  const char* name = nullptr;
+  PgGuard([&] {
+    char* rel = get_rel_name(relid);
+    if (rel == nullptr) elog(ERROR, "syncline: relation %u vanished", relid);
+    name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel);
+  });
+  return name;
 }
 
 std::string QualifiedName(const TableInfo& table) { return Quote(table.schema) + "." + Quote(table.name); }
@@ -72,7 +83,9 @@ Status LoadShape(Oid relid, MemoryContext context, TableInfo* out) {
       out->schema = ResultText(r, 7);
       out->name = ResultText(r, 8);
       std::string kind = ResultText(r, 9);
-      if (kind != "r")
+      // A partitioned table is read and written as one table: PostgreSQL
+      // routes the rows to its partitions.
+      if (kind != "r" && kind != "p")
         return Status(Code::kInvalidInput, QualifiedName(*out) + " is not an ordinary table (relkind " + kind + ")");
     }
   }
@@ -130,6 +143,73 @@ Status FindTrackedByRelid(Oid relid, MemoryContext context, TableInfo* out, bool
   Status status = FindTracked("table_name OPERATOR(pg_catalog.=) $1", TEXTOID, arg, context, out, found);
   if (status.ok() && *found && out->schema != nsp) *found = false;
   return status;
+}
+
+Status FindTrackedForCapture(Oid relid, MemoryContext context, TableInfo* out, bool* found) {
+  Status status = FindTrackedByRelid(relid, context, out, found);
+  if (!status.ok() || *found) return status;
+  // Not tracked itself: a partition (at any level) captures for the root of
+  // its partition tree. Only a cache refill gets here, never a row.
+  Oid root = InvalidOid;
+  PgGuard([&] {
+    if (!get_rel_relispartition(relid)) return;
+    List* ancestors = get_partition_ancestors(relid);
+    root = llast_oid(ancestors);
+    list_free(ancestors);
+  });
+  if (!OidIsValid(root)) return status;
+  status = FindTrackedByRelid(root, context, out, found);
+  if (!status.ok() || !*found) return status;
+  // The partition's rows come in its own tuple descriptor, whose attribute
+  // numbers may differ from the root's (an attached table, dropped columns);
+  // names and types are the same.
+  for (std::size_t i = 0; i < out->columns.size(); ++i) {
+    const char* column = out->columns[i].name.c_str();
+    AttrNumber attnum = InvalidAttrNumber;
+    PgGuard([&] { attnum = get_attnum(relid, column); });
+    if (attnum == InvalidAttrNumber)
+      return Status(Code::kInternal, "partition " + std::to_string(relid) + " has no column " + Quote(column));
+    out->attnums[i] = attnum;
+  }
+  return status;
+}
+
+Status ForEachKey(const TableInfo& table, const std::string& source,
+                  const std::function<Status(const std::string& key, const std::string& scope)>& each) {
+  // The scan reads the key columns, then the scope column: the table's
+  // shape with attribute numbers into that scan.
+  std::string columns;
+  for (std::size_t k = 0; k < table.pk.size(); ++k)
+    columns += (k > 0 ? ", " : "") + Quote(table.columns[table.pk[k]].name);
+  if (table.scope >= 0) columns += ", " + Quote(table.columns[table.scope].name);
+  TableInfo key_shape = table;
+  key_shape.attnums.assign(table.columns.size(), 0);
+  for (std::size_t k = 0; k < table.pk.size(); ++k)
+    key_shape.attnums[table.pk[k]] = static_cast<AttrNumber>(k + 1);
+  if (table.scope >= 0) key_shape.attnums[table.scope] = static_cast<AttrNumber>(table.pk.size() + 1);
+
+  SPIPlanPtr scan = Prepare("SELECT " + columns + " FROM " + source, {});
+  Portal portal = nullptr;
+  PgGuard([&] { portal = SPI_cursor_open(nullptr, scan, nullptr, nullptr, true); });
+  CanonicalOutput pinned;  // dates and times as everywhere else
+  std::string key;
+  while (true) {
+    uint64 fetched = 0;
+    PgGuard([&] {
+      SPI_cursor_fetch(portal, true, 1000);
+      fetched = SPI_processed;
+    });
+    if (fetched == 0) break;
+    SPITupleTable* chunk = SPI_tuptable;
+    for (uint64 r = 0; r < fetched; ++r) {
+      Status status = RowKey(key_shape, chunk->vals[r], chunk->tupdesc, &key);
+      if (status.ok()) status = each(key, RowScope(key_shape, chunk->vals[r], chunk->tupdesc));
+      if (!status.ok()) return status;
+    }
+    PgGuard([&] { SPI_freetuptable(chunk); });
+  }
+  PgGuard([&] { SPI_cursor_close(portal); });
+  return Status::Ok();
 }
 
 Status FindTrackedByName(const std::string& name, MemoryContext context, TableInfo* out, bool* found) {

@@ -1,6 +1,7 @@
 // Tracked tables as the PostgreSQL extension sees them.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ core::Status LoadShape(Oid relid, MemoryContext context, TableInfo* out);
 // The tracking row of a relation, or of a table by its unqualified name.
 // Needs an SPI session. `found` false when not tracked.
 core::Status FindTrackedByRelid(Oid relid, MemoryContext context, TableInfo* out, bool* found);
+// The tracking a capture trigger on `relid` writes under: the table's own,
+// or for a partition the root of its partition tree's, with the attribute
+// numbers of the partition's columns (its transition tables' rows).
+core::Status FindTrackedForCapture(Oid relid, MemoryContext context, TableInfo* out, bool* found);
 core::Status FindTrackedByName(const std::string& name, MemoryContext context, TableInfo* out, bool* found);
 core::Status FindTrackedById(int32 tid, MemoryContext context, TableInfo* out, bool* found);
 
@@ -41,7 +46,16 @@ core::Status RowKey(const TableInfo& table, TupleTableSlot* slot, std::string* k
 std::string RowScope(const TableInfo& table, HeapTuple tuple, TupleDesc desc);
 std::string RowScope(const TableInfo& table, TupleTableSlot* slot);
 
+// Calls `each` with the metadata key and scope of every row of `source` (a
+// quoted relation name with the table's columns: the table or one of its
+// partitions), read in chunks through a cursor so that memory stays flat.
+// Needs an SPI session; `each` may use it.
+core::Status ForEachKey(const TableInfo& table, const std::string& source,
+                        const std::function<core::Status(const std::string& key, const std::string& scope)>& each);
+
 std::string QualifiedName(const TableInfo& table);
+// schema.name of a relation, quoted.
+std::string RelationName(Oid relid);
 // "column OPERATOR(schema.=) value": the key column's own equality, named
 // in full so that no search path decides which operator it is.
 std::string KeyEquals(const ColumnType& column, const std::string& value);

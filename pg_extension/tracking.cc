@@ -6,9 +6,11 @@
 #include "core/json.h"
 #include "core/node_id.h"
 #include "pg_extension/backend.h"
+#include "pg_extension/partitions.h"
 #include "pg_extension/pg_boundary.h"
 #include "pg_extension/spi.h"
 #include "pg_extension/tables.h"
+#include "pg_extension/tracking.h"
 
 namespace syncline::pg {
 
@@ -77,20 +79,36 @@ Status ValidateTrackable(const TrackOptions& options, TableInfo* table) {
   if (table->schema == "syncline") return Status(Code::kInvalidInput, "syncline's own tables cannot be tracked");
   // Capture is per statement: a statement fires the statement triggers of
   // the table it names only, and its transition tables hold the rows of
-  // that table's inheritance children too. So neither a parent nor a child
-  // (or partition) can be tracked.
-  SPIPlanPtr family = Prepare("SELECT inhparent OPERATOR(pg_catalog.=) $1 FROM pg_catalog.pg_inherits WHERE "
-                              "inhparent OPERATOR(pg_catalog.=) "
-                              "$1 OR inhrelid OPERATOR(pg_catalog.=) $1 LIMIT 1",
-                              {OIDOID});
-  Datum relid_arg[1] = {ObjectIdGetDatum(table->relid)};
-  if (Execute(family, relid_arg, " ", true) > 0) {
-    bool isnull = false;
-    bool parent = DatumGetBool(ResultDatum(0, 1, &isnull));
-    return Status(Code::kInvalidInput,
-                  "table " + name +
-                      (parent ? " has inheritance children" : " is a partition or inherits from another table"))
-        .WithDetail("syncline tracks tables outside inheritance hierarchies only.");
+  // that table's inheritance children too. A partitioned table is tracked
+  // as a whole (its partitions get triggers of their own that capture for
+  // it); a partition alone, or a table in an inheritance hierarchy, cannot
+  // be.
+  char kind = 0;
+  Oid root = InvalidOid;
+  PgGuard([&] {
+    kind = get_rel_relkind(table->relid);
+    if (get_rel_relispartition(table->relid)) {
+      List* ancestors = get_partition_ancestors(table->relid);
+      root = llast_oid(ancestors);
+      list_free(ancestors);
+    }
+  });
+  if (OidIsValid(root)) {
+    const std::string root_name = RelationName(root);
+    return Status(Code::kInvalidInput, "table " + name + " is a partition of " + root_name)
+        .WithDetail("A partitioned table is tracked as a whole, with all its partitions.")
+        .WithHint("Track " + root_name + ".");
+  }
+  if (kind == RELKIND_RELATION) {
+    SPIPlanPtr family = Prepare("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent OPERATOR(pg_catalog.=) $1 OR "
+                                "inhrelid OPERATOR(pg_catalog.=) $1 LIMIT 1",
+                                {OIDOID});
+    Datum relid_arg[1] = {ObjectIdGetDatum(table->relid)};
+    if (Execute(family, relid_arg, " ", true) > 0)
+      return Status(Code::kInvalidInput, "table " + name + " uses table inheritance")
+          .WithDetail("syncline tracks ordinary and declaratively partitioned tables (PARTITION BY), not tables "
+                      "that inherit or are inherited from (INHERITS): capture cannot tell a parent's rows from its "
+                      "children's.");
   }
   if (!options.scope.empty()) {
     for (std::size_t i = 0; i < table->columns.size(); ++i) {
@@ -168,21 +186,15 @@ Status RegisterTable(const TrackOptions& options, const std::string& authorize, 
   return Status::Ok();
 }
 
+}  // namespace
+
 // Statement-level triggers, one per event with its transition tables (one
 // plan execution per statement, not per row), that fire whatever
 // session_replication_role says: a write under "replica" is captured like
 // any other. Re-tracking replaces them (DROP ... IF EXISTS would send a
 // notice).
-void InstallCaptureTriggers(const TableInfo& table) {
-  const std::string name = QualifiedName(table);
-  SPIPlanPtr existing = Prepare(
-      "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = ANY ($2::pg_catalog.text[])",
-      {OIDOID, TEXTOID});
-  Datum existing_args[2] = {ObjectIdGetDatum(table.relid), TextDatum(kTriggerNames)};
-  uint64 triggers = Execute(existing, existing_args, "  ", true);
-  std::string sql;
-  for (uint64 t = 0; t < triggers; ++t)
-    sql += "DROP TRIGGER " + ResultText(t, 1) + " ON " + name + ";";
+void InstallCaptureTriggers(Oid relid, const std::string& name) {
+  std::string sql = DropCaptureTriggersSql(relid, name);
   const std::pair<const char*, std::string> capture_triggers[] = {
       {"syncline_capture_insert", "AFTER INSERT ON " + name + " REFERENCING NEW TABLE AS syncline_new"},
       {"syncline_capture_update",
@@ -199,20 +211,19 @@ void InstallCaptureTriggers(const TableInfo& table) {
   ExecuteSql(sql, false);
 }
 
-// The backfill's scan reads the key columns, then the scope column: the
-// table's shape with attribute numbers into that scan.
-TableInfo BackfillScanShape(const TableInfo& table, std::string* columns) {
-  columns->clear();
-  for (std::size_t k = 0; k < table.pk.size(); ++k)
-    *columns += (k > 0 ? ", " : "") + Quote(table.columns[table.pk[k]].name);
-  if (table.scope >= 0) *columns += ", " + Quote(table.columns[table.scope].name);
-  TableInfo key_shape = table;
-  key_shape.attnums.assign(table.columns.size(), 0);
-  for (std::size_t k = 0; k < table.pk.size(); ++k)
-    key_shape.attnums[table.pk[k]] = static_cast<AttrNumber>(k + 1);
-  if (table.scope >= 0) key_shape.attnums[table.scope] = static_cast<AttrNumber>(table.pk.size() + 1);
-  return key_shape;
+std::string DropCaptureTriggersSql(Oid relid, const std::string& name) {
+  SPIPlanPtr existing = Prepare(
+      "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = ANY ($2::pg_catalog.text[])",
+      {OIDOID, TEXTOID});
+  Datum existing_args[2] = {ObjectIdGetDatum(relid), TextDatum(kTriggerNames)};
+  uint64 triggers = Execute(existing, existing_args, "  ", true);
+  std::string sql;
+  for (uint64 t = 0; t < triggers; ++t)
+    sql += "DROP TRIGGER " + ResultText(t, 1) + " ON " + name + ";";
+  return sql;
 }
+
+namespace {
 
 // A local version for each row that has no live one (a tombstone is
 // revived, a live version kept).
@@ -228,42 +239,23 @@ SPIPlanPtr PrepareBackfillInsert() {
                  {INT4OID, TEXTOID, INT8OID, TEXTOID});
 }
 
-// Metadata for every existing row, read in chunks through a cursor so that
-// memory stays flat on large tables. Sets *backfilled to the rows written.
-Status Backfill(const TableInfo& table, int64* backfilled) {
-  std::string columns;
-  TableInfo key_shape = BackfillScanShape(table, &columns);
+}  // namespace
+
+Status Backfill(const TableInfo& table, const std::string& source, int64* backfilled) {
   SPIPlanPtr insert = PrepareBackfillInsert();
-  SPIPlanPtr scan = Prepare("SELECT " + columns + " FROM " + QualifiedName(table), {});
-  Portal portal = nullptr;
-  PgGuard([&] { portal = SPI_cursor_open("syncline_backfill", scan, nullptr, nullptr, true); });
-  CanonicalOutput pinned;  // dates and times as everywhere else
   *backfilled = 0;
-  while (true) {
-    uint64 fetched = 0;
-    PgGuard([&] {
-      SPI_cursor_fetch(portal, true, 1000);
-      fetched = SPI_processed;
-    });
-    if (fetched == 0) break;
-    SPITupleTable* chunk = SPI_tuptable;
-    for (uint64 r = 0; r < fetched; ++r) {
-      std::string key;
-      Status status = RowKey(key_shape, chunk->vals[r], chunk->tupdesc, &key);
-      if (!status.ok()) return status;
-      std::string scope = RowScope(key_shape, chunk->vals[r], chunk->tupdesc);
-      Datum values[4] = {Int32GetDatum(table.tid), TextDatum(key), Int64GetDatum(static_cast<int64>(NextStamp())),
-                         scope.empty() ? (Datum)0 : TextDatum(scope)};
-      char nulls[5] = "    ";
-      if (scope.empty()) nulls[3] = 'n';
-      AsExtensionOwner owner;
-      *backfilled += static_cast<int64>(Execute(insert, values, nulls, false));
-    }
-    PgGuard([&] { SPI_freetuptable(chunk); });
-  }
-  PgGuard([&] { SPI_cursor_close(portal); });
-  return Status::Ok();
+  return ForEachKey(table, source, [&](const std::string& key, const std::string& scope) {
+    Datum values[4] = {Int32GetDatum(table.tid), TextDatum(key), Int64GetDatum(static_cast<int64>(NextStamp())),
+                       scope.empty() ? (Datum)0 : TextDatum(scope)};
+    char nulls[5] = "    ";
+    if (scope.empty()) nulls[3] = 'n';
+    AsExtensionOwner owner;
+    *backfilled += static_cast<int64>(Execute(insert, values, nulls, false));
+    return Status::Ok();
+  });
 }
+
+namespace {
 
 // What track() returns: the table, its key and scope, the rows backfilled.
 std::string TrackSummary(const TableInfo& table, const TrackOptions& options, int64 backfilled) {
@@ -302,17 +294,23 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
 
   std::string summary;
   {
+    ChangingTriggers changing;  // the event triggers leave this DDL to us
     SpiSession spi;
     TableInfo table;
     std::string authorize;
+    std::vector<Partition> partitions;
     int64 backfilled = 0;
     status = LoadShape(relid, CurrentMemoryContext, &table);
     if (status.ok()) status = ValidateTrackable(options, &table);
+    if (status.ok()) partitions = ListPartitions(relid);
+    if (status.ok()) status = CheckNoneTracked(table, partitions);
     if (status.ok()) status = ResolveAuthorize(options, table, &authorize);
     if (status.ok()) status = RegisterTable(options, authorize, &table);
     if (!status.ok()) return status;
-    InstallCaptureTriggers(table);
-    status = Backfill(table, &backfilled);
+    InstallCaptureTriggers(table.relid, QualifiedName(table));
+    for (const Partition& partition : partitions)
+      InstallCaptureTriggers(partition.relid, partition.name);
+    status = Backfill(table, QualifiedName(table), &backfilled);
     if (!status.ok()) return status;
     summary = TrackSummary(table, options, backfilled);
   }
@@ -326,16 +324,16 @@ Status Untrack(FunctionCallInfo fcinfo, Datum* result) {
   if (!status.ok()) return status;
   bool was_tracked = false;
   {
+    ChangingTriggers changing;
     SpiSession spi;
     TableInfo table;
     status = FindTrackedByRelid(relid, CurrentMemoryContext, &table, &was_tracked);
     if (!status.ok()) return status;
     if (was_tracked) {
-      const std::string name = QualifiedName(table);
-      ExecuteSql("DROP TRIGGER syncline_capture_insert ON " + name + "; DROP TRIGGER syncline_capture_update ON " +
-                     name + "; DROP TRIGGER syncline_capture_delete ON " + name +
-                     "; DROP TRIGGER syncline_truncate ON " + name + ";",
-                 false);
+      std::string sql = DropCaptureTriggersSql(table.relid, QualifiedName(table));
+      for (const Partition& partition : ListPartitions(table.relid))
+        if (partition.captured) sql += DropCaptureTriggersSql(partition.relid, partition.name);
+      ExecuteSql(sql, false);
       AsExtensionOwner owner;
       ExecuteSql("DELETE FROM syncline.rows WHERE tid = " + std::to_string(table.tid) +
                      "; DELETE FROM syncline.tables WHERE tid = " + std::to_string(table.tid),

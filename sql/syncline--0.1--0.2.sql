@@ -229,9 +229,22 @@ $$;
 CREATE TRIGGER tables_tracked AFTER INSERT OR DELETE ON syncline.tables
   FOR EACH ROW EXECUTE FUNCTION syncline.tables_tracked();
 
--- DDL on a tracked table: ALTER TABLE (columns, renames, SET SCHEMA).
--- SECURITY DEFINER: the metadata belongs to the extension's owner, the DDL
--- to whoever owns the table.
+-- A tracked partitioned table after DDL on it or on one of its partitions
+-- (docs/postgres.md, "Partitioned tables"): capture triggers and metadata
+-- for partitions created or attached, none for partitions detached, and
+-- tombstones for rows that left the table (with p_reconcile, or when a
+-- partition was detached). Does nothing for other tables.
+CREATE FUNCTION syncline.follow_partitions(p_tid integer, p_reconcile boolean)
+RETURNS void LANGUAGE c STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'syncline_follow_partitions';
+-- For the event triggers (which run as the extension's owner) only.
+REVOKE EXECUTE ON FUNCTION syncline.follow_partitions(integer, boolean) FROM PUBLIC;
+
+-- DDL on a tracked table: ALTER TABLE (columns, renames, SET SCHEMA), and
+-- on a tracked partitioned table's partitions (CREATE TABLE ... PARTITION
+-- OF, ATTACH and DETACH PARTITION). SECURITY DEFINER: the metadata belongs
+-- to the extension's owner, the DDL to whoever owns the table.
 CREATE FUNCTION syncline.ddl_command_end()
 RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -246,6 +259,13 @@ BEGIN
   LOOP
     PERFORM syncline.follow_table(changed);
   END LOOP;
+  FOR changed IN
+    SELECT DISTINCT s.tid FROM pg_event_trigger_ddl_commands() c
+      JOIN syncline.tables s ON s.relid::oid = pg_partition_root(c.objid::regclass)::oid
+     WHERE c.classid = 'pg_class'::regclass
+  LOOP
+    PERFORM syncline.follow_partitions(changed, false);
+  END LOOP;
 END
 $$;
 
@@ -258,6 +278,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   gone integer;
+  -- A partition of a tracked table (its capture triggers go with it, and it
+  -- is not tracked itself): its rows left the table.
+  partition_dropped boolean := EXISTS (
+    SELECT 1 FROM pg_event_trigger_dropped_objects() d
+     WHERE d.object_type = 'trigger' AND d.address_names[3] = 'syncline_capture_insert'
+       AND NOT EXISTS (SELECT 1 FROM syncline.tables s
+                        WHERE s.table_schema = d.address_names[1] AND s.table_name = d.address_names[2]));
 BEGIN
   FOR gone IN
     SELECT s.tid FROM pg_event_trigger_dropped_objects() d
@@ -267,10 +294,17 @@ BEGIN
     DELETE FROM syncline.rows WHERE tid = gone;
     DELETE FROM syncline.tables WHERE tid = gone;
   END LOOP;
+  IF partition_dropped THEN
+    FOR gone IN
+      SELECT s.tid FROM syncline.tables s JOIN pg_class c ON c.oid = s.relid::oid WHERE c.relkind = 'p'
+    LOOP
+      PERFORM syncline.follow_partitions(gone, true);
+    END LOOP;
+  END IF;
 END
 $$;
 
-CREATE EVENT TRIGGER syncline_ddl_command_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+CREATE EVENT TRIGGER syncline_ddl_command_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
   EXECUTE FUNCTION syncline.ddl_command_end();
 CREATE EVENT TRIGGER syncline_sql_drop ON sql_drop
   EXECUTE FUNCTION syncline.sql_drop();

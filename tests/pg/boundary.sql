@@ -110,8 +110,10 @@ SELECT is(error_of($$SELECT syncline.track('nokey')$$),
 CREATE TABLE parent (id int PRIMARY KEY);
 CREATE TABLE child (PRIMARY KEY (id)) INHERITS (parent);
 SELECT is(error_of($$SELECT syncline.track('child')$$),
-          ARRAY['22023', 'syncline.track: table public.child is a partition or inherits from another table',
-                'syncline tracks tables outside inheritance hierarchies only.', ''],
+          ARRAY['22023', 'syncline.track: table public.child uses table inheritance',
+                'syncline tracks ordinary and declaratively partitioned tables (PARTITION BY), not tables that '
+                'inherit or are inherited from (INHERITS): capture cannot tell a parent''s rows from its children''s.',
+                ''],
           'track: an inheritance child, with why as the detail');
 SELECT is(error_of($$SELECT syncline.track('notes', '{"scope": "title", "authorize": "no_such_fn"}')$$),
           ARRAY['42P01', 'syncline.track: options: no function no_such_fn(jsonb) returning boolean', '',
