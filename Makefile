@@ -84,12 +84,15 @@ smoke-test: $(BUILD)/syncline.so
 	tests/sqlite/smoke.sh $(abspath $(BUILD)/syncline)
 
 # A throwaway cluster (tests/pg/with_cluster.sh) runs the pgTAP files and the
-# libpq suites (concurrency, cross-engine). glibc scribbles over the memory
-# it frees (MALLOC_PERTURB_), so that a read after free shows.
+# libpq suites (concurrency, cross-engine); then a throwaway primary and hot
+# standby (tests/pg/with_standby.sh) run the standby pulls (about 10 s).
+# glibc scribbles over the memory it frees (MALLOC_PERTURB_), so that a read
+# after free shows.
 pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(if $(E2E_SRC),$(BUILD)/e2e_tests) \
          $(if $(SIM_SRC),$(BUILD)/sim_tests) $(BUILD)/syncline.so $(BUILD)/bin/syncline
 	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) SYNCLINE_CLI=$(abspath $(BUILD)/bin/syncline) MALLOC_PERTURB_=165 \
 	  tests/pg/with_cluster.sh tests/pg/run.sh
+	tests/pg/with_standby.sh tests/pg/standby.sh
 
 # Benchmarks (bench/run.sh): results in bench/results.json and docs/benchmarks.md.
 bench: all pg-install

@@ -60,6 +60,30 @@ std::string PositionText(const Position& position) {
   return std::to_string(position.xid) + "." + std::to_string(position.seq);
 }
 
+// A cursor past this database's horizon. A hot standby's horizon is that of
+// the WAL it has replayed, so a cursor the primary (or a fresher standby)
+// issued may be past it for now: that is worth retrying. A primary has seen
+// every position it issued, so there the cursor is bogus. (A standby cannot
+// tell a bogus cursor from one it has not reached: clients bound retries.)
+Status CursorAhead(const std::string& cursor_position, const Position& horizon) {
+  bool in_recovery = false;
+  XLogRecPtr replayed = InvalidXLogRecPtr;
+  PgGuard([&] {
+    in_recovery = RecoveryInProgress();
+    if (in_recovery) replayed = GetXLogReplayRecPtr(nullptr);
+  });
+  if (!in_recovery) return core::NeverIssued(cursor_position);
+  char lsn[32];
+  // LSN_FORMAT_ARGS, whose type check does not compile as C++.
+  snprintf(lsn, sizeof lsn, "%X/%X", static_cast<uint32>(replayed >> 32), static_cast<uint32>(replayed));
+  return Status(Code::kNotYet, "this replica has not replayed up to the cursor yet (cursor at " + cursor_position +
+                                   ", replayed up to " + PositionText(horizon) + ", WAL " + lsn +
+                                   "); retry, or pull from the primary")
+      .WithDetail("A hot standby delivers only what it has replayed; the cursor comes from the primary or a "
+                  "replica further ahead.")
+      .WithHint("Retry after a moment. A cursor that stays ahead was not issued by this database's primary.");
+}
+
 struct PullTable {
   TableInfo info;
   SPIPlanPtr select_row = nullptr;
@@ -232,7 +256,8 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       core::Cursor cursor;
       status = core::DecodeIssuedCursor(*cursor_text, node_id, filter, &cursor);
       if (!status.ok()) return status;
-      if (!ParsePosition(cursor.position, &after) || after.xid > horizon.xid) return core::NeverIssued(cursor.position);
+      if (!ParsePosition(cursor.position, &after)) return core::NeverIssued(cursor.position);
+      if (after.xid > horizon.xid) return CursorAhead(cursor.position, horizon);
     }
 
     std::string where = "(r.xid, r.seq) > ($1::pg_catalog.xid8, $2) AND r.xid < $3::pg_catalog.xid8";
