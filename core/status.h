@@ -24,6 +24,7 @@ enum class Code {
   kNotYet,            // to be tried again later (a stamp ahead of the server's clock, within reason)
   kPermissionDenied,  // the caller may not do this (not the table's owner, not authorised for a scope)
   kTooLarge,          // more than the format can carry (a row over a batch's size limit)
+  kReadOnly,          // a write on a server that only reads (a hot standby)
   kInternal,
 };
 
@@ -45,6 +46,7 @@ inline const char* SqlStateOf(Code code) {
     case Code::kNotYet: return "55000";            // object_not_in_prerequisite_state
     case Code::kPermissionDenied: return "42501";  // insufficient_privilege
     case Code::kTooLarge: return "54000";          // program_limit_exceeded
+    case Code::kReadOnly: return "25006";          // read_only_sql_transaction
     case Code::kInternal: return "XX000";          // internal_error
   }
   return "XX000";

@@ -587,8 +587,10 @@ Status PgStore::NodeRef(const std::string& node, int64* ref) {
 
 // The batch text, as the function's argument holds it (not copied).
 Status ApplyText(std::string_view text, Datum* result) {
+  Status status = WritableServer("push to the primary");
+  if (!status.ok()) return status;
   core::Batch batch;
-  Status status = core::DecodeBatch(text, &batch);
+  status = core::DecodeBatch(text, &batch);
   if (!status.ok()) return status;
   std::string summary;
   {

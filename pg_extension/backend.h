@@ -75,4 +75,8 @@ inline bool BeingApplied(Oid relid, const std::string& key) {
 
 std::string LocalNodeId();  // needs an SPI session
 
+// Refuses a write on a hot standby up front (`what`: where to do it instead),
+// rather than with the first INSERT's "read-only transaction".
+core::Status WritableServer(const char* what);
+
 }  // namespace syncline::pg

@@ -437,6 +437,13 @@ std::string LocalNodeId() {
   return ResultText(0, 1);
 }
 
+core::Status WritableServer(const char* what) {
+  bool in_recovery = false;
+  PgGuard([&] { in_recovery = RecoveryInProgress(); });
+  if (!in_recovery) return core::Status::Ok();
+  return core::Status(core::Code::kReadOnly, std::string("this server is a hot standby, which is read-only; ") + what);
+}
+
 }  // namespace syncline::pg
 
 extern "C" {

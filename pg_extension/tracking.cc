@@ -284,8 +284,10 @@ std::string TrackSummary(const TableInfo& table, const TrackOptions& options, in
 
 Status Track(FunctionCallInfo fcinfo, Datum* result) {
   Oid relid = PG_GETARG_OID(0);
+  Status status = WritableServer("track tables on the primary");
+  if (!status.ok()) return status;
   TrackOptions options;
-  Status status = ParseTrackOptions(JsonbText(PG_GETARG_DATUM(1)), &options);
+  status = ParseTrackOptions(JsonbText(PG_GETARG_DATUM(1)), &options);
   if (!status.ok()) return status;
   if (GetDatabaseEncoding() != PG_UTF8)
     return Status(Code::kInvalidInput, "syncline needs a database with UTF8 encoding (batches are UTF-8)");
@@ -320,7 +322,8 @@ Status Track(FunctionCallInfo fcinfo, Datum* result) {
 
 Status Untrack(FunctionCallInfo fcinfo, Datum* result) {
   Oid relid = PG_GETARG_OID(0);
-  Status status = CheckOwner(relid);
+  Status status = WritableServer("untrack tables on the primary");
+  if (status.ok()) status = CheckOwner(relid);
   if (!status.ok()) return status;
   bool was_tracked = false;
   {

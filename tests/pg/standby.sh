@@ -179,11 +179,13 @@ refused() {
   local name="$1" got
   got="$(error_of s -c "$2")"
   echo "# ${got:0:200}"
-  like "$got" "25006 *" "$name on the standby: 25006 read_only_sql_transaction"
+  like "$got" "25006 $3" "$name on the standby: 25006 read_only_sql_transaction"
 }
-refused apply_push "SELECT syncline.apply_push('$batch'::text)"
-refused track "SELECT syncline.track('later')"
-refused LISTEN "LISTEN syncline"
+refused apply_push "SELECT syncline.apply_push('$batch'::text)" \
+  "syncline.apply_push: this server is a hot standby, which is read-only; push to the primary"
+refused track "SELECT syncline.track('later')" "syncline.track: this server is a hot standby*"
+refused untrack "SELECT syncline.untrack('notes')" "syncline.untrack: this server is a hot standby*"
+refused LISTEN "LISTEN syncline" "cannot execute LISTEN during recovery"
 is "$(s -c "SELECT pg_catalog.pg_is_in_recovery()")" t "the standby is still up, in recovery"
 is "$(error_of s -c "SELECT syncline.pull_since(NULL)")" "no error" "... and still serves pulls"
 is "$(grep -cE 'terminated by signal|PANIC' "$SYNCLINE_STANDBY_LOG" || true)" 0 "no backend of the standby crashed"
