@@ -23,8 +23,6 @@ std::string Lower(std::string_view text) {
   return out;
 }
 
-bool SameName(const std::string& a, const std::string& b) { return Lower(a) == Lower(b); }
-
 struct Tracked {
   std::int64_t tid = 0;
   std::string name;

@@ -196,10 +196,6 @@ Status ReadInt(sqlite3* db, const char* key, std::int64_t* out, bool* found) {
 
 }  // namespace
 
-bool SameName(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && sqlite3_strnicmp(a.data(), b.data(), static_cast<int>(a.size())) == 0;
-}
-
 const SchemaColumn* SchemaTable::Find(std::string_view column) const {
   for (const SchemaColumn& candidate : columns) {
     if (SameName(candidate.name, column)) return &candidate;

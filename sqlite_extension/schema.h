@@ -19,10 +19,6 @@
 
 namespace syncline::sqlite {
 
-// Whether two identifiers name one object: SQLite compares them without
-// regard to ASCII case.
-bool SameName(std::string_view a, std::string_view b);
-
 struct SchemaColumn {
   std::string name;
   std::string type;       // as the server declares it: "numeric(10,2)"

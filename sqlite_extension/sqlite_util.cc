@@ -130,6 +130,10 @@ std::string QuoteIdentifier(std::string_view name) {
   return quoted;
 }
 
+bool SameName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && sqlite3_strnicmp(a.data(), b.data(), static_cast<int>(a.size())) == 0;
+}
+
 Savepoint::Savepoint(sqlite3* db, const char* name) : db_(db), name_(name) {
   status_ = Exec(db_, "SAVEPOINT " + name_);
   open_ = status_.ok();

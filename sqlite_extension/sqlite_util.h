@@ -75,6 +75,9 @@ core::Status SqliteError(sqlite3* db, int rc);
 
 // "name" -> "\"name\"": an identifier quoted for SQL text (doubling quotes).
 std::string QuoteIdentifier(std::string_view name);
+// Whether two identifiers name one object: SQLite compares them without
+// regard to ASCII case.
+bool SameName(std::string_view a, std::string_view b);
 
 core::Value ValueFromSqlite(sqlite3_value* value);
 
