@@ -426,8 +426,9 @@ Status PgStore::WriteRows(const std::vector<core::MergeChange*>& run, std::size_
   for (const core::MergeChange* change : run) {
     const ChangeData& data = data_[change->index];
     rows.push_back(
-        upsert ? RowWrite{&change->meta_key.bytes, data.row.data(), data.row_nulls.data(), change->row.data(), false}
-               : RowWrite{&change->meta_key.bytes, data.key.data(), data.key_nulls.data(), nullptr, false});
+        upsert ? RowWrite{&change->meta_key.bytes, data.row.data(), data.row_nulls.data(), change->row.data(), false,
+                          change->partial}
+               : RowWrite{&change->meta_key.bytes, data.key.data(), data.key_nulls.data(), nullptr, false, false});
   }
   // The whole run in one statement; when PostgreSQL refuses it, halves of
   // it, down to the change at fault (a few subtransactions per refusal, not

@@ -134,12 +134,6 @@ SPIPlanPtr PartialUpsert(SetTable& table, const std::vector<bool>& present) {
   return plan;
 }
 
-bool IsPartial(const RowWrite& row, std::size_t columns) {
-  for (std::size_t c = 0; c < columns; ++c)
-    if (row.sent[c] == nullptr) return true;
-  return false;
-}
-
 // One column of a run as an array parameter (with its NULLs).
 Datum ColumnArray(Oid element_type, const std::vector<RowWrite>& rows, std::size_t first, std::size_t count,
                   std::size_t column) {
@@ -194,7 +188,7 @@ void WriteRun(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::si
   ApplyingRows applying(info.relid, keys);
   bool partial = false;
   for (std::size_t i = first; upsert && !partial && i < first + count; ++i)
-    partial = IsPartial(rows[i], info.columns.size());
+    partial = rows[i].partial;
   const bool one_at_a_time = table.upsert_set == nullptr || partial;
   std::unordered_set<std::string> done;
   for (std::size_t start = first; start < first + count; start += one_at_a_time ? 1 : count) {
@@ -239,7 +233,7 @@ void WriteRun(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::si
       RowWrite& row = *it->second;
       // A row that lacked columns is stored with values its sender did not
       // send: a rewrite, so that it gets them (docs/protocol.md, "Schema changes").
-      row.rewritten = IsPartial(row, info.columns.size());
+      row.rewritten = row.partial;
       for (std::size_t c = 0; c < info.columns.size() && !row.rewritten; ++c) {
         bool isnull = false;
         Datum datum = (Datum)0;

@@ -39,6 +39,7 @@ struct RowWrite {
   const char* nulls;               // ' ' or 'n' per value
   const core::Value* const* sent;  // upserts: the row as sent, table order (null: a column it lacks)
   bool rewritten;                  // set: PostgreSQL stored other values than sent
+  bool partial;                    // upserts: the row lacks columns (core::MergeChange::partial)
 };
 
 // An internal subtransaction that leaves the caller's memory context
