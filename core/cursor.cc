@@ -136,6 +136,16 @@ Status NeverIssued(const std::string& position) {
   return Status(Code::kInvalidInput, "cursor position " + position + " was never issued by this database");
 }
 
+Status CursorBeforeHorizon(const std::string& position, const std::string& horizon) {
+  return Status(Code::kResync, "cursor position " + position +
+                                   " is older than this database's garbage collection horizon (" + horizon +
+                                   "): the deletes since it were collected; resync")
+      .WithDetail("Tombstones up to the horizon were collected, so changes since the cursor can no longer be told "
+                  "completely.")
+      .WithHint("Resync: push local changes, then pull from the beginning (no cursor) and drop the rows the "
+                "server no longer has. The syncline client does this on its own.");
+}
+
 int ComparePositions(std::string_view a, std::string_view b) {
   while (true) {
     std::size_t a_end = a.find('.'), b_end = b.find('.');

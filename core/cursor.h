@@ -54,6 +54,9 @@ Status CheckCursorIssuer(const Cursor& cursor, const std::string& node_id, const
 // DecodeCursor, then CheckCursorIssuer: what a pull does with its cursor.
 Status DecodeIssuedCursor(std::string_view text, const std::string& node_id, const std::string& filter, Cursor* out);
 Status NeverIssued(const std::string& position);
+// A cursor older than the issuer's garbage collection horizon: deletes it
+// has not delivered are gone, so the reader must resync (kResync).
+Status CursorBeforeHorizon(const std::string& position, const std::string& horizon);
 
 // Orders positions as sequences of unsigned decimal integers: <0, 0, >0.
 int ComparePositions(std::string_view a, std::string_view b);

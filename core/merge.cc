@@ -309,7 +309,8 @@ bool IsConflict(Code code) {
     case Code::kTypeMismatch:
     case Code::kConstraint:
     case Code::kPermissionDenied:
-    case Code::kClockDrift: return true;
+    case Code::kClockDrift:
+    case Code::kResync: return true;
     default: return false;
   }
 }
@@ -449,7 +450,8 @@ class Merger {
         case Verdict::kCopiedDatabase: return WithContext(CopiedDatabase(options_.copied_database_docs), change);
         case Verdict::kApply: break;
       }
-      status = store_.Admit(change);
+      status = CheckWatermark(change, current);
+      if (status.ok()) status = store_.Admit(change);
       if (!status.ok()) {
         if (Refused(change, WithContext(status, change))) continue;
         result_->failed = change.index;
@@ -467,6 +469,22 @@ class Merger {
     return Status::Ok();
   }
 
+  // A row the server does not know, stamped at or below the stamps of the
+  // tombstones it collected, may have been deleted after this edit: the
+  // edit is refused, and the device forgets its copy.
+  Status CheckWatermark(const MergeChange& change, const RowVersion& current) const {
+    const Change& incoming = *change.change;
+    if (options_.role != MergeRole::kServer || current.exists || incoming.op != Op::kUpsert ||
+        incoming.hlc > options_.gc_watermark)
+      return Status::Ok();
+    return Status(Code::kResync, "the row is unknown here and stamped " + HlcToText(incoming.hlc) +
+                                     ", at or below the stamps of the deleted rows this server has forgotten (" +
+                                     HlcToText(options_.gc_watermark) +
+                                     "); it may have been deleted since, so it is not brought back")
+        .WithHint("The device was offline past the server's garbage collection horizon; insert the row anew "
+                  "if it is still wanted.");
+  }
+
   // Whether a change is refused on its own (then recorded) rather than
   // rejecting the batch.
   bool Refused(MergeChange& change, const Status& reason, bool forget = false) {
@@ -478,9 +496,9 @@ class Merger {
     refusal.index = change.index;
     refusal.reason = reason;
     const Code code = reason.code();
-    refusal.forget =
-        options_.role == MergeRole::kServer && (forget || !HasKey(change) || code == Code::kPermissionDenied ||
-                                                code == Code::kUndefinedTable || code == Code::kClockDrift);
+    refusal.forget = options_.role == MergeRole::kServer &&
+                     (forget || !HasKey(change) || code == Code::kPermissionDenied || code == Code::kUndefinedTable ||
+                      code == Code::kClockDrift || code == Code::kResync);
     result_->refusals.push_back(std::move(refusal));
     refused_[change.index] = true;
     if (wins_[change.index]) {

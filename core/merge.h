@@ -148,6 +148,12 @@ struct MergeOptions {
   std::int64_t refuse_drift_ms = kDefaultRefuseDriftMs;  // kServer
   std::string copied_database_docs;                      // where the engine's docs explain copied files
   bool count_rewritten = false;                          // the summary reports "rewritten" (PostgreSQL)
+  // kServer: the greatest stamp of the tombstones garbage collection has
+  // dropped (0: none). An upsert of a row the server does not know, stamped
+  // at or below it, may be an edit of a row deleted since: it is refused
+  // (kResync) rather than bring the row back (docs/postgres.md, "Garbage
+  // collection").
+  Hlc gc_watermark = 0;
 };
 
 struct MergeResult {

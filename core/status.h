@@ -25,6 +25,10 @@ enum class Code {
   kPermissionDenied,  // the caller may not do this (not the table's owner, not authorised for a scope)
   kTooLarge,          // more than the format can carry (a row over a batch's size limit)
   kReadOnly,          // a write on a server that only reads (a hot standby)
+  // History this request needs was collected (a cursor older than the
+  // database's garbage collection horizon, a change stamped below its
+  // watermark): the reader starts again from the current state.
+  kResync,
   kInternal,
 };
 
@@ -47,6 +51,7 @@ inline const char* SqlStateOf(Code code) {
     case Code::kPermissionDenied: return "42501";  // insufficient_privilege
     case Code::kTooLarge: return "54000";          // program_limit_exceeded
     case Code::kReadOnly: return "25006";          // read_only_sql_transaction
+    case Code::kResync: return "SL001";            // syncline's own class: resync from the current state
     case Code::kInternal: return "XX000";          // internal_error
   }
   return "XX000";

@@ -1254,6 +1254,40 @@ TEST(MergeConflicts, PermissionRefusalTellsTheDeviceToForget) {
   EXPECT_EQ(result.refusals[0].sqlstate, "42501");
 }
 
+TEST(MergeConflicts, UnknownRowStampedBelowTheGcWatermarkIsRefusedNotBroughtBack) {
+  MemoryStore server = Replica();
+  ASSERT_TRUE(Apply(server, MakeBatch({Note("kept", "x", At(1), kNodeA)}, kNodeA)).ok());
+  MergeOptions options = ServerOptions(server);
+  options.gc_watermark = At(5);
+  MergeResult result;
+  // "gone" was deleted and its tombstone collected; an edit stamped before
+  // the collected deletes may be older than its delete. A known row, a
+  // delete, and an edit after the watermark are merged as always.
+  Status status =
+      Apply(server,
+            MakeBatch({Note("gone", "late edit", At(4), kNodeB), Note("kept", "y", At(2), kNodeB),
+                       Note("new", "z", At(6), kNodeB), Delete("notes", {{"id", T("other")}}, At(3), kNodeB)},
+                      kNodeB),
+            &result, options);
+  ASSERT_TRUE(status.ok()) << status.message();
+  EXPECT_EQ(result.applied, 3);
+  ASSERT_EQ(result.refusals.size(), 1u);
+  EXPECT_EQ(result.refusals[0].index, 0u);
+  EXPECT_EQ(result.refusals[0].sqlstate, "SL001");
+  EXPECT_TRUE(result.refusals[0].forget);
+  EXPECT_NE(result.refusals[0].reason.message().find("unknown here"), std::string::npos);
+  EXPECT_EQ(RowOf(server, "notes", Key(T("gone"))), nullptr);
+  EXPECT_NE(RowOf(server, "notes", Key(T("new"))), nullptr);
+  EXPECT_EQ((*RowOf(server, "notes", Key(T("kept"))))[1].bytes, "y");
+  // A device applies what its server sends: no watermark there.
+  MemoryStore device = Replica();
+  MergeOptions device_options = Options(device);
+  device_options.role = MergeRole::kDevice;
+  device_options.gc_watermark = At(5);
+  ASSERT_TRUE(Apply(device, MakeBatch({Note("gone", "x", At(4), kNodeB)}, kNodeB), &result, device_options).ok());
+  EXPECT_EQ(result.applied, 1);
+}
+
 TEST(MergeConflicts, ServerChecksEveryStampAgainstItsClock) {
   MemoryStore server = Replica();
   // Relayed or not: a change a little ahead waits (the batch fails, to be
