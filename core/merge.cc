@@ -388,7 +388,9 @@ class Merger {
       }
       if (HasKey(change)) keyed.push_back(&change);
     }
-    return store_.ReadVersions(keyed);
+    Status status = store_.ReadVersions(keyed);
+    if (status.ok() && options_.role == MergeRole::kServer) status = store_.ReadGcWatermark(&gc_watermark_);
+    return status;
   }
 
   // The drift bound (docs/protocol.md, "Stamps"). A server checks every
@@ -475,11 +477,11 @@ class Merger {
   Status CheckWatermark(const MergeChange& change, const RowVersion& current) const {
     const Change& incoming = *change.change;
     if (options_.role != MergeRole::kServer || current.exists || incoming.op != Op::kUpsert ||
-        incoming.hlc > options_.gc_watermark)
+        incoming.hlc > gc_watermark_)
       return Status::Ok();
     return Status(Code::kResync, "the row is unknown here and stamped " + HlcToText(incoming.hlc) +
                                      ", at or below the stamps of the deleted rows this server has forgotten (" +
-                                     HlcToText(options_.gc_watermark) +
+                                     HlcToText(gc_watermark_) +
                                      "); it may have been deleted since, so it is not brought back")
         .WithHint("The device was offline past the server's garbage collection horizon; insert the row anew "
                   "if it is still wanted.");
@@ -606,6 +608,7 @@ class Merger {
   MergeResult* result_;
   std::vector<MergeChange> changes_;
   std::vector<bool> wins_, refused_;
+  Hlc gc_watermark_ = 0;                                        // kServer: MergeStore::ReadGcWatermark
   std::unordered_map<RowId, MergeChange*, RowIdHash> latest_;   // the winner so far, per row
   std::unordered_map<RowId, MergeChange*, RowIdHash> written_;  // the winners written, per row
 };

@@ -102,6 +102,16 @@ class MergeStore {
   virtual Status Prepare(MergeChange& change) = 0;
   // Sets `stored` of every change (one read per table, preferably).
   virtual Status ReadVersions(const std::vector<MergeChange*>& changes) = 0;
+  // A server's garbage collection watermark: the greatest stamp of the
+  // tombstones it dropped (0: none). Read after the versions, so that a
+  // collection that removed a version read as missing is seen. An upsert of
+  // a row the server does not know, stamped at or below it, may be an edit
+  // of a row deleted since: it is refused (kResync) rather than bring the
+  // row back (docs/postgres.md, "Garbage collection").
+  virtual Status ReadGcWatermark(Hlc* out) {
+    *out = 0;
+    return Status::Ok();
+  }
   // Whether the row as stored is the change (the same stamp arrived again).
   virtual Status SameContent(const MergeChange& change, bool* same) = 0;
   // Engine rules for a change that wins (PostgreSQL: scopes and the
@@ -148,12 +158,6 @@ struct MergeOptions {
   std::int64_t refuse_drift_ms = kDefaultRefuseDriftMs;  // kServer
   std::string copied_database_docs;                      // where the engine's docs explain copied files
   bool count_rewritten = false;                          // the summary reports "rewritten" (PostgreSQL)
-  // kServer: the greatest stamp of the tombstones garbage collection has
-  // dropped (0: none). An upsert of a row the server does not know, stamped
-  // at or below it, may be an edit of a row deleted since: it is refused
-  // (kResync) rather than bring the row back (docs/postgres.md, "Garbage
-  // collection").
-  Hlc gc_watermark = 0;
 };
 
 struct MergeResult {

@@ -13,6 +13,7 @@
 #include "pg_extension/authorize.h"
 #include "pg_extension/backend.h"
 #include "pg_extension/conflicts.h"
+#include "pg_extension/gc.h"
 #include "pg_extension/pg_boundary.h"
 #include "pg_extension/schema.h"
 #include "pg_extension/spi.h"
@@ -343,6 +344,11 @@ class PgStore : public core::MergeStore {
   }
 
   void ReceiveStamp(core::Hlc hlc) override { pg::ReceiveStamp(hlc); }
+
+  Status ReadGcWatermark(core::Hlc* out) override {
+    *out = pg::ReadGcWatermark();
+    return Status::Ok();
+  }
 
   Status LogRefusal(const core::MergeChange& change, core::Refusal* refusal) override;
 

@@ -10,6 +10,7 @@
 #include "pg_extension/apply_sets.h"
 #include "pg_extension/authorize.h"
 #include "pg_extension/backend.h"
+#include "pg_extension/gc.h"
 #include "pg_extension/pg_boundary.h"
 #include "pg_extension/schema.h"
 #include "pg_extension/spi.h"
@@ -258,6 +259,10 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       if (!status.ok()) return status;
       if (!ParsePosition(cursor.position, &after)) return core::NeverIssued(cursor.position);
       if (after.xid > horizon.xid) return CursorAhead(cursor.position, horizon);
+      // Deletes below the collected horizon are gone: the reader resyncs.
+      std::string collected;
+      if (ReadGcHorizon(&collected, snapshot.get()) && core::ComparePositions(cursor.position, collected) < 0)
+        return core::CursorBeforeHorizon(cursor.position, collected);
     }
 
     std::string where = "(r.xid, r.seq) > ($1::pg_catalog.xid8, $2) AND r.xid < $3::pg_catalog.xid8";

@@ -376,3 +376,201 @@ CREATE FUNCTION syncline.schema_version()
 RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT value::bigint FROM syncline.meta WHERE key = 'schema_version' $$;
+
+-- Garbage collection (docs/postgres.md, "Garbage collection").
+--
+-- Devices report where their pulls have reached (syncline.device_seen),
+-- outside pull_since, which must not take a transaction id. A device that
+-- has not reported is known by its pushes alone and holds the horizon at the
+-- beginning while it is active.
+ALTER TABLE syncline.devices
+  ALTER COLUMN last_push DROP NOT NULL,
+  ADD COLUMN scope jsonb,
+  ADD COLUMN pull_cursor text,
+  ADD COLUMN pull_xid xid8,
+  ADD COLUMN pull_seq bigint,
+  ADD COLUMN last_seen timestamptz NOT NULL DEFAULT pg_catalog.now();
+
+-- Where the server's versions stood at each collection: what an age
+-- ("tombstones older than 7 days") means in positions.
+CREATE TABLE syncline.gc_marks (
+  at timestamptz PRIMARY KEY,
+  xid xid8 NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('syncline.gc_marks', '');
+-- gc_bound: the position below which collection has been allowed;
+-- gc_horizon: the greatest version collected; gc_watermark: the greatest
+-- stamp collected. Each only moves forward.
+INSERT INTO syncline.meta VALUES ('gc_bound', '0.0'), ('gc_horizon', '0.0'), ('gc_watermark', '0');
+
+-- Records a device's pull position (its cursor from this server) and scope,
+-- binding the node id to the calling role as its first push does. Returns
+-- this server's collection state: "bound", the position below which
+-- collection has been allowed, and "position", one above everything
+-- committed before this call. A device collects its own tombstones once a
+-- later "bound" has passed the "position" it was told (docs/client.md,
+-- "Garbage collection").
+CREATE FUNCTION syncline.device_seen(node uuid, cursor text, scope jsonb DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller text := CASE WHEN current_setting('role') = 'none' THEN session_user::text ELSE current_setting('role') END;
+  position text := split_part(cursor, ':', 3);
+  bound_to text;
+BEGIN
+  IF node IS NULL THEN
+    RAISE EXCEPTION 'syncline.device_seen: node must not be null' USING ERRCODE = '22023';
+  END IF;
+  IF cursor IS NOT NULL AND (split_part(cursor, ':', 1) <> (SELECT value FROM syncline.meta WHERE key = 'node_id')
+                             OR position !~ '^[0-9]{1,20}\.[0-9]{1,19}$') THEN
+    RAISE EXCEPTION 'syncline.device_seen: cursor "%" was not issued by this server', cursor
+      USING ERRCODE = '22023', HINT = 'Report the cursor of this server''s last page the device applied.';
+  END IF;
+  INSERT INTO syncline.devices AS d (node_id, role_name, last_push, scope, pull_cursor, pull_xid, pull_seq)
+  VALUES (node::text, caller, NULL, device_seen.scope, cursor, split_part(position, '.', 1)::xid8,
+          nullif(split_part(position, '.', 2), '')::bigint)
+  ON CONFLICT (node_id) DO UPDATE
+    SET scope = excluded.scope, pull_cursor = excluded.pull_cursor, pull_xid = excluded.pull_xid,
+        pull_seq = excluded.pull_seq, last_seen = now()
+  RETURNING d.role_name INTO bound_to;
+  IF bound_to <> caller AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = caller) THEN
+    RAISE EXCEPTION 'syncline.device_seen: node % is bound to role "%", not "%"', node, bound_to, caller
+      USING ERRCODE = '42501',
+            HINT = 'Each device needs a node id of its own; an administrator can rebind one by deleting its row '
+                   'from syncline.devices.';
+  END IF;
+  RETURN jsonb_build_object('bound', (SELECT value FROM syncline.meta WHERE key = 'gc_bound'),
+                            'position', pg_current_xact_id()::text || '.0');
+END
+$$;
+
+-- Drops tombstones every device that matters has pulled (docs/postgres.md,
+-- "Garbage collection"). Options:
+--   "min_age"        tombstones younger than this stay (an interval, default
+--                    '7 days'; measured by the marks of earlier runs);
+--   "device_window"  devices seen within it hold the horizon at their pull
+--                    position (an interval, default '30 days');
+--   "max_tombstones" at most this many tombstones stay, whatever holds
+--                    them (devices behind then resync);
+--   "dry_run"        reports without collecting.
+-- Pulls with a cursor below the greatest version collected get SQLSTATE
+-- SL001 ("resync"); pushes of unknown rows stamped at or below the greatest
+-- stamp collected are refused (the watermark).
+CREATE FUNCTION syncline.gc(options jsonb DEFAULT '{}')
+RETURNS jsonb LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  unknown text;
+  min_age interval;
+  device_window interval;
+  max_tombstones bigint;
+  dry_run boolean;
+  now_xid xid8 := pg_snapshot_xmin(pg_current_snapshot());
+  bound_xid xid8;
+  bound_seq bigint := 0;
+  other_xid xid8;
+  other_seq bigint;
+  holders jsonb;
+  collected bigint := 0;
+  top_xid xid8;
+  top_seq bigint;
+  top_hlc bigint;
+BEGIN
+  SELECT string_agg(k, ', ') INTO unknown FROM jsonb_object_keys(options) k
+   WHERE k NOT IN ('min_age', 'device_window', 'max_tombstones', 'dry_run');
+  IF unknown IS NOT NULL THEN
+    RAISE EXCEPTION 'syncline.gc: unknown option(s) % (known: min_age, device_window, max_tombstones, dry_run)', unknown
+      USING ERRCODE = '22023';
+  END IF;
+  BEGIN
+    min_age := coalesce(options->>'min_age', '7 days')::interval;
+    device_window := coalesce(options->>'device_window', '30 days')::interval;
+    max_tombstones := (options->>'max_tombstones')::bigint;
+    dry_run := coalesce((options->>'dry_run')::boolean, false);
+  EXCEPTION WHEN data_exception OR invalid_text_representation OR invalid_datetime_format THEN
+    RAISE EXCEPTION 'syncline.gc: bad option value in %: %', options, SQLERRM USING ERRCODE = '22023';
+  END;
+  IF max_tombstones < 0 OR min_age < '0' OR device_window < '0' THEN
+    RAISE EXCEPTION 'syncline.gc: options must not be negative: %', options USING ERRCODE = '22023';
+  END IF;
+  -- One collection at a time; pushes and pulls go on.
+  LOCK TABLE syncline.gc_marks IN SHARE ROW EXCLUSIVE MODE;
+  IF NOT dry_run THEN
+    INSERT INTO syncline.gc_marks VALUES (now(), now_xid) ON CONFLICT (at) DO NOTHING;
+  END IF;
+
+  -- The age bound: where versions stood min_age ago (nothing before the
+  -- first run that old).
+  IF min_age = '0' THEN
+    bound_xid := now_xid;
+  ELSE
+    SELECT m.xid INTO bound_xid FROM syncline.gc_marks m WHERE m.at <= now() - min_age ORDER BY m.at DESC LIMIT 1;
+    bound_xid := least(coalesce(bound_xid, '0'::xid8), now_xid);
+  END IF;
+
+  -- The device bound: the least pull position of the devices seen within
+  -- the window; one that never reported a position holds everything.
+  SELECT coalesce(d.pull_xid, '0'::xid8), coalesce(d.pull_seq + 1, 0) INTO other_xid, other_seq
+    FROM syncline.devices d WHERE d.last_seen >= now() - device_window
+   ORDER BY d.pull_xid NULLS FIRST, d.pull_seq LIMIT 1;
+  IF FOUND AND (other_xid, other_seq) < (bound_xid, bound_seq) THEN
+    SELECT jsonb_agg(jsonb_build_object('node_id', d.node_id, 'pull_cursor', d.pull_cursor, 'last_seen', d.last_seen)
+                     ORDER BY d.pull_xid NULLS FIRST, d.pull_seq)
+      INTO holders
+      FROM syncline.devices d
+     WHERE d.last_seen >= now() - device_window
+       AND (coalesce(d.pull_xid, '0'::xid8), coalesce(d.pull_seq + 1, 0)) < (bound_xid, bound_seq);
+    bound_xid := other_xid;
+    bound_seq := other_seq;
+  END IF;
+
+  -- The cap: the newest tombstone beyond it goes, with every older one.
+  IF max_tombstones IS NOT NULL THEN
+    SELECT r.xid, r.seq + 1 INTO other_xid, other_seq FROM syncline.rows r
+     WHERE r.deleted AND r.xid < now_xid ORDER BY r.xid DESC, r.seq DESC OFFSET max_tombstones LIMIT 1;
+    IF FOUND AND (other_xid, other_seq) > (bound_xid, bound_seq) THEN
+      bound_xid := other_xid;
+      bound_seq := other_seq;
+    END IF;
+  END IF;
+
+  IF dry_run THEN
+    SELECT count(*) INTO collected FROM syncline.rows r WHERE r.deleted AND (r.xid, r.seq) < (bound_xid, bound_seq);
+  ELSE
+    WITH gone AS (
+           DELETE FROM syncline.rows r WHERE r.deleted AND (r.xid, r.seq) < (bound_xid, bound_seq)
+           RETURNING r.xid, r.seq, r.hlc),
+         totals AS (SELECT count(*) AS n, max(g.hlc) AS hlc FROM gone g),
+         top AS (SELECT g.xid, g.seq FROM gone g ORDER BY g.xid DESC, g.seq DESC LIMIT 1)
+    SELECT totals.n, totals.hlc, top.xid, top.seq INTO collected, top_hlc, top_xid, top_seq
+      FROM totals LEFT JOIN top ON true;
+    -- The state only moves forward: a run with a smaller bound after one
+    -- with a greater bound collects nothing new.
+    UPDATE syncline.meta SET value = bound_xid::text || '.' || bound_seq::text
+     WHERE key = 'gc_bound'
+       AND (split_part(value, '.', 1)::xid8, split_part(value, '.', 2)::bigint) < (bound_xid, bound_seq);
+    IF collected > 0 THEN
+      -- The greatest version collected: a cursor below it may have missed a
+      -- delete; the greatest stamp: the watermark for pushes.
+      UPDATE syncline.meta SET value = top_xid::text || '.' || top_seq::text
+       WHERE key = 'gc_horizon'
+         AND (split_part(value, '.', 1)::xid8, split_part(value, '.', 2)::bigint) < (top_xid, top_seq);
+      UPDATE syncline.meta SET value = top_hlc::text WHERE key = 'gc_watermark' AND value::bigint < top_hlc;
+    END IF;
+    -- Marks older than the one the age bound used are of no more use.
+    DELETE FROM syncline.gc_marks m
+     WHERE m.at < (SELECT max(k.at) FROM syncline.gc_marks k WHERE k.at <= now() - min_age);
+  END IF;
+  RETURN jsonb_build_object(
+    'collected', collected,
+    'tombstones', (SELECT count(*) FROM syncline.rows r WHERE r.deleted),
+    'bound', bound_xid::text || '.' || bound_seq::text,
+    'horizon', (SELECT value FROM syncline.meta WHERE key = 'gc_horizon'),
+    'watermark', (SELECT value::bigint FROM syncline.meta WHERE key = 'gc_watermark'),
+    'held_by', coalesce(holders, '[]'),
+    'dry_run', dry_run);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION syncline.gc(jsonb) FROM PUBLIC;

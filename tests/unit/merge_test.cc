@@ -126,6 +126,7 @@ class MemoryStore : public MergeStore {
   Hlc received = 0;                 // the greatest stamp the merge reported
   std::string fail_key;             // WriteRows fails (not a constraint) on this stored key
   std::string deny_key;             // Admit refuses this stored key
+  Hlc gc_watermark = 0;             // as after a garbage collection
   std::vector<std::string> logged;  // "<key> <sqlstate>[ answered][ forget]", each refusal logged
 
   Status Table(const std::string& name, MergeTable** out) override {
@@ -236,6 +237,10 @@ class MemoryStore : public MergeStore {
   }
 
   void ReceiveStamp(Hlc hlc) override { received = std::max(received, hlc); }
+  Status ReadGcWatermark(Hlc* out) override {
+    *out = gc_watermark;
+    return Status::Ok();
+  }
   Status LogRefusal(const MergeChange& change, Refusal* refusal) override {
     refusal->sqlstate = SqlStateOf(refusal->reason.code());
     logged.push_back(IdOf(change).second + " " + refusal->sqlstate + (refusal->answered ? " answered" : "") +
@@ -1257,8 +1262,8 @@ TEST(MergeConflicts, PermissionRefusalTellsTheDeviceToForget) {
 TEST(MergeConflicts, UnknownRowStampedBelowTheGcWatermarkIsRefusedNotBroughtBack) {
   MemoryStore server = Replica();
   ASSERT_TRUE(Apply(server, MakeBatch({Note("kept", "x", At(1), kNodeA)}, kNodeA)).ok());
+  server.gc_watermark = At(5);
   MergeOptions options = ServerOptions(server);
-  options.gc_watermark = At(5);
   MergeResult result;
   // "gone" was deleted and its tombstone collected; an edit stamped before
   // the collected deletes may be older than its delete. A known row, a
@@ -1281,9 +1286,9 @@ TEST(MergeConflicts, UnknownRowStampedBelowTheGcWatermarkIsRefusedNotBroughtBack
   EXPECT_EQ((*RowOf(server, "notes", Key(T("kept"))))[1].bytes, "y");
   // A device applies what its server sends: no watermark there.
   MemoryStore device = Replica();
+  device.gc_watermark = At(5);
   MergeOptions device_options = Options(device);
   device_options.role = MergeRole::kDevice;
-  device_options.gc_watermark = At(5);
   ASSERT_TRUE(Apply(device, MakeBatch({Note("gone", "x", At(4), kNodeB)}, kNodeB), &result, device_options).ok());
   EXPECT_EQ(result.applied, 1);
 }
