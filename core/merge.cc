@@ -472,17 +472,23 @@ class Merger {
   }
 
   // A row the server does not know, stamped at or below the stamps of the
-  // tombstones it collected, may have been deleted after this edit: the
-  // edit is refused, and the device forgets its copy.
-  Status CheckWatermark(const MergeChange& change, const RowVersion& current) const {
+  // tombstones it collected: an edit (the sender had an earlier version)
+  // may be older than a delete collected since, and is refused, the device
+  // forgetting its copy; a row new at its origin is taken, stamped above
+  // the watermark.
+  Status CheckWatermark(MergeChange& change, const RowVersion& current) const {
     const Change& incoming = *change.change;
     if (options_.role != MergeRole::kServer || current.exists || incoming.op != Op::kUpsert ||
         incoming.hlc > gc_watermark_)
       return Status::Ok();
-    return Status(Code::kResync, "the row is unknown here and stamped " + HlcToText(incoming.hlc) +
+    if (incoming.clock <= 1) {
+      change.above_watermark = true;
+      return Status::Ok();
+    }
+    return Status(Code::kResync, "an edit of a row unknown here, stamped " + HlcToText(incoming.hlc) +
                                      ", at or below the stamps of the deleted rows this server has forgotten (" +
                                      HlcToText(gc_watermark_) +
-                                     "); it may have been deleted since, so it is not brought back")
+                                     "); the row may have been deleted since, so it is not brought back")
         .WithHint("The device was offline past the server's garbage collection horizon; insert the row anew "
                   "if it is still wanted.");
   }
@@ -550,13 +556,13 @@ class Merger {
                                                          " is the greatest possible; the form this node stores "
                                                          "cannot be stamped above it"),
                          change);
-    if (change.rewritten) {
-      change.hlc = NextHlc(change.hlc);
+    if (change.rewritten || change.above_watermark) {
+      change.hlc = NextHlc(change.above_watermark ? std::max(change.hlc, gc_watermark_) : change.hlc);
       change.clock = NextClock(change.clock);
       change.node = options_.local_node;
       store_.ReceiveStamp(change.hlc);
     }
-    if (change.rewritten || change.has_sent_key) ++result_->rewritten;
+    if (change.rewritten || change.above_watermark || change.has_sent_key) ++result_->rewritten;
     if (change.has_sent_key) {
       MergeChange& tombstone = added.emplace_back(change);
       tombstone.meta_key = change.sent_key;

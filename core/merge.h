@@ -60,6 +60,11 @@ struct MergeChange {
   Value sent_key;
   bool has_sent_key = false;
   RowVersion stored;  // set by MergeStore::ReadVersions
+  // A row new at its origin (clock 1) that this server takes although it is
+  // stamped below its garbage collection watermark: its version is stamped
+  // above the watermark, so that replicas still holding an older tombstone
+  // of the key take it too (docs/postgres.md, "Garbage collection").
+  bool above_watermark = false;
   // Set by MergeStore::WriteRows: the engine stored other values than sent
   // (a canonical form, a trigger, a default), which become a new local
   // version (types.md, "Canonical values").
@@ -104,10 +109,11 @@ class MergeStore {
   virtual Status ReadVersions(const std::vector<MergeChange*>& changes) = 0;
   // A server's garbage collection watermark: the greatest stamp of the
   // tombstones it dropped (0: none). Read after the versions, so that a
-  // collection that removed a version read as missing is seen. An upsert of
-  // a row the server does not know, stamped at or below it, may be an edit
-  // of a row deleted since: it is refused (kResync) rather than bring the
-  // row back (docs/postgres.md, "Garbage collection").
+  // collection that removed a version read as missing is seen. An edit of a
+  // row the server does not know, stamped at or below it, may be older than
+  // a delete collected since: it is refused (kResync) rather than bring the
+  // row back. A row new at its origin is taken, stamped above the
+  // watermark (docs/postgres.md, "Garbage collection").
   virtual Status ReadGcWatermark(Hlc* out) {
     *out = 0;
     return Status::Ok();

@@ -7,7 +7,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(42);
+SELECT plan(44);
 
 \set dev_a '\'0a000000-0000-4000-8000-00000000000a\''
 \set dev_b '\'0b000000-0000-4000-8000-00000000000b\''
@@ -16,10 +16,10 @@ CREATE TABLE notes (id int PRIMARY KEY, body text);
 SELECT syncline.track('notes') IS NOT NULL AS tracked \gset
 CREATE FUNCTION hlc(offset_ms bigint DEFAULT 0) RETURNS text LANGUAGE sql AS $$
   SELECT lpad(to_hex(((extract(epoch FROM clock_timestamp()) * 1000)::bigint + offset_ms) << 16), 16, '0') $$;
-CREATE FUNCTION up(id int, body text, stamp text, node text) RETURNS jsonb LANGUAGE sql AS $$
+CREATE FUNCTION up(id int, body text, stamp text, node text, clock int DEFAULT 2) RETURNS jsonb LANGUAGE sql AS $$
   SELECT jsonb_build_object('format', 1, 'source', node, 'changes', jsonb_build_array(jsonb_build_object(
     'table', 'notes', 'op', 'upsert', 'pk', jsonb_build_object('id', id),
-    'row', jsonb_build_object('id', id, 'body', body), 'clock', 1, 'hlc', stamp, 'node', node))) $$;
+    'row', jsonb_build_object('id', id, 'body', body), 'clock', clock, 'hlc', stamp, 'node', node))) $$;
 CREATE FUNCTION tombstones() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM syncline.rows WHERE deleted $$;
 CREATE FUNCTION cursor_of(page text) RETURNS text LANGUAGE sql AS $$ SELECT page::jsonb ->> 'cursor' $$;
 
@@ -57,15 +57,20 @@ SELECT lives_ok(format('SELECT syncline.pull_since(%L)', :'after_deletes'), 'a c
 SELECT is(jsonb_array_length(syncline.pull_since(NULL, 100000)::jsonb -> 'changes'), 100,
           'a full pull brings the 100 live rows');
 
--- (5) The watermark: an edit of a deleted row, stamped before the collected
--- deletes, is refused on its own and the device forgets its copy; a row
--- stamped after them is new and goes in.
+-- (5) The watermark: an edit of a deleted row (clock 2), stamped before the
+-- collected deletes, is refused on its own and the device forgets its copy;
+-- a row stamped after them goes in; a row new at its origin (clock 1) made
+-- before them goes in too, stamped above the watermark.
 SELECT syncline.apply_push(up(500, 'late edit', :'early_stamp', :dev_a)) AS summary \gset
 SELECT is((:'summary'::jsonb -> 'refused' -> 0 ->> 'sqlstate'), 'SL001', 'a late edit of a collected row is refused');
 SELECT is((:'summary'::jsonb -> 'refused' -> 0 ->> 'forget')::boolean, true, '... and the device is to forget it');
 SELECT is((SELECT count(*) FROM notes WHERE id = 500), 0::bigint, '... and the row does not come back');
 SELECT is((SELECT sqlstate FROM syncline.conflicts WHERE node_id = :dev_a), 'SL001', '... and it is logged');
 SELECT is(syncline.apply_push(up(2000, 'new', hlc(), :dev_a)) ->> 'applied', '1', 'a new row stamped now goes in');
+SELECT is(syncline.apply_push(up(2001, 'made offline', :'early_stamp', :dev_a, 1)) ->> 'rewritten', '1',
+          'a row new at its origin, stamped before the collected deletes, goes in restamped');
+SELECT ok((SELECT hlc > (syncline.gc('{"dry_run": true}') ->> 'watermark')::bigint AND node = 0
+             FROM syncline.rows WHERE pk = '[2001]'), '... above the watermark, as the server''s version');
 SELECT is(syncline.apply_push(up(50, 'edit', :'early_stamp', :dev_a)) - 'source' - 'rewritten' - 'cursor',
           '{"applied": 0, "skipped": 1}',
           'an old stamp on a row the server knows merges as always (older: skipped)');

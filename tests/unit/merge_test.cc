@@ -1265,17 +1265,22 @@ TEST(MergeConflicts, UnknownRowStampedBelowTheGcWatermarkIsRefusedNotBroughtBack
   server.gc_watermark = At(5);
   MergeOptions options = ServerOptions(server);
   MergeResult result;
-  // "gone" was deleted and its tombstone collected; an edit stamped before
-  // the collected deletes may be older than its delete. A known row, a
-  // delete, and an edit after the watermark are merged as always.
+  // "gone" was deleted and its tombstone collected; an edit (clock 2)
+  // stamped before the collected deletes may be older than its delete. A
+  // known row, a delete, and an edit after the watermark are merged as
+  // always; a row new at its origin (clock 1) goes in, stamped above the
+  // watermark so that a replica still holding an old tombstone of its key
+  // takes it too.
   Status status =
       Apply(server,
-            MakeBatch({Note("gone", "late edit", At(4), kNodeB), Note("kept", "y", At(2), kNodeB),
-                       Note("new", "z", At(6), kNodeB), Delete("notes", {{"id", T("other")}}, At(3), kNodeB)},
+            MakeBatch({Note("gone", "late edit", At(4), kNodeB, 2), Note("kept", "y", At(2), kNodeB, 2),
+                       Note("new", "z", At(6), kNodeB, 2), Delete("notes", {{"id", T("other")}}, At(3), kNodeB),
+                       Note("offline", "made offline", At(3), kNodeB, 1)},
                       kNodeB),
             &result, options);
   ASSERT_TRUE(status.ok()) << status.message();
-  EXPECT_EQ(result.applied, 3);
+  EXPECT_EQ(result.applied, 4);
+  EXPECT_EQ(result.rewritten, 1);
   ASSERT_EQ(result.refusals.size(), 1u);
   EXPECT_EQ(result.refusals[0].index, 0u);
   EXPECT_EQ(result.refusals[0].sqlstate, "SL001");
@@ -1284,6 +1289,11 @@ TEST(MergeConflicts, UnknownRowStampedBelowTheGcWatermarkIsRefusedNotBroughtBack
   EXPECT_EQ(RowOf(server, "notes", Key(T("gone"))), nullptr);
   EXPECT_NE(RowOf(server, "notes", Key(T("new"))), nullptr);
   EXPECT_EQ((*RowOf(server, "notes", Key(T("kept"))))[1].bytes, "y");
+  ASSERT_NE(RowOf(server, "notes", Key(T("offline"))), nullptr);
+  const auto* restamped = VersionOf(server, "notes", Key(T("offline")));
+  EXPECT_EQ(restamped->hlc, At(5) + 1);
+  EXPECT_EQ(restamped->node, kLocal);
+  EXPECT_EQ(VersionOf(server, "notes", Key(T("new")))->hlc, At(6));
   // A device applies what its server sends: no watermark there.
   MemoryStore device = Replica();
   device.gc_watermark = At(5);
