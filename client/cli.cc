@@ -195,7 +195,8 @@ int main(int argc, char** argv) {
                 << ",\"conflicts\":" << counts.conflicts
                 << ",\"push_deferred\":" << (counts.push_deferred ? "true" : "false");
       if (counts.schema_due > 0) std::cout << ",\"schema_due\":" << counts.schema_due;
-      std::cout << "}\n";
+      std::cout << ",\"resynced\":" << (counts.resynced ? "true" : "false") << ",\"collected\":" << counts.collected
+                << "}\n";
     } else if (status.ok()) {
       std::cout << "synced: pushed " << counts.pushed << ", pulled " << counts.pulled;
       if (counts.conflicts > 0)
@@ -204,6 +205,7 @@ int main(int argc, char** argv) {
       if (counts.push_deferred) std::cout << " (push deferred: see above)";
       if (counts.schema_due > 0)
         std::cout << " (schema migration to version " << counts.schema_due << " due: see above)";
+      if (counts.resynced) std::cout << " (resynced from the server's state)";
       std::cout << "\n";
     }
   }

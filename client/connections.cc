@@ -116,8 +116,9 @@ Status ResultStatus(PGconn* conn, PGresult* result, std::string* sqlstate) {
   while (!message.empty() && message.back() == '\n')
     message.pop_back();
   if (PQstatus(conn) != CONNECTION_OK) return Status(Code::kUnavailable, "lost the server connection: " + message);
-  bool constraint = state != nullptr && std::string(state).compare(0, 2, "23") == 0;
-  return Status(constraint ? Code::kConstraint : Code::kInternal, "server: " + message);
+  const std::string code = state != nullptr ? state : "";
+  if (code == core::SqlStateOf(Code::kResync)) return Status(Code::kResync, "server: " + message);
+  return Status(code.compare(0, 2, "23") == 0 ? Code::kConstraint : Code::kInternal, "server: " + message);
 }
 
 }  // namespace

@@ -8,7 +8,9 @@
 #include <random>
 #include <thread>
 
+#include "client/collect.h"
 #include "client/connections.h"
+#include "client/schema.h"
 #include "core/changeset.h"
 #include "core/json.h"
 
@@ -72,12 +74,6 @@ std::string NowUtc() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   return buf;
-}
-
-std::string SchemaDueMessage(const std::string& server, const std::string& file) {
-  return "the server's schema is at version " + server + ", this file at " + file +
-         ": migrate this file's schema, then call syncline_config('schema_version', " + server +
-         ") (this file follows the server's schema by hand: syncline_config('follow_schema') is 'manual')";
 }
 
 class Session {
@@ -224,12 +220,17 @@ class Session {
   // version; a page from a server whose schema is newer carries its schema
   // document, which the extension follows before it applies the page
   // (docs/client.md, "Following the server's schema").
-  Status Pull(Counts* counts) {
-    std::string options = R"({"exclude_origin":")" + node_ + "\"";
-    if (!scope_json_.empty()) options += ",\"scope\":" + scope_json_;
-    options += "}";
+  //
+  // A resync (the server collected deletes this file's cursor has not
+  // seen) pulls everything from the beginning in one transaction, then
+  // removes the rows the server no longer has, but this file's own
+  // unacknowledged ones: the app sees the old rows until the new ones
+  // (docs/client.md, "Resync").
+  Status Pull(Counts* counts, bool resync = false) {
+    const std::string options = PullOptions();
     std::optional<std::string> cursor;
-    Status status = local_.Text("SELECT syncline_peer_cursor(?1, ?2)", {server_node_, options}, &cursor);
+    Status status =
+        resync ? Status::Ok() : local_.Text("SELECT syncline_peer_cursor(?1, ?2)", {server_node_, options}, &cursor);
     if (!status.ok()) return status;
     const std::string pull =
         "SELECT syncline.pull_since($1, " + std::to_string(options_.page_size) + ", $2::jsonb)::text";
@@ -241,11 +242,12 @@ class Session {
     // follows its table descriptions instead.
     if (!status.ok() && !legacy_schema_ && status.message().find("unknown option \"schema\"") != std::string::npos) {
       legacy_schema_ = true;
-      status = FollowTableDescriptions();
+      status = FollowTableDescriptions(local_, server_, options_.log);
       if (status.ok()) status = server_.Text(pull, {cursor, options}, &batch);
     }
     if (!status.ok()) return status;
     status = Begin();
+    if (status.ok() && resync) status = BeginResync();
     if (!status.ok()) return Abandon(status);
     std::int64_t uncommitted = 0;
     auto since_commit = std::chrono::steady_clock::now();
@@ -260,7 +262,7 @@ class Session {
       // none: the file follows its table descriptions, as above.
       if (first && page.schema_version < 0 && !legacy_schema_) {
         legacy_schema_ = true;
-        status = FollowTableDescriptions();
+        status = FollowTableDescriptions(local_, server_, options_.log);
         if (!status.ok()) return Abandon(status);
       }
       if (page.has_more) {
@@ -269,17 +271,22 @@ class Session {
         if (!status.ok()) return Abandon(status);
       }
       std::optional<std::string> summary;
-      status = local_.Text("SELECT syncline_apply_push(?1, '{\"from_server\":true}')", {batch}, &summary);
-      if (!status.ok()) return Abandon(ExplainRefusedPage(status, batch.value_or("")).WithPrefix("pull: "));
-      NoteSchema(summary.value_or(""));
+      status = local_.Text(resync ? "SELECT syncline_apply_push(?1, '{\"from_server\":true,\"resync\":true}')"
+                                  : "SELECT syncline_apply_push(?1, '{\"from_server\":true}')",
+                           {batch}, &summary);
+      if (!status.ok()) return Abandon(ExplainRefusedPage(local_, status, batch.value_or("")).WithPrefix("pull: "));
+      LogSchemaChanges(summary.value_or(""), options_.log);
       counts->pulled += SummaryCount(summary.value_or(""), "applied");
       counts->conflicts += SummaryRefusals(summary.value_or(""));
       ++counts->pages;
       uncommitted += static_cast<std::int64_t>(page.changes);
       Progress("pull: " + std::to_string(counts->pulled) + " changes, page " + std::to_string(counts->pages));
-      bool due = !page.has_more || uncommitted >= kCommitChanges ||
-                 std::chrono::steady_clock::now() - since_commit >= std::chrono::milliseconds(kCommitMs);
+      bool due = !page.has_more ||
+                 (!resync && (uncommitted >= kCommitChanges ||
+                              std::chrono::steady_clock::now() - since_commit >= std::chrono::milliseconds(kCommitMs)));
       if (!due) continue;
+      if (resync) status = EndResync();
+      if (!status.ok()) return Abandon(status.WithPrefix("resync: "));
       // COMMIT fails while a deferred foreign key is violated and leaves the
       // transaction open: keep going, the parent is in a later page. Any
       // other failure (a full disk) ends the transaction: stop there, the
@@ -305,19 +312,7 @@ class Session {
     }
   }
 
-  // A file that follows the server's schema by hand and is behind it: a
-  // line that says so, at every sync until the app has migrated. Not an
-  // error: pages the old schema can hold still apply.
-  Status CheckSchemaDue(Counts* counts) {
-    std::vector<std::vector<std::optional<std::string>>> rows;
-    Status status = local_.Rows("SELECT syncline_config('follow_schema'), syncline_config('schema_version'), "
-                                "syncline_config('schema_due')",
-                                &rows);
-    if (!status.ok() || rows.empty() || rows[0][0].value_or("") != "manual" || !rows[0][2]) return status;
-    counts->schema_due = std::stoll(*rows[0][2]);
-    Log(SchemaDueMessage(*rows[0][2], rows[0][1].value_or("0")));
-    return Status::Ok();
-  }
+  Status CheckSchemaDue(Counts* counts) { return client::CheckSchemaDue(local_, &counts->schema_due, options_.log); }
 
   // Copies this device's entries of the server's conflict log that this
   // file lacks (the server's log is the record: a reply lost after a
@@ -361,6 +356,16 @@ class Session {
     return local_.Text("SELECT syncline_prune_conflicts()", {}, &pruned);
   }
 
+  // Reports this file's pull position to the server and collects the
+  // tombstones the server's collection has passed (client/collect.h).
+  Status ReportPosition(Counts* counts) {
+    PullPosition position{node_, std::nullopt, scope_json_, std::nullopt};
+    Status status = local_.Text("SELECT syncline_peer_cursor(?1, ?2)", {server_node_, PullOptions()}, &position.cursor);
+    if (status.ok()) status = State("acked_push", &position.acked_push);
+    if (status.ok()) status = ReportAndCollect(local_, server_, position, &counts->collected, options_.log);
+    return status;
+  }
+
   Status Finish() { return SetState("last_sync", NowUtc()); }
 
   LocalDb& local() { return local_; }
@@ -386,85 +391,28 @@ class Session {
     return status;
   }
 
-  // A server without schema versions: the file takes the tables and columns
-  // it lacks from syncline.tracked_tables, as a document without a version
-  // (which the extension follows additively).
-  Status FollowTableDescriptions() {
-    std::vector<std::vector<std::optional<std::string>>> rows;
-    Status status = server_.Rows("SELECT table_name, to_jsonb(primary_key)::text, columns::text, foreign_keys::text "
-                                 "FROM syncline.tracked_tables ORDER BY table_name",
-                                 &rows);
-    if (!status.ok()) return status;
-    if (rows.empty()) return Status(Code::kInvalidInput, "the server tracks no tables (call syncline.track there)");
-    std::string document = R"({"version":null,"tables":[)";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      std::string name;
-      core::JsonWriter(&name).String(rows[i][0].value_or(""));
-      document += std::string(i > 0 ? "," : "") + "{\"name\":" + name +
-                  ",\"primary_key\":" + rows[i][1].value_or("null") + ",\"columns\":" + rows[i][2].value_or("null") +
-                  ",\"foreign_keys\":" + rows[i][3].value_or("[]") + "}";
-    }
-    document += "]}";
+  // The pull's filter: everything of the file's scope but this file's own changes.
+  std::string PullOptions() const {
+    std::string options = R"({"exclude_origin":")" + node_ + "\"";
+    if (!scope_json_.empty()) options += ",\"scope\":" + scope_json_;
+    return options + "}";
+  }
+
+  // Every row this file holds is a candidate for removal, but its changes
+  // the server has not acknowledged; each page of the full pull clears the
+  // rows it names.
+  Status BeginResync() {
+    std::optional<std::string> acked, candidates;
+    Status status = State("acked_push", &acked);
+    if (status.ok()) status = local_.Text("SELECT syncline_resync_begin(?1)", {acked}, &candidates);
+    if (status.ok()) Log("resync: pulling the server's state; " + candidates.value_or("0") + " rows to check");
+    return status;
+  }
+  Status EndResync() {
     std::optional<std::string> summary;
-    status = local_.Text("SELECT syncline_follow_schema(?1)", {document}, &summary);
-    if (!status.ok()) return status.WithPrefix("the server's table descriptions (syncline.tracked_tables): ");
-    NoteSchema("{\"schema\":" + summary.value_or("{}") + "}");
-    return Status::Ok();
-  }
-
-  // Logs what following the server's schema changed in this file (an apply
-  // summary's "schema", docs/client.md).
-  void NoteSchema(const std::string& summary) {
-    if (summary.find("\"schema\"") == std::string::npos) return;
-    core::Json json;
-    if (!core::ParseJson(summary, &json).ok()) return;
-    const core::Json* schema = json.Find("schema");
-    if (schema == nullptr || !schema->is_object() || schema->Find("unchanged") || schema->Find("manual")) return;
-    std::string changes;
-    auto list = [&](const char* key, const char* what) {
-      const core::Json* items = schema->Find(key);
-      if (items == nullptr || !items->is_array()) return;
-      for (const core::Json& item : items->items) {
-        std::string text = item.is_string() ? item.text : "";
-        if (const core::Json* table = item.Find("table"); table != nullptr && !item.Find("from")) text = table->text;
-        if (const core::Json* column = item.Find("column")) text += "." + column->text;
-        if (const core::Json* from = item.Find("from")) text = from->text + " -> " + item.Find("to")->text;
-        if (const core::Json* as = item.Find("as")) text += " as " + as->text;
-        changes += std::string(changes.empty() ? "" : ", ") + what + " " + text;
-      }
-    };
-    list("created", "created");
-    list("renamed", "renamed");
-    list("added", "added");
-    list("dropped", "dropped");
-    list("rebuilt", "rebuilt");
-    list("untracked", "untracked (rows kept)");
-    list("set_aside", "set aside");
-    const core::Json* version = schema->Find("version");
-    Log("followed the server's schema" +
-        (version != nullptr && version->is_number() ? " to version " + version->text : std::string()) + ": " +
-        (changes.empty() ? "nothing to change" : changes));
-    if (const core::Json* warnings = schema->Find("warnings"); warnings != nullptr && warnings->is_array()) {
-      for (const core::Json& warning : warnings->items) {
-        const core::Json *table = warning.Find("table"), *column = warning.Find("column"), *note = warning.Find("note");
-        if (table != nullptr && column != nullptr && note != nullptr)
-          Log("column " + table->text + "." + column->text + ": " + note->text);
-      }
-    }
-  }
-
-  // A page this file could not apply, from a server whose schema this file
-  // follows by hand and lacks: the error says which migration is due.
-  Status ExplainRefusedPage(Status status, const std::string& batch) {
-    std::vector<std::vector<std::optional<std::string>>> rows;
-    if (!local_.Rows("SELECT syncline_config('follow_schema'), syncline_config('schema_version')", &rows).ok() ||
-        rows.empty() || rows[0][0].value_or("") != "manual")
-      return status;
-    core::Batch page;
-    if (!core::DecodeBatch(batch, &page).ok() || page.schema_version <= std::stoll(rows[0][1].value_or("0")))
-      return status;
-    return Status(status.code(), status.message() + "; " +
-                                     SchemaDueMessage(std::to_string(page.schema_version), rows[0][1].value_or("0")));
+    Status status = local_.Text("SELECT syncline_resync_end()", {}, &summary);
+    if (status.ok()) Log("resync: done, " + summary.value_or("{}"));
+    return status;
   }
 
   Status Begin() {
@@ -516,6 +464,7 @@ Status Clone(const Options& options, Counts* counts) {
   if (status.ok()) status = session.local().Text("SELECT count(*) FROM syncline_tables", {}, &tracked);
   if (status.ok() && tracked.value_or("0") == "0" && counts->schema_due == 0)
     return Status(Code::kInvalidInput, "the server tracks no tables (call syncline.track there)");
+  if (status.ok()) status = session.ReportPosition(counts);
   if (status.ok()) status = session.Finish();
   return status;
 }
@@ -533,12 +482,20 @@ Status Sync(const Options& options, Counts* counts) {
     status = session.Push(counts);
     if (status.ok()) status = session.CopyServerConflicts(counts);
     if (status.ok()) status = session.Pull(counts);
+    // The server collected deletes this file has not pulled: its local
+    // changes are pushed already; start again from the server's state.
+    if (status.code() == Code::kResync) {
+      session.Log(status.message());
+      counts->resynced = true;
+      status = session.Pull(counts, /*resync=*/true);
+    }
     if (status.code() != Code::kConstraint || cycle == 1) break;
     session.Log(status.message() + "; pushing and pulling again");
     status = Status::Ok();
   }
   if (status.ok()) status = session.CheckSchemaDue(counts);
   if (status.ok()) status = session.PruneConflicts();
+  if (status.ok()) status = session.ReportPosition(counts);
   if (status.ok()) status = session.Finish();
   return status;
 }

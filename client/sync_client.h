@@ -35,6 +35,10 @@ struct Counts {
   // "Following the server's schema") and is behind it: the server's schema
   // version to migrate to; 0 otherwise.
   std::int64_t schema_due = 0;
+  // The server had collected deletes past this file's cursor: the file was
+  // rebuilt from the server's state (docs/client.md, "Resync").
+  bool resynced = false;
+  std::int64_t collected = 0;  // tombstones of this file collected (docs/client.md, "Garbage collection")
 };
 
 // First run on a new device: creates the server's tracked tables in an empty
