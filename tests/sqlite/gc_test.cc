@@ -209,7 +209,10 @@ TEST_F(ResyncTest, RemovesWhatTheServerNoLongerHasAndKeepsTheRest) {
   EXPECT_EQ(device.Int("SELECT syncline_resync_begin('" + acked_later + "')"), 5);
   Db reader{dir.File("device.db")};
   Pull("{\"from_server\":true,\"resync\":true}");
+  const long long highest = device.Int("SELECT max(version) FROM syncline_rows");
   EXPECT_EQ(device.Text("SELECT syncline_resync_end()"), "{\"removed\":1,\"rows_deleted\":1}");
+  // The removal takes no local version (the high-water mark stays).
+  EXPECT_EQ(device.Int("SELECT max(version) FROM syncline_rows"), highest);
   // Another connection sees the old state until the commit.
   EXPECT_EQ(Rows(reader), "deleted,gone,kept,older,pushed,unacked");
   device.Exec("COMMIT");
