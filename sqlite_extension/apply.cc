@@ -12,6 +12,7 @@
 #include "core/cursor.h"
 #include "core/merge.h"
 #include "sqlite_extension/conflicts.h"
+#include "sqlite_extension/gc.h"
 #include "sqlite_extension/schema.h"
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/sync.h"
@@ -180,8 +181,9 @@ void BindBorrowed(Statement& statement, int index, const Value& value) {
 // nothing behind and the merge may retry it later.
 class SqliteStore : public core::MergeStore {
  public:
-  SqliteStore(ConnectionState& state, std::string local_node, const core::Batch& batch)
-      : state_(state), db_(state.db), batch_(&batch), local_node_(std::move(local_node)) {}
+  // `resync`: the candidates of a resync in progress, or null.
+  SqliteStore(ConnectionState& state, std::string local_node, const core::Batch& batch, ResyncCandidates* resync)
+      : state_(state), db_(state.db), batch_(&batch), local_node_(std::move(local_node)), resync_(resync) {}
 
   Status PrepareStatements() {
     Status status =
@@ -244,6 +246,10 @@ class SqliteStore : public core::MergeStore {
       }
     }
     Status status = EncodeMetadataKey(change.key, &change.meta_key);
+    if (!status.ok()) return status;
+    // The server has this row, whether its version here wins, loses or is
+    // refused below: a resync keeps it.
+    if (resync_ != nullptr) status = resync_->Seen(table.info.tid, change.meta_key);
     if (!status.ok()) return status;
     for (std::size_t c = 0; c < change.row.size(); ++c) {
       status = CheckValue(table, c, *change.row[c]);
@@ -378,6 +384,7 @@ class SqliteStore : public core::MergeStore {
   sqlite3* db_;
   const core::Batch* batch_;
   std::string local_node_;
+  ResyncCandidates* resync_;
   Statement read_meta_, write_meta_, add_node_, find_node_;
   std::map<std::string, ApplyTable> tables_;  // by name as the batch spells it
   ApplyTable* last_table_ = nullptr;          // the one the last change named ...
@@ -395,12 +402,16 @@ Status ParseApplyOptions(const std::string& text, ApplyOptions* out) {
   Status status = core::ParseJson(text, &json);
   if (!status.ok() || !json.is_object()) return Status(Code::kInvalidInput, "options must be a JSON object");
   for (const auto& [key, value] : json.members) {
-    if (key != "from_server")
-      return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\" (known: \"from_server\")");
+    if (key != "from_server" && key != "resync")
+      return Status(Code::kInvalidInput,
+                    "options: unknown option \"" + key + "\" (known: \"from_server\", \"resync\")");
     if (value.kind != core::Json::Kind::kTrue && value.kind != core::Json::Kind::kFalse)
-      return Status(Code::kInvalidInput, "options: \"from_server\" must be true or false");
-    out->from_server = value.kind == core::Json::Kind::kTrue;
+      return Status(Code::kInvalidInput, "options: \"" + key + "\" must be true or false");
+    (key == "from_server" ? out->from_server : out->resync) = value.kind == core::Json::Kind::kTrue;
   }
+  // Only a page of this device's server tells which rows the server has.
+  if (out->resync && !out->from_server)
+    return Status(Code::kInvalidInput, "options: \"resync\" needs \"from_server\": true");
   return Status::Ok();
 }
 
@@ -423,6 +434,15 @@ Status ApplyPush(ConnectionState& state, const std::string& text, const ApplyOpt
   options.copied_database_docs = "docs/sqlite.md, \"Copied database files\"";
   if (apply_options.from_server) options.role = core::MergeRole::kDevice;
 
+  if (apply_options.resync) {
+    bool in_progress = false;
+    status = ResyncInProgress(db, &in_progress);
+    if (!status.ok()) return status;
+    if (!in_progress)
+      return Status(Code::kInvalidInput,
+                    "options: \"resync\": no resync in progress (call syncline_resync_begin first)");
+  }
+
   Savepoint savepoint(db, "syncline_apply");
   if (!savepoint.status().ok()) return savepoint.status();
   // Foreign keys are checked when the transaction commits, so that the
@@ -444,8 +464,10 @@ Status ApplyPush(ConnectionState& state, const std::string& text, const ApplyOpt
   }
   {
     ApplyingScope applying(state);
-    SqliteStore store(state, options.local_node, batch);
-    status = store.PrepareStatements();
+    ResyncCandidates resync;
+    if (apply_options.resync) status = resync.Prepare(db);
+    SqliteStore store(state, options.local_node, batch, apply_options.resync ? &resync : nullptr);
+    if (status.ok()) status = store.PrepareStatements();
     core::MergeResult result;
     if (status.ok()) status = core::Merge(batch, store, options, &result);
     if (status.ok()) status = PersistClock(state);

@@ -11,6 +11,7 @@
 #include "core/hlc.h"
 #include "sqlite_extension/conflicts.h"
 #include "sqlite_extension/ddl.h"
+#include "sqlite_extension/gc.h"
 #include "sqlite_extension/schema.h"
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/state.h"
@@ -32,7 +33,10 @@ template <const char* kName, Impl kImpl> void Call(sqlite3_context* ctx, int arg
   try {
     Status status = kImpl(*state, ctx, argc, argv);
     if (status.ok()) return;
+    // SQLite has no place for a hint but the message (what to do matters
+    // most for kResync, which the client acts on).
     std::string message = std::string(kName) + ": " + status.message();
+    if (!status.hint().empty()) message += " (hint: " + status.hint() + ")";
     sqlite3_result_error(ctx, message.c_str(), static_cast<int>(message.size()));
     if (status.code() == Code::kConstraint) sqlite3_result_error_code(ctx, SQLITE_CONSTRAINT);
   } catch (const std::bad_alloc&) {
@@ -140,6 +144,36 @@ Status SqlApplyPush(ConnectionState& state, sqlite3_context* ctx, int argc, sqli
   if (status.ok()) status = SyncSchema(state, false);
   if (status.ok()) status = ApplyPush(state, batch, options, &summary);
   if (status.ok()) ResultText(ctx, summary);
+  return status;
+}
+
+// syncline_gc(options): drops tombstones up to options' "through" (a local
+// version); "through" is required, so a call without it collects nothing.
+Status SqlGc(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string options, result;
+  Status status = OptionalText(argc, argv, 0, "options", &options);
+  if (status.ok()) status = CollectGarbage(state, options, &result);
+  if (status.ok()) ResultText(ctx, result);
+  return status;
+}
+
+// syncline_resync_begin(acked_cursor): the number of rows that the resync
+// removes unless a page names them.
+Status SqlResyncBegin(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::optional<std::string> acked;
+  Status status = TextArg(argv[0], "acked_cursor", true, &acked);
+  if (status.ok()) status = SyncSchema(state, false);
+  std::int64_t candidates = 0;
+  if (status.ok()) status = ResyncBegin(state, acked, &candidates);
+  if (status.ok()) sqlite3_result_int64(ctx, candidates);
+  return status;
+}
+
+Status SqlResyncEnd(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
+  std::string result;
+  Status status = SyncSchema(state, false);
+  if (status.ok()) status = ResyncEnd(state, &result);
+  if (status.ok()) ResultText(ctx, result);
   return status;
 }
 
@@ -379,6 +413,9 @@ constexpr char kNoteConflictName[] = "syncline_note_conflict";
 constexpr char kPruneConflictsName[] = "syncline_prune_conflicts";
 constexpr char kResubmitConflictName[] = "syncline_resubmit_conflict";
 constexpr char kFollowSchemaName[] = "syncline_follow_schema";
+constexpr char kGcName[] = "syncline_gc";
+constexpr char kResyncBeginName[] = "syncline_resync_begin";
+constexpr char kResyncEndName[] = "syncline_resync_end";
 
 struct Function {
   const char* name;
@@ -400,6 +437,9 @@ constexpr Function kFunctions[] = {
     {kUntrackName, 1, 1, kDirect, Call<kUntrackName, SqlUntrack>},
     {kPullName, 2, 3, kDirect, Call<kPullName, SqlPullSince>},
     {kApplyName, 1, 2, kDirect, Call<kApplyName, SqlApplyPush>},
+    {kGcName, 0, 1, kDirect, Call<kGcName, SqlGc>},
+    {kResyncBeginName, 1, 1, kDirect, Call<kResyncBeginName, SqlResyncBegin>},
+    {kResyncEndName, 0, 0, kDirect, Call<kResyncEndName, SqlResyncEnd>},
     {kForgetName, 3, 3, kDirect, Call<kForgetName, SqlForget>},
     {kRetryConflictsName, 0, 0, kDirect, Call<kRetryConflictsName, SqlRetryConflicts>},
     {kNoteConflictName, 1, 1, kDirect, Call<kNoteConflictName, SqlNoteConflict>},

@@ -3,6 +3,7 @@
 #include "core/changeset.h"
 #include "core/cursor.h"
 #include "core/node_id.h"
+#include "sqlite_extension/gc.h"
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/sync.h"
 #include "sqlite_extension/tracking.h"
@@ -45,6 +46,27 @@ Status CheckText(const Value& value, const TableInfo& table, const Value& stored
 
 }  // namespace
 
+Status IssuedPosition(const std::string& cursor_text, const std::string& node_id, const std::string& filter,
+                      std::int64_t highest, std::int64_t* position, std::int64_t* covered) {
+  core::Cursor cursor;
+  Status status = core::DecodeIssuedCursor(cursor_text, node_id, filter, &cursor);
+  if (!status.ok()) return status;
+  // "<version>", or "<version>.<horizon>" (PullSince says why); core checked
+  // that the parts are decimal digits.
+  const std::string& text = cursor.position;
+  const std::size_t dot = text.find('.');
+  const std::string version = text.substr(0, dot);
+  const std::string horizon = dot == std::string::npos ? version : text.substr(dot + 1);
+  if (version.size() > 18 || horizon.size() > 18 || horizon.find('.') != std::string::npos)
+    return core::NeverIssued(text);
+  *position = std::stoll(version);
+  const std::int64_t issued_under = std::stoll(horizon);
+  if (*position > highest || issued_under > highest || (dot != std::string::npos && issued_under <= *position))
+    return core::NeverIssued(text);
+  if (covered != nullptr) *covered = issued_under;
+  return Status::Ok();
+}
+
 Status PullSince(ConnectionState& state, const std::optional<std::string>& cursor_text, std::int64_t limit,
                  const std::string& options_text, std::string* batch) {
   sqlite3* db = state.db;
@@ -72,13 +94,19 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
 
   const std::string filter = core::FilterFingerprint(options);
   std::int64_t position = 0;
+  // Tombstones up to the horizon are gone: a reader that had not pulled
+  // them all when they were collected cannot learn of those deletes any
+  // more, and must resync. A cursor is safe up to its version, or up to the
+  // horizon it was issued under (a full pull's pages after a collection:
+  // the reader never saw the rows those tombstones deleted).
+  std::int64_t horizon = 0;
+  status = ReadGcHorizon(db, &horizon);
+  if (!status.ok()) return status;
   if (cursor_text) {
-    core::Cursor cursor;
-    status = core::DecodeIssuedCursor(*cursor_text, node_id, filter, &cursor);
+    std::int64_t covered = 0;
+    status = IssuedPosition(*cursor_text, node_id, filter, highest, &position, &covered);
     if (!status.ok()) return status;
-    std::size_t digits = cursor.position.find('.') == std::string::npos ? cursor.position.size() : 0;
-    if (digits == 0 || digits > 18 || std::stoll(cursor.position) > highest) return core::NeverIssued(cursor.position);
-    position = std::stoll(cursor.position);
+    if (covered < horizon) return core::CursorBeforeHorizon(std::to_string(position), std::to_string(horizon));
   }
 
   std::string where = "m.version > ?1 AND m.tid > 0";
@@ -185,7 +213,9 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
   // With nothing left, the cursor moves to the end of the snapshot: rows the
   // filter skipped need not be scanned again.
   std::int64_t end = has_more ? last_version : std::max(highest, position);
-  std::string cursor = core::EncodeCursor({node_id, filter, std::to_string(end)});
+  std::string end_text = std::to_string(end);
+  if (end < horizon) end_text += "." + std::to_string(horizon);
+  std::string cursor = core::EncodeCursor({node_id, filter, end_text});
   *batch = writer.Finish(cursor, has_more);
   return Status::Ok();
 }

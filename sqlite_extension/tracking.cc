@@ -320,6 +320,18 @@ Status Track(ConnectionState& state, const std::string& name, const std::string&
   return Status::Ok();
 }
 
+Status KeepVersionHighWaterMark(sqlite3* db, std::int64_t highest) {
+  // Versions must never be reused, or a peer holding a cursor past them would
+  // skip new changes: when the rows removed held the highest version, a
+  // sentinel row (tid 0, never pulled) keeps it.
+  std::int64_t remaining = 0;
+  Status status = QueryInt(db, "SELECT coalesce(max(version), 0) FROM syncline_rows", &remaining);
+  if (!status.ok() || remaining >= highest) return status;
+  return Exec(db, "DELETE FROM syncline_rows WHERE tid = 0;\n"
+                  "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES (" +
+                      std::to_string(highest) + ", 0, '', 0, 0, 0, 1);");
+}
+
 Status Untrack(ConnectionState& state, const std::string& name, bool* was_tracked) {
   sqlite3* db = state.db;
   *was_tracked = false;
@@ -339,9 +351,6 @@ Status Untrack(ConnectionState& state, const std::string& name, bool* was_tracke
   Savepoint savepoint(db, "syncline_untrack");
   if (!savepoint.status().ok()) return savepoint.status();
   OwnDdl own(state);
-  // Versions must never be reused, or a peer holding a cursor past them would
-  // skip new changes: when the rows removed hold the highest version, a
-  // sentinel row (tid 0, never pulled) keeps it.
   std::int64_t highest = 0;
   status = QueryInt(db, "SELECT coalesce(max(version), 0) FROM syncline_rows", &highest);
   if (!status.ok()) return status;
@@ -349,15 +358,8 @@ Status Untrack(ConnectionState& state, const std::string& name, bool* was_tracke
                         "DELETE FROM syncline_displaced WHERE tid = " + tid + ";\n" +
                         "DELETE FROM syncline_tables WHERE tid = " + tid + ";\n");
   if (!status.ok()) return status;
-  std::int64_t remaining = 0;
-  status = QueryInt(db, "SELECT coalesce(max(version), 0) FROM syncline_rows", &remaining);
+  status = KeepVersionHighWaterMark(db, highest);
   if (!status.ok()) return status;
-  if (remaining < highest) {
-    status = Exec(db, "DELETE FROM syncline_rows WHERE tid = 0;\n"
-                      "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES (" +
-                          std::to_string(highest) + ", 0, '', 0, 0, 0, 1);");
-    if (!status.ok()) return status;
-  }
   status = savepoint.Release();
   if (!status.ok()) return status;
   *was_tracked = true;

@@ -37,6 +37,11 @@ std::string TombstoneMissingSql(std::int64_t tid);
 // Drops every capture (or blocking) trigger named after `table`.
 std::string DropTriggers(const std::string& table);
 
+// After metadata rows were deleted: when they held the highest local version
+// (`highest`, read before), a sentinel row (tid 0, never pulled) keeps it, so
+// that versions are never reused. Used by untrack, GC and resync.
+core::Status KeepVersionHighWaterMark(sqlite3* db, std::int64_t highest);
+
 core::Status Track(ConnectionState& state, const std::string& table, const std::string& options, std::string* result);
 core::Status Untrack(ConnectionState& state, const std::string& table, bool* was_tracked);
 
