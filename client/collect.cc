@@ -77,7 +77,9 @@ Status ReportAndCollect(LocalDb& local, Server& server, const PullPosition& posi
   // A new checkpoint once the last one is used: the acknowledged push
   // covers this file's own tombstones, and every pulled one came before.
   if (!checkpoint && position.acked_push && !server_position.empty()) {
-    const std::string version = position.acked_push->substr(position.acked_push->rfind(':') + 1);
+    // The local version: a position's first part (pull.cc in the extension).
+    std::string version = position.acked_push->substr(position.acked_push->rfind(':') + 1);
+    version = version.substr(0, version.find('.'));
     return WriteCheckpoint(local, Checkpoint{version, server_position});
   }
   return Status::Ok();

@@ -12,6 +12,7 @@
 #include "client/connections.h"
 #include "client/schema.h"
 #include "core/changeset.h"
+#include "core/cursor.h"
 #include "core/json.h"
 
 namespace syncline::client {
@@ -222,12 +223,12 @@ class Session {
   // (docs/client.md, "Following the server's schema").
   //
   // A resync (the server collected deletes this file's cursor has not
-  // seen) pulls everything from the beginning in one transaction, then
-  // removes the rows the server no longer has, but this file's own
-  // unacknowledged ones: the app sees the old rows until the new ones
-  // (docs/client.md, "Resync").
+  // seen) pulls everything from the beginning in one transaction, this
+  // file's own changes too, then removes the rows the server no longer
+  // has, but this file's own unacknowledged ones: the app sees the old rows
+  // until the new ones (docs/client.md, "Resync").
   Status Pull(Counts* counts, bool resync = false) {
-    const std::string options = PullOptions();
+    const std::string options = PullOptions(/*exclude_own=*/!resync);
     std::optional<std::string> cursor;
     Status status =
         resync ? Status::Ok() : local_.Text("SELECT syncline_peer_cursor(?1, ?2)", {server_node_, options}, &cursor);
@@ -285,7 +286,7 @@ class Session {
                  (!resync && (uncommitted >= kCommitChanges ||
                               std::chrono::steady_clock::now() - since_commit >= std::chrono::milliseconds(kCommitMs)));
       if (!due) continue;
-      if (resync) status = EndResync();
+      if (resync) status = EndResync(page.cursor);
       if (!status.ok()) return Abandon(status.WithPrefix("resync: "));
       // COMMIT fails while a deferred foreign key is violated and leaves the
       // transaction open: keep going, the parent is in a later page. Any
@@ -387,15 +388,18 @@ class Session {
     }
     std::optional<std::string> version;
     Status status = local_.Text("SELECT syncline_config('schema_version')", {}, &version);
-    *out = options.substr(0, options.size() - 1) + ",\"schema\":" + version.value_or("0") + "}";
+    *out = options.substr(0, options.size() - 1) + (options == "{}" ? "" : ",") +
+           "\"schema\":" + version.value_or("0") + "}";
     return status;
   }
 
-  // The pull's filter: everything of the file's scope but this file's own changes.
-  std::string PullOptions() const {
-    std::string options = R"({"exclude_origin":")" + node_ + "\"";
-    if (!scope_json_.empty()) options += ",\"scope\":" + scope_json_;
-    return options + "}";
+  // The pull's filter: everything of the file's scope, but (exclude_own)
+  // this file's own changes.
+  std::string PullOptions(bool exclude_own = true) const {
+    std::string options;
+    if (exclude_own) options = R"("exclude_origin":")" + node_ + "\"";
+    if (!scope_json_.empty()) options += std::string(options.empty() ? "" : ",") + "\"scope\":" + scope_json_;
+    return "{" + options + "}";
   }
 
   // Every row this file holds is a candidate for removal, but its changes
@@ -408,11 +412,24 @@ class Session {
     if (status.ok()) Log("resync: pulling the server's state; " + candidates.value_or("0") + " rows to check");
     return status;
   }
-  Status EndResync() {
+  // Removes the rows no page named; the full pull's last cursor becomes
+  // that of the file's usual pulls (it delivered all of theirs), recorded
+  // the way any page's cursor is: as an empty page.
+  Status EndResync(const std::string& last_cursor) {
     std::optional<std::string> summary;
     Status status = local_.Text("SELECT syncline_resync_end()", {}, &summary);
     if (status.ok()) Log("resync: done, " + summary.value_or("{}"));
-    return status;
+    core::Cursor cursor;
+    core::PullOptions usual;
+    if (status.ok()) status = core::DecodeCursor(last_cursor, &cursor);
+    if (status.ok()) status = core::ParsePullOptions(PullOptions(), &usual);
+    if (!status.ok()) return status;
+    cursor.filter = core::FilterFingerprint(usual);
+    std::string page, source;
+    core::JsonWriter(&source).String(server_node_);
+    core::JsonWriter(&page).String(core::EncodeCursor(cursor));
+    page = R"({"format":1,"source":)" + source + R"(,"changes":[],"cursor":)" + page + "}";
+    return local_.Text("SELECT syncline_apply_push(?1, '{\"from_server\":true}')", {page}, &summary);
   }
 
   Status Begin() {

@@ -42,19 +42,33 @@ class RegisteredSnapshot {
   Snapshot snapshot_ = nullptr;
 };
 
-// Positions of PostgreSQL cursors: "<xid>.<seq>", the last version delivered.
+// Positions of PostgreSQL cursors: "<xid>.<seq>", the last version
+// delivered; below the garbage collection horizon, followed by
+// ".<horizon>", the horizon the page was issued under (a paged pull that
+// began above it goes on below it, until a later collection).
 struct Position {
   uint64 xid = 0;
   int64 seq = 0;
 };
 
-bool ParsePosition(const std::string& text, Position* out) {
+bool ParseVersion(std::string_view text, Position* out) {
   std::size_t dot = text.find('.');
-  if (dot == std::string::npos) return false;
+  if (dot == std::string_view::npos) return false;
   const char* begin = text.data();
   auto a = std::from_chars(begin, begin + dot, out->xid);
   auto b = std::from_chars(begin + dot + 1, begin + text.size(), out->seq);
   return a.ec == std::errc() && a.ptr == begin + dot && b.ec == std::errc() && b.ptr == begin + text.size();
+}
+
+bool ParsePosition(const std::string& text, Position* out, std::string* issued_under) {
+  std::size_t second_dot = text.find('.', text.find('.') + 1);
+  if (second_dot == std::string::npos) {
+    issued_under->clear();
+    return ParseVersion(text, out);
+  }
+  Position horizon;
+  *issued_under = text.substr(second_dot + 1);
+  return ParseVersion(std::string_view(text).substr(0, second_dot), out) && ParseVersion(*issued_under, &horizon);
 }
 
 std::string PositionText(const Position& position) {
@@ -253,15 +267,19 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       std::from_chars(xmin.data(), xmin.data() + xmin.size(), horizon.xid);
     }
     Position after;
+    // Deletes below the collected horizon are gone: a reader whose cursor
+    // was issued below a horizon older than this one resyncs.
+    std::string collected;
+    const bool has_collected = ReadGcHorizon(&collected, snapshot.get());
     if (cursor_text) {
       core::Cursor cursor;
       status = core::DecodeIssuedCursor(*cursor_text, node_id, filter, &cursor);
       if (!status.ok()) return status;
-      if (!ParsePosition(cursor.position, &after)) return core::NeverIssued(cursor.position);
+      std::string issued_under;
+      if (!ParsePosition(cursor.position, &after, &issued_under)) return core::NeverIssued(cursor.position);
       if (after.xid > horizon.xid) return CursorAhead(cursor.position, horizon);
-      // Deletes below the collected horizon are gone: the reader resyncs.
-      std::string collected;
-      if (ReadGcHorizon(&collected, snapshot.get()) && core::ComparePositions(cursor.position, collected) < 0)
+      const std::string& floor = issued_under.empty() ? cursor.position : issued_under;
+      if (has_collected && core::ComparePositions(floor, collected) < 0)
         return core::CursorBeforeHorizon(cursor.position, collected);
     }
 
@@ -430,7 +448,9 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     if (options.schema >= 0 && ReadSchemaVersion(&schema_version, snapshot.get()))
       writer.SetSchema(schema_version,
                        schema_version > options.schema ? SchemaDocument(options.schema, snapshot.get()) : "");
-    batch = writer.Finish(core::EncodeCursor({node_id, filter, PositionText(end)}), has_more);
+    std::string end_text = PositionText(end);
+    if (has_collected && core::ComparePositions(end_text, collected) < 0) end_text += "." + collected;
+    batch = writer.Finish(core::EncodeCursor({node_id, filter, end_text}), has_more);
   }
   PgGuard([&] { *result = PointerGetDatum(cstring_to_text_with_len(batch.data(), static_cast<int>(batch.size()))); });
   return Status::Ok();

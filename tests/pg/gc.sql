@@ -7,7 +7,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(44);
+SELECT plan(47);
 
 \set dev_a '\'0a000000-0000-4000-8000-00000000000a\''
 \set dev_b '\'0b000000-0000-4000-8000-00000000000b\''
@@ -22,6 +22,20 @@ CREATE FUNCTION up(id int, body text, stamp text, node text, clock int DEFAULT 2
     'row', jsonb_build_object('id', id, 'body', body), 'clock', clock, 'hlc', stamp, 'node', node))) $$;
 CREATE FUNCTION tombstones() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM syncline.rows WHERE deleted $$;
 CREATE FUNCTION cursor_of(page text) RETURNS text LANGUAGE sql AS $$ SELECT page::jsonb ->> 'cursor' $$;
+-- Pulls page after page from a cursor; the changes delivered.
+CREATE FUNCTION pull_pages(cursor text, lim int) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  page jsonb;
+  total bigint := 0;
+BEGIN
+  LOOP
+    page := syncline.pull_since(cursor, lim)::jsonb;
+    total := total + jsonb_array_length(page -> 'changes');
+    cursor := page ->> 'cursor';
+    EXIT WHEN NOT coalesce((page ->> 'has_more')::boolean, false);
+  END LOOP;
+  RETURN total;
+END $$;
 
 -- ---------------------------------------------------------------------------
 -- (1) 1000 rows, 900 deleted. A cursor from before the deletes, one after.
@@ -56,6 +70,12 @@ SELECT throws_like(format('SELECT syncline.pull_since(%L)', :'before_deletes'), 
 SELECT lives_ok(format('SELECT syncline.pull_since(%L)', :'after_deletes'), 'a cursor past the deletes pulls on');
 SELECT is(jsonb_array_length(syncline.pull_since(NULL, 100000)::jsonb -> 'changes'), 100,
           'a full pull brings the 100 live rows');
+SELECT is(pull_pages(NULL, 30), 100::bigint, 'a full pull in pages goes on below the horizon it began under');
+SELECT cursor_of(syncline.pull_since(NULL, 30)) AS first_page \gset
+DELETE FROM notes WHERE id = 100;
+SELECT is((syncline.gc('{"min_age": "0"}') ->> 'collected')::bigint, 1::bigint, 'another collection');
+SELECT throws_ok(format('SELECT syncline.pull_since(%L)', :'first_page'), 'SL001', NULL,
+                 '... refuses a page cursor issued under the horizon before it');
 
 -- (5) The watermark: an edit of a deleted row (clock 2), stamped before the
 -- collected deletes, is refused on its own and the device forgets its copy;
@@ -77,10 +97,11 @@ SELECT is(syncline.apply_push(up(50, 'edit', :'early_stamp', :dev_a)) - 'source'
 
 -- (6) Devices report their pull positions; one seen lately holds the
 -- horizon at its position, until it falls out of the window.
-SELECT syncline.device_seen(:dev_b, :'after_deletes', '7') AS seen \gset
+SELECT cursor_of(syncline.pull_since(NULL, 100000)) AS b_cursor \gset
+SELECT syncline.device_seen(:dev_b, :'b_cursor', '7') AS seen \gset
 SELECT ok(:'seen'::jsonb ? 'bound' AND :'seen'::jsonb ->> 'position' ~ '^[0-9]+\.0$',
           'device_seen answers the collection bound and a position');
-SELECT is((SELECT pull_cursor FROM syncline.devices WHERE node_id = :dev_b), :'after_deletes',
+SELECT is((SELECT pull_cursor FROM syncline.devices WHERE node_id = :dev_b), :'b_cursor',
           'the devices table holds its pull cursor');
 SELECT is((SELECT scope FROM syncline.devices WHERE node_id = :dev_b), '7'::jsonb, '... and its scope');
 SELECT is((SELECT last_push FROM syncline.devices WHERE node_id = :dev_b), NULL, '... and no push yet');
@@ -91,10 +112,10 @@ SELECT ok(:'result'::jsonb -> 'held_by' @> jsonb_build_array(jsonb_build_object(
           '... and gc names it');
 SELECT ok(:'result'::jsonb -> 'held_by' @> jsonb_build_array(jsonb_build_object('node_id', :dev_a, 'pull_cursor', NULL)),
           '... and the device that pushed but never reported a position');
-SELECT lives_ok(format('SELECT syncline.pull_since(%L)', :'after_deletes'), '... and its cursor still pulls');
+SELECT lives_ok(format('SELECT syncline.pull_since(%L)', :'b_cursor'), '... and its cursor still pulls');
 SELECT is((syncline.gc('{"min_age": "0", "device_window": "0"}') ->> 'collected')::bigint, 11::bigint,
           'devices idle past the window no longer hold the horizon (10 deletes, and the answer to the late edit)');
-SELECT throws_ok(format('SELECT syncline.pull_since(%L)', :'after_deletes'), 'SL001', NULL,
+SELECT throws_ok(format('SELECT syncline.pull_since(%L)', :'b_cursor'), 'SL001', NULL,
                  '... and its cursor then gets resync');
 
 -- (7) The cap: at most max_tombstones stay, whatever holds them.
