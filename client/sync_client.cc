@@ -412,16 +412,13 @@ class Session {
     if (status.ok()) Log("resync: pulling the server's state; " + candidates.value_or("0") + " rows to check");
     return status;
   }
-  // Removes the rows no page named; the full pull's last cursor becomes
-  // that of the file's usual pulls (it delivered all of theirs), recorded
-  // the way any page's cursor is: as an empty page.
+  // The full pull's last cursor becomes that of the file's usual pulls (it
+  // delivered all of theirs), recorded the way any page's cursor is, as an
+  // empty page, in place of the old one; then the rows no page named go.
   Status EndResync(const std::string& last_cursor) {
-    std::optional<std::string> summary;
-    Status status = local_.Text("SELECT syncline_resync_end()", {}, &summary);
-    if (status.ok()) Log("resync: done, " + summary.value_or("{}"));
     core::Cursor cursor;
     core::PullOptions usual;
-    if (status.ok()) status = core::DecodeCursor(last_cursor, &cursor);
+    Status status = core::DecodeCursor(last_cursor, &cursor);
     if (status.ok()) status = core::ParsePullOptions(PullOptions(), &usual);
     if (!status.ok()) return status;
     cursor.filter = core::FilterFingerprint(usual);
@@ -429,7 +426,11 @@ class Session {
     core::JsonWriter(&source).String(server_node_);
     core::JsonWriter(&page).String(core::EncodeCursor(cursor));
     page = R"({"format":1,"source":)" + source + R"(,"changes":[],"cursor":)" + page + "}";
-    return local_.Text("SELECT syncline_apply_push(?1, '{\"from_server\":true}')", {page}, &summary);
+    std::optional<std::string> summary;
+    status = local_.Text(R"(SELECT syncline_apply_push(?1, '{"from_server":true,"resync":true}'))", {page}, &summary);
+    if (status.ok()) status = local_.Text("SELECT syncline_resync_end()", {}, &summary);
+    if (status.ok()) Log("resync: done, " + summary.value_or("{}"));
+    return status;
   }
 
   Status Begin() {

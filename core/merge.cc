@@ -352,8 +352,10 @@ class Merger {
       bool found = false;
       std::string position;
       status = store_.ReadPeer(cursor, &found, &position);
-      // A page delivered late (after a newer one) must not move the cursor back.
-      if (status.ok() && (!found || ComparePositions(cursor.position, position) > 0)) status = store_.WritePeer(cursor);
+      // A page delivered late (after a newer one) must not move the cursor
+      // back, but in a resync, which starts over.
+      if (status.ok() && (!found || options_.replace_cursor || ComparePositions(cursor.position, position) > 0))
+        status = store_.WritePeer(cursor);
     }
     if (!status.ok()) return status;
     result_->summary =

@@ -164,6 +164,10 @@ struct MergeOptions {
   std::int64_t refuse_drift_ms = kDefaultRefuseDriftMs;  // kServer
   std::string copied_database_docs;                      // where the engine's docs explain copied files
   bool count_rewritten = false;                          // the summary reports "rewritten" (PostgreSQL)
+  // A resync starts over: the batch's cursor replaces the one recorded for
+  // its source and filter even when it is behind it (after a failover a
+  // new primary's positions may be below a lost timeline's).
+  bool replace_cursor = false;
 };
 
 struct MergeResult {

@@ -12,6 +12,7 @@
 #include "pg_extension/backend.h"
 #include "pg_extension/gc.h"
 #include "pg_extension/pg_boundary.h"
+#include "pg_extension/positions.h"
 #include "pg_extension/schema.h"
 #include "pg_extension/spi.h"
 #include "pg_extension/tables.h"
@@ -41,63 +42,6 @@ class RegisteredSnapshot {
  private:
   Snapshot snapshot_ = nullptr;
 };
-
-// Positions of PostgreSQL cursors: "<xid>.<seq>", the last version
-// delivered; below the garbage collection horizon, followed by
-// ".<horizon>", the horizon the page was issued under (a paged pull that
-// began above it goes on below it, until a later collection).
-struct Position {
-  uint64 xid = 0;
-  int64 seq = 0;
-};
-
-bool ParseVersion(std::string_view text, Position* out) {
-  std::size_t dot = text.find('.');
-  if (dot == std::string_view::npos) return false;
-  const char* begin = text.data();
-  auto a = std::from_chars(begin, begin + dot, out->xid);
-  auto b = std::from_chars(begin + dot + 1, begin + text.size(), out->seq);
-  return a.ec == std::errc() && a.ptr == begin + dot && b.ec == std::errc() && b.ptr == begin + text.size();
-}
-
-bool ParsePosition(const std::string& text, Position* out, std::string* issued_under) {
-  std::size_t second_dot = text.find('.', text.find('.') + 1);
-  if (second_dot == std::string::npos) {
-    issued_under->clear();
-    return ParseVersion(text, out);
-  }
-  Position horizon;
-  *issued_under = text.substr(second_dot + 1);
-  return ParseVersion(std::string_view(text).substr(0, second_dot), out) && ParseVersion(*issued_under, &horizon);
-}
-
-std::string PositionText(const Position& position) {
-  return std::to_string(position.xid) + "." + std::to_string(position.seq);
-}
-
-// A cursor past this database's horizon. A hot standby's horizon is that of
-// the WAL it has replayed, so a cursor the primary (or a fresher standby)
-// issued may be past it for now: that is worth retrying. A primary has seen
-// every position it issued, so there the cursor is bogus. (A standby cannot
-// tell a bogus cursor from one it has not reached: clients bound retries.)
-Status CursorAhead(const std::string& cursor_position, const Position& horizon) {
-  bool in_recovery = false;
-  XLogRecPtr replayed = InvalidXLogRecPtr;
-  PgGuard([&] {
-    in_recovery = RecoveryInProgress();
-    if (in_recovery) replayed = GetXLogReplayRecPtr(nullptr);
-  });
-  if (!in_recovery) return core::NeverIssued(cursor_position);
-  char lsn[32];
-  // LSN_FORMAT_ARGS, whose type check does not compile as C++.
-  snprintf(lsn, sizeof lsn, "%X/%X", static_cast<uint32>(replayed >> 32), static_cast<uint32>(replayed));
-  return Status(Code::kNotYet, "this replica has not replayed up to the cursor yet (cursor at " + cursor_position +
-                                   ", replayed up to " + PositionText(horizon) + ", WAL " + lsn +
-                                   "); retry, or pull from the primary")
-      .WithDetail("A hot standby delivers only what it has replayed; the cursor comes from the primary or a "
-                  "replica further ahead.")
-      .WithHint("Retry after a moment. A cursor that stays ahead was not issued by this database's primary.");
-}
 
 struct PullTable {
   TableInfo info;
@@ -258,14 +202,16 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     std::string node_id = LocalNodeId();
     // One snapshot for the page, its horizon and every row read.
     RegisteredSnapshot snapshot;
-    Position horizon;
+    uint64 horizon = 0;  // the first xid this pull may not deliver yet
     {
       AsExtensionOwner owner;
       SPIPlanPtr plan = Prepare("SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text", {});
       Execute(plan, nullptr, nullptr, true, 0, snapshot.get());
       std::string xmin = ResultText(0, 1);
-      std::from_chars(xmin.data(), xmin.data() + xmin.size(), horizon.xid);
+      std::from_chars(xmin.data(), xmin.data() + xmin.size(), horizon);
     }
+    // Taken after the snapshot: everything the page delivers was written before it.
+    const WalPoint wal = CurrentWalPoint();
     Position after;
     // Deletes below the collected horizon are gone: a reader whose cursor
     // was issued below a horizon older than this one resyncs.
@@ -275,19 +221,20 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       core::Cursor cursor;
       status = core::DecodeIssuedCursor(*cursor_text, node_id, filter, &cursor);
       if (!status.ok()) return status;
-      std::string issued_under;
-      if (!ParsePosition(cursor.position, &after, &issued_under)) return core::NeverIssued(cursor.position);
-      if (after.xid > horizon.xid) return CursorAhead(cursor.position, horizon);
-      const std::string& floor = issued_under.empty() ? cursor.position : issued_under;
+      if (!ParsePosition(cursor.position, &after)) return core::NeverIssued(cursor.position);
+      status = CheckTimeline(after, wal);
+      if (!status.ok()) return status;
+      if (after.xid > horizon) return CursorAhead(after, horizon, wal);
+      const std::string floor = after.issued_under.empty() ? VersionText(after) : after.issued_under;
       if (has_collected && core::ComparePositions(floor, collected) < 0)
         return core::CursorBeforeHorizon(cursor.position, collected);
     }
 
     std::string where = "(r.xid, r.seq) > ($1::pg_catalog.xid8, $2) AND r.xid < $3::pg_catalog.xid8";
     std::vector<Oid> types = {TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
-    std::vector<Datum> args = {TextDatum(std::to_string(after.xid)),   Int64GetDatum(after.seq),
-                               TextDatum(std::to_string(horizon.xid)), Int64GetDatum(limit + 1),
-                               TextDatum(options.exclude_origin),      TextDatum(options.scope)};
+    std::vector<Datum> args = {TextDatum(std::to_string(after.xid)), Int64GetDatum(after.seq),
+                               TextDatum(std::to_string(horizon)),   Int64GetDatum(limit + 1),
+                               TextDatum(options.exclude_origin),    TextDatum(options.scope)};
     std::string nulls = "      ";
     if (options.local_only) where += " AND r.node = 0";
     if (!options.exclude_origin.empty()) {
@@ -440,16 +387,19 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
         break;
       }
     }
-    Position end = has_more ? page[covered - 1].position : Position{horizon.xid, 0};
+    Position end = has_more ? page[covered - 1].position : Position{horizon, 0};
     if (!has_more && (end.xid < after.xid || (end.xid == after.xid && end.seq < after.seq))) end = after;
+    end.timeline = wal.timeline;
+    end.lsn = wal.lsn;
+    end.issued_under.clear();
+    if (has_collected && core::ComparePositions(VersionText(end), collected) < 0) end.issued_under = collected;
     // A reader that names its schema version learns the server's, and gets
     // the schema document while it is behind (docs/protocol.md, "Schema changes").
     int64 schema_version = 0;
     if (options.schema >= 0 && ReadSchemaVersion(&schema_version, snapshot.get()))
       writer.SetSchema(schema_version,
                        schema_version > options.schema ? SchemaDocument(options.schema, snapshot.get()) : "");
-    std::string end_text = PositionText(end);
-    if (has_collected && core::ComparePositions(end_text, collected) < 0) end_text += "." + collected;
+    const std::string end_text = PositionText(end);
     batch = writer.Finish(core::EncodeCursor({node_id, filter, end_text}), has_more);
   }
   PgGuard([&] { *result = PointerGetDatum(cstring_to_text_with_len(batch.data(), static_cast<int>(batch.size()))); });

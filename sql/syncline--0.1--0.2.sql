@@ -423,7 +423,7 @@ BEGIN
     RAISE EXCEPTION 'syncline.device_seen: node must not be null' USING ERRCODE = '22023';
   END IF;
   IF cursor IS NOT NULL AND (split_part(cursor, ':', 1) <> (SELECT value FROM syncline.meta WHERE key = 'node_id')
-                             OR position !~ '^[0-9]{1,20}\.[0-9]{1,19}(\.[0-9]{1,20}\.[0-9]{1,19})?$') THEN
+                             OR position !~ '^[0-9]{1,20}\.[0-9]{1,19}(\.[0-9]{1,10}\.[0-9]{1,20}(\.[0-9]{1,20}\.[0-9]{1,19})?)?$') THEN
     RAISE EXCEPTION 'syncline.device_seen: cursor "%" was not issued by this server', cursor
       USING ERRCODE = '22023', HINT = 'Report the cursor of this server''s last page the device applied.';
   END IF;

@@ -433,6 +433,7 @@ Status ApplyPush(ConnectionState& state, const std::string& text, const ApplyOpt
   options.wall_ms = state.WallMs();
   options.copied_database_docs = "docs/sqlite.md, \"Copied database files\"";
   if (apply_options.from_server) options.role = core::MergeRole::kDevice;
+  options.replace_cursor = apply_options.resync;
 
   if (apply_options.resync) {
     bool in_progress = false;

@@ -128,10 +128,11 @@ p -c "INSERT INTO notes SELECT g, 'v1' FROM generate_series(31, 35) g"
 after_insert="$(walk p "'$c1'" 1000)"
 c2="$(field 3 "$after_insert")"
 is "$(ids "$(field 2 "$after_insert")")" "31,32,33,34,35" "the primary delivers the new rows"
+c2_version="$(cut -d. -f1,2 <<<"${c2##*:}")"
 not_yet="$(error_of s -c "SELECT syncline.pull_since('$c2')")"
 echo "# $not_yet"
 like "$not_yet" \
-  "55000 syncline.pull_since: this replica has not replayed up to the cursor yet (cursor at ${c2##*:}, replayed up to *); retry, or pull from the primary" \
+  "55000 syncline.pull_since: this replica has not replayed up to the cursor yet (cursor at ${c2_version} (timeline 1, WAL *), replayed up to WAL *); retry, or pull from the primary" \
   "a cursor past the standby's replay: 55000, not yet"
 is "$(field 2 "$(walk s "'$c1'" 1000)")" "[]" "... while an older cursor still pulls what the standby has"
 bogus="${c1%:*}:999999999.0"
@@ -189,6 +190,35 @@ refused LISTEN "LISTEN syncline" "cannot execute LISTEN during recovery"
 is "$(s -c "SELECT pg_catalog.pg_is_in_recovery()")" t "the standby is still up, in recovery"
 is "$(error_of s -c "SELECT syncline.pull_since(NULL)")" "no error" "... and still serves pulls"
 is "$(grep -cE 'terminated by signal|PANIC' "$SYNCLINE_STANDBY_LOG" || true)" 0 "no backend of the standby crashed"
+
+echo "# failover: cursors from the old primary's lost tail resync, the rest go on"
+# A cursor whose deliveries the standby has replayed: a later commit flushes
+# the WAL past the position the pull recorded.
+c_kept="$(field 3 "$(walk p "'$c2'" 1000)")"
+p -c "INSERT INTO notes VALUES (3001, 'kept')"
+wait_replay
+# Cut the standby off, then write on the primary alone: that tail is lost.
+s -c "ALTER SYSTEM SET primary_conninfo = ''" -c "SELECT pg_catalog.pg_reload_conf()" >/dev/null
+wait_for 0 s -c "SELECT count(*) FROM pg_catalog.pg_stat_wal_receiver"
+p -c "INSERT INTO notes VALUES (3002, 'lost')"
+lost_page="$(walk p "'$c_kept'" 1000)"
+is "$(ids "$(field 2 "$lost_page")")" "3001,3002" "the old primary delivers its lost tail"
+c_lost="$(field 3 "$lost_page")"
+is "$(s -c "SELECT pg_catalog.pg_promote()")" t "the standby is promoted"
+is "$(s -c "SELECT pg_catalog.pg_is_in_recovery()")" f "... and takes writes"
+resync="$(error_of s -c "SELECT syncline.pull_since('$c_lost')")"
+echo "# ${resync:0:300}"
+like "$resync" "SL001 syncline.pull_since: cursor position * was issued on timeline 1, which this server's history (timeline 2) left it at WAL *: a failover lost what the cursor had seen; resync" \
+  "a cursor that saw the lost tail: SL001, resync"
+is "$(error_of s -c "SELECT syncline.pull_since('$c_kept')")" "no error" "a cursor within the shared history goes on"
+is "$(ids "$(field 2 "$(walk s "'$c_kept'" 1000)")")" "3001" "... and gets what the new primary has"
+s -c "INSERT INTO notes VALUES (3003, 'new')"
+after_failover="$(walk s "'$c_kept'" 1000)"
+is "$(ids "$(field 2 "$after_failover")")" "3001,3003" "writes on the new primary reach that cursor"
+like "$(field 3 "$after_failover")" "*:*.*.2.*" "... whose new cursor carries timeline 2"
+is "$(error_of s -c "SELECT syncline.pull_since('$(field 3 "$after_failover")')")" "no error" "... and works"
+like "$(error_of p -c "SELECT syncline.pull_since('$(field 3 "$after_failover")')")" "22023 *was never issued by this database" \
+  "the old primary, on timeline 1, never issued a timeline 2 cursor"
 
 echo "1..$n"
 if [ $failed -gt 0 ]; then

@@ -1152,6 +1152,18 @@ TEST(MergeCursor, CursorIsRecordedAndNeverMovesBack) {
   EXPECT_EQ(store.state.peers.size(), 2u);
 }
 
+TEST(MergeCursor, AResyncReplacesTheCursorEvenWithAnOlderOne) {
+  MemoryStore store = Replica();
+  ASSERT_TRUE(Apply(store, MakeBatch({}, kNodeB, CursorText(kNodeB, "900.3.1.5000"))).ok());
+  // After a failover the new primary's positions may be below the lost
+  // timeline's: a resync starts over from them.
+  MergeOptions options = Options(store);
+  options.replace_cursor = true;
+  MergeResult result;
+  ASSERT_TRUE(Apply(store, MakeBatch({}, kNodeB, CursorText(kNodeB, "850.0.2.4000")), &result, options).ok());
+  EXPECT_EQ(store.state.peers.at({kNodeB, kFilter}), "850.0.2.4000");
+}
+
 TEST(MergeCursor, CursorInAnotherCaseIsRecordedCanonically) {
   MemoryStore store = Replica();
   std::string upper = kNodeB;
