@@ -85,7 +85,8 @@ smoke-test: $(BUILD)/syncline.so
 
 # A throwaway cluster (tests/pg/with_cluster.sh) runs the pgTAP files and the
 # libpq suites (concurrency, cross-engine); then a throwaway primary and hot
-# standby (tests/pg/with_standby.sh) run the standby pulls (about 10 s).
+# standby (tests/pg/with_standby.sh) run the standby pulls and the CLI with a
+# read server (about 40 s).
 # glibc scribbles over the memory it frees (MALLOC_PERTURB_), so that a read
 # after free shows.
 pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(if $(E2E_SRC),$(BUILD)/e2e_tests) \
@@ -93,6 +94,8 @@ pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(if $(E2E_SRC),$(BUIL
 	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) SYNCLINE_CLI=$(abspath $(BUILD)/bin/syncline) MALLOC_PERTURB_=165 \
 	  tests/pg/with_cluster.sh tests/pg/run.sh
 	tests/pg/with_standby.sh tests/pg/standby.sh
+	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) SYNCLINE_CLI=$(abspath $(BUILD)/bin/syncline) \
+	  tests/pg/with_standby.sh tests/pg/standby_client.sh
 
 # Benchmarks (bench/run.sh): results in bench/results.json and docs/benchmarks.md.
 bench: all pg-install

@@ -29,10 +29,11 @@ Offline-first sync between a local SQLite file and a PostgreSQL server that
 runs the syncline extension.
 
 commands:
-  clone   --db FILE [--server CONNINFO] [--scope VALUE]
+  clone   --db FILE [--server CONNINFO] [--read-server CONNINFO] [--scope VALUE]
           First run on a new device: create the server's tracked tables in a
           new file, track them and pull the full state in pages.
-  sync    --db FILE [--server CONNINFO] [--scope VALUE] [--watch [--interval SECONDS]]
+  sync    --db FILE [--server CONNINFO] [--read-server CONNINFO] [--scope VALUE]
+          [--watch [--interval SECONDS]]
           Push this device's changes, then pull the server's, until none remain;
           the file follows the server's schema changes (docs/client.md).
           --watch keeps running: syncs within a second of a server change
@@ -40,7 +41,7 @@ commands:
           server with exponential backoff; stops cleanly on SIGINT/SIGTERM.
   status  --db FILE [--json]
           Node id, server, scope, pending local changes, open conflicts, last
-          cursor, last sync.
+          cursor, last sync, garbage collection.
   conflicts --db FILE [--all] [--json] [--resolve ID]
           This file's conflict log: changes of this device the server refused,
           and versions of the server's this file could not store (open ones;
@@ -49,6 +50,9 @@ commands:
 options:
   --server CONNINFO   libpq connection string or URI ("host=... dbname=...",
                       "postgresql://..."); default: the PG* environment variables
+  --read-server CONNINFO
+                      pull from this hot standby of the server instead; pushes
+                      and LISTEN stay on --server (docs/client.md, "Read servers")
   --db FILE           the client's SQLite file
   --scope VALUE       sync only that scope (e.g. an organisation id); fixed at clone
   --page N            changes per page (default 1000)
@@ -120,6 +124,8 @@ int main(int argc, char** argv) {
     std::string number;
     if (arg == "--server") {
       if (!value(&options.server)) return Usage("--server needs a connection string");
+    } else if (arg == "--read-server" && (command == "clone" || command == "sync")) {
+      if (!value(&options.read_server)) return Usage("--read-server needs a connection string");
     } else if (arg == "--db") {
       if (!value(&options.db_path)) return Usage("--db needs a file");
     } else if (arg == "--scope") {

@@ -118,6 +118,12 @@ Status ResultStatus(PGconn* conn, PGresult* result, std::string* sqlstate) {
   if (PQstatus(conn) != CONNECTION_OK) return Status(Code::kUnavailable, "lost the server connection: " + message);
   const std::string code = state != nullptr ? state : "";
   if (code == core::SqlStateOf(Code::kResync)) return Status(Code::kResync, "server: " + message);
+  // "Not yet" (a read server behind the cursor, a stamp ahead of the
+  // server's clock) and transaction rollbacks (a serialization failure, a
+  // deadlock, a pull a standby cancelled for a recovery conflict) are
+  // worth another try.
+  if (code == core::SqlStateOf(Code::kNotYet)) return Status(Code::kNotYet, "server: " + message);
+  if (code.compare(0, 2, "40") == 0) return Status(Code::kConflict, "server: " + message);
   return Status(code.compare(0, 2, "23") == 0 ? Code::kConstraint : Code::kInternal, "server: " + message);
 }
 

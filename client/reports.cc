@@ -77,12 +77,26 @@ Status Describe(const Options& options, bool json, std::string* report) {
   if (status.ok() && server)
     status = session.local().Text("SELECT cursor FROM syncline_peers WHERE node_id = ?1", {*server}, &cursor);
   if (status.ok()) status = OpenConflicts(session.local(), &conflicts);
+  // Garbage collection: the greatest local version collected, and the
+  // checkpoint the next collection waits for (client/collect.cc).
+  std::optional<std::string> gc_horizon, checkpoint;
+  if (status.ok())
+    status = session.local().Text("SELECT value FROM syncline_meta WHERE key = 'gc_horizon'", {}, &gc_horizon);
+  if (status.ok()) status = session.State("gc_checkpoint", &checkpoint);
   if (!status.ok()) return status;
+  std::optional<std::string> through, bound;
+  if (checkpoint && checkpoint->find(' ') != std::string::npos) {
+    through = checkpoint->substr(0, checkpoint->find(' '));
+    bound = checkpoint->substr(checkpoint->find(' ') + 1);
+  }
   if (json) {
     *report = "{\"node\":" + JsonText(session.node()) + ",\"server_node\":" + JsonText(server) +
               ",\"scope\":" + (scope.value_or("").empty() ? "null" : *scope) +
               ",\"pending_local\":" + pending.value_or("0") + ",\"open_conflicts\":" + conflicts +
-              ",\"last_cursor\":" + JsonText(cursor) + ",\"last_sync\":" + JsonText(last_sync) + "}\n";
+              ",\"last_cursor\":" + JsonText(cursor) + ",\"last_sync\":" + JsonText(last_sync) +
+              ",\"gc\":{\"collected_through\":" + gc_horizon.value_or("0") +
+              ",\"next_through\":" + through.value_or("null") +
+              ",\"next_once_server_bound_passes\":" + JsonText(bound) + "}}\n";
     return Status::Ok();
   }
   *report = "node:           " + session.node() + "\n" + "server node:    " + server.value_or("(not cloned)") + "\n" +
@@ -90,6 +104,10 @@ Status Describe(const Options& options, bool json, std::string* report) {
             "pending local:  " + pending.value_or("0") + " changes\n" + "open conflicts: " + conflicts +
             (conflicts != "0" ? " (syncline conflicts --db FILE)" : "") + "\n" +
             "last cursor:    " + cursor.value_or("(none)") + "\n" + "last sync:      " + last_sync.value_or("never") +
+            "\n" + "gc collected:   tombstones through local version " + gc_horizon.value_or("0") + "\n" +
+            "gc next:        " +
+            (through ? "through local version " + *through + ", once the server's collection passes " + *bound
+                     : std::string("(no checkpoint yet: set by the next sync)")) +
             "\n";
   return Status::Ok();
 }

@@ -1,11 +1,7 @@
 #include "client/sync_client.h"
 
-#include <poll.h>
-
 #include <chrono>
-#include <cmath>
 #include <ctime>
-#include <random>
 #include <thread>
 
 #include "client/collect.h"
@@ -26,6 +22,15 @@ using Args = std::vector<std::optional<std::string>>;
 
 // A pushed page that met a concurrent write is applied again, this often.
 constexpr int kConflictRetries = 3;
+
+// A pull a read server answered with "not yet" (it has not replayed up to
+// the cursor) or cancelled for a recovery conflict is tried again, this
+// often, after 0.1 s, 0.2 s, ... (3.1 s in all); a "not yet" that lasts is
+// a cursor the read server will not reach, and is reported.
+constexpr int kPullRetries = 5;
+// Before a pull from a read server, the client waits this long at most for
+// it to replay what the primary held when the sync began.
+constexpr int kReplayWaitMs = 5000;
 
 // A pull commits its pages together, this often (see Session::Pull).
 constexpr std::int64_t kCommitChanges = 50000;
@@ -99,6 +104,14 @@ class Session {
     status = server_.Text("SELECT syncline.node_id()::text", {}, &node);
     if (!status.ok()) return status;
     server_node_ = node.value_or("");
+    if (options_.read_server.empty()) return Status::Ok();
+    // Pulls go to the read server: it must serve the same database.
+    status = reader_.Connect(options_.read_server);
+    if (status.ok()) status = reader_.Text("SELECT syncline.node_id()::text", {}, &node);
+    if (!status.ok()) return status.WithPrefix("read server: ");
+    if (node.value_or("") != server_node_)
+      return Status(Code::kInvalidInput, "the read server is syncline node " + node.value_or("(none)") +
+                                             ", the server " + server_node_ + ": it is not a replica of the server");
     return Status::Ok();
   }
 
@@ -238,22 +251,23 @@ class Session {
     std::string server_options;
     status = ServerPullOptions(options, &server_options);
     std::optional<std::string> batch;
-    if (status.ok()) status = server_.Text(pull, {cursor, server_options}, &batch);
+    if (status.ok()) status = puller().Text(pull, {cursor, server_options}, &batch);
     // A server without schema versions (0.1) refuses the option: the file
     // follows its table descriptions instead.
     if (!status.ok() && !legacy_schema_ && status.message().find("unknown option \"schema\"") != std::string::npos) {
       legacy_schema_ = true;
-      status = FollowTableDescriptions(local_, server_, options_.log);
-      if (status.ok()) status = server_.Text(pull, {cursor, options}, &batch);
+      status = FollowTableDescriptions(local_, puller(), options_.log);
+      if (status.ok()) status = puller().Text(pull, {cursor, options}, &batch);
     }
     if (!status.ok()) return status;
     status = Begin();
     if (status.ok() && resync) status = BeginResync();
     if (!status.ok()) return Abandon(status);
     std::int64_t uncommitted = 0;
+    Counts pending;  // counted into *counts once committed: a pull may be tried again
     auto since_commit = std::chrono::steady_clock::now();
     for (bool first = true;; first = false) {
-      if (!first) status = server_.Receive(&batch);
+      if (!first) status = puller().Receive(&batch);
       if (!status.ok()) return Abandon(status);
       PageInfo page;
       status = ReadPage(batch.value_or(""), &page);
@@ -263,12 +277,12 @@ class Session {
       // none: the file follows its table descriptions, as above.
       if (first && page.schema_version < 0 && !legacy_schema_) {
         legacy_schema_ = true;
-        status = FollowTableDescriptions(local_, server_, options_.log);
+        status = FollowTableDescriptions(local_, puller(), options_.log);
         if (!status.ok()) return Abandon(status);
       }
       if (page.has_more) {
         status = ServerPullOptions(options, &server_options);
-        if (status.ok()) status = server_.Send(pull, {page.cursor, server_options});
+        if (status.ok()) status = puller().Send(pull, {page.cursor, server_options});
         if (!status.ok()) return Abandon(status);
       }
       std::optional<std::string> summary;
@@ -277,11 +291,12 @@ class Session {
                            {batch}, &summary);
       if (!status.ok()) return Abandon(ExplainRefusedPage(local_, status, batch.value_or("")).WithPrefix("pull: "));
       LogSchemaChanges(summary.value_or(""), options_.log);
-      counts->pulled += SummaryCount(summary.value_or(""), "applied");
-      counts->conflicts += SummaryRefusals(summary.value_or(""));
-      ++counts->pages;
+      pending.pulled += SummaryCount(summary.value_or(""), "applied");
+      pending.conflicts += SummaryRefusals(summary.value_or(""));
+      ++pending.pages;
       uncommitted += static_cast<std::int64_t>(page.changes);
-      Progress("pull: " + std::to_string(counts->pulled) + " changes, page " + std::to_string(counts->pages));
+      Progress("pull: " + std::to_string(counts->pulled + pending.pulled) + " changes, page " +
+               std::to_string(counts->pages + pending.pages));
       bool due = !page.has_more ||
                  (!resync && (uncommitted >= kCommitChanges ||
                               std::chrono::steady_clock::now() - since_commit >= std::chrono::milliseconds(kCommitMs)));
@@ -298,6 +313,10 @@ class Session {
       if (!status.ok()) return Abandon(status.WithPrefix("pull: "));
       Status committed = local_.Exec("COMMIT");
       if (committed.ok()) {
+        counts->pulled += pending.pulled;
+        counts->conflicts += pending.conflicts;
+        counts->pages += pending.pages;
+        pending = Counts();
         if (!page.has_more) return Status::Ok();
         uncommitted = 0;
         since_commit = std::chrono::steady_clock::now();
@@ -310,6 +329,51 @@ class Session {
         return Abandon(Status(Code::kConstraint, "pull: the pulled rows break a foreign key of this file; nothing of "
                                                  "this pull was kept"));
       }
+    }
+  }
+
+  // Pull, tried again after a pause when a read server is not there yet
+  // or a recovery conflict cancelled it (each try starts from the last
+  // commit); first, with a read server, waits for it to replay what the
+  // primary holds.
+  Status PullRetrying(Counts* counts, bool resync = false) {
+    Status status = WaitForReplay();
+    for (int attempt = 1; status.ok(); ++attempt) {
+      status = Pull(counts, resync);
+      const bool transient = status.code() == Code::kNotYet || status.code() == Code::kConflict;
+      if (status.ok() || !transient || attempt > kPullRetries) break;
+      const int delay_ms = 100 << (attempt - 1);
+      Log("pull: " + status.message() + "; retry " + std::to_string(attempt) + " of " + std::to_string(kPullRetries) +
+          " in " + std::to_string(delay_ms) + " ms");
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+      status = Status::Ok();
+    }
+    return status;
+  }
+
+  // With a read server: waits until it has replayed up to the primary's WAL
+  // position as of now, so that a pull right after a notification (or this
+  // device's own push) sees what the primary has. A read server that stays
+  // behind is pulled from anyway, after kReplayWaitMs.
+  Status WaitForReplay() {
+    if (options_.read_server.empty()) return Status::Ok();
+    std::optional<std::string> target, caught_up;
+    Status status = server_.Text("SELECT pg_catalog.pg_current_wal_lsn()::text", {}, &target);
+    if (!status.ok()) return status.WithPrefix("reading the primary's WAL position: ");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReplayWaitMs);
+    while (true) {
+      // A read server out of recovery (promoted) has all it will get.
+      status = reader_.Text(
+          "SELECT NOT pg_catalog.pg_is_in_recovery() OR pg_catalog.pg_last_wal_replay_lsn() >= $1::pg_catalog.pg_lsn",
+          {target}, &caught_up);
+      if (!status.ok()) return status.WithPrefix("read server: ");
+      if (caught_up.value_or("f") == "t") return Status::Ok();
+      if (std::chrono::steady_clock::now() >= deadline) {
+        Log("read server: not replayed up to the primary's WAL " + target.value_or("") + " after " +
+            std::to_string(kReplayWaitMs / 1000) + " s; pulling what it has");
+        return Status::Ok();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
 
@@ -439,7 +503,7 @@ class Session {
     return status;
   }
   Status Abandon(Status status) {
-    server_.Discard();
+    puller().Discard();
     if (local_.in_transaction()) (void)local_.Exec("ROLLBACK");
     return status;
   }
@@ -447,9 +511,14 @@ class Session {
     if (options_.progress) options_.progress(line);
   }
 
+  // Where pulls go: the read server if there is one (docs/client.md, "Read
+  // servers"); pushes, conflicts and position reports go to the server.
+  Server& puller() { return options_.read_server.empty() ? server_ : reader_; }
+
   const Options& options_;
   LocalDb local_;
   Server server_;
+  Server reader_;
   std::string node_, server_node_, scope_json_;
   bool legacy_schema_ = false;  // the server sends no schema (0.1): see FollowTableDescriptions
 };
@@ -476,7 +545,7 @@ Status Clone(const Options& options, Counts* counts) {
   session.set_scope_json(scope);
   // The first page brings the server's schema document (this file's
   // version is 0), and with it the tables.
-  status = session.Pull(counts);
+  status = session.PullRetrying(counts);
   if (status.ok()) status = session.CheckSchemaDue(counts);
   std::optional<std::string> tracked;
   if (status.ok()) status = session.local().Text("SELECT count(*) FROM syncline_tables", {}, &tracked);
@@ -499,13 +568,13 @@ Status Sync(const Options& options, Counts* counts) {
   for (int cycle = 0; status.ok() && cycle < 2; ++cycle) {
     status = session.Push(counts);
     if (status.ok()) status = session.CopyServerConflicts(counts);
-    if (status.ok()) status = session.Pull(counts);
+    if (status.ok()) status = session.PullRetrying(counts);
     // The server collected deletes this file has not pulled: its local
     // changes are pushed already; start again from the server's state.
     if (status.code() == Code::kResync) {
       session.Log(status.message());
       counts->resynced = true;
-      status = session.Pull(counts, /*resync=*/true);
+      status = session.PullRetrying(counts, /*resync=*/true);
     }
     if (status.code() != Code::kConstraint || cycle == 1) break;
     session.Log(status.message() + "; pushing and pulling again");
@@ -516,65 +585,6 @@ Status Sync(const Options& options, Counts* counts) {
   if (status.ok()) status = session.ReportPosition(counts);
   if (status.ok()) status = session.Finish();
   return status;
-}
-
-Status Watch(const Options& options, const WatchOptions& watch, const std::atomic<bool>& stop) {
-  auto log = [&](const std::string& line) {
-    if (options.log) options.log(line);
-  };
-  std::mt19937_64 random(std::random_device{}());
-  int failures = 0;
-  while (!stop) {
-    Server listener;
-    Status status = listener.Connect(options.server);
-    std::optional<std::string> ignored;
-    if (status.ok()) status = listener.Text("LISTEN syncline", {}, &ignored);
-    auto last_sync = std::chrono::steady_clock::now();
-    bool due = true;
-    while (status.ok() && !stop) {
-      if (due) {
-        Counts counts;
-        status = Sync(options, &counts);
-        if (!status.ok()) break;
-        failures = 0;
-        last_sync = std::chrono::steady_clock::now();
-        if (counts.pushed > 0 || counts.pulled > 0)
-          log("synced: pushed " + std::to_string(counts.pushed) + ", pulled " + std::to_string(counts.pulled));
-        due = false;
-      }
-      // Wait for a notification, at most a second at a time so that a stop
-      // request and the interval are noticed promptly.
-      pollfd fd{PQsocket(listener.handle()), POLLIN, 0};
-      int ready = poll(&fd, 1, 1000);
-      if (ready < 0 && errno != EINTR) break;
-      if (ready > 0 && !PQconsumeInput(listener.handle())) {
-        status = Status(Code::kUnavailable, "lost the server connection");
-        break;
-      }
-      while (PGnotify* notify = PQnotifies(listener.handle())) {
-        due = true;
-        PQfreemem(notify);
-      }
-      if (PQstatus(listener.handle()) != CONNECTION_OK)
-        status = Status(Code::kUnavailable, "lost the server connection");
-      std::chrono::duration<double> since = std::chrono::steady_clock::now() - last_sync;
-      if (since.count() >= watch.interval_s) due = true;
-    }
-    if (stop) break;
-    if (status.code() != Code::kUnavailable && !status.ok()) return status;
-    // Exponential backoff with jitter, so that many clients do not return
-    // to a recovering server in step.
-    ++failures;
-    double delay = std::min(watch.max_backoff_s, 0.5 * std::pow(2.0, std::min(failures - 1, 10)));
-    delay *= std::uniform_real_distribution<double>(0.5, 1.5)(random);
-    char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%.1f", delay);
-    log("retry " + std::to_string(failures) + " in " + seconds + " s: " + status.message());
-    auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(delay);
-    while (!stop && std::chrono::steady_clock::now() < until)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return Status::Ok();
 }
 
 }  // namespace syncline::client

@@ -12,7 +12,11 @@
 namespace syncline::client {
 
 struct Options {
-  std::string server;     // libpq connection string; empty: the PG* environment variables
+  std::string server;  // libpq connection string; empty: the PG* environment variables
+  // Where pulls go, when not to the server: a hot standby of it (libpq
+  // connection string; docs/client.md, "Read servers"). Pushes, conflicts,
+  // position reports and LISTEN stay on the server.
+  std::string read_server;
   std::string db_path;    // the client's SQLite file
   std::string extension;  // path of the SQLite extension (build/syncline)
   std::string scope;      // --scope as given ("7", "acme"); empty: none / as cloned

@@ -102,6 +102,10 @@ TEST_F(GcTest, DevicesCollectTheirTombstonesOnceTheServersCollectionPassesThem) 
   // Pushed and acknowledged: the device records where the server stood.
   Sync(file);
   EXPECT_EQ(tombstones(), 300);
+  // status shows the checkpoint the next collection waits for.
+  std::string status = Cli("status", file, {"--json"}).out;
+  EXPECT_NE(status.find(R"("gc":{"collected_through":0,"next_through":)"), std::string::npos) << status;
+  EXPECT_EQ(status.find(R"("next_once_server_bound_passes":null)"), std::string::npos) << status;
   // The server's collection has not passed that point (its tombstones are
   // younger than its 7 days): nothing goes.
   Gc("{}");
@@ -114,6 +118,9 @@ TEST_F(GcTest, DevicesCollectTheirTombstonesOnceTheServersCollectionPassesThem) 
   EXPECT_NE(answer.find("\"collected\":300"), std::string::npos) << answer;
   EXPECT_EQ(tombstones(), 0);
   EXPECT_EQ(ServerCount("SELECT count(*) FROM syncline.rows WHERE deleted"), 0);
+  status = Cli("status", file).out;
+  EXPECT_EQ(status.find("gc collected:   tombstones through local version 0\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("gc collected:   tombstones through local version "), std::string::npos) << status;
   // The device syncs on, both ways, with no resync.
   device->Exec("INSERT INTO notes VALUES (5000, 'after collection')");
   server().Exec("DELETE FROM notes WHERE id = 301");

@@ -18,55 +18,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0
-failed=0
-is() {
-  local got="$1" want="$2" name="$3"
-  n=$((n + 1))
-  if [ "$got" == "$want" ]; then
-    echo "ok $n - $name"
-  else
-    echo "not ok $n - $name"
-    echo "#   got:  $got"
-    echo "#   want: $want"
-    failed=$((failed + 1))
-  fi
-}
-like() {
-  local got="$1" pattern="$2" name="$3"
-  n=$((n + 1))
-  if [[ "$got" == $pattern ]]; then
-    echo "ok $n - $name"
-  else
-    echo "not ok $n - $name"
-    echo "#   got:  $got"
-    echo "#   want: $pattern"
-    failed=$((failed + 1))
-  fi
-}
-# "<SQLSTATE> <message>" of the error a statement raises, or "no error".
-error_of() {
-  local out
-  if out="$("$@" 2>&1 >/dev/null)"; then
-    echo "no error"
-  else
-    sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\): \(.*\)$/\1 \2/p' <<<"$out" | head -n 1
-  fi
-}
+# shellcheck source=tests/pg/tap.sh
+source "$(dirname "$0")/tap.sh"
 wait_replay() { "$SYNCLINE_WAIT_REPLAY"; }
-# Polls a query on a node until it answers `want` (10 s at most).
-wait_for() {
-  local want="$1"
-  shift
-  local deadline=$((SECONDS + 10))
-  until [ "$("$@")" == "$want" ]; do
-    if [ $SECONDS -ge $deadline ]; then
-      echo "# timed out waiting for: $*" >&2
-      return 1
-    fi
-    sleep 0.05
-  done
-}
 # The changes of every page from a cursor (NULL: the start), as one jsonb
 # array, with the number of pages and the last cursor. Defined on the
 # primary, it reaches the standby by replay.
@@ -220,8 +174,4 @@ is "$(error_of s -c "SELECT syncline.pull_since('$(field 3 "$after_failover")')"
 like "$(error_of p -c "SELECT syncline.pull_since('$(field 3 "$after_failover")')")" "22023 *was never issued by this database" \
   "the old primary, on timeline 1, never issued a timeline 2 cursor"
 
-echo "1..$n"
-if [ $failed -gt 0 ]; then
-  echo "# failed $failed of $n"
-  exit 1
-fi
+finish
