@@ -16,8 +16,10 @@
 # 1,000 transactions, SQLite and PostgreSQL apply, clone), BENCH_PGBENCH_RUNS
 # (5), BENCH_PGBENCH_SECONDS (3), BENCH_CG_STATEMENTS (1000, the statements
 # a callgrind run counts), BENCH_ONLY (a space-separated subset of: sqlite
-# pg-capture pgbench instructions logical pg-sync clone; logical is the second
-# cluster, wal_level=logical, bulk and pgbench), SYNCLINE_BENCH_EXT /
+# pg-capture pgbench instructions logical pg-sync gc clone; logical is the
+# second cluster, wal_level=logical, bulk and pgbench; gc the metadata bytes
+# per live row after deleting 90 % of BENCH_ROWS, before and after garbage
+# collection, both engines), SYNCLINE_BENCH_EXT /
 # SYNCLINE_BENCH_CLI (the built extension and CLI; default build/).
 set -euo pipefail
 : "${PGHOST:?run inside tests/pg/with_cluster.sh (PGHOST is not set)}"
@@ -30,7 +32,7 @@ slow_runs="${BENCH_SLOW_RUNS:-3}"
 pgbench_seconds="${BENCH_PGBENCH_SECONDS:-3}"
 pgbench_runs="${BENCH_PGBENCH_RUNS:-5}"
 cg_statements="${BENCH_CG_STATEMENTS:-1000}"
-only="${BENCH_ONLY:-sqlite pg-capture pgbench instructions logical pg-sync clone}"
+only="${BENCH_ONLY:-sqlite pg-capture pgbench instructions logical pg-sync gc clone}"
 ext="${SYNCLINE_BENCH_EXT:-$root/build/syncline.so}"
 cli="${SYNCLINE_BENCH_CLI:-$root/build/bin/syncline}"
 bench="$root/bench/build/sqlite_bench"
@@ -50,6 +52,7 @@ wants() { [[ " $only " == *" $1 "* ]]; }
 # psql_q, emit, table_ddl, rows_sql and the capture workloads:
 . "$root/bench/pg_workloads.sh"
 . "$root/bench/instructions.sh"
+. "$root/bench/gc.sh"
 
 # ------------------------------------------------------------------ SQLite
 if wants sqlite; then
@@ -127,6 +130,17 @@ if wants pg-sync; then
     --pull-db "dbname=bench_pull" --apply-db "dbname=bench_apply" >>"$results"
   dropdb bench_pull
   dropdb bench_apply
+fi
+
+# ------------------------------------------ metadata, garbage collection
+# Sizes after deleting 90 % of the rows, before and after collecting the
+# tombstones (bench/sqlite_gc.cc, bench/gc.sh): deterministic, one run each.
+if wants gc; then
+  log "Metadata per live row: $rows rows, 90 % deleted, before and after garbage collection," \
+    "in place and compacted: SQLite, PostgreSQL"
+  "$bench" sqlite-gc --ext "$ext" --dir "$work" --rows "$rows" >>"$results"
+  pg_gc_sizes bench_gc VACUUM
+  pg_gc_sizes bench_gc_full "VACUUM FULL"
 fi
 
 # -------------------------------------------------------------- end to end
