@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 
+#include "core/float_text.h"
 #include "core/node_id.h"
 #include "core/rapidjson.h"
 
@@ -42,9 +43,7 @@ Status DecodeNumber(std::string_view literal, Value* out) {
     return Status::Ok();
   }
   double v;
-  auto [ptr, ec] = std::from_chars(begin, end, v);
-  if (ec != std::errc() || ptr != end || !std::isfinite(v))
-    return Invalid("number " + std::string(literal) + " is out of the double range");
+  if (!ParseDouble(literal, &v)) return Invalid("number " + std::string(literal) + " is out of the double range");
   *out = Value::Real(v);
   return Status::Ok();
 }
@@ -66,10 +65,7 @@ Status DecodeTag(std::string_view tag, std::string_view payload, Value* out) {
     } else if (payload == "-Infinity") {
       v = -std::numeric_limits<double>::infinity();
     } else {
-      const char* begin = payload.data();
-      const char* end = begin + payload.size();
-      auto [ptr, ec] = std::from_chars(begin, end, v);
-      if (ec != std::errc() || ptr != end || !std::isfinite(v))
+      if (!ParseDouble(payload, &v))
         return Invalid("real must be a decimal number, \"NaN\", \"Infinity\" or \"-Infinity\", got \"" +
                        std::string(payload.substr(0, 60)) + "\"");
     }
@@ -92,9 +88,8 @@ Status DecodeTaggedValue(const Json& json, Value* out) {
 std::string RealToText(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
-  char buf[40];
-  auto result = std::to_chars(buf, buf + sizeof buf, value);
-  std::string text(buf, result.ptr);
+  char buf[kDoubleTextSize];
+  std::string text(buf, FormatDouble(value, buf));
   // Always recognisably a float: 1 -> 1.0, 1e+300 -> 1.0e+300.
   if (text.find('.') == std::string::npos) {
     std::size_t exponent = text.find('e');

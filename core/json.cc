@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/float_text.h"
 #include "core/rapidjson.h"
 
 namespace syncline::core {
@@ -323,9 +324,8 @@ void JsonWriter::Int(std::int64_t value) {
 
 void JsonWriter::Double(double value) {
   Separate();
-  char buf[40];
-  auto result = std::to_chars(buf, buf + sizeof buf, value);
-  std::string_view text(buf, result.ptr - buf);
+  char buf[kDoubleTextSize];
+  std::string_view text(buf, FormatDouble(value, buf) - buf);
   out_->append(text);
   // Mark it as a float literal so that readers never take it for an integer.
   if (text.find_first_of(".e") == std::string_view::npos) out_->append(".0");

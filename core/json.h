@@ -6,8 +6,8 @@
 // how to read them: an integer literal that does not fit 64 bits is an error,
 // never a silently rounded float, and 1.0 stays distinct from 1.
 //
-// Writing: a minimal appender; doubles go through std::to_chars (shortest
-// text that reads back to the same double).
+// Writing: a minimal appender; doubles go through FormatDouble (shortest
+// text that reads back to the same double, the same in every build).
 #pragma once
 
 #include <cstdint>

@@ -10,6 +10,7 @@
 
 #include "core/changeset.h"
 #include "core/cursor.h"
+#include "core/float_text.h"
 #include "core/merge.h"
 #include "sqlite_extension/conflicts.h"
 #include "sqlite_extension/gc.h"
@@ -145,11 +146,9 @@ Value StoredForm(Affinity affinity, const Value& value) {
     std::int64_t i;
     double d;
     auto int_end = std::from_chars(text.data(), text.data() + text.size(), i);
-    auto real_end = std::from_chars(text.data(), text.data() + text.size(), d);
     if (!text.empty() && int_end.ec == std::errc() && int_end.ptr == text.data() + text.size())
       return Value::Integer(i);
-    if (text.empty() || real_end.ec != std::errc() || real_end.ptr != text.data() + text.size() || !std::isfinite(d))
-      return value;
+    if (!core::ParseDouble(text, &d)) return value;
     number = Value::Real(d);
   }
   if (number.type == Value::Type::kReal && std::isfinite(number.real) && number.real == std::floor(number.real) &&
