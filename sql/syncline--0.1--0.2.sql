@@ -391,6 +391,21 @@ ALTER TABLE syncline.devices
   ADD COLUMN pull_seq bigint,
   ADD COLUMN last_seen timestamptz NOT NULL DEFAULT pg_catalog.now();
 
+-- A push is activity too (apply_push sets last_push): a device that pushes
+-- but reports no position, an older client, holds the horizon while it
+-- pushes. A trigger rather than apply_push's own statement, which also
+-- serves databases still on the 0.1 tables.
+CREATE FUNCTION syncline.device_pushed() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  NEW.last_seen := now();
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER device_pushed BEFORE UPDATE OF last_push ON syncline.devices
+  FOR EACH ROW EXECUTE FUNCTION syncline.device_pushed();
+
 -- Where the server's versions stood at each collection: what an age
 -- ("tombstones older than 7 days") means in positions.
 CREATE TABLE syncline.gc_marks (
@@ -421,6 +436,10 @@ DECLARE
 BEGIN
   IF node IS NULL THEN
     RAISE EXCEPTION 'syncline.device_seen: node must not be null' USING ERRCODE = '22023';
+  END IF;
+  IF pg_is_in_recovery() THEN
+    RAISE EXCEPTION 'syncline.device_seen: this server is a hot standby, which is read-only; report to the primary'
+      USING ERRCODE = '25006';
   END IF;
   IF cursor IS NOT NULL AND (split_part(cursor, ':', 1) <> (SELECT value FROM syncline.meta WHERE key = 'node_id')
                              OR position !~ '^[0-9]{1,20}\.[0-9]{1,19}(\.[0-9]{1,10}\.[0-9]{1,20}(\.[0-9]{1,20}\.[0-9]{1,19})?)?$') THEN
@@ -458,7 +477,7 @@ $$;
 -- SL001 ("resync"); pushes of unknown rows stamped at or below the greatest
 -- stamp collected are refused (the watermark).
 CREATE FUNCTION syncline.gc(options jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE plpgsql VOLATILE STRICT
+RETURNS jsonb LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -478,6 +497,11 @@ DECLARE
   top_seq bigint;
   top_hlc bigint;
 BEGIN
+  IF pg_is_in_recovery() THEN
+    RAISE EXCEPTION 'syncline.gc: this server is a hot standby, which is read-only; collect on the primary'
+      USING ERRCODE = '25006';
+  END IF;
+  options := coalesce(options, '{}');  -- gc(NULL): the defaults
   SELECT string_agg(k, ', ') INTO unknown FROM jsonb_object_keys(options) k
    WHERE k NOT IN ('min_age', 'device_window', 'max_tombstones', 'dry_run');
   IF unknown IS NOT NULL THEN

@@ -7,7 +7,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(47);
+SELECT plan(49);
 
 \set dev_a '\'0a000000-0000-4000-8000-00000000000a\''
 \set dev_b '\'0b000000-0000-4000-8000-00000000000b\''
@@ -118,6 +118,13 @@ SELECT is((syncline.gc('{"min_age": "0", "device_window": "0"}') ->> 'collected'
 SELECT throws_ok(format('SELECT syncline.pull_since(%L)', :'b_cursor'), 'SL001', NULL,
                  '... and its cursor then gets resync');
 
+-- A push counts as activity too: a device that pushes but reports no
+-- position (an older client) holds the horizon while it pushes.
+UPDATE syncline.devices SET last_seen = now() - interval '40 days' WHERE node_id = :dev_a;
+SELECT syncline.apply_push(up(3000, 'still pushing', hlc(), :dev_a)) AS summary \gset
+SELECT ok((SELECT last_seen > now() - interval '1 minute' FROM syncline.devices WHERE node_id = :dev_a),
+          'a push refreshes the device''s last_seen');
+
 -- (7) The cap: at most max_tombstones stay, whatever holds them.
 SELECT syncline.device_seen(:dev_b, cursor_of(syncline.pull_since(NULL, 100000)), '7') AS seen \gset
 DELETE FROM notes WHERE id BETWEEN 11 AND 20;
@@ -141,6 +148,7 @@ SELECT is((SELECT count(*) FROM syncline.gc_marks WHERE at < now() - interval '9
 SELECT throws_ok($$SELECT syncline.gc('{"age": "1 day"}')$$, '22023', NULL, 'an unknown option is an error');
 SELECT throws_like($$SELECT syncline.gc('{"min_age": "soon"}')$$, '%bad option value%', 'a bad interval is an error');
 SELECT throws_ok($$SELECT syncline.gc('{"max_tombstones": -1}')$$, '22023', NULL, 'a negative cap is an error');
+SELECT is(syncline.gc(NULL) ->> 'dry_run', 'false', 'gc(NULL) runs with the defaults');
 SELECT throws_ok(format('SELECT syncline.device_seen(%L, %L)', :dev_a, 'not-a-cursor'), '22023', NULL,
                  'device_seen refuses a cursor this server did not issue');
 SELECT lives_ok(format('SELECT syncline.device_seen(%L, NULL)', :dev_a), 'a device that has not pulled yet reports');

@@ -140,6 +140,9 @@ refused apply_push "SELECT syncline.apply_push('$batch'::text)" \
   "syncline.apply_push: this server is a hot standby, which is read-only; push to the primary"
 refused track "SELECT syncline.track('later')" "syncline.track: this server is a hot standby*"
 refused untrack "SELECT syncline.untrack('notes')" "syncline.untrack: this server is a hot standby*"
+refused gc "SELECT syncline.gc()" "syncline.gc: this server is a hot standby, which is read-only; collect on the primary"
+refused device_seen "SELECT syncline.device_seen(gen_random_uuid(), NULL)" \
+  "syncline.device_seen: this server is a hot standby, which is read-only; report to the primary"
 refused LISTEN "LISTEN syncline" "cannot execute LISTEN during recovery"
 is "$(s -c "SELECT pg_catalog.pg_is_in_recovery()")" t "the standby is still up, in recovery"
 is "$(error_of s -c "SELECT syncline.pull_since(NULL)")" "no error" "... and still serves pulls"
