@@ -377,6 +377,14 @@ class Session {
     }
   }
 
+  // The server collected deletes past this file's cursor (`why`): start
+  // again from the server's state; local changes are pushed already.
+  Status Resync(Counts* counts, const Status& why) {
+    Log(why.message());
+    counts->resynced = true;
+    return PullRetrying(counts, /*resync=*/true);
+  }
+
   Status CheckSchemaDue(Counts* counts) { return client::CheckSchemaDue(local_, &counts->schema_due, options_.log); }
 
   // Copies this device's entries of the server's conflict log that this
@@ -544,8 +552,10 @@ Status Clone(const Options& options, Counts* counts) {
   if (!status.ok()) return status;
   session.set_scope_json(scope);
   // The first page brings the server's schema document (this file's
-  // version is 0), and with it the tables.
+  // version is 0), and with it the tables. A collection while the clone
+  // runs can pass its cursor: it then goes on as a resync.
   status = session.PullRetrying(counts);
+  if (status.code() == Code::kResync) status = session.Resync(counts, status);
   if (status.ok()) status = session.CheckSchemaDue(counts);
   std::optional<std::string> tracked;
   if (status.ok()) status = session.local().Text("SELECT count(*) FROM syncline_tables", {}, &tracked);
@@ -571,11 +581,7 @@ Status Sync(const Options& options, Counts* counts) {
     if (status.ok()) status = session.PullRetrying(counts);
     // The server collected deletes this file has not pulled: its local
     // changes are pushed already; start again from the server's state.
-    if (status.code() == Code::kResync) {
-      session.Log(status.message());
-      counts->resynced = true;
-      status = session.PullRetrying(counts, /*resync=*/true);
-    }
+    if (status.code() == Code::kResync) status = session.Resync(counts, status);
     if (status.code() != Code::kConstraint || cycle == 1) break;
     session.Log(status.message() + "; pushing and pulling again");
     status = Status::Ok();

@@ -1,6 +1,6 @@
-// The conflict rule (docs/protocol.md, "Conflict rule"): versions of one row
-// are ordered by (hlc, origin node id), node ids compared bytewise in their
-// canonical form. The greater version wins; equal stamps mean the same write.
+// The conflict rule (docs/protocol.md, "Versions and the conflict rule"):
+// versions of one row are ordered by (hlc, origin node id), node ids
+// compared bytewise in their canonical form. The greater version wins; equal stamps mean the same write.
 #pragma once
 
 #include <string>

@@ -1,5 +1,5 @@
 // The server's conflict log and device identity (docs/protocol.md,
-// "Conflicts"; docs/security.md, "Device identity").
+// "Conflicts" and "Device identity").
 #pragma once
 
 #include <string>

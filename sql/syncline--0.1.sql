@@ -65,7 +65,7 @@ CREATE TABLE syncline.peers (
 -- pg_dump keeps the metadata (a restore is a copy of this node: see
 -- docs/postgres.md, "Backups and copies").
 -- Devices that push, each bound to the role that first pushed under its node
--- id (docs/security.md, "Device identity").
+-- id (docs/protocol.md, "Device identity").
 CREATE TABLE syncline.devices (
   node_id text COLLATE "C" PRIMARY KEY,
   role_name text NOT NULL,

@@ -7,6 +7,9 @@
 // passed them.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "tests/e2e/e2e_harness.h"
 
 namespace syncline::test {
@@ -140,6 +143,41 @@ TEST_F(GcTest, DevicesViewShowsPullPositionsAndWhatHoldsTheHorizon) {
   std::string held = Gc(R"({"min_age": "0", "dry_run": true})");
   EXPECT_NE(held.find(node), std::string::npos) << held;
   EXPECT_NE(held.find("\"collected\": 0"), std::string::npos) << held;
+}
+
+// A collection while a clone runs leaves the clone's next page below the new
+// horizon: the clone finishes with a resync rather than fail and leave a
+// half-filled file that clone refuses.
+TEST_F(GcTest, ACollectionDuringACloneEndsInAResync) {
+  const std::string role = "cloner_" + DbName();
+  server().Exec("CREATE ROLE " + role + " LOGIN");
+  server().Exec("GRANT SELECT ON notes TO " + role);
+  // Reading each of the first 100 rows takes 20 ms as that role (row-level
+  // security runs the policy per row): the clone's first pages take seconds.
+  server().Exec("CREATE FUNCTION slow_read() RETURNS boolean LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(0.02); RETURN true; END $$");
+  server().Exec("ALTER TABLE notes ENABLE ROW LEVEL SECURITY");
+  server().Exec("CREATE POLICY slow ON notes FOR SELECT USING (id > 100 OR slow_read())");
+  const std::string file = ClientFile("device.db");
+  ProcessResult clone;
+  std::thread cloning([&] {
+    clone = RunCli({"clone", "--db", file, "--server", Conninfo() + " user=" + role, "--page", "50"});
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ServerCount("SELECT count(*) FROM pg_stat_activity WHERE usename = '" + role +
+                     "' AND state = 'active' AND query LIKE '%pull_since%'") == 0 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Rows the clone has not reached yet go, and so do their tombstones.
+  server().Exec("DELETE FROM notes WHERE id > 900");
+  const std::string collected = Gc(R"({"min_age": "0", "device_window": "0"})");
+  cloning.join();
+  EXPECT_NE(collected.find("\"collected\": 100"), std::string::npos) << collected;
+  ASSERT_EQ(clone.exit_code, 0) << clone.Describe();
+  EXPECT_NE(clone.err.find("resync"), std::string::npos) << clone.Describe();
+  auto device = OpenClient(file);
+  EXPECT_PRED_FORMAT2(SameRows, ServerNotes(), DeviceNotes(*device));
+  EXPECT_NE(Sync(file).find("\"resynced\":false"), std::string::npos);
 }
 
 }  // namespace
