@@ -10,7 +10,7 @@ CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
 SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
 SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all bench check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
+.PHONY: all bench static static-test check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
 
 all: $(BUILD)/syncline.so $(BUILD)/bin/syncline pg
 
@@ -105,7 +105,7 @@ bench: all pg-install
 check-long:
 	SYNCLINE_LONG=1 SYNCLINE_SIM_SCENARIOS=$${SYNCLINE_SIM_SCENARIOS:-2000} $(MAKE) check
 
-check: unit-test sqlite-test smoke-test pg-test sanitize fuzz
+check: unit-test sqlite-test smoke-test static-test pg-test sanitize fuzz
 
 demo: all pg-install
 	client/demo.sh
@@ -124,5 +124,7 @@ clean:
 
 # libFuzzer targets and sanitizer builds: make fuzz, make sanitize.
 include tests/fuzz/fuzz.mk
+# SQLite linked in: make static, make wasm.
+include mk/portable.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

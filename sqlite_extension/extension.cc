@@ -16,6 +16,7 @@
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/state.h"
 #include "sqlite_extension/sync.h"
+#include "sqlite_extension/syncline.h"
 #include "sqlite_extension/tracking.h"
 
 SQLITE_EXTENSION_INIT1
@@ -496,3 +497,10 @@ extern "C" __attribute__((visibility("default"))) int sqlite3_syncline_init(sqli
   ReleaseState(state);  // drop the loader's own reference
   return SQLITE_OK;
 }
+
+#ifdef SQLITE_CORE
+// Linked in with SQLite (make static, make wasm; sqlite_extension/syncline.h).
+extern "C" __attribute__((visibility("default"))) int syncline_register(void) {
+  return sqlite3_auto_extension(reinterpret_cast<void (*)(void)>(sqlite3_syncline_init));
+}
+#endif
