@@ -10,7 +10,7 @@ CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
 SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
 SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all bench static static-test check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
+.PHONY: all bench static static-test wasm wasm-test check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
 
 all: $(BUILD)/syncline.so $(BUILD)/bin/syncline pg
 

@@ -1,0 +1,103 @@
+// A headless Chromium driven over the DevTools protocol, just enough for the
+// browser tests: open a page, evaluate an expression (awaiting its promise),
+// load the page again. Needs Node's WebSocket client (node
+// --experimental-websocket on Node 20, built in from 22) and a chromium
+// binary ($CHROMIUM, else chromium on PATH).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export async function launchChromium() {
+  const profile = mkdtempSync(join(tmpdir(), 'syncline-chromium-'));
+  const child = spawn(process.env.CHROMIUM ?? 'chromium', [
+    '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--no-default-browser-check',
+    '--remote-debugging-port=0', `--user-data-dir=${profile}`, 'about:blank',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const port = await new Promise((resolve, reject) => {
+    let log = '';
+    const timer = setTimeout(() => reject(new Error(`chromium did not start:\n${log}`)), 30000);
+    child.stderr.on('data', (chunk) => {
+      log += chunk;
+      const found = /DevTools listening on ws:\/\/127\.0\.0\.1:(\d+)\//.exec(log);
+      if (found) {
+        clearTimeout(timer);
+        resolve(Number(found[1]));
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`chromium exited (${code}):\n${log}`)));
+  });
+  const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+  const page = targets.find((target) => target.type === 'page');
+  const session = await Session.connect(page.webSocketDebuggerUrl);
+  return {
+    session,
+    async close() {
+      session.close();
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+class Session {
+  static async connect(url) {
+    const socket = new WebSocket(url);
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve;
+      socket.onerror = () => reject(new Error(`cannot connect to ${url}`));
+    });
+    return new Session(socket);
+  }
+
+  constructor(socket) {
+    this.socket = socket;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.waiters = [];
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.id !== undefined) {
+        const { resolve, reject } = this.pending.get(message.id);
+        this.pending.delete(message.id);
+        if (message.error) reject(new Error(`${message.error.message} (${message.error.code})`));
+        else resolve(message.result);
+      } else {
+        this.waiters = this.waiters.filter((waiter) => !(waiter.method === message.method && waiter.resolve(message)));
+      }
+    };
+  }
+
+  send(method, params = {}) {
+    const id = this.nextId++;
+    this.socket.send(JSON.stringify({ id, method, params }));
+    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  }
+
+  next(method) {
+    return new Promise((resolve) => this.waiters.push({ method, resolve: (message) => (resolve(message), true) }));
+  }
+
+  /** Loads url and waits for its load event. */
+  async open(url) {
+    await this.send('Page.enable');
+    const loaded = this.next('Page.loadEventFired');
+    await this.send('Page.navigate', { url });
+    await loaded;
+  }
+
+  /** The value of a JS expression in the page, its promise awaited. */
+  async evaluate(expression) {
+    const { result, exceptionDetails } = await this.send('Runtime.evaluate',
+      { expression, awaitPromise: true, returnByValue: true });
+    if (exceptionDetails) {
+      throw new Error(exceptionDetails.exception?.description ?? exceptionDetails.text);
+    }
+    return result.value;
+  }
+
+  close() {
+    this.socket.close();
+  }
+}
