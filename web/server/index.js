@@ -46,6 +46,7 @@ export function createSyncHandler(options) {
     });
   };
   handler.close = () => hub.close();
+  Object.defineProperty(handler, "subscribers", { get: () => hub.subscribers.size });
   return handler;
 }
 
