@@ -109,7 +109,7 @@ async function inTransaction(context, grant, fn) {
   let broken = false;
   try {
     await client.query("BEGIN");
-    if (grant.role !== undefined) await client.query(`SET LOCAL ROLE ${quoteIdentifier(grant.role)}`);
+    if (grant.role !== undefined) await setRole(client, grant.role);
     const result = await fn(client);
     await client.query("COMMIT");
     return result;
@@ -120,6 +120,17 @@ async function inTransaction(context, grant, fn) {
     throw error;
   } finally {
     client.release(broken);
+  }
+}
+
+// A role the server cannot take (no such role, no membership) is the
+// server's set-up, not the client's request: a 500, logged.
+async function setRole(client, role) {
+  try {
+    await client.query(`SET LOCAL ROLE ${quoteIdentifier(role)}`);
+  } catch (error) {
+    if (error.code !== "22023" && error.code !== "42501") throw error; // a lost connection stays a 503
+    throw new Error(`authorize() named role "${role}", which this server cannot take: ${error.message}`);
   }
 }
 

@@ -135,6 +135,17 @@ test("no user is 401; a hook's 403 is 403; a hook's bug is a bare 500, logged", 
   }
 });
 
+test("a role the server cannot take is the server's fault: a bare 500, logged", async () => {
+  const wrong = await startServer(DB, { authorize: async () => ({ role: 'no "such" role' }) });
+  try {
+    const answer = await refused(() => wrong.call("alice", "POST", "/pull", "{}"), 500);
+    assert.equal(answer.json.error.message, "internal error");
+    assert.match(wrong.logged[0].message, /cannot take/);
+  } finally {
+    await wrong.stop();
+  }
+});
+
 test("a stamp ahead of the server's clock defers the push: 503 with Retry-After", async () => {
   const answer = await refused(() => server.call("alice", "POST", "/push", batch({ hlc: stamp(10 * 60 * 1000) })), 503, "55000");
   assert.ok(Number(answer.headers.get("retry-after")) > 0);
