@@ -37,39 +37,24 @@ export function statusForSqlstate(sqlstate) {
 
 // {status, headers, body} for any error a request ended with.
 export function errorAnswer(error, log) {
-  if (error instanceof HttpError) {
-    return answer(error.status, error.headers, {
-      sqlstate: error.sqlstate,
-      message: error.message,
-      detail: null,
-      hint: null,
-    });
-  }
+  if (error instanceof HttpError) return answer(error.status, error.headers, error.sqlstate, error.message);
   // node-postgres sets `code` to the SQLSTATE of an error the server sent.
   if (error && typeof error.code === "string" && /^[0-9A-Z]{5}$/.test(error.code)) {
     const [status, retry] = statusForSqlstate(error.code);
     if (status >= 500 && status !== 503) log(error);
-    return answer(status, retry === null ? {} : { "Retry-After": String(retry) }, {
-      sqlstate: error.code,
-      message: error.message,
-      detail: error.detail ?? null,
-      hint: error.hint ?? null,
-    });
+    const headers = retry === null ? {} : { "Retry-After": String(retry) };
+    return answer(status, headers, error.code, error.message, error.detail, error.hint);
   }
   // A lost connection to PostgreSQL: the client may try again.
   if (error && /ECONNREFUSED|ECONNRESET|ENOENT|Connection terminated/.test(`${error.code} ${error.message}`)) {
     log(error);
-    return answer(503, { "Retry-After": String(RETRY_LATER) }, {
-      sqlstate: null,
-      message: "the database is not reachable",
-      detail: null,
-      hint: null,
-    });
+    return answer(503, { "Retry-After": String(RETRY_LATER) }, null, "the database is not reachable");
   }
   log(error);
-  return answer(500, {}, { sqlstate: null, message: "internal error", detail: null, hint: null });
+  return answer(500, {}, null, "internal error");
 }
 
-function answer(status, headers, error) {
+function answer(status, headers, sqlstate, message, detail = null, hint = null) {
+  const error = { sqlstate, message, detail: detail ?? null, hint: hint ?? null };
   return { status, headers, body: JSON.stringify({ error }) };
 }

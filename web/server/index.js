@@ -151,7 +151,8 @@ async function state(context, req, res, url, grant) {
   const node = url.searchParams.get("node");
   const [server, ackedPush] = await inTransaction(context, grant, async (client) => {
     const result = await client.query({
-      text: "SELECT syncline.node_id()::text, CASE WHEN $1::uuid IS NULL THEN NULL ELSE syncline.peer_cursor($1::uuid, $2::jsonb) END",
+      text: `SELECT syncline.node_id()::text,
+               CASE WHEN $1::uuid IS NULL THEN NULL ELSE syncline.peer_cursor($1::uuid, $2::jsonb) END`,
       values: [node, PUSH_ACK_OPTIONS],
       rowMode: "array",
     });
@@ -232,7 +233,7 @@ async function events(context, req, res, url, grant) {
     try {
       asked = JSON.parse(text);
     } catch {
-      throw badInput("events: scope must be a JSON value (7, \"acme\")");
+      throw badInput('events: scope must be a JSON value (7, "acme")');
     }
   }
   context.hub.subscribe(req, res, effectiveScope(grant, asked, text !== null));

@@ -64,12 +64,21 @@ test("a hand-made batch applies (the fixture works)", async () => {
 
 test("a push that is not JSON, or not a batch, is 400", async () => {
   await refused(() => server.call("alice", "POST", "/push", '{"format": 1, "changes": ['), 400, "22023");
-  await refused(() => server.call("alice", "POST", "/push", batch().replace('"format":1', '"format":1,"extra":2')), 400, "22023", /unknown|extra/);
+  await refused(
+    () => server.call("alice", "POST", "/push", batch().replace('"format":1', '"format":1,"extra":2')),
+    400,
+    "22023",
+    /unknown|extra/,
+  );
   await refused(() => server.call("alice", "POST", "/push", ""), 400, "22023");
 });
 
 test("a push that is not UTF-8 is 400, never re-encoded", async () => {
-  const bytes = Buffer.concat([Buffer.from(batch().slice(0, -30)), Buffer.from([0xff, 0xfe]), Buffer.from(batch().slice(-30))]);
+  const bytes = Buffer.concat([
+    Buffer.from(batch().slice(0, -30)),
+    Buffer.from([0xff, 0xfe]),
+    Buffer.from(batch().slice(-30)),
+  ]);
   await refused(() => server.call("alice", "POST", "/push", bytes), 400, "22021", /UTF-8/);
 });
 
@@ -79,7 +88,12 @@ test("a pull or seen request that is not a JSON object, or has bad fields, is 40
   await refused(() => server.call("alice", "POST", "/pull", '{"limit": "ten"}'), 400, "22023", /limit/);
   await refused(() => server.call("alice", "POST", "/pull", '{"cursor": 5}'), 400, "22023", /cursor/);
   await refused(() => server.call("alice", "POST", "/pull", '{"cursor": "not-a-cursor"}'), 400, "22023");
-  await refused(() => server.call("alice", "POST", "/pull", '{"options": {"speed": 1}}'), 400, "22023", /unknown option/);
+  await refused(
+    () => server.call("alice", "POST", "/pull", '{"options": {"speed": 1}}'),
+    400,
+    "22023",
+    /unknown option/,
+  );
   await refused(() => server.call("alice", "POST", "/seen", '{"cursor": null}'), 400, "22023", /node/);
   await refused(() => server.call("alice", "POST", "/seen", '{"node": "nope"}'), 400, "22P02");
   await refused(() => server.call("alice", "GET", "/conflicts"), 400, "22023", /node=/);
@@ -93,11 +107,15 @@ test("a body over maxBodyBytes is 413, with or without Content-Length", async ()
     () =>
       new Promise((resolve, reject) => {
         const url = new URL(`${server.base}/push`);
-        const req = http.request(url, { method: "POST", headers: { "X-User": "alice", "Content-Type": "application/json" } }, (res) => {
-          let text = "";
-          res.on("data", (chunk) => (text += chunk));
-          res.on("end", () => resolve({ status: res.statusCode, text, json: JSON.parse(text) }));
-        });
+        const req = http.request(
+          url,
+          { method: "POST", headers: { "X-User": "alice", "Content-Type": "application/json" } },
+          (res) => {
+            let text = "";
+            res.on("data", (chunk) => (text += chunk));
+            res.on("end", () => resolve({ status: res.statusCode, text, json: JSON.parse(text) }));
+          },
+        );
         req.on("error", reject);
         for (let i = 0; i < 10; i++) req.write(big.slice(i * 600, (i + 1) * 600));
         req.end();
@@ -147,7 +165,11 @@ test("a role the server cannot take is the server's fault: a bare 500, logged", 
 });
 
 test("a stamp ahead of the server's clock defers the push: 503 with Retry-After", async () => {
-  const answer = await refused(() => server.call("alice", "POST", "/push", batch({ hlc: stamp(10 * 60 * 1000) })), 503, "55000");
+  const answer = await refused(
+    () => server.call("alice", "POST", "/push", batch({ hlc: stamp(10 * 60 * 1000) })),
+    503,
+    "55000",
+  );
   assert.ok(Number(answer.headers.get("retry-after")) > 0);
 });
 
@@ -157,7 +179,12 @@ test("a cursor older than the garbage collection horizon is 409 SL001: resync", 
   assert.equal(old.status, 200, old.text);
   await db.query("DELETE FROM app.settings");
   await db.query(`SELECT syncline.gc('{"min_age": "0", "device_window": "0"}')`);
-  const answer = await refused(() => server.call("carol", "POST", "/pull", JSON.stringify({ cursor: old.json.cursor })), 409, "SL001", /resync/);
+  const answer = await refused(
+    () => server.call("carol", "POST", "/pull", JSON.stringify({ cursor: old.json.cursor })),
+    409,
+    "SL001",
+    /resync/,
+  );
   assert.ok(answer.json.error.message.startsWith("syncline.pull_since"));
   // a full pull is never refused
   assert.equal((await server.call("carol", "POST", "/pull", JSON.stringify({ cursor: null }))).status, 200);
@@ -191,8 +218,24 @@ test("mounted under a path, as Express does, and next() for paths it does not se
 
 test("every SQLSTATE class has its status", () => {
   const cases = {
-    SL001: 409, 55000: 503, 25006: 503, 40001: 503, "40P01": 503, 42501: 403, 44000: 403, 23505: 422, 23503: 422,
-    P0001: 422, 22023: 400, 22000: 400, "22P02": 400, "42P01": 400, 42883: 501, 54000: 500, XX000: 500, 57014: 503,
+    SL001: 409,
+    55000: 503,
+    25006: 503,
+    40001: 503,
+    "40P01": 503,
+    42501: 403,
+    44000: 403,
+    23505: 422,
+    23503: 422,
+    P0001: 422,
+    22023: 400,
+    22000: 400,
+    "22P02": 400,
+    "42P01": 400,
+    42883: 501,
+    54000: 500,
+    XX000: 500,
+    57014: 503,
   };
   for (const [code, status] of Object.entries(cases)) assert.equal(statusForSqlstate(code)[0], status, code);
 });

@@ -59,7 +59,8 @@ test("a commit reaches the streams of its scope only; unscoped tables reach all"
 
     // a schema change goes to everyone
     await db.query("ALTER TABLE app.settings ADD COLUMN note text");
-    for (const stream of [alice, bob, carol]) await stream.next((e) => e.event === "change" && "schema" in JSON.parse(e.data));
+    for (const stream of [alice, bob, carol])
+      await stream.next((e) => e.event === "change" && "schema" in JSON.parse(e.data));
 
     // heartbeats: comment lines
     await alice.next((e) => e.comment);
@@ -74,7 +75,10 @@ test("a lost LISTEN connection comes back, and the streams are told to sync", as
   try {
     await alice.next((e) => e.event === "ready");
     const seen = alice.events.length;
-    await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query = 'LISTEN syncline'", [DB]);
+    await db.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query = 'LISTEN syncline'",
+      [DB],
+    );
     await alice.next((e) => e.event === "ready", seen, 10000);
     await db.query("INSERT INTO app.notes VALUES ('a2', 1, 'after the reconnect')");
     await alice.next(change({ table: "notes", scope: 1 }), seen);

@@ -90,7 +90,11 @@ export async function startServer(database, options = {}) {
     async call(user, method, url, body, headers = {}) {
       const response = await fetch(base + url, {
         method,
-        headers: { ...(user ? { "X-User": user } : {}), ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...headers },
+        headers: {
+          ...(user ? { "X-User": user } : {}),
+          ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+          ...headers,
+        },
         body,
       });
       const text = await response.text();
@@ -163,7 +167,8 @@ export async function openEvents(base, user, query = "") {
       for (;;) {
         const found = events.slice(from).find(match);
         if (found) return found;
-        if (Date.now() > deadline) throw new Error(`no matching event after ${timeoutMs} ms: ${JSON.stringify(events)}`);
+        if (Date.now() > deadline)
+          throw new Error(`no matching event after ${timeoutMs} ms: ${JSON.stringify(events)}`);
         await new Promise((resolve) => {
           waiters.push(resolve);
           setTimeout(resolve, 100);

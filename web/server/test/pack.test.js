@@ -13,15 +13,31 @@ const PACKAGE = fileURLToPath(new URL("..", import.meta.url));
 test("npm pack makes a tarball that installs and imports", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "syncline-pack-"));
   try {
-    const run = (command, args, cwd) => execFileSync(command, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const run = (command, args, cwd) =>
+      execFileSync(command, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     const [packed] = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", dir], PACKAGE));
     const files = packed.files.map((file) => file.path).sort();
-    assert.deepEqual(files, ["README.md", "errors.js", "events.js", "http.js", "index.d.ts", "index.js", "package.json"]);
+    assert.deepEqual(files, [
+      "README.md",
+      "errors.js",
+      "events.js",
+      "http.js",
+      "index.d.ts",
+      "index.js",
+      "package.json",
+    ]);
 
     const project = path.join(dir, "app");
     fs.mkdirSync(project);
-    fs.writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
-    run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", path.join(dir, packed.filename)], project);
+    fs.writeFileSync(
+      path.join(project, "package.json"),
+      JSON.stringify({ name: "scratch", private: true, type: "module" }),
+    );
+    run(
+      "npm",
+      ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", path.join(dir, packed.filename)],
+      project,
+    );
     const out = run(
       "node",
       [

@@ -55,7 +55,10 @@ test("GET /state names the server and, before any push, no acknowledgement", asy
 });
 
 test("a push from a SQLite file applies, is acknowledged, and pulls into another file", async () => {
-  const phone = device("phone", "INSERT INTO notes VALUES ('n1', 1, 'hello'), ('n2', 1, 'héllo ✓'); INSERT INTO settings VALUES ('theme', 'dark');");
+  const phone = device(
+    "phone",
+    "INSERT INTO notes VALUES ('n1', 1, 'hello'), ('n2', 1, 'héllo ✓'); INSERT INTO settings VALUES ('theme', 'dark');",
+  );
   const batch = pushQueue(phone);
   const pushed = await server.call("alice", "POST", "/push", batch);
   assert.equal(pushed.status, 200, pushed.text);
@@ -74,7 +77,12 @@ test("a push from a SQLite file applies, is acknowledged, and pulls into another
   const laptop = device("laptop", "");
   let cursor = null;
   for (let page = 0; ; page++) {
-    const pulled = await server.call("alice", "POST", "/pull", JSON.stringify({ cursor, limit: 2, options: { exclude_origin: laptop.node, schema: 0 } }));
+    const pulled = await server.call(
+      "alice",
+      "POST",
+      "/pull",
+      JSON.stringify({ cursor, limit: 2, options: { exclude_origin: laptop.node, schema: 0 } }),
+    );
     assert.equal(pulled.status, 200, pulled.text);
     const file = path.join(laptop.dir, `page${page}.json`);
     fs.writeFileSync(file, pulled.text);
@@ -82,7 +90,10 @@ test("a push from a SQLite file applies, is acknowledged, and pulls into another
     cursor = pulled.json.cursor;
     if (!pulled.json.has_more) break;
   }
-  assert.equal(laptop.sql("SELECT group_concat(id || '=' || title, ',') FROM (SELECT * FROM notes ORDER BY id);"), "n1=hello,n2=héllo ✓");
+  assert.equal(
+    laptop.sql("SELECT group_concat(id || '=' || title, ',') FROM (SELECT * FROM notes ORDER BY id);"),
+    "n1=hello,n2=héllo ✓",
+  );
   assert.equal(laptop.sql("SELECT value FROM settings;"), "dark");
 
   // The device reports where its pulls reached.
@@ -96,7 +107,10 @@ test("the granted scope and row-level security decide what a pull holds", async 
   const ids = async (user, options = {}) => {
     const { status, json, text } = await server.call(user, "POST", "/pull", JSON.stringify({ cursor: null, options }));
     assert.equal(status, 200, text);
-    return json.changes.filter((c) => c.table === "notes").map((c) => c.pk.id).sort();
+    return json.changes
+      .filter((c) => c.table === "notes")
+      .map((c) => c.pk.id)
+      .sort();
   };
   assert.deepEqual(await ids("alice"), ["n1", "n2"]);
   assert.deepEqual(await ids("bob"), ["b1"]);
@@ -134,7 +148,10 @@ test("a push under a device bound to another role is refused whole (403), nothin
   const phone = device("bobs-copy", "INSERT INTO notes VALUES ('x1', 2, 'mine');");
   const batch = pushQueue(phone);
   assert.equal((await server.call("bob", "POST", "/push", batch)).status, 200);
-  const [notes, conflicts] = [await count("SELECT count(*) FROM app.notes"), await count("SELECT count(*) FROM syncline.conflicts")];
+  const [notes, conflicts] = [
+    await count("SELECT count(*) FROM app.notes"),
+    await count("SELECT count(*) FROM syncline.conflicts"),
+  ];
   // carol replays bob's device's page under its node id
   phone.sql("INSERT INTO notes VALUES ('x2', 2, 'forged');");
   const forged = pushQueue(phone, JSON.parse(batch).cursor);
@@ -175,7 +192,9 @@ test("a page that needs the next one (a constraint, has_more) is refused whole w
   await server.call("alice", "POST", "/push", pushQueue(phone));
   const ack = (await server.call("alice", "GET", `/state?node=${phone.node}`)).json.acked_push;
   // the queue holds t2 = red first, then t1's later edit that frees "red" on the server
-  phone.sql("UPDATE tags SET name = 'green' WHERE id = 't1'; INSERT INTO tags VALUES ('t2', 'red'); UPDATE tags SET name = 'yellow' WHERE id = 't1';");
+  phone.sql(
+    "UPDATE tags SET name = 'green' WHERE id = 't1'; INSERT INTO tags VALUES ('t2', 'red'); UPDATE tags SET name = 'yellow' WHERE id = 't1';",
+  );
   const page = phone.sql(`SELECT syncline_pull_since('${ack}', 1, '{"origin":"local"}');`);
   assert.equal(JSON.parse(page).has_more, true);
   const names = await count("SELECT count(*) FROM app.tags");
