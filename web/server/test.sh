@@ -11,4 +11,4 @@ export SYNCLINE_EXTENSION="${SYNCLINE_EXTENSION:-$(cd ../.. && pwd)/build/syncli
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-exec node --test --test-concurrency=1 test/*.test.js
+exec node --test test/*.test.js
