@@ -10,7 +10,7 @@ CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
 SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
 SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all bench static static-test wasm wasm-test check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
+.PHONY: all bench static static-test wasm wasm-test web-test check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
 
 all: $(BUILD)/syncline.so $(BUILD)/bin/syncline pg
 
@@ -97,6 +97,11 @@ pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(if $(E2E_SRC),$(BUIL
 	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) SYNCLINE_CLI=$(abspath $(BUILD)/bin/syncline) \
 	  tests/pg/with_standby.sh tests/pg/standby_client.sh
 
+# The HTTP handler (web/server, docs/http.md): Node's test runner against a
+# throwaway cluster.
+web-test: pg-install $(BUILD)/syncline.so
+	tests/pg/with_cluster.sh web/server/test.sh
+
 # Benchmarks (bench/run.sh): results in bench/results.json and docs/benchmarks.md.
 bench: all pg-install
 	tests/pg/with_cluster.sh bench/run.sh
@@ -105,7 +110,7 @@ bench: all pg-install
 check-long:
 	SYNCLINE_LONG=1 SYNCLINE_SIM_SCENARIOS=$${SYNCLINE_SIM_SCENARIOS:-2000} $(MAKE) check
 
-check: unit-test sqlite-test smoke-test static-test pg-test sanitize fuzz
+check: unit-test sqlite-test smoke-test static-test wasm-test pg-test web-test sanitize fuzz
 
 demo: all pg-install
 	client/demo.sh

@@ -90,4 +90,4 @@ wasm: $(WASM_OUT)/sqlite-core.mjs
 # in headless Chromium (a worker's database in OPFS). Node 20's WebSocket
 # client, which drives Chromium, is behind a flag.
 wasm-test: wasm $(BUILD)/syncline.so
-	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) node --experimental-websocket --test web/sqlite/test/
+	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) node --experimental-websocket --test web/sqlite/test/*.test.mjs
