@@ -17,6 +17,12 @@ namespace syncline::client {
 inline constexpr const char* kClientStateTable =
     "CREATE TABLE IF NOT EXISTS syncline_client(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID";
 
+// The cursor of this file's last push the server acknowledged, as the
+// extension records it (syncline_push_acked); a file last synced by an older
+// client has it in syncline_client.
+inline constexpr const char* kAckedPushQuery =
+    "SELECT coalesce(syncline_push_acked(), (SELECT value FROM syncline_client WHERE key = 'acked_push'))";
+
 class LocalDb {
  public:
   LocalDb() = default;

@@ -68,7 +68,7 @@ Status Describe(const Options& options, bool json, std::string* report) {
   status = session.State("server_node", &server);
   if (status.ok()) status = session.State("scope", &scope);
   if (status.ok()) status = session.State("last_sync", &last_sync);
-  if (status.ok()) status = session.State("acked_push", &acked);
+  if (status.ok()) status = session.local().Text(kAckedPushQuery, {}, &acked);
   if (!status.ok()) return status;
   // Local changes after the last push the server acknowledged.
   std::string position = acked ? acked->substr(acked->rfind(':') + 1) : "0";

@@ -20,9 +20,6 @@ namespace {
 
 using Args = std::vector<std::optional<std::string>>;
 
-// A pushed page that met a concurrent write is applied again, this often.
-constexpr int kConflictRetries = 3;
-
 // A pull a read server answered with "not yet" (it has not replayed up to
 // the cursor) or cancelled for a recovery conflict is tried again, this
 // often, after 0.1 s, 0.2 s, ... (3.1 s in all); a "not yet" that lasts is
@@ -59,6 +56,12 @@ std::int64_t SummaryCount(const std::string& summary, const char* field) {
   if (!core::ParseJson(summary, &json).ok()) return 0;
   const core::Json* value = json.Find(field);
   return value != nullptr && value->is_number() ? std::stoll(value->text) : 0;
+}
+
+// A string member of a JSON object ("" when absent).
+std::string JsonField(const core::Json& json, const char* name) {
+  const core::Json* field = json.Find(name);
+  return field != nullptr && field->is_string() ? field->text : "";
 }
 
 // --scope as JSON: an integer stays a number, anything else is text.
@@ -149,77 +152,46 @@ class Session {
   // Push: this device's changes after the last one the server acknowledged.
   // The acknowledgement is what the server recorded for this client in the
   // same transaction as its apply, so a lost reply means a harmless re-push.
+  // What to send, and what to do with each answer, the extension decides
+  // (sqlite_extension/sync_loop.h); this sends and reports.
   Status Push(Counts* counts) {
-    const std::string options = R"({"origin":"local"})";
-    std::optional<std::string> ack;
-    Status status = server_.Text("SELECT syncline.peer_cursor($1::uuid, $2::jsonb)", {node_, options}, &ack);
-    if (!status.ok()) return status;
-    int limit = options_.page_size;
-    std::int64_t max_bytes = 0;   // 0: the pull's own cap
-    std::size_t merged_from = 0;  // changes of the page that needed the next one
-    int conflicts = 0;
-    while (true) {
-      std::optional<std::string> batch;
-      const std::string pull_options =
-          max_bytes == 0 ? options : R"({"origin":"local","max_bytes":)" + std::to_string(max_bytes) + "}";
-      status =
-          local_.Text("SELECT syncline_pull_since(?1, " + std::to_string(limit) + ", ?2)", {ack, pull_options}, &batch);
-      if (!status.ok()) return status;
-      PageInfo page;
-      status = ReadPage(batch.value_or(""), &page);
-      if (!status.ok()) return status;
-      // Nothing new: the server's acknowledgement is the truth, also when
-      // this file missed it (a reply lost to a crash).
-      if (page.changes == 0 && ack && page.cursor == *ack) return SetState("acked_push", *ack);
-      std::optional<std::string> summary;
+    std::optional<std::string> ack, ignored;
+    Status status =
+        server_.Text("SELECT syncline.peer_cursor($1::uuid, $2::jsonb)", {node_, R"({"origin":"local"})"}, &ack);
+    if (status.ok())
+      status = local_.Text("SELECT syncline_push_begin(?1, ?2)",
+                           {ack, R"({"page_size":)" + std::to_string(options_.page_size) + "}"}, &ignored);
+    while (status.ok()) {
+      std::optional<std::string> batch, summary, decision;
+      status = local_.Text("SELECT syncline_push_page()", {}, &batch);
+      if (!status.ok() || !batch) return status;
       std::string sqlstate;
-      status = server_.Text("SELECT syncline.apply_push($1::text)::text", {batch}, &summary, &sqlstate);
-      // A constraint may hold once a later page is in the same batch (a
-      // parent that comes later, a UNIQUE value a later change frees): the
-      // server refuses a page with more to come whole, rather than refuse
-      // the change for good. Retry with the pages merged, up to the largest
-      // batch; in the last page a change still refused is refused on its own.
-      const bool constraint = sqlstate.compare(0, 2, "23") == 0 || sqlstate == "P0001";
-      if (!status.ok() && constraint && page.has_more) {
-        if (merged_from > 0 && page.changes <= merged_from)
-          return status.WithPrefix("push: the page cannot take the rows it needs from later pages (a batch holds at "
-                                   "most 64 MiB): ");
-        merged_from = page.changes;
-        limit = limit > (1 << 29) ? limit : limit * 2;
-        max_bytes =
-            std::min<std::int64_t>(static_cast<std::int64_t>(core::kMaxBatchBytes),
-                                   2 * (max_bytes > 0 ? max_bytes : static_cast<std::int64_t>(core::kMaxPageBytes)));
-        Log("push: a page needs rows of the next one (" + sqlstate + "); retrying with " + std::to_string(limit) +
-            " changes a page");
-        continue;
+      Status applied = server_.Text("SELECT syncline.apply_push($1::text)::text", {batch}, &summary, &sqlstate);
+      if (!applied.ok() && sqlstate.empty()) return applied.WithPrefix("push: ");  // no answer: the connection
+      std::optional<std::string> error_state, error_message;
+      if (!applied.ok()) {
+        error_state = sqlstate;
+        error_message = applied.message();
       }
-      // A concurrent write to the same rows (serialization failure, deadlock):
-      // the server rolled the page back; apply it again, decided anew.
-      if (!status.ok() && sqlstate.compare(0, 2, "40") == 0 && conflicts < kConflictRetries) {
-        ++conflicts;
-        Log("push: " + status.message() + "; retrying");
-        continue;
-      }
-      // A stamp ahead of the server's clock, within reason: the server will
-      // take it later. Pulling goes on meanwhile.
-      if (!status.ok() && sqlstate == "55000") {
-        Log("push deferred: " + status.message());
+      status = local_.Text("SELECT syncline_push_answer(?1, ?2, ?3)", {summary, error_state, error_message}, &decision);
+      if (!status.ok()) return status;
+      core::Json json;
+      if (!core::ParseJson(decision.value_or(""), &json).ok()) return Status(Code::kInternal, "push: " + *decision);
+      const std::string action = JsonField(json, "action");
+      if (!JsonField(json, "log").empty()) Log(JsonField(json, "log"));
+      if (action == "failed") return applied.WithPrefix(JsonField(json, "prefix"));
+      if (action == "deferred") {
         counts->push_deferred = true;
         return Status::Ok();
       }
-      if (!status.ok()) return status.WithPrefix("push: ");
-      conflicts = 0;
-      counts->pushed += SummaryCount(summary.value_or(""), "applied");
-      ++counts->pages;
-      ack = page.cursor;
-      status = SetState("acked_push", page.cursor);
-      if (!status.ok()) return status;
-      Progress("push: " + std::to_string(counts->pushed) + " changes");
-      limit = options_.page_size;
-      max_bytes = 0;
-      merged_from = 0;
-      if (!page.has_more) return Status::Ok();
+      if (action == "next" || action == "done") {
+        counts->pushed += SummaryCount(summary.value_or(""), "applied");
+        ++counts->pages;
+        Progress("push: " + std::to_string(counts->pushed) + " changes");
+      }
+      if (action == "done") return Status::Ok();
     }
+    return status;
   }
 
   // Pull: the server's changes after the cursor this file recorded with the
@@ -434,7 +406,7 @@ class Session {
   Status ReportPosition(Counts* counts) {
     PullPosition position{node_, std::nullopt, scope_json_, std::nullopt};
     Status status = local_.Text("SELECT syncline_peer_cursor(?1, ?2)", {server_node_, PullOptions()}, &position.cursor);
-    if (status.ok()) status = State("acked_push", &position.acked_push);
+    if (status.ok()) status = local_.Text(kAckedPushQuery, {}, &position.acked_push);
     if (status.ok()) status = ReportAndCollect(local_, server_, position, &counts->collected, options_.log);
     return status;
   }
@@ -479,7 +451,7 @@ class Session {
   // rows it names.
   Status BeginResync() {
     std::optional<std::string> acked, candidates;
-    Status status = State("acked_push", &acked);
+    Status status = local_.Text(kAckedPushQuery, {}, &acked);
     if (status.ok()) status = local_.Text("SELECT syncline_resync_begin(?1)", {acked}, &candidates);
     if (status.ok()) Log("resync: pulling the server's state; " + candidates.value_or("0") + " rows to check");
     return status;

@@ -16,6 +16,7 @@
 #include "sqlite_extension/sqlite_util.h"
 #include "sqlite_extension/state.h"
 #include "sqlite_extension/sync.h"
+#include "sqlite_extension/sync_loop.h"
 #include "sqlite_extension/syncline.h"
 #include "sqlite_extension/tracking.h"
 
@@ -241,6 +242,44 @@ Status SqlRetryConflicts(ConnectionState& state, sqlite3_context* ctx, int, sqli
   return status;
 }
 
+// The push half of the sync loop (sync_loop.h).
+Status SqlPushBegin(ConnectionState& state, sqlite3_context*, int argc, sqlite3_value** argv) {
+  std::optional<std::string> acked;
+  std::string options;
+  Status status = TextArg(argv[0], "acked", true, &acked);
+  if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
+  if (status.ok()) status = PushBegin(state, acked, options);
+  return status;
+}
+
+Status SqlPushPage(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
+  std::optional<std::string> batch;
+  Status status = SyncSchema(state, false);
+  if (status.ok()) status = PushPage(state, &batch);
+  if (status.ok() && batch) ResultText(ctx, *batch);
+  return status;
+}
+
+Status SqlPushAnswer(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::optional<std::string> summary, sqlstate, message;
+  std::string decision;
+  Status status = TextArg(argv[0], "summary", true, &summary);
+  if (status.ok()) status = TextArg(argv[1], "sqlstate", true, &sqlstate);
+  if (status.ok()) status = TextArg(argv[2], "message", true, &message);
+  if (status.ok() && !summary && !sqlstate)
+    status = Status(Code::kInvalidInput, "an answer is a summary or an error's sqlstate");
+  if (status.ok()) status = PushAnswer(state, summary, sqlstate.value_or(""), message.value_or(""), &decision);
+  if (status.ok()) ResultText(ctx, decision);
+  return status;
+}
+
+Status SqlPushAcked(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
+  std::optional<std::string> acked;
+  Status status = PushAcked(state, &acked);
+  if (status.ok() && acked) ResultText(ctx, *acked);
+  return status;
+}
+
 Status SqlPeerCursor(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::string node, options;
   std::optional<std::string> cursor;
@@ -417,6 +456,10 @@ constexpr char kFollowSchemaName[] = "syncline_follow_schema";
 constexpr char kGcName[] = "syncline_gc";
 constexpr char kResyncBeginName[] = "syncline_resync_begin";
 constexpr char kResyncEndName[] = "syncline_resync_end";
+constexpr char kPushBeginName[] = "syncline_push_begin";
+constexpr char kPushPageName[] = "syncline_push_page";
+constexpr char kPushAnswerName[] = "syncline_push_answer";
+constexpr char kPushAckedName[] = "syncline_push_acked";
 
 struct Function {
   const char* name;
@@ -441,6 +484,10 @@ constexpr Function kFunctions[] = {
     {kGcName, 0, 1, kDirect, Call<kGcName, SqlGc>},
     {kResyncBeginName, 1, 1, kDirect, Call<kResyncBeginName, SqlResyncBegin>},
     {kResyncEndName, 0, 0, kDirect, Call<kResyncEndName, SqlResyncEnd>},
+    {kPushBeginName, 1, 2, kDirect, Call<kPushBeginName, SqlPushBegin>},
+    {kPushPageName, 0, 0, kDirect, Call<kPushPageName, SqlPushPage>},
+    {kPushAnswerName, 3, 3, kDirect, Call<kPushAnswerName, SqlPushAnswer>},
+    {kPushAckedName, 0, 0, kDirect, Call<kPushAckedName, SqlPushAcked>},
     {kForgetName, 3, 3, kDirect, Call<kForgetName, SqlForget>},
     {kRetryConflictsName, 0, 0, kDirect, Call<kRetryConflictsName, SqlRetryConflicts>},
     {kNoteConflictName, 1, 1, kDirect, Call<kNoteConflictName, SqlNoteConflict>},

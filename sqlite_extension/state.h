@@ -17,6 +17,23 @@
 namespace syncline::sqlite {
 
 // One per connection that loaded the extension (shared by its functions).
+// A push in progress (sync_loop.h): what syncline_push_page sent last and
+// how the next page is cut.
+struct PushState {
+  bool active = false;
+  bool has_acked = false;
+  std::string acked;  // the server's acknowledgement: pages go after it
+  std::int64_t page_size = 1000;
+  std::int64_t limit = 1000;
+  std::int64_t max_bytes = 0;   // 0: the pull's own cap
+  std::size_t merged_from = 0;  // changes of a page that needed the next one
+  int retries = 0;
+  bool sent = false;  // a page is out, its answer due
+  std::size_t changes = 0;
+  std::string cursor;
+  bool has_more = false;
+};
+
 struct ConnectionState {
   sqlite3* db = nullptr;
   int function_refs = 0;  // freed when the last registered function goes
@@ -43,6 +60,8 @@ struct ConnectionState {
   std::set<std::string> tracked;  // tracked table names, lower case, as of the last check
   std::set<std::string> unarmed;  // tracked tables whose capture triggers this connection dropped
   std::string dropping;           // the table of the DROP TABLE being prepared
+
+  PushState push;
 };
 
 // Node ref 0 in syncline_rows always means this database's own node id.
