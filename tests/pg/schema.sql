@@ -9,9 +9,12 @@ SELECT plan(47);
 CREATE FUNCTION remote() RETURNS text LANGUAGE sql AS $$ SELECT '0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11' $$;
 CREATE FUNCTION hlc(offset_ms bigint) RETURNS text LANGUAGE sql AS $$
   SELECT lpad(to_hex(((extract(epoch FROM clock_timestamp()) * 1000)::bigint + offset_ms) << 16), 16, '0') $$;
+-- A device's edit, stamped by the server's clock as it is now: later than
+-- every server write before it, even one of the same millisecond (the wall
+-- clock alone made the device lose such a race now and then).
 CREATE FUNCTION push(tbl text, pk jsonb, r jsonb) RETURNS jsonb LANGUAGE sql AS $$
   SELECT syncline.apply_push(jsonb_build_object('format', 1, 'source', remote(), 'changes', jsonb_build_array(
-    jsonb_build_object('table', tbl, 'op', 'upsert', 'pk', pk, 'row', r, 'clock', 1, 'hlc', hlc(0),
+    jsonb_build_object('table', tbl, 'op', 'upsert', 'pk', pk, 'row', r, 'clock', 1, 'hlc', syncline.hlc_now(),
                        'node', remote())))) $$;
 CREATE FUNCTION events(after bigint) RETURNS text LANGUAGE sql AS $$
   SELECT string_agg(event || ' ' || table_name || coalesce(' ' || from_name || '>' || to_name, '')
