@@ -29,10 +29,6 @@ constexpr int kPullRetries = 5;
 // it to replay what the primary held when the sync began.
 constexpr int kReplayWaitMs = 5000;
 
-// A pull commits its pages together, this often (see Session::Pull).
-constexpr std::int64_t kCommitChanges = 50000;
-constexpr int kCommitMs = 1000;
-
 using PageInfo = core::BatchHeader;
 
 // One pass of the tokenizer, no tree: the extension decodes the batch when
@@ -195,109 +191,84 @@ class Session {
   }
 
   // Pull: the server's changes after the cursor this file recorded with the
-  // last page it applied. Each page applies atomically; pages commit
-  // together, every kCommitChanges changes or kCommitMs milliseconds and at
-  // the end, once the foreign keys hold (a child may arrive a page before
-  // its parent). Fewer commits spare the file most of its writes (a page of
-  // random keys touches most of the index pages); a crash loses at most the
-  // pages since the last commit, which the next pull fetches again. The
-  // next page is requested before this one is applied, so the server reads
-  // it while the client writes. Each request names the file's schema
-  // version; a page from a server whose schema is newer carries its schema
-  // document, which the extension follows before it applies the page
-  // (docs/client.md, "Following the server's schema").
+  // last page it applied. Which cursor and options to ask for, how each page
+  // applies and when the pages commit, the extension decides
+  // (sqlite_extension/sync_loop.h, docs/sqlite.md "The sync loop"); this
+  // sends the requests and runs the transactions. Each page applies
+  // atomically; pages commit together, once the foreign keys hold (a child
+  // may arrive a page before its parent). The next page is requested before
+  // this one is applied, so the server reads it while the client writes.
   //
   // A resync (the server collected deletes this file's cursor has not
-  // seen) pulls everything from the beginning in one transaction, this
-  // file's own changes too, then removes the rows the server no longer
-  // has, but this file's own unacknowledged ones: the app sees the old rows
-  // until the new ones (docs/client.md, "Resync").
+  // seen) pulls everything from the beginning in one transaction, then
+  // removes the rows the server no longer has, but this file's own
+  // unacknowledged ones: the app sees the old rows until the new ones
+  // (docs/client.md, "Resync").
   Status Pull(Counts* counts, bool resync = false) {
-    const std::string options = PullOptions(/*exclude_own=*/!resync);
-    std::optional<std::string> cursor;
-    Status status =
-        resync ? Status::Ok() : local_.Text("SELECT syncline_peer_cursor(?1, ?2)", {server_node_, options}, &cursor);
-    if (!status.ok()) return status;
-    const std::string pull =
-        "SELECT syncline.pull_since($1, " + std::to_string(options_.page_size) + ", $2::jsonb)::text";
-    std::string server_options;
-    status = ServerPullOptions(options, &server_options);
     std::optional<std::string> batch;
-    if (status.ok()) status = puller().Text(pull, {cursor, server_options}, &batch);
+    Status status = BeginPull(resync, &batch);
     // A server without schema versions (0.1) refuses the option: the file
     // follows its table descriptions instead.
     if (!status.ok() && !legacy_schema_ && status.message().find("unknown option \"schema\"") != std::string::npos) {
       legacy_schema_ = true;
       status = FollowTableDescriptions(local_, puller(), options_.log);
-      if (status.ok()) status = puller().Text(pull, {cursor, options}, &batch);
+      if (status.ok()) status = BeginPull(resync, &batch);
     }
     if (!status.ok()) return status;
     status = Begin();
-    if (status.ok() && resync) status = BeginResync();
     if (!status.ok()) return Abandon(status);
-    std::int64_t uncommitted = 0;
     Counts pending;  // counted into *counts once committed: a pull may be tried again
-    auto since_commit = std::chrono::steady_clock::now();
     for (bool first = true;; first = false) {
       if (!first) status = puller().Receive(&batch);
-      if (!status.ok()) return Abandon(status);
-      PageInfo page;
-      status = ReadPage(batch.value_or(""), &page);
       if (!status.ok()) return Abandon(status);
       // A server whose library takes the option but whose SQL keeps no
       // schema versions (0.1, before ALTER EXTENSION syncline UPDATE) sends
       // none: the file follows its table descriptions, as above.
-      if (first && page.schema_version < 0 && !legacy_schema_) {
+      PageInfo page;
+      if (first && !legacy_schema_ && ReadPage(batch.value_or(""), &page).ok() && page.schema_version < 0) {
         legacy_schema_ = true;
         status = FollowTableDescriptions(local_, puller(), options_.log);
         if (!status.ok()) return Abandon(status);
       }
-      if (page.has_more) {
-        status = ServerPullOptions(options, &server_options);
-        if (status.ok()) status = puller().Send(pull, {page.cursor, server_options});
-        if (!status.ok()) return Abandon(status);
-      }
-      std::optional<std::string> summary;
-      status = local_.Text(resync ? "SELECT syncline_apply_push(?1, '{\"from_server\":true,\"resync\":true}')"
-                                  : "SELECT syncline_apply_push(?1, '{\"from_server\":true}')",
-                           {batch}, &summary);
+      std::optional<std::string> next, result;
+      status = local_.Text("SELECT syncline_pull_next(?1)", {batch}, &next);
+      if (status.ok() && next) status = SendPull(*next);
+      if (!status.ok()) return Abandon(status);
+      status = local_.Text("SELECT syncline_pull_apply(?1)", {batch}, &result);
       if (!status.ok()) return Abandon(ExplainRefusedPage(local_, status, batch.value_or("")).WithPrefix("pull: "));
-      LogSchemaChanges(summary.value_or(""), options_.log);
-      pending.pulled += SummaryCount(summary.value_or(""), "applied");
-      pending.conflicts += SummaryRefusals(summary.value_or(""));
+      core::Json applied;
+      if (!core::ParseJson(result.value_or(""), &applied).ok() || applied.Find("summary") == nullptr)
+        return Abandon(Status(Code::kInternal, "pull: " + result.value_or("")));
+      const std::string summary = core::JsonText(*applied.Find("summary"));
+      LogSchemaChanges(summary, options_.log);
+      LogResync(applied.Find("resync"));
+      pending.pulled += SummaryCount(summary, "applied");
+      pending.conflicts += SummaryRefusals(summary);
       ++pending.pages;
-      uncommitted += static_cast<std::int64_t>(page.changes);
       Progress("pull: " + std::to_string(counts->pulled + pending.pulled) + " changes, page " +
                std::to_string(counts->pages + pending.pages));
-      bool due = !page.has_more ||
-                 (!resync && (uncommitted >= kCommitChanges ||
-                              std::chrono::steady_clock::now() - since_commit >= std::chrono::milliseconds(kCommitMs)));
-      if (!due) continue;
-      if (resync) status = EndResync(page.cursor);
-      if (!status.ok()) return Abandon(status.WithPrefix("resync: "));
+      if (SummaryCount(result.value_or(""), "retried") > 0)
+        Log("resolved " + std::to_string(SummaryCount(result.value_or(""), "retried")) +
+            " conflicts by applying again");
+      const bool last = next == std::nullopt;
+      if (applied.Find("commit") == nullptr || applied.Find("commit")->kind != core::Json::Kind::kTrue) continue;
       // COMMIT fails while a deferred foreign key is violated and leaves the
       // transaction open: keep going, the parent is in a later page. Any
       // other failure (a full disk) ends the transaction: stop there, the
       // next pull starts again from the last commit.
-      // Versions skipped in an earlier page may fit now (a UNIQUE value a
-      // later page's tombstone freed), and their children need them.
-      status = RetryConflicts();
-      if (!status.ok()) return Abandon(status.WithPrefix("pull: "));
       Status committed = local_.Exec("COMMIT");
       if (committed.ok()) {
         counts->pulled += pending.pulled;
         counts->conflicts += pending.conflicts;
         counts->pages += pending.pages;
         pending = Counts();
-        if (!page.has_more) return Status::Ok();
-        uncommitted = 0;
-        since_commit = std::chrono::steady_clock::now();
+        if (last) return Status::Ok();
         status = Begin();
         if (!status.ok()) return Abandon(status);
       } else if (sqlite3_extended_errcode(local_.handle()) != SQLITE_CONSTRAINT_FOREIGNKEY ||
                  !local_.in_transaction()) {
         return Abandon(committed.WithPrefix("pull: commit: "));
-      } else if (!page.has_more) {
+      } else if (last) {
         return Abandon(Status(Code::kConstraint, "pull: the pulled rows break a foreign key of this file; nothing of "
                                                  "this pull was kept"));
       }
@@ -386,15 +357,6 @@ class Session {
     return Status::Ok();
   }
 
-  // Versions of the server's this file could not store are tried again
-  // once this device's own refused changes are gone (a UNIQUE value freed).
-  Status RetryConflicts() {
-    std::optional<std::string> resolved;
-    Status status = local_.Text("SELECT syncline_retry_conflicts()", {}, &resolved);
-    if (status.ok() && resolved.value_or("0") != "0") Log("resolved " + *resolved + " conflicts by applying again");
-    return status;
-  }
-
   // The log is bounded: resolved entries go after 30 days, any after 90.
   Status PruneConflicts() {
     std::optional<std::string> pruned;
@@ -405,7 +367,9 @@ class Session {
   // tombstones the server's collection has passed (client/collect.h).
   Status ReportPosition(Counts* counts) {
     PullPosition position{node_, std::nullopt, scope_json_, std::nullopt};
-    Status status = local_.Text("SELECT syncline_peer_cursor(?1, ?2)", {server_node_, PullOptions()}, &position.cursor);
+    Status status =
+        local_.Text("SELECT syncline_pull_cursor(?1, ?2)",
+                    {server_node_, scope_json_.empty() ? "{}" : R"({"scope":)" + scope_json_ + "}"}, &position.cursor);
     if (status.ok()) status = local_.Text(kAckedPushQuery, {}, &position.acked_push);
     if (status.ok()) status = ReportAndCollect(local_, server_, position, &counts->collected, options_.log);
     return status;
@@ -423,58 +387,38 @@ class Session {
   }
 
  private:
-  // The pull options for the server: the file's filter, and its schema
-  // version (read again for every page: a page may have brought it on).
-  Status ServerPullOptions(const std::string& options, std::string* out) {
-    if (legacy_schema_) {
-      *out = options;
-      return Status::Ok();
-    }
-    std::optional<std::string> version;
-    Status status = local_.Text("SELECT syncline_config('schema_version')", {}, &version);
-    *out = options.substr(0, options.size() - 1) + (options == "{}" ? "" : ",") +
-           "\"schema\":" + version.value_or("0") + "}";
+  // The pull's first request (syncline_pull_begin), sent, and its page.
+  Status BeginPull(bool resync, std::optional<std::string>* batch) {
+    std::string options = R"({"page_size":)" + std::to_string(options_.page_size);
+    if (!scope_json_.empty()) options += R"(,"scope":)" + scope_json_;
+    if (resync) options += R"(,"resync":true)";
+    if (legacy_schema_) options += R"(,"legacy_schema":true)";
+    options += "}";
+    std::optional<std::string> request;
+    Status status = local_.Text("SELECT syncline_pull_begin(?1, ?2)", {server_node_, options}, &request);
+    if (status.ok()) status = SendPull(request.value_or(""));
+    if (status.ok()) status = puller().Receive(batch);
     return status;
   }
 
-  // The pull's filter: everything of the file's scope, but (exclude_own)
-  // this file's own changes.
-  std::string PullOptions(bool exclude_own = true) const {
-    std::string options;
-    if (exclude_own) options = R"("exclude_origin":")" + node_ + "\"";
-    if (!scope_json_.empty()) options += std::string(options.empty() ? "" : ",") + "\"scope\":" + scope_json_;
-    return "{" + options + "}";
+  // Sends a request of the extension's ({"cursor", "limit", "options"}).
+  Status SendPull(const std::string& request) {
+    core::Json json;
+    if (!core::ParseJson(request, &json).ok()) return Status(Code::kInternal, "pull: a request " + request);
+    const core::Json* cursor = json.Find("cursor");
+    const core::Json* limit = json.Find("limit");
+    std::optional<std::string> cursor_text;
+    if (cursor != nullptr && cursor->is_string()) cursor_text = cursor->text;
+    return puller().Send("SELECT syncline.pull_since($1, $2::int, $3::jsonb)::text",
+                         {cursor_text, limit != nullptr ? limit->text : "1000", JsonField(json, "options")});
   }
 
-  // Every row this file holds is a candidate for removal, but its changes
-  // the server has not acknowledged; each page of the full pull clears the
-  // rows it names.
-  Status BeginResync() {
-    std::optional<std::string> acked, candidates;
-    Status status = local_.Text(kAckedPushQuery, {}, &acked);
-    if (status.ok()) status = local_.Text("SELECT syncline_resync_begin(?1)", {acked}, &candidates);
-    if (status.ok()) Log("resync: pulling the server's state; " + candidates.value_or("0") + " rows to check");
-    return status;
-  }
-  // The full pull's last cursor becomes that of the file's usual pulls (it
-  // delivered all of theirs), recorded the way any page's cursor is, as an
-  // empty page, in place of the old one; then the rows no page named go.
-  Status EndResync(const std::string& last_cursor) {
-    core::Cursor cursor;
-    core::PullOptions usual;
-    Status status = core::DecodeCursor(last_cursor, &cursor);
-    if (status.ok()) status = core::ParsePullOptions(PullOptions(), &usual);
-    if (!status.ok()) return status;
-    cursor.filter = core::FilterFingerprint(usual);
-    std::string page, source;
-    core::JsonWriter(&source).String(server_node_);
-    core::JsonWriter(&page).String(core::EncodeCursor(cursor));
-    page = R"({"format":1,"source":)" + source + R"(,"changes":[],"cursor":)" + page + "}";
-    std::optional<std::string> summary;
-    status = local_.Text(R"(SELECT syncline_apply_push(?1, '{"from_server":true,"resync":true}'))", {page}, &summary);
-    if (status.ok()) status = local_.Text("SELECT syncline_resync_end()", {}, &summary);
-    if (status.ok()) Log("resync: done, " + summary.value_or("{}"));
-    return status;
+  void LogResync(const core::Json* resync) {
+    if (resync == nullptr) return;
+    if (const core::Json* candidates = resync->Find("candidates"); candidates != nullptr)
+      Log("resync: pulling the server's state; " + candidates->text + " rows to check");
+    else
+      Log("resync: done, " + core::JsonText(*resync));
   }
 
   Status Begin() {

@@ -280,6 +280,45 @@ Status SqlPushAcked(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_v
   return status;
 }
 
+// The pull half of the sync loop (sync_loop.h).
+Status SqlPullBegin(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string server, options, request;
+  Status status = RequiredText(argv[0], "server", &server);
+  if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
+  if (status.ok()) status = SyncSchema(state, false);
+  if (status.ok()) status = PullBegin(state, server, options, &request);
+  if (status.ok()) ResultText(ctx, request);
+  return status;
+}
+
+Status SqlPullNext(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::string page;
+  std::optional<std::string> request;
+  Status status = RequiredText(argv[0], "page", &page);
+  if (status.ok()) status = PullNext(state, page, &request);
+  if (status.ok() && request) ResultText(ctx, *request);
+  return status;
+}
+
+Status SqlPullApply(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
+  std::string page, result;
+  Status status = RequiredText(argv[0], "page", &page);
+  if (status.ok()) status = SyncSchema(state, false);
+  if (status.ok()) status = PullApply(state, page, &result);
+  if (status.ok()) ResultText(ctx, result);
+  return status;
+}
+
+Status SqlPullCursor(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  std::string server, options;
+  std::optional<std::string> cursor;
+  Status status = RequiredText(argv[0], "server", &server);
+  if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
+  if (status.ok()) status = PullCursor(state, server, options, &cursor);
+  if (status.ok() && cursor) ResultText(ctx, *cursor);
+  return status;
+}
+
 Status SqlPeerCursor(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   std::string node, options;
   std::optional<std::string> cursor;
@@ -460,6 +499,10 @@ constexpr char kPushBeginName[] = "syncline_push_begin";
 constexpr char kPushPageName[] = "syncline_push_page";
 constexpr char kPushAnswerName[] = "syncline_push_answer";
 constexpr char kPushAckedName[] = "syncline_push_acked";
+constexpr char kPullBeginName[] = "syncline_pull_begin";
+constexpr char kPullNextName[] = "syncline_pull_next";
+constexpr char kPullApplyName[] = "syncline_pull_apply";
+constexpr char kPullCursorName[] = "syncline_pull_cursor";
 
 struct Function {
   const char* name;
@@ -488,6 +531,10 @@ constexpr Function kFunctions[] = {
     {kPushPageName, 0, 0, kDirect, Call<kPushPageName, SqlPushPage>},
     {kPushAnswerName, 3, 3, kDirect, Call<kPushAnswerName, SqlPushAnswer>},
     {kPushAckedName, 0, 0, kDirect, Call<kPushAckedName, SqlPushAcked>},
+    {kPullBeginName, 1, 2, kDirect, Call<kPullBeginName, SqlPullBegin>},
+    {kPullNextName, 1, 1, kDirect, Call<kPullNextName, SqlPullNext>},
+    {kPullApplyName, 1, 1, kDirect, Call<kPullApplyName, SqlPullApply>},
+    {kPullCursorName, 1, 2, kDirect, Call<kPullCursorName, SqlPullCursor>},
     {kForgetName, 3, 3, kDirect, Call<kForgetName, SqlForget>},
     {kRetryConflictsName, 0, 0, kDirect, Call<kRetryConflictsName, SqlRetryConflicts>},
     {kNoteConflictName, 1, 1, kDirect, Call<kNoteConflictName, SqlNoteConflict>},

@@ -34,6 +34,20 @@ struct PushState {
   bool has_more = false;
 };
 
+// A pull in progress (sync_loop.h): its filter, and when its pages commit.
+struct PullState {
+  bool active = false;
+  bool resync = false;
+  bool resync_begun = false;
+  bool legacy_schema = false;  // a 0.1 server: no "schema" option
+  std::string server_node;
+  std::string usual_options;    // the file's usual pulls: exclude its own changes, its scope
+  std::string request_options;  // this pull's (a resync's does not exclude its own)
+  std::int64_t page_size = 1000;
+  std::int64_t uncommitted = 0;      // changes applied since the last commit
+  std::int64_t since_commit_ms = 0;  // wall clock of the last commit
+};
+
 struct ConnectionState {
   sqlite3* db = nullptr;
   int function_refs = 0;  // freed when the last registered function goes
@@ -62,6 +76,7 @@ struct ConnectionState {
   std::string dropping;           // the table of the DROP TABLE being prepared
 
   PushState push;
+  PullState pull;
 };
 
 // Node ref 0 in syncline_rows always means this database's own node id.

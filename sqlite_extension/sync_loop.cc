@@ -60,18 +60,24 @@ void ResetCut(PushState& push) {
 
 }  // namespace
 
+Status PageSizeOption(const core::Json& options, std::int64_t* page_size) {
+  const core::Json* size = options.Find("page_size");
+  if (size == nullptr) return Status::Ok();
+  if (!size->is_number() || size->text.find_first_not_of("0123456789") != std::string::npos || size->text.size() > 9 ||
+      std::stoll(size->text) < 1)
+    return Status(Code::kInvalidInput, "page_size must be a whole number from 1");
+  *page_size = std::stoll(size->text);
+  return Status::Ok();
+}
+
 Status PushBegin(ConnectionState& state, const std::optional<std::string>& acked, const std::string& options) {
   PushState push;
   if (!options.empty()) {
     core::Json json;
     Status status = core::ParseJson(options, &json);
     if (!status.ok() || !json.is_object()) return Status(Code::kInvalidInput, "options must be a JSON object");
-    if (const core::Json* size = json.Find("page_size"); size != nullptr) {
-      if (!size->is_number() || size->text.find_first_not_of("0123456789") != std::string::npos ||
-          size->text.size() > 9 || std::stoll(size->text) < 1)
-        return Status(Code::kInvalidInput, "page_size must be a whole number from 1");
-      push.page_size = std::stoll(size->text);
-    }
+    status = PageSizeOption(json, &push.page_size);
+    if (!status.ok()) return status;
   }
   push.active = true;
   push.has_acked = acked.has_value();

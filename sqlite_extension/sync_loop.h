@@ -11,15 +11,25 @@
 //   syncline_push_answer(summary, sqlstate, message)
 //                                        the server's answer to that page:
 //                                        what to do next, as JSON
+// Pulling:
+//   syncline_pull_begin(server, options) the first request to send
+//   syncline_pull_next(page)             the request for the page after this
+//                                        one (sent before applying it), or NULL
+//   syncline_pull_apply(page)            applies it; says whether to commit now
+//   syncline_pull_cursor(server, options) the cursor of the file's usual pulls
 #pragma once
 
 #include <optional>
 #include <string>
 
+#include "core/json.h"
 #include "core/status.h"
 #include "sqlite_extension/state.h"
 
 namespace syncline::sqlite {
+
+// The "page_size" of begin's options (changes a page: a whole number from 1).
+core::Status PageSizeOption(const core::Json& options, std::int64_t* page_size);
 
 // options: {"page_size": N} (changes a page; 1000 when absent).
 core::Status PushBegin(ConnectionState& state, const std::optional<std::string>& acked, const std::string& options);
@@ -45,5 +55,29 @@ core::Status PushAnswer(ConnectionState& state, const std::optional<std::string>
 // The cursor of this device's last push the server acknowledged (NULL before
 // the first).
 core::Status PushAcked(ConnectionState& state, std::optional<std::string>* acked);
+
+// options: {"scope": JSON value (absent: none), "page_size": N, "resync":
+// bool, "legacy_schema": bool (a server without schema versions)}. Returns
+// {"cursor": text|null, "limit": N, "options": text}: the arguments of the
+// server's pull_since. A resync pulls from the beginning, this file's own
+// changes too (docs/client.md, "Resync").
+core::Status PullBegin(ConnectionState& state, const std::string& server_node, const std::string& options,
+                       std::string* request);
+
+// The request for the page after `page` (the file's schema version as it
+// stands, which an earlier page may have moved), or nullopt after the last.
+core::Status PullNext(ConnectionState& state, const std::string& page, std::optional<std::string>* request);
+
+// Applies a page of the pull in the driver's transaction. Returns
+// {"summary": apply_push's, "commit": bool, "last": bool, "retried": n,
+//  "resync": {"candidates": n} on a resync's first page, {"removed", ...}
+//  on its last}. "commit": commit now (every 50,000 changes or second, and
+// at the end; a resync only at the end); the versions skipped earlier have
+// been tried again, and a resync's end is done.
+core::Status PullApply(ConnectionState& state, const std::string& page, std::string* result);
+
+// The cursor of the file's usual pulls from `server_node` (options: {"scope"}).
+core::Status PullCursor(ConnectionState& state, const std::string& server_node, const std::string& options,
+                        std::optional<std::string>* cursor);
 
 }  // namespace syncline::sqlite
