@@ -172,7 +172,8 @@ class Session {
       status = local_.Text("SELECT syncline_push_answer(?1, ?2, ?3)", {summary, error_state, error_message}, &decision);
       if (!status.ok()) return status;
       core::Json json;
-      if (!core::ParseJson(decision.value_or(""), &json).ok()) return Status(Code::kInternal, "push: " + *decision);
+      if (!core::ParseJson(decision.value_or(""), &json).ok())
+        return Status(Code::kInternal, "push: an answer " + decision.value_or("NULL"));
       const std::string action = JsonField(json, "action");
       if (!JsonField(json, "log").empty()) Log(JsonField(json, "log"));
       if (action == "failed") return applied.WithPrefix(JsonField(json, "prefix"));
