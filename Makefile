@@ -99,7 +99,7 @@ pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(if $(E2E_SRC),$(BUIL
 
 # The HTTP handler (web/server, docs/http.md): Node's test runner against a
 # throwaway cluster.
-web-test: pg-install $(BUILD)/syncline.so
+web-test: pg-install $(BUILD)/syncline.so wasm
 	tests/pg/with_cluster.sh web/server/test.sh
 
 # Benchmarks (bench/run.sh): results in bench/results.json and docs/benchmarks.md.
