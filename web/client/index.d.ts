@@ -6,6 +6,12 @@ export interface SyncDatabase {
   exec(sql: string, params?: unknown[]): unknown;
 }
 
+/** The handle over a better-sqlite3 Database with the native extension loaded. */
+export function betterSqlite3Database(db: {
+  prepare(sql: string): unknown;
+  exec(sql: string): unknown;
+}): SyncDatabase;
+
 /** A failure: `status` is the HTTP status (0: no answer), `sqlstate` the server's. */
 export class SyncError extends Error {
   readonly status: number;

@@ -16,6 +16,33 @@ export class SyncError extends Error {
   }
 }
 
+/**
+ * The database handle the client needs, over a better-sqlite3 Database with
+ * the native extension loaded (`db.loadExtension("path/to/syncline")`):
+ * Node, Electron and desktop apps keep a real file this way.
+ */
+export function betterSqlite3Database(db) {
+  return {
+    value(sql, params = []) {
+      const statement = db.prepare(sql);
+      if (!statement.reader) {
+        statement.run(...params);
+        return undefined;
+      }
+      const row = statement.raw().get(...params);
+      return row === undefined ? undefined : row[0];
+    },
+    exec(sql, params = undefined) {
+      if (params === undefined) db.exec(sql);
+      else db.prepare(sql).run(...params);
+    },
+  };
+}
+
+// A COMMIT that a deferred foreign key refuses (better-sqlite3 names the
+// code, the WebAssembly module numbers it).
+const isForeignKeyError = (error) => error.code === 787 || error.code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+
 // The client's own bookkeeping, as the C++ client keeps it (client.md,
 // "Client-side bookkeeping"): a file may move between the two.
 const STATE_TABLE = 'CREATE TABLE IF NOT EXISTS syncline_client(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID';
@@ -74,11 +101,19 @@ export class SyncClient {
    */
   async watch({ intervalMs = 30000, maxBackoffMs = 30000, signal = undefined, onStatus = () => {} } = {}) {
     let failures = 0;
+    // A change heard while a sync runs may have committed after it read:
+    // one more sync follows at once.
+    let changed = false;
     let wake = () => {};
-    this.syncNow = () => wake();
-    const listening = this.#listen(signal, () => wake());
+    const trigger = () => {
+      changed = true;
+      wake();
+    };
+    this.syncNow = trigger;
+    const listening = this.#listen(signal, trigger);
     while (!signal?.aborted) {
       let delay = intervalMs;
+      changed = false;
       onStatus({ state: 'syncing' });
       try {
         const counts = await this.sync();
@@ -89,6 +124,7 @@ export class SyncClient {
         onStatus({ state: error.status === 0 || error.status >= 500 ? 'offline' : 'error', error });
         delay = Math.min(maxBackoffMs, 500 * 2 ** Math.min(failures - 1, 10)) * (0.5 + Math.random());
       }
+      if (changed && failures === 0) continue;
       await new Promise((resolve) => {
         const timer = setTimeout(resolve, delay);
         wake = () => {
@@ -217,7 +253,7 @@ export class SyncClient {
           } catch (error) {
             // A deferred foreign key still violated: the parent is in a later
             // page. On the last page nothing of the pull is kept.
-            if (error.code !== 787 /* SQLITE_CONSTRAINT_FOREIGNKEY */ || next === null) throw error;
+            if (!isForeignKeyError(error) || next === null) throw error;
           }
         }
         if (next === null) return;

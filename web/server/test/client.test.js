@@ -4,7 +4,14 @@
 // and every replica converges; a device's push the server refuses is
 // logged on the device and does not stop the sync.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import Database from "better-sqlite3";
 
 import { SyncClient } from "../../client/index.mjs";
 import { loadSqlite } from "../../sqlite/index.mjs";
@@ -111,4 +118,59 @@ test("watch syncs on the server's events, and stops when asked", async () => {
   await until(async () => (await serverNotes(1)).includes("from-desk:desk"));
   stop.abort();
   await watching;
+});
+
+// Runs the device process; resolves with its output. With `killAt`, kills
+// it (SIGKILL) once it has sent that many requests of that kind.
+function runDevice(file, command, { pageSize = 1000, killAt = null } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL("./fixtures/device.mjs", import.meta.url)), file, server.base, "alice", command, String(pageSize)],
+      { env: process.env, stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let output = "";
+    let seen = 0;
+    child.stdout.on("data", (chunk) => {
+      output += chunk;
+      if (killAt === null) return;
+      seen = output.split("\n").filter((line) => line === killAt.request).length;
+      if (seen >= killAt.count) child.kill("SIGKILL");
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => resolve({ code, signal, output }));
+  });
+}
+
+test("a device killed mid-push and mid-pull loses nothing (better-sqlite3, a real file)", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "syncline-kill-"));
+  const file = path.join(dir, "device.db");
+  try {
+    assert.equal((await runDevice(file, "clone")).code, 0);
+    const db = new Database(file);
+    db.loadExtension(process.env.SYNCLINE_EXTENSION);
+    db.exec("INSERT INTO notes SELECT 'k' || value, 1, 'offline ' || value FROM json_each(json_array(" +
+      Array.from({ length: 1000 }, (_, i) => i).join(",") + "))");
+    db.close();
+    const killed = await runDevice(file, "sync", { pageSize: 20, killAt: { request: "POST /push", count: 5 } });
+    assert.equal(killed.signal, "SIGKILL");
+    const partial = (await admin.query("SELECT count(*)::int AS n FROM app.notes WHERE id LIKE 'k%'")).rows[0].n;
+    assert.ok(partial < 1000, `the push had finished (${partial}) before the kill`);
+
+    // Rows for the device to pull, then a kill in the middle of the pull.
+    await admin.query("INSERT INTO app.notes SELECT 's' || g, 1, 'server ' || g FROM generate_series(1, 1000) g");
+    const resumed = await runDevice(file, "sync", { pageSize: 20, killAt: { request: "POST /pull", count: 10 } });
+    assert.equal(resumed.signal, "SIGKILL");
+    const finished = await runDevice(file, "sync", { pageSize: 20 });
+    assert.equal(finished.code, 0, finished.output.slice(-500));
+
+    const server = (await admin.query("SELECT id, title FROM app.notes WHERE org_id = 1 ORDER BY id")).rows;
+    assert.equal(server.filter((row) => row.id.startsWith("k")).length, 1000);
+    const check = new Database(file);
+    const local = check.prepare("SELECT id, title FROM notes ORDER BY id").all();
+    check.close();
+    assert.deepEqual(local, server);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
