@@ -13,7 +13,7 @@ export async function launchChromium() {
   const child = spawn(process.env.CHROMIUM ?? 'chromium', [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--no-default-browser-check',
     '--remote-debugging-port=0', `--user-data-dir=${profile}`, 'about:blank',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }); // its own process group: its helpers go with it
   const port = await new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => reject(new Error(`chromium did not start:\n${log}`)), 30000);
@@ -34,9 +34,11 @@ export async function launchChromium() {
     session,
     async close() {
       session.close();
-      child.kill('SIGKILL');
-      await new Promise((resolve) => child.once('exit', resolve));
-      rmSync(profile, { recursive: true, force: true });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      process.kill(-child.pid, 'SIGKILL');
+      await exited;
+      // A helper process may still be finishing a write in the profile.
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
 }
