@@ -38,8 +38,8 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close();
   server?.close();
+  await browser?.close();
 });
 
 const ask = (worker, message) => browser.session.evaluate(`window.ask(${JSON.stringify(worker)}, ${JSON.stringify(message)})`);
