@@ -10,7 +10,7 @@ CORE_OBJ   := $(CORE_SRC:%.cc=$(BUILD)/%.o)
 SQLITE_SRC := $(wildcard sqlite_extension/*.cc)
 SQLITE_OBJ := $(SQLITE_SRC:%.cc=$(BUILD)/%.o)
 
-.PHONY: all bench static static-test wasm wasm-test web-test check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
+.PHONY: all bench static static-test wasm wasm-test web-test web-demo check check-long format-check demo unit-test sqlite-test smoke-test pg pg-install pg-test clean format
 
 all: $(BUILD)/syncline.so $(BUILD)/bin/syncline pg
 
@@ -97,10 +97,19 @@ pg-test: pg-install $(if $(PGTEST_SRC),$(BUILD)/pg_tests) $(if $(E2E_SRC),$(BUIL
 	SYNCLINE_EXTENSION=$(abspath $(BUILD)/syncline) SYNCLINE_CLI=$(abspath $(BUILD)/bin/syncline) \
 	  tests/pg/with_standby.sh tests/pg/standby_client.sh
 
-# The HTTP handler (web/server, docs/http.md): Node's test runner against a
-# throwaway cluster.
+# The HTTP handler (web/server, docs/http.md) and the JS client with it, then
+# the notes demo in two headless Chromium devices: Node's test runner
+# against a throwaway cluster.
 web-test: pg-install $(BUILD)/syncline.so wasm
 	tests/pg/with_cluster.sh web/server/test.sh
+	tests/pg/with_cluster.sh node --experimental-websocket --test web/demo/test/demo.test.mjs
+
+# The notes demo in the browser (docs/web.md, "The demo"): a throwaway
+# cluster and the demo server on http://127.0.0.1:8080/ until Ctrl-C; open
+# it in two browser profiles.
+web-demo: pg-install wasm
+	cd web/server && npm ci --no-audit --no-fund --loglevel=error
+	tests/pg/with_cluster.sh node web/demo/server.mjs 8080
 
 # Benchmarks (bench/run.sh): results in bench/results.json and docs/benchmarks.md.
 bench: all pg-install

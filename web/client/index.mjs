@@ -52,11 +52,12 @@ export class SyncClient {
    * url: where the app mounted the protocol ("https://app.example/sync").
    * headers: added to every request (a token), or a function returning them.
    */
-  constructor({ db, url, headers = {}, fetch: fetchImpl = globalThis.fetch, pageSize = 1000 }) {
+  constructor({ db, url, headers = {}, fetch: fetchImpl = undefined, pageSize = 1000 }) {
     this.db = db;
     this.url = url.replace(/\/$/, '');
     this.headers = headers;
-    this.fetch = fetchImpl;
+    // A browser's fetch must be called on the global object, not on this.
+    this.fetch = fetchImpl ?? ((...args) => globalThis.fetch(...args));
     this.pageSize = pageSize;
     db.exec(STATE_TABLE);
     this.node = db.value('SELECT syncline_node_id()');
