@@ -2,7 +2,8 @@
 // After each sync the client tells the server where this file's pulls have
 // reached (syncline.device_seen, on the primary), and drops this file's
 // tombstones once the server's collection has passed a point that covers
-// them, so that no primary a failover may bring could lack what was dropped.
+// them, so that no primary a failover may bring could lack what was dropped
+// (the extension decides: syncline_gc_seen, docs/sqlite.md).
 #pragma once
 
 #include <cstdint>
@@ -17,10 +18,9 @@ namespace syncline::client {
 
 // What a sync round leaves that the report needs.
 struct PullPosition {
-  std::string node;                       // this file's node id
-  std::optional<std::string> cursor;      // the cursor of the last page this file applied
-  std::string scope_json;                 // empty: none
-  std::optional<std::string> acked_push;  // the cursor of this file's last push the server acknowledged
+  std::string node;                   // this file's node id
+  std::optional<std::string> cursor;  // the cursor of the last page this file applied
+  std::string scope_json;             // empty: none
 };
 
 // Reports the position; collects what a checkpoint recorded earlier now

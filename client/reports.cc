@@ -82,7 +82,9 @@ Status Describe(const Options& options, bool json, std::string* report) {
   std::optional<std::string> gc_horizon, checkpoint;
   if (status.ok())
     status = session.local().Text("SELECT value FROM syncline_meta WHERE key = 'gc_horizon'", {}, &gc_horizon);
-  if (status.ok()) status = session.State("gc_checkpoint", &checkpoint);
+  if (status.ok())
+    status = session.local().Text("SELECT nullif(value, '') FROM syncline_meta WHERE key = 'gc_checkpoint'", {},
+                                  &checkpoint);
   if (!status.ok()) return status;
   std::optional<std::string> through, bound;
   if (checkpoint && checkpoint->find(' ') != std::string::npos) {

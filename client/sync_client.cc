@@ -367,11 +367,10 @@ class Session {
   // Reports this file's pull position to the server and collects the
   // tombstones the server's collection has passed (client/collect.h).
   Status ReportPosition(Counts* counts) {
-    PullPosition position{node_, std::nullopt, scope_json_, std::nullopt};
+    PullPosition position{node_, std::nullopt, scope_json_};
     Status status =
         local_.Text("SELECT syncline_pull_cursor(?1, ?2)",
                     {server_node_, scope_json_.empty() ? "{}" : R"({"scope":)" + scope_json_ + "}"}, &position.cursor);
-    if (status.ok()) status = local_.Text(kAckedPushQuery, {}, &position.acked_push);
     if (status.ok()) status = ReportAndCollect(local_, server_, position, &counts->collected, options_.log);
     return status;
   }

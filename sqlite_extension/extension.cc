@@ -51,40 +51,6 @@ template <const char* kName, Impl kImpl> void Call(sqlite3_context* ctx, int arg
   }
 }
 
-void ResultText(sqlite3_context* ctx, const std::string& text) {
-  sqlite3_result_text64(ctx, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-}
-
-// Argument readers: a wrong type is an error naming the argument.
-Status TextArg(sqlite3_value* value, const char* what, bool nullable, std::optional<std::string>* out) {
-  int type = sqlite3_value_type(value);
-  if (type == SQLITE_NULL && nullable) {
-    out->reset();
-    return Status::Ok();
-  }
-  if (type != SQLITE_TEXT)
-    return Status(Code::kInvalidInput, std::string(what) + " must be text" + (nullable ? " or NULL" : ""));
-  *out = std::string(reinterpret_cast<const char*>(sqlite3_value_text(value)),
-                     static_cast<std::size_t>(sqlite3_value_bytes(value)));
-  return Status::Ok();
-}
-
-Status RequiredText(sqlite3_value* value, const char* what, std::string* out) {
-  std::optional<std::string> text;
-  Status status = TextArg(value, what, false, &text);
-  if (status.ok()) *out = std::move(*text);
-  return status;
-}
-
-Status OptionalText(int argc, sqlite3_value** argv, int index, const char* what, std::string* out) {
-  out->clear();
-  if (argc <= index) return Status::Ok();
-  std::optional<std::string> text;
-  Status status = TextArg(argv[index], what, true, &text);
-  if (status.ok() && text) *out = std::move(*text);
-  return status;
-}
-
 // --- public functions -----------------------------------------------------
 
 Status SqlTrack(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
@@ -239,83 +205,6 @@ Status SqlRetryConflicts(ConnectionState& state, sqlite3_context* ctx, int, sqli
   std::int64_t resolved = 0;
   Status status = RetryConflicts(state, &resolved);
   if (status.ok()) sqlite3_result_int64(ctx, resolved);
-  return status;
-}
-
-// The push half of the sync loop (sync_loop.h).
-Status SqlPushBegin(ConnectionState& state, sqlite3_context*, int argc, sqlite3_value** argv) {
-  std::optional<std::string> acked;
-  std::string options;
-  Status status = TextArg(argv[0], "acked", true, &acked);
-  if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
-  if (status.ok()) status = PushBegin(state, acked, options);
-  return status;
-}
-
-Status SqlPushPage(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
-  std::optional<std::string> batch;
-  Status status = SyncSchema(state, false);
-  if (status.ok()) status = PushPage(state, &batch);
-  if (status.ok() && batch) ResultText(ctx, *batch);
-  return status;
-}
-
-Status SqlPushAnswer(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
-  std::optional<std::string> summary, sqlstate, message;
-  std::string decision;
-  Status status = TextArg(argv[0], "summary", true, &summary);
-  if (status.ok()) status = TextArg(argv[1], "sqlstate", true, &sqlstate);
-  if (status.ok()) status = TextArg(argv[2], "message", true, &message);
-  if (status.ok() && !summary && !sqlstate)
-    status = Status(Code::kInvalidInput, "an answer is a summary or an error's sqlstate");
-  if (status.ok()) status = PushAnswer(state, summary, sqlstate.value_or(""), message.value_or(""), &decision);
-  if (status.ok()) ResultText(ctx, decision);
-  return status;
-}
-
-Status SqlPushAcked(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value**) {
-  std::optional<std::string> acked;
-  Status status = PushAcked(state, &acked);
-  if (status.ok() && acked) ResultText(ctx, *acked);
-  return status;
-}
-
-// The pull half of the sync loop (sync_loop.h).
-Status SqlPullBegin(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
-  std::string server, options, request;
-  Status status = RequiredText(argv[0], "server", &server);
-  if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
-  if (status.ok()) status = SyncSchema(state, false);
-  if (status.ok()) status = PullBegin(state, server, options, &request);
-  if (status.ok()) ResultText(ctx, request);
-  return status;
-}
-
-Status SqlPullNext(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
-  std::string page;
-  std::optional<std::string> request;
-  Status status = RequiredText(argv[0], "page", &page);
-  if (status.ok()) status = PullNext(state, page, &request);
-  if (status.ok() && request) ResultText(ctx, *request);
-  return status;
-}
-
-Status SqlPullApply(ConnectionState& state, sqlite3_context* ctx, int, sqlite3_value** argv) {
-  std::string page, result;
-  Status status = RequiredText(argv[0], "page", &page);
-  if (status.ok()) status = SyncSchema(state, false);
-  if (status.ok()) status = PullApply(state, page, &result);
-  if (status.ok()) ResultText(ctx, result);
-  return status;
-}
-
-Status SqlPullCursor(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
-  std::string server, options;
-  std::optional<std::string> cursor;
-  Status status = RequiredText(argv[0], "server", &server);
-  if (status.ok()) status = OptionalText(argc, argv, 1, "options", &options);
-  if (status.ok()) status = PullCursor(state, server, options, &cursor);
-  if (status.ok() && cursor) ResultText(ctx, *cursor);
   return status;
 }
 
@@ -503,6 +392,7 @@ constexpr char kPullBeginName[] = "syncline_pull_begin";
 constexpr char kPullNextName[] = "syncline_pull_next";
 constexpr char kPullApplyName[] = "syncline_pull_apply";
 constexpr char kPullCursorName[] = "syncline_pull_cursor";
+constexpr char kGcSeenName[] = "syncline_gc_seen";
 
 struct Function {
   const char* name;
@@ -535,6 +425,7 @@ constexpr Function kFunctions[] = {
     {kPullNextName, 1, 1, kDirect, Call<kPullNextName, SqlPullNext>},
     {kPullApplyName, 1, 1, kDirect, Call<kPullApplyName, SqlPullApply>},
     {kPullCursorName, 1, 2, kDirect, Call<kPullCursorName, SqlPullCursor>},
+    {kGcSeenName, 1, 1, kDirect, Call<kGcSeenName, SqlGcSeen>},
     {kForgetName, 3, 3, kDirect, Call<kForgetName, SqlForget>},
     {kRetryConflictsName, 0, 0, kDirect, Call<kRetryConflictsName, SqlRetryConflicts>},
     {kNoteConflictName, 1, 1, kDirect, Call<kNoteConflictName, SqlNoteConflict>},

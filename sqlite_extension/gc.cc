@@ -7,6 +7,7 @@
 #include "core/cursor.h"
 #include "core/json.h"
 #include "sqlite_extension/sync.h"
+#include "sqlite_extension/sync_loop.h"
 #include "sqlite_extension/tracking.h"
 
 namespace syncline::sqlite {
@@ -247,6 +248,64 @@ Status ResyncCandidates::Seen(std::int64_t tid, const Value& meta_key) {
   Status status = forget_.Run();
   forget_.Reset();
   return status;
+}
+
+}  // namespace syncline::sqlite
+
+namespace syncline::sqlite {
+
+namespace {
+
+constexpr const char* kCheckpointKey = "gc_checkpoint";  // "<local version> <server position>"
+
+std::string StringField(const core::Json& json, const char* name) {
+  const core::Json* field = json.Find(name);
+  return field != nullptr && field->is_string() ? field->text : "";
+}
+
+}  // namespace
+
+Status GcSeen(ConnectionState& state, const std::string& answer, std::string* result) {
+  core::Json json;
+  if (!core::ParseJson(answer, &json).ok() || !json.is_object())
+    return Status(Code::kInvalidInput, "answer must be device_seen's JSON object");
+  const std::string bound = StringField(json, "bound"), position = StringField(json, "position");
+  std::string checkpoint;
+  bool found = false;
+  Status status = ReadMeta(state.db, kCheckpointKey, &checkpoint, &found);
+  if (!status.ok()) return status;
+  const std::size_t space = checkpoint.find(' ');
+  if (space == std::string::npos) found = false;  // unreadable: replaced by a new one
+  std::int64_t collected = 0;
+  // The server's collection has passed the checkpoint: the tombstones this
+  // file held then are collected or superseded there, and the ones it kept
+  // are older than its collection age, far beyond what a failover loses.
+  if (found && !bound.empty() && core::ComparePositions(bound, checkpoint.substr(space + 1)) >= 0) {
+    std::string summary;
+    status = CollectGarbage(state, "{\"through\":" + checkpoint.substr(0, space) + "}", &summary);
+    core::Json done;
+    if (status.ok() && core::ParseJson(summary, &done).ok()) {
+      const core::Json* count = done.Find("collected");
+      if (count != nullptr && count->is_number()) collected = std::stoll(count->text);
+    }
+    if (status.ok()) status = WriteMeta(state.db, kCheckpointKey, "");
+    if (!status.ok()) return status.WithPrefix("collecting this file's tombstones: ");
+    found = false;
+  }
+  // A new checkpoint once the last one is used: the acknowledged push covers
+  // this file's own tombstones, and every pulled one came before.
+  std::optional<std::string> acked;
+  status = PushAcked(state, &acked);
+  if (!status.ok()) return status;
+  if (!found && acked && !acked->empty() && !position.empty()) {
+    // The local version: a position's first part (pull.cc).
+    std::string version = acked->substr(acked->rfind(':') + 1);
+    version = version.substr(0, version.find('.'));
+    status = WriteMeta(state.db, kCheckpointKey, version + " " + position);
+    if (!status.ok()) return status;
+  }
+  *result = "{\"collected\":" + std::to_string(collected) + "}";
+  return Status::Ok();
 }
 
 }  // namespace syncline::sqlite

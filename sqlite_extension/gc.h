@@ -30,6 +30,13 @@ core::Status ReadGcHorizon(sqlite3* db, std::int64_t* horizon);
 core::Status ResyncBegin(ConnectionState& state, const std::optional<std::string>& acked_cursor,
                          std::int64_t* candidates);
 
+// syncline_gc_seen(answer): after the device reported its pull position
+// (device_seen's answer {"bound", "position"}), collects this file's
+// tombstones once the server's collection bound has passed the checkpoint
+// recorded earlier, then records a new one (docs/client.md, "Garbage
+// collection"); returns {"collected": n}.
+core::Status GcSeen(ConnectionState& state, const std::string& answer, std::string* result);
+
 // syncline_resync_end(): removes the candidates no page of the resync named
 // (user rows without capture, and their metadata); returns JSON.
 core::Status ResyncEnd(ConnectionState& state, std::string* result);

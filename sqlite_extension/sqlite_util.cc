@@ -156,4 +156,39 @@ Status Savepoint::Release() {
   return status;
 }
 
+// SQL function arguments and results (sqlite_util.h).
+void ResultText(sqlite3_context* ctx, const std::string& text) {
+  sqlite3_result_text64(ctx, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+// Argument readers: a wrong type is an error naming the argument.
+Status TextArg(sqlite3_value* value, const char* what, bool nullable, std::optional<std::string>* out) {
+  int type = sqlite3_value_type(value);
+  if (type == SQLITE_NULL && nullable) {
+    out->reset();
+    return Status::Ok();
+  }
+  if (type != SQLITE_TEXT)
+    return Status(Code::kInvalidInput, std::string(what) + " must be text" + (nullable ? " or NULL" : ""));
+  *out = std::string(reinterpret_cast<const char*>(sqlite3_value_text(value)),
+                     static_cast<std::size_t>(sqlite3_value_bytes(value)));
+  return Status::Ok();
+}
+
+Status RequiredText(sqlite3_value* value, const char* what, std::string* out) {
+  std::optional<std::string> text;
+  Status status = TextArg(value, what, false, &text);
+  if (status.ok()) *out = std::move(*text);
+  return status;
+}
+
+Status OptionalText(int argc, sqlite3_value** argv, int index, const char* what, std::string* out) {
+  out->clear();
+  if (argc <= index) return Status::Ok();
+  std::optional<std::string> text;
+  Status status = TextArg(argv[index], what, true, &text);
+  if (status.ok() && text) *out = std::move(*text);
+  return status;
+}
+
 }  // namespace syncline::sqlite

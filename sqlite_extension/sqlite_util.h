@@ -8,6 +8,7 @@
 #include <sqlite3ext.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -97,5 +98,13 @@ class Savepoint {
   core::Status status_;
   bool open_ = false;
 };
+
+// A SQL function's text result.
+void ResultText(sqlite3_context* ctx, const std::string& text);
+// Argument readers: a wrong type is an error naming the argument (`what`).
+core::Status TextArg(sqlite3_value* value, const char* what, bool nullable, std::optional<std::string>* out);
+core::Status RequiredText(sqlite3_value* value, const char* what, std::string* out);
+// Argument `index` when given, else "".
+core::Status OptionalText(int argc, sqlite3_value** argv, int index, const char* what, std::string* out);
 
 }  // namespace syncline::sqlite

@@ -80,4 +80,16 @@ core::Status PullApply(ConnectionState& state, const std::string& page, std::str
 core::Status PullCursor(ConnectionState& state, const std::string& server_node, const std::string& options,
                         std::optional<std::string>* cursor);
 
+// The SQL functions over the above (sync_loop_sql.cc), registered by
+// extension.cc: syncline_push_*, syncline_pull_*, syncline_gc_seen.
+core::Status SqlPushBegin(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv);
+core::Status SqlPushPage(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv);
+core::Status SqlPushAnswer(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv);
+core::Status SqlPushAcked(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv);
+core::Status SqlPullBegin(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv);
+core::Status SqlPullNext(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv);
+core::Status SqlPullApply(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv);
+core::Status SqlPullCursor(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv);
+core::Status SqlGcSeen(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv);
+
 }  // namespace syncline::sqlite

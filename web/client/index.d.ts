@@ -24,6 +24,8 @@ export interface SyncCounts {
   conflicts: number;
   resynced: boolean;
   pushDeferred?: boolean;
+  /** This file's tombstones collected after the server's collection passed them. */
+  collected: number;
 }
 
 export type SyncState = "syncing" | "idle" | "offline" | "error";

@@ -68,9 +68,9 @@ export class SyncClient {
     const state = await this.#request('GET', `/state?node=${this.node}`);
     this.#setState('server_node', state.server);
     this.#setState('scope', state.scope === null ? '' : JSON.stringify(state.scope));
-    const counts = { pushed: 0, pulled: 0, conflicts: 0, resynced: false };
+    const counts = { pushed: 0, pulled: 0, conflicts: 0, resynced: false, collected: 0 };
     await this.#pullOrResync(state.server, counts);
-    await this.#reportPosition(state.server);
+    await this.#reportPosition(state.server, counts);
     this.#setState('last_sync', new Date().toISOString());
     return counts;
   }
@@ -82,12 +82,12 @@ export class SyncClient {
     const state = await this.#request('GET', `/state?node=${this.node}`);
     if (state.server !== server)
       throw new SyncError(`this database was cloned from server node ${server}, but the server is ${state.server}`);
-    const counts = { pushed: 0, pulled: 0, conflicts: 0, resynced: false, pushDeferred: false };
+    const counts = { pushed: 0, pulled: 0, conflicts: 0, resynced: false, pushDeferred: false, collected: 0 };
     await this.#push(state.acked_push, counts);
     await this.#copyConflicts(counts);
     await this.#pullOrResync(server, counts);
     this.db.value('SELECT syncline_prune_conflicts()');
-    await this.#reportPosition(server);
+    await this.#reportPosition(server, counts);
     this.#setState('last_sync', new Date().toISOString());
     return counts;
   }
@@ -281,16 +281,22 @@ export class SyncClient {
   }
 
   // Where this device's pulls have reached, for the server's garbage
-  // collection (a server without it answers 501).
-  async #reportPosition(server) {
+  // collection (a server without it answers 501); its answer tells the
+  // extension when this file's own tombstones may go.
+  async #reportPosition(server, counts) {
     const scope = this.#state('scope');
     const cursor = this.db.value('SELECT syncline_pull_cursor(?, ?)',
       [server, scope ? JSON.stringify({ scope: JSON.parse(scope) }) : '{}']);
+    let answer;
     try {
-      await this.#request('POST', '/seen', JSON.stringify({ node: this.node, cursor }));
+      answer = await this.#request('POST', '/seen', JSON.stringify({ node: this.node, cursor }), { raw: true });
     } catch (error) {
       if (error.status !== 501) throw error;
+      return;
     }
+    const { collected } = JSON.parse(this.db.value('SELECT syncline_gc_seen(?)', [answer]));
+    if (collected > 0) this.#log(`collected ${collected} tombstones of this file`);
+    counts.collected += collected;
   }
 
   // One request; its JSON (or, raw, its text). An error answer becomes a

@@ -174,3 +174,20 @@ test("a device killed mid-push and mid-pull loses nothing (better-sqlite3, a rea
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a device drops its tombstones once the server's collection has passed them", async () => {
+  await admin.query("INSERT INTO app.notes VALUES ('g1', 1, 'a'), ('g2', 1, 'b'), ('g3', 1, 'c')");
+  const pad = device("alice");
+  await pad.client.clone();
+  pad.db.exec("DELETE FROM notes WHERE id LIKE 'g%'");
+  await pad.client.sync(); // pushed and acknowledged: the device records a checkpoint
+  const tombstones = () => pad.db.value("SELECT count(*) FROM syncline_rows WHERE tid > 0 AND deleted");
+  const held = tombstones(); // its 3, and those it pulled from the earlier tests
+  assert.ok(held >= 3, String(held));
+  // Other devices of this file's tests are behind: they would hold the bound.
+  const gc = await admin.query(`SELECT syncline.gc('{"min_age": "0", "device_window": "0"}') AS r`);
+  assert.ok(gc.rows[0].r.collected >= 3, JSON.stringify(gc.rows[0].r));
+  const counts = await pad.client.sync();
+  assert.equal(counts.collected, held);
+  assert.equal(tombstones(), 0);
+});
