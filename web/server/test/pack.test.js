@@ -57,3 +57,41 @@ test("npm pack makes a tarball that installs and imports", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the browser packages pack and install too: SQLite as WebAssembly, and the client", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "syncline-pack-web-"));
+  try {
+    const run = (command, args, cwd) =>
+      execFileSync(command, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const pack = (name) => {
+      const [packed] = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", dir], fileURLToPath(new URL(`../../${name}`, import.meta.url))));
+      return packed;
+    };
+    const sqlite = pack("sqlite");
+    assert.deepEqual(sqlite.files.map((file) => file.path).sort(), [
+      "dist/sqlite-core.mjs",
+      "dist/sqlite-core.wasm",
+      "index.d.ts",
+      "index.mjs",
+      "package.json",
+    ]);
+    const client = pack("client");
+    assert.deepEqual(client.files.map((file) => file.path).sort(), ["index.d.ts", "index.mjs", "package.json"]);
+
+    const project = path.join(dir, "app");
+    fs.mkdirSync(project);
+    fs.writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
+    run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error",
+      path.join(dir, sqlite.filename), path.join(dir, client.filename)], project);
+    const out = run("node", ["--input-type=module", "-e",
+      `import { loadSqlite } from "@syncline/sqlite-wasm";
+       import { SyncClient } from "@syncline/client";
+       const sqlite = await loadSqlite();
+       const db = sqlite.open(":memory:");
+       const client = new SyncClient({ db, url: "http://127.0.0.1:1/sync" });
+       console.log(sqlite.version, client.node === db.nodeId());`], project);
+    assert.equal(out.trim(), "3.53.2 true");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
