@@ -127,12 +127,14 @@ export class SyncClient {
       }
       if (changed && failures === 0) continue;
       await new Promise((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        wake = () => {
+        const done = () => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', done); // no listener left behind per wait
           resolve();
         };
-        signal?.addEventListener('abort', wake, { once: true });
+        const timer = setTimeout(done, delay);
+        wake = done;
+        signal?.addEventListener('abort', done, { once: true });
       });
     }
     await listening;
