@@ -194,7 +194,7 @@ class Session {
   // Pull: the server's changes after the cursor this file recorded with the
   // last page it applied. Which cursor and options to ask for, how each page
   // applies and when the pages commit, the extension decides
-  // (sqlite_extension/sync_loop.h, docs/sqlite.md "The sync loop"); this
+  // (sqlite_extension/sync_loop.h, docs/sync-loop.md); this
   // sends the requests and runs the transactions. Each page applies
   // atomically; pages commit together, once the foreign keys hold (a child
   // may arrive a page before its parent). The next page is requested before

@@ -1,6 +1,6 @@
 // The sync loop's decisions, kept in the extension so that every client
 // (the C++ one over libpq, the JavaScript one over HTTP) is a thin driver
-// of one loop (docs/sqlite.md, "The sync loop"). The driver does the I/O:
+// of one loop (docs/sync-loop.md). The driver does the I/O:
 // it asks what to send, sends it, and reports the server's answer.
 //
 // Pushing:
