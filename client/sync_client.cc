@@ -54,12 +54,6 @@ std::int64_t SummaryCount(const std::string& summary, const char* field) {
   return value != nullptr && value->is_number() ? std::stoll(value->text) : 0;
 }
 
-// A string member of a JSON object ("" when absent).
-std::string JsonField(const core::Json& json, const char* name) {
-  const core::Json* field = json.Find(name);
-  return field != nullptr && field->is_string() ? field->text : "";
-}
-
 // --scope as JSON: an integer stays a number, anything else is text.
 std::string ScopeJson(const std::string& scope) {
   if (scope.empty()) return "";
@@ -174,9 +168,9 @@ class Session {
       core::Json json;
       if (!core::ParseJson(decision.value_or(""), &json).ok())
         return Status(Code::kInternal, "push: an answer " + decision.value_or("NULL"));
-      const std::string action = JsonField(json, "action");
-      if (!JsonField(json, "log").empty()) Log(JsonField(json, "log"));
-      if (action == "failed") return applied.WithPrefix(JsonField(json, "prefix"));
+      const std::string action = core::StringMember(json, "action");
+      if (!core::StringMember(json, "log").empty()) Log(core::StringMember(json, "log"));
+      if (action == "failed") return applied.WithPrefix(core::StringMember(json, "prefix"));
       if (action == "deferred") {
         counts->push_deferred = true;
         return Status::Ok();
@@ -248,9 +242,8 @@ class Session {
       ++pending.pages;
       Progress("pull: " + std::to_string(counts->pulled + pending.pulled) + " changes, page " +
                std::to_string(counts->pages + pending.pages));
-      if (SummaryCount(result.value_or(""), "retried") > 0)
-        Log("resolved " + std::to_string(SummaryCount(result.value_or(""), "retried")) +
-            " conflicts by applying again");
+      if (const core::Json* retried = applied.Find("retried"); retried != nullptr && retried->text != "0")
+        Log("resolved " + retried->text + " conflicts by applying again");
       const bool last = next == std::nullopt;
       if (applied.Find("commit") == nullptr || applied.Find("commit")->kind != core::Json::Kind::kTrue) continue;
       // COMMIT fails while a deferred foreign key is violated and leaves the
@@ -410,7 +403,7 @@ class Session {
     std::optional<std::string> cursor_text;
     if (cursor != nullptr && cursor->is_string()) cursor_text = cursor->text;
     return puller().Send("SELECT syncline.pull_since($1, $2::int, $3::jsonb)::text",
-                         {cursor_text, limit != nullptr ? limit->text : "1000", JsonField(json, "options")});
+                         {cursor_text, limit != nullptr ? limit->text : "1000", core::StringMember(json, "options")});
   }
 
   void LogResync(const core::Json* resync) {

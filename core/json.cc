@@ -57,6 +57,11 @@ void WriteJson(JsonWriter& writer, const Json& json) {
 
 }  // namespace
 
+std::string StringMember(const Json& json, std::string_view key) {
+  const Json* member = json.Find(key);
+  return member != nullptr && member->is_string() ? member->text : "";
+}
+
 std::string JsonText(const Json& json) {
   std::string text;
   JsonWriter writer(&text);

@@ -43,6 +43,8 @@ inline constexpr int kMaxJsonDepth = 64;
 Status ParseJson(std::string_view input, Json* out);
 
 const char* JsonKindName(Json::Kind kind);
+// A string member of an object ("" when absent or not a string).
+std::string StringMember(const Json& json, std::string_view key);
 // A tree back as JSON text (members in their order; numbers as read).
 std::string JsonText(const Json& json);
 

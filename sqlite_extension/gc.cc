@@ -258,18 +258,13 @@ namespace {
 
 constexpr const char* kCheckpointKey = "gc_checkpoint";  // "<local version> <server position>"
 
-std::string StringField(const core::Json& json, const char* name) {
-  const core::Json* field = json.Find(name);
-  return field != nullptr && field->is_string() ? field->text : "";
-}
-
 }  // namespace
 
 Status GcSeen(ConnectionState& state, const std::string& answer, std::string* result) {
   core::Json json;
   if (!core::ParseJson(answer, &json).ok() || !json.is_object())
     return Status(Code::kInvalidInput, "answer must be device_seen's JSON object");
-  const std::string bound = StringField(json, "bound"), position = StringField(json, "position");
+  const std::string bound = core::StringMember(json, "bound"), position = core::StringMember(json, "position");
   std::string checkpoint;
   bool found = false;
   Status status = ReadMeta(state.db, kCheckpointKey, &checkpoint, &found);
