@@ -49,7 +49,7 @@ WASM_OBJ  := $(SQLITE_SRC:%.cc=$(WASM_DIR)/%.o) $(CORE_SRC:%.cc=$(WASM_DIR)/%.o)
 # The C functions index.mjs calls.
 WASM_FUNCTIONS := malloc free syncline_register syncline_opfs_register sqlite3_libversion sqlite3_open_v2 \
   sqlite3_close_v2 sqlite3_errmsg sqlite3_extended_errcode sqlite3_prepare_v2 sqlite3_step sqlite3_finalize \
-  sqlite3_changes sqlite3_get_autocommit sqlite3_bind_parameter_count sqlite3_bind_parameter_name \
+  sqlite3_changes sqlite3_total_changes sqlite3_get_autocommit sqlite3_bind_parameter_count sqlite3_bind_parameter_name \
   sqlite3_bind_null sqlite3_bind_int64 sqlite3_bind_double sqlite3_bind_text sqlite3_bind_blob \
   sqlite3_column_count sqlite3_column_name sqlite3_column_type sqlite3_column_int64 sqlite3_column_double \
   sqlite3_column_text sqlite3_column_blob sqlite3_column_bytes

@@ -235,13 +235,15 @@ export class SyncClient {
       open = true;
     };
     let open = false;
-    begin();
     let pending = { pulled: 0, conflicts: 0 };
     try {
       for (;;) {
         const next = db.value('SELECT syncline_pull_next(?)', [page]);
         const nextPage = next === null ? null : this.#pullPage(next);
         nextPage?.catch(() => {}); // awaited below; an early failure must not go unhandled
+        // Begun only once the page is here: between a commit and the next
+        // page the app's own writes run outside the pull's transaction.
+        if (!open) begin();
         const result = JSON.parse(db.value('SELECT syncline_pull_apply(?)', [page]));
         pending.pulled += result.summary.applied ?? 0;
         pending.conflicts += result.summary.refused?.length ?? 0;
@@ -252,7 +254,6 @@ export class SyncClient {
             counts.pulled += pending.pulled;
             counts.conflicts += pending.conflicts;
             pending = { pulled: 0, conflicts: 0 };
-            if (next !== null) begin();
           } catch (error) {
             // A deferred foreign key still violated: the parent is in a later
             // page. On the last page nothing of the pull is kept.

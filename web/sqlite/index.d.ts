@@ -34,6 +34,42 @@ export interface Sqlite {
    * tab's worker holds the same database.
    */
   openPersistent(filename: string): Promise<Database>;
+  /**
+   * One persistent database for all of an app's tabs. Every tab's worker
+   * calls it; the one holding the Web Lock "syncline:<filename>" opens the
+   * file and runs every tab's statements; when its tab closes, the next
+   * leads. Resolves once a leader is known.
+   */
+  openShared(filename: string, options?: SharedOptions): Promise<SharedDatabase>;
+}
+
+export interface SharedOptions {
+  /**
+   * Called in the worker that comes to hold the database, with it: start
+   * what one tab should run (the sync client) here. What it returns (or
+   * resolves to) is called when that worker closes the shared database.
+   */
+  onLeader?: (db: Database) => void | (() => void | Promise<void>) | Promise<void | (() => void | Promise<void>)>;
+}
+
+/**
+ * A database shared by an app's tabs. Every call is a request the leading
+ * worker runs in turn, once no transaction is open. A request in flight
+ * when the leading tab closes fails with SQLITE_BUSY (5): it may or may not
+ * have run.
+ */
+export interface SharedDatabase {
+  /** Whether this worker holds the database now. */
+  readonly isLeader: boolean;
+  exec(sql: string, params?: SqlParams): Promise<{ changes: number }>;
+  query(sql: string, params?: SqlParams): Promise<Row[]>;
+  value(sql: string, params?: SqlParams): Promise<SqlValue | undefined>;
+  /** The statements in one transaction, all or none; each one's changes. */
+  batch(statements: { sql: string; params?: SqlParams }[]): Promise<{ changes: number }[]>;
+  /** listener() after each commit that changed rows, in any tab; returns a remover. */
+  onChange(listener: () => void): () => void;
+  /** Leaves; a leader finishes what it accepted and hands the database on. */
+  close(): Promise<void>;
 }
 
 export interface Database {
@@ -47,6 +83,16 @@ export interface Database {
   transaction<T>(fn: (db: Database) => T): T;
   /** Closes the database (and releases its OPFS files). */
   close(): void;
+  /**
+   * Resolves once no transaction is open. A sync client keeps a pull's
+   * transaction open across network waits: writes of the app's own that
+   * wait for idle() never join it (SharedDatabase waits for it itself).
+   */
+  idle(): Promise<void>;
+  /** Whether a transaction is open. */
+  readonly inTransaction: boolean;
+  /** listener() after statements that changed rows, once committed; returns a remover. */
+  onChange(listener: () => void): () => void;
 
   /** syncline_node_id(): this database's node id. */
   nodeId(): string;

@@ -5,6 +5,9 @@
 // registered for every connection (syncline_register), so tracked tables
 // capture writes as with the native extension.
 import createCore from './dist/sqlite-core.mjs';
+import { SharedDatabase } from './shared.mjs';
+
+export { SharedDatabase };
 
 const SQLITE_OK = 0;
 const SQLITE_ROW = 100;
@@ -73,6 +76,17 @@ class Sqlite {
     }
   }
 
+  /**
+   * One persistent database for all of an app's tabs: each tab's worker
+   * calls this; one of them opens the file and runs every tab's statements
+   * (shared.mjs). onLeader(db) runs in the worker that holds it, with the
+   * Database, to start what only one tab should run (the sync client); what
+   * it returns is called when that worker closes.
+   */
+  openShared(filename, { onLeader = undefined } = {}) {
+    return new SharedDatabase(this, filename, onLeader).start();
+  }
+
   /** Opens (creating it) a database; ':memory:' for one in memory. */
   open(filename, { vfs = null } = {}) {
     const core = this.core;
@@ -93,9 +107,39 @@ class Sqlite {
 }
 
 export class Database {
+  #idleWaiters = [];
+  #changeListeners = new Set();
+  #changesSeen = 0;
+
   constructor(core, handle) {
     this.core = core;
     this.handle = handle;
+  }
+
+  /** Whether a transaction is open. */
+  get inTransaction() {
+    return this.handle !== 0 && !this.core._sqlite3_get_autocommit(this.handle);
+  }
+
+  /**
+   * Resolves when no transaction is open: at once, or at the COMMIT or
+   * ROLLBACK that ends the open one. A sync client keeps a pull's
+   * transaction open across network waits; a write that waits for idle()
+   * never joins it, so a failed pull's rollback cannot take it along.
+   */
+  idle() {
+    if (!this.inTransaction) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Calls listener (asynchronously) after statements that changed rows, once
+   * no transaction is open: the app's own writes and a sync's alike. Returns
+   * a function that removes it.
+   */
+  onChange(listener) {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
   }
 
   /** Runs SQL: one statement with `params`, or several without. */
@@ -146,6 +190,7 @@ export class Database {
   close() {
     if (this.handle) this.core._sqlite3_close_v2(this.handle);
     this.handle = 0;
+    this.#settle();
     this.onClose?.();
     this.onClose = null;
   }
@@ -170,9 +215,30 @@ export class Database {
     return JSON.parse(summary);
   }
 
+  // After statements ran: once no transaction is open, the idle() waiters go
+  // on and the change listeners hear of rows changed since they last did.
+  #settle() {
+    if (this.inTransaction) return;
+    const waiters = this.#idleWaiters.splice(0);
+    for (const resolve of waiters) resolve();
+    if (!this.handle) return;
+    const total = this.core._sqlite3_total_changes(this.handle);
+    if (total === this.#changesSeen) return;
+    this.#changesSeen = total;
+    for (const listener of this.#changeListeners) queueMicrotask(listener);
+  }
+
   // Prepares each statement of `sql` in turn and hands it to fn.
   #each(sql, params, fn) {
     if (!this.handle) throw new SqliteError('the database is closed', 21 /* SQLITE_MISUSE */);
+    try {
+      this.#eachStatement(sql, params, fn);
+    } finally {
+      this.#settle();
+    }
+  }
+
+  #eachStatement(sql, params, fn) {
     const core = this.core;
     withScratch(core, (scratch) => {
       let tail = scratch.string(sql);

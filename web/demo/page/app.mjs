@@ -1,5 +1,6 @@
-// The page: renders the notes the worker holds and sends it the edits. The
-// database and the sync run in the worker (worker.mjs), where OPFS is.
+// The page: renders the notes and sends the worker its edits. The database
+// and the sync run in the worker (worker.mjs), where OPFS is; several tabs
+// share one database through it.
 const worker = new Worker('./worker.mjs', { type: 'module' });
 let nextId = 1;
 const waiting = new Map();
@@ -15,7 +16,10 @@ worker.onmessage = ({ data }) => {
   if (data.status !== undefined) {
     document.querySelector('#status').textContent = data.status;
     document.body.dataset.sync = data.status;
-    if (data.status === 'idle') render();
+    return;
+  }
+  if (data.changed) {
+    render();
     return;
   }
   const pending = waiting.get(data.id);

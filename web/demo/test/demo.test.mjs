@@ -122,3 +122,30 @@ test('two browser devices edit, one offline, and converge with the server', asyn
   await until('the laptop', async () => JSON.stringify(await laptop.notes()) === JSON.stringify(expected));
   await until('the phone', async () => JSON.stringify(await phone.notes()) === JSON.stringify(expected));
 });
+
+test('a device\'s second tab shares its database and its sync, and takes both over when the first closes', async () => {
+  const [laptop] = devices;
+  const tab = await laptop.browser.newTab(laptop.network.url);
+  const ask = (op, args = {}) => tab.evaluate(`window.notes.ask(${JSON.stringify(op)}, ${JSON.stringify(args)})`);
+  const rendered = () => tab.evaluate("[...document.querySelectorAll('.note')].map((n) => n.dataset.id).sort().join()");
+  assert.equal(await ask('leads'), false);
+  assert.equal(await ask('nodeId'), await laptop.ask('nodeId'));
+
+  // An edit in the second tab goes through the first tab's worker, which
+  // pushes it; the server's change comes back and both tabs render it.
+  await ask('add', { note: { id: 'n3', title: 'From the second tab', body: '' } });
+  await until('the second tab\'s note on the server', async () => (await serverNotes()).includes('n3:From the second tab:'));
+  await pool.query("INSERT INTO notes VALUES ('n4', 'From the server', '')");
+  await until('both tabs to render the server\'s note', async () =>
+    (await rendered()) === 'n1,n2,n3,n4' && (await laptop.ask('list')).length === 4);
+
+  // The first tab closes: the second opens the database and syncs.
+  await laptop.browser.closeTab(laptop.browser.session);
+  await until('the second tab to lead', () => ask('leads'));
+  await ask('update', { note: { id: 'n3', body: 'edited after the first tab closed' } });
+  await until('that edit on the server', async () =>
+    (await serverNotes()).includes('n3:From the second tab:edited after the first tab closed'));
+  await pool.query("UPDATE notes SET body = 'the server again' WHERE id = 'n4'");
+  await until('the server\'s edit in the second tab', async () =>
+    (await ask('list')).some((note) => note.id === 'n4' && note.body === 'the server again'));
+});

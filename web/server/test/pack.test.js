@@ -74,6 +74,7 @@ test("the browser packages pack and install too: SQLite as WebAssembly, and the 
       "index.d.ts",
       "index.mjs",
       "package.json",
+      "shared.mjs",
     ]);
     const client = pack("client");
     assert.deepEqual(client.files.map((file) => file.path).sort(), ["index.d.ts", "index.mjs", "package.json"]);

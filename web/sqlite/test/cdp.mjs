@@ -1,6 +1,6 @@
 // A headless Chromium driven over the DevTools protocol, just enough for the
 // browser tests: open a page, evaluate an expression (awaiting its promise),
-// load the page again. Needs Node's WebSocket client (node
+// load the page again, open and close more tabs of the same profile. Needs Node's WebSocket client (node
 // --experimental-websocket on Node 20, built in from 22) and a chromium
 // binary ($CHROMIUM, else chromium on PATH).
 import { spawn } from 'node:child_process';
@@ -29,9 +29,24 @@ export async function launchChromium() {
   });
   const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
   const page = targets.find((target) => target.type === 'page');
+  const devtools = `http://127.0.0.1:${port}/json`;
   const session = await Session.connect(page.webSocketDebuggerUrl);
+  session.targetId = page.id;
   return {
     session,
+    /** Another tab, with url loaded: its session. */
+    async newTab(url) {
+      const target = await (await fetch(`${devtools}/new?about:blank`, { method: 'PUT' })).json();
+      const tab = await Session.connect(target.webSocketDebuggerUrl);
+      tab.targetId = target.id;
+      await tab.open(url);
+      return tab;
+    },
+    /** Closes a tab as its user would (its workers go with it). */
+    async closeTab(tab) {
+      tab.close();
+      await fetch(`${devtools}/close/${tab.targetId}`);
+    },
     async close() {
       session.close();
       const exited = new Promise((resolve) => child.once('exit', resolve));

@@ -106,3 +106,44 @@ test('batches cross between the WebAssembly and the native build, reals spelled 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+test('idle() waits for the open transaction; onChange hears committed writes, a merge\'s too', async () => {
+  const db = notesDb();
+  let heard = 0;
+  const remove = db.onChange(() => heard++);
+  await db.idle(); // nothing open: at once
+
+  db.exec('BEGIN IMMEDIATE');
+  db.exec("INSERT INTO notes(title) VALUES ('inside')");
+  let waited = false;
+  const idle = db.idle().then(() => (waited = true));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(waited, false, 'idle() resolved inside a transaction');
+  assert.equal(heard, 0, 'a change was announced before its commit');
+  db.exec('COMMIT');
+  await idle;
+  await Promise.resolve();
+  assert.equal(heard, 1);
+
+  // A failed statement that ends the transaction lets the waiters go too.
+  db.exec('BEGIN');
+  const afterRollback = db.idle();
+  db.exec('ROLLBACK');
+  await afterRollback;
+
+  // Rows a pull merges are changes like the app's own.
+  const other = notesDb();
+  other.exec("INSERT INTO notes(title) VALUES ('from elsewhere')");
+  db.applyPush(other.pullSince());
+  await Promise.resolve();
+  assert.equal(heard, 2);
+  db.exec('SELECT 1'); // no change, no call
+  await Promise.resolve();
+  assert.equal(heard, 2);
+  remove();
+  db.exec("INSERT INTO notes(title) VALUES ('unheard')");
+  await Promise.resolve();
+  assert.equal(heard, 2);
+  other.close();
+  db.close();
+});
