@@ -112,7 +112,7 @@ web-demo: pg-install wasm
 	tests/pg/with_cluster.sh node web/demo/server.mjs 8080
 
 # Benchmarks (bench/run.sh): results in bench/results.json and docs/benchmarks.md.
-bench: all pg-install
+bench: all pg-install wasm
 	tests/pg/with_cluster.sh bench/run.sh
 
 # The long variants: more simulated scenarios, the 30 s concurrency run.

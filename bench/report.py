@@ -39,6 +39,11 @@ METRICS = {
     "sqlite.pull": ("`syncline_pull_since`, pages of 1000, vs `json_group_array` pages by key", ("ratio", ">=", 0.5)),
     "sqlite.apply": ("`syncline_apply_push` of those pages into an empty tracked file, vs prepared upsert, "
                      "1000 a transaction", ("ratio", ">=", 0.5)),
+    "wasm.insert_1_txn": ("insert N rows, one `INSERT ... SELECT` (time)", None),
+    "wasm.update_all": ("update one column of every row (time)", None),
+    "wasm.pull": ("`pullSince` pages of 1000 from JavaScript, vs `json_group_array` pages by key", None),
+    "wasm.apply": ("`applyPush` of those pages into an empty tracked database, vs an upsert from `json_each` "
+                   "of each page", None),
     "pg.bulk_insert": ("`INSERT ... SELECT` of N rows (time)", ("ratio", "<=", 1.5)),
     "pg.bulk_update": ("`UPDATE` of one column of N rows (time)", ("ratio", "<=", 1.8)),
     "pg.pull": ("`syncline.pull_since`, pages of 1000, vs `jsonb_agg(to_jsonb(t))` pages by key", ("ratio", ">=", 0.5)),
@@ -382,7 +387,8 @@ def main():
     w("audit trigger) by more than the larger of the two min–max spreads; the peers themselves are in")
     w("the next section.")
     w("")
-    sections = (("sqlite.", "SQLite (N rows, file databases)"), ("pg.bulk_", "PostgreSQL capture, bulk"),
+    sections = (("sqlite.", "SQLite (N rows, file databases)"),
+                ("wasm.", "SQLite as WebAssembly (N rows, `web/sqlite` in Node, databases in memory)"), ("pg.bulk_", "PostgreSQL capture, bulk"),
                 ("pg.pgbench_", "PostgreSQL capture, pgbench single-row transactions"),
                 ("pg.instructions_", "PostgreSQL capture, instructions a single-row statement"),
                 ("pg.logical.", "PostgreSQL capture, second cluster with wal_level=logical"),

@@ -35,6 +35,17 @@ around each whole workload, not Google Benchmark: every sample needs its own
 new file and schema outside the timed region and pairs with a baseline
 sample, which Google Benchmark's iteration model does not fit.
 
+**SQLite as WebAssembly** (`bench/wasm.mjs`): the `web/sqlite` module in
+Node, databases in memory (Node has no OPFS), the same module for syncline
+and baseline. Rows come from one `INSERT ... SELECT` over a recursive CTE
+(random keys, the same shape), so insert and update time SQLite and the
+capture, not the JavaScript calls. Pull and apply go through the
+JavaScript API as an app's would: `pullSince` until `has_more` is false
+(parsing each page for its cursor) against `json_group_array` pages by
+key; `applyPush` of each page against one upsert from `json_each` of each
+page in its own transaction. An in-memory plain update is very cheap, so
+the ratios here run higher than the file databases' above.
+
 **PostgreSQL capture** (`bench/pg_workloads.sh`, psql `\\timing`): for
 every sample a new table with the contender's capture attached (nothing for
 plain; `syncline.track`, which keeps NOTIFY on; a PgQ or audit trigger) and

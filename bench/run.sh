@@ -16,7 +16,7 @@
 # 1,000 transactions, SQLite and PostgreSQL apply, clone), BENCH_PGBENCH_RUNS
 # (5), BENCH_PGBENCH_SECONDS (3), BENCH_CG_STATEMENTS (1000, the statements
 # a callgrind run counts), BENCH_ONLY (a space-separated subset of: sqlite
-# pg-capture pgbench instructions logical pg-sync gc clone; logical is the
+# wasm pg-capture pgbench instructions logical pg-sync gc clone; logical is the
 # second cluster, wal_level=logical, bulk and pgbench; gc the metadata bytes
 # per live row after deleting 90 % of BENCH_ROWS, before and after garbage
 # collection, both engines), SYNCLINE_BENCH_EXT /
@@ -32,7 +32,7 @@ slow_runs="${BENCH_SLOW_RUNS:-3}"
 pgbench_seconds="${BENCH_PGBENCH_SECONDS:-3}"
 pgbench_runs="${BENCH_PGBENCH_RUNS:-5}"
 cg_statements="${BENCH_CG_STATEMENTS:-1000}"
-only="${BENCH_ONLY:-sqlite pg-capture pgbench instructions logical pg-sync gc clone}"
+only="${BENCH_ONLY:-sqlite wasm pg-capture pgbench instructions logical pg-sync gc clone}"
 ext="${SYNCLINE_BENCH_EXT:-$root/build/syncline.so}"
 cli="${SYNCLINE_BENCH_CLI:-$root/build/bin/syncline}"
 bench="$root/bench/build/sqlite_bench"
@@ -58,6 +58,12 @@ wants() { [[ " $only " == *" $1 "* ]]; }
 if wants sqlite; then
   log "SQLite: capture overhead, storage, pull ($runs runs), insert in 1,000 transactions, apply ($slow_runs runs) of $rows rows"
   "$bench" sqlite --ext "$ext" --dir "$work" --rows "$rows" --runs "$runs" --slow-runs "$slow_runs" >>"$results"
+fi
+
+# ------------------------------------------------------------ WebAssembly
+if wants wasm; then
+  log "SQLite as WebAssembly in Node: insert, update, pull, apply of $rows rows ($runs runs), in memory"
+  node bench/wasm.mjs --rows "$rows" --runs "$runs" >>"$results"
 fi
 
 # ------------------------------------------------------ PostgreSQL capture
