@@ -170,14 +170,59 @@ Status DecodeColumns(const Json& json, const char* field, std::vector<ColumnValu
   return Status::Ok();
 }
 
-Status DecodeChange(const Json& json, Change* change) {
+// {"hlc": "16 hex digits", "node": "uuid"}.
+Status DecodeStamp(const Json& json, Stamp* out) {
+  const Json* hlc = json.is_object() ? json.Find("hlc") : nullptr;
+  const Json* node = json.is_object() ? json.Find("node") : nullptr;
+  std::optional<Hlc> stamp;
+  std::optional<std::string> node_id;
+  if (hlc == nullptr || node == nullptr || json.members.size() != 2 || !hlc->is_string() || !node->is_string() ||
+      !(stamp = HlcFromText(hlc->text)) || !(node_id = CanonicalNodeId(node->text)))
+    return Invalid("a stamp is {\"hlc\": 16 hex digits, \"node\": a UUID}");
+  *out = Stamp{*stamp, std::move(*node_id)};
+  return Status::Ok();
+}
+
+// Format 2: "columns" (upserts) and "delete_stamp" (deletes).
+Status DecodeColumnStamps(const Json& json, Change* change) {
+  if (const Json* columns = json.Find("columns"); columns != nullptr) {
+    if (change->op != Op::kUpsert) return Invalid("a delete carries no \"columns\"");
+    if (!columns->is_object()) return Invalid("\"columns\" must be an object");
+    for (const auto& [name, stamp_json] : columns->members) {
+      bool carried = false;
+      for (const ColumnValue& column : change->row)
+        carried = carried || column.column == name;
+      if (!carried) return Invalid("\"columns\" names \"" + name + "\", which \"row\" does not carry");
+      Stamp stamp;
+      Status status = DecodeStamp(stamp_json, &stamp);
+      if (!status.ok()) return status.WithPrefix("\"columns\": \"" + name + "\": ");
+      if (CompareStamps(stamp.hlc, stamp.node, change->hlc, change->node) > 0)
+        return Invalid("\"columns\": \"" + name +
+                       "\" is stamped after the change; a change's stamp is its row's latest");
+      change->column_stamps.emplace_back(name, std::move(stamp));
+    }
+  }
+  if (const Json* deleted = json.Find("delete_stamp"); deleted != nullptr) {
+    if (change->op != Op::kDelete) return Invalid("an upsert carries no \"delete_stamp\"");
+    Status status = DecodeStamp(*deleted, &change->delete_stamp);
+    if (!status.ok()) return status.WithPrefix("\"delete_stamp\": ");
+    if (CompareStamps(change->delete_stamp.hlc, change->delete_stamp.node, change->hlc, change->node) > 0)
+      return Invalid("\"delete_stamp\" is after the change's stamp");
+    change->has_delete_stamp = true;
+  }
+  return Status::Ok();
+}
+
+Status DecodeChange(const Json& json, int format, Change* change) {
   if (!json.is_object()) return Invalid("a change must be an object");
-  static constexpr const char* kFields[] = {"table", "op", "pk", "row", "clock", "hlc", "node"};
+  static constexpr const char* kFields[] = {"table", "op",   "pk",      "row",         "clock",
+                                            "hlc",   "node", "columns", "delete_stamp"};
   for (const auto& member : json.members) {
     bool known = false;
     for (const char* field : kFields)
       known = known || member.first == field;
-    if (!known) return Invalid("unknown field \"" + member.first + "\"");
+    if (!known || (format < 2 && (member.first == "columns" || member.first == "delete_stamp")))
+      return Invalid("unknown field \"" + member.first + "\"" + (known ? " (format 2 only)" : ""));
   }
   const Json* op = json.Find("op");
   if (op == nullptr || !op->is_string() || (op->text != "upsert" && op->text != "delete"))
@@ -225,7 +270,7 @@ Status DecodeChange(const Json& json, Change* change) {
   if (node == nullptr || !node->is_string() || !(node_id = CanonicalNodeId(node->text)))
     return Invalid("\"node\" must be a UUID");
   change->node = std::move(*node_id);
-  return Status::Ok();
+  return DecodeColumnStamps(json, change);
 }
 
 }  // namespace
@@ -248,9 +293,10 @@ Status DecodeBatchTree(std::string_view text, Batch* out) {
 
   const Json* format = json.Find("format");
   if (format == nullptr) return Invalid("batch: missing \"format\"");
-  if (!format->is_number() || format->text != std::to_string(kBatchFormat))
+  if (!format->is_number() || (format->text != "1" && format->text != "2"))
     return Invalid("batch: unsupported format " + (format->is_number() ? format->text : JsonKindName(format->kind)) +
-                   " (this node reads format " + std::to_string(kBatchFormat) + ")");
+                   " (this node reads formats 1 and 2)");
+  out->format = format->text == "2" ? 2 : 1;
 
   const Json* source = json.Find("source");
   std::optional<std::string> source_id;
@@ -286,7 +332,7 @@ Status DecodeBatchTree(std::string_view text, Batch* out) {
     if (table == nullptr || !table->is_string() || table->text.empty())
       return Invalid(ChangeContext(i, {}) + "\"table\" must be a non-empty string");
     out->changes[i].table = table->text;
-    status = DecodeChange(item, &out->changes[i]);
+    status = DecodeChange(item, out->format, &out->changes[i]);
     if (!status.ok()) return status.WithPrefix(ChangeContext(i, table->text));
   }
   return Status::Ok();
@@ -336,7 +382,8 @@ class BatchReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Batch
     std::string_view literal(str, length);
     if (where_ == Where::kSchema) return schema_.Raw(literal), true;
     if (where_ == Where::kColumns) return DecodeNumber(literal, &columns_->back().value).ok();
-    if (where_ == Where::kTop && field_ == kFormat) return literal == std::to_string(kBatchFormat);
+    // Format 2 goes to the tree reader, which knows its fields.
+    if (where_ == Where::kTop && field_ == kFormat) return literal == "1";
     if (where_ == Where::kTop && field_ == kSchemaVersion) return SchemaVersion(literal, &out_->schema_version);
     if (where_ != Where::kChange || field_ != kClock) return false;
     if (literal.find_first_of(".eE") != std::string_view::npos) return false;
@@ -620,7 +667,8 @@ Status DecodeBatch(std::string_view text, Batch* out) {
 BatchWriter::BatchWriter(std::string_view source) : writer_(&out_) {
   writer_.BeginObject();
   writer_.Key("format");
-  writer_.Int(kBatchFormat);
+  format_at_ = out_.size();
+  writer_.Int(1);
   writer_.Key("source");
   writer_.String(source);
   writer_.Key("changes");
@@ -655,16 +703,42 @@ void BatchWriter::Add(const Change& change) {
   writer_.String(HlcToText(change.hlc));
   writer_.Key("node");
   writer_.String(change.node);
+  if (change.has_column_stamps()) {
+    out_[format_at_] = '2';
+    auto write_stamp = [this](const Stamp& stamp) {
+      writer_.BeginObject();
+      writer_.Key("hlc");
+      writer_.String(HlcToText(stamp.hlc));
+      writer_.Key("node");
+      writer_.String(stamp.node);
+      writer_.EndObject();
+    };
+    if (!change.column_stamps.empty()) {
+      writer_.Key("columns");
+      writer_.BeginObject();
+      for (const auto& [column, stamp] : change.column_stamps) {
+        writer_.Key(column);
+        write_stamp(stamp);
+      }
+      writer_.EndObject();
+    }
+    if (change.has_delete_stamp) {
+      writer_.Key("delete_stamp");
+      write_stamp(change.delete_stamp);
+    }
+  }
   writer_.EndObject();
   ++count_;
 }
 
 Status BatchWriter::AddToPage(const Change& change, std::size_t max_bytes, bool* added) {
   const JsonWriter::Mark mark = writer_.GetMark();
+  const char format = out_[format_at_];  // back to it when the change is left out
   Add(change);
   *added = true;
   if (count_ > 1 && size() > std::min(max_bytes, kMaxBatchBytes)) {
     writer_.Rewind(mark);
+    out_[format_at_] = format;
     --count_;
     *added = false;
     return Status::Ok();
@@ -672,6 +746,7 @@ Status BatchWriter::AddToPage(const Change& change, std::size_t max_bytes, bool*
   if (size() <= kMaxBatchBytes) return Status::Ok();
   const std::size_t bytes = out_.size() - mark.size;
   writer_.Rewind(mark);
+  out_[format_at_] = format;
   --count_;
   *added = false;
   std::vector<const Value*> key;

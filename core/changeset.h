@@ -12,10 +12,14 @@
 #include "core/json.h"
 #include "core/status.h"
 #include "core/value.h"
+#include "core/version_order.h"
 
 namespace syncline::core {
 
-inline constexpr int kBatchFormat = 1;
+// The newest format this node reads and writes. A batch is format 1 unless
+// a change in it carries column stamps (format 2, docs/protocol.md,
+// "Column-level merge").
+inline constexpr int kBatchFormat = 2;
 // A batch is a page: pulls cut them by changes and by bytes (kMaxPageBytes).
 // A larger text is refused before it is parsed, so that memory stays bounded
 // (the decoded tree takes a few times the text's size).
@@ -42,10 +46,17 @@ struct Change {
   std::int64_t clock = 0;
   Hlc hlc = 0;
   std::string node;  // canonical node id of the origin
+  // Format 2, a column-merge table's row: the stamps of the carried columns
+  // whose stamp is not the change's ("columns"), and a delete's own stamp
+  // when the change's stamp is the row's version above it ("delete_stamp").
+  std::vector<std::pair<std::string, Stamp>> column_stamps;
+  bool has_delete_stamp = false;
+  Stamp delete_stamp;
+  bool has_column_stamps() const { return !column_stamps.empty() || has_delete_stamp; }
 };
 
 struct Batch {
-  int format = kBatchFormat;
+  int format = 1;
   std::string source;  // canonical node id of the producer
   std::string cursor;  // where the producer's pull ended; may be empty
   bool has_more = false;
@@ -123,6 +134,7 @@ class BatchWriter {
   std::string out_;
   JsonWriter writer_;
   std::size_t count_ = 0;
+  std::size_t format_at_ = 0;  // the format's digit in out_: 1, or 2 once a change carries column stamps
   std::int64_t schema_version_ = -1;
   std::string schema_;
 };

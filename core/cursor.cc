@@ -44,6 +44,10 @@ Status ParsePullOptions(std::string_view text, PullOptions* out) {
           version.integer < 0)
         return Status(Code::kInvalidInput, "options: \"schema\" must be a schema version (an integer from 0)");
       out->schema = version.integer;
+    } else if (key == "format") {
+      if (!value.is_number() || (value.text != "1" && value.text != "2"))
+        return Status(Code::kInvalidInput, "options: \"format\" is the batch format the reader reads, 1 or 2");
+      out->format = value.text == "2" ? 2 : 1;
     } else {
       return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\"");
     }

@@ -30,6 +30,11 @@ struct PullOptions {
   // server's, and its schema document when n is older (docs/protocol.md,
   // "Schema changes"). -1 when absent. Not part of the filter either.
   std::int64_t schema = -1;
+  // {"format": 2}: the reader reads format 2, in which changes of
+  // column-merge tables carry their columns' stamps (docs/protocol.md,
+  // "Column-level merge"); format 1 (the default) gets each row as one
+  // version. Not part of the filter.
+  int format = 1;
 };
 
 // Parses pull options; an empty or NULL text means no options. Unknown keys

@@ -27,11 +27,12 @@ struct Tracked {
   std::int64_t tid = 0;
   std::string name;
   std::vector<std::string> pk;  // as recorded when tracked (or last checked)
+  core::MergeMode merge = core::MergeMode::kRow;
 };
 
 Status LoadTracked(sqlite3* db, std::vector<Tracked>* out) {
   Statement rows;
-  Status status = rows.Prepare(db, "SELECT tid, name, pk_columns FROM syncline_tables ORDER BY tid");
+  Status status = rows.Prepare(db, "SELECT tid, name, pk_columns, options FROM syncline_tables ORDER BY tid");
   if (!status.ok()) return status;
   while (true) {
     bool has_row = false;
@@ -45,6 +46,8 @@ Status LoadTracked(sqlite3* db, std::vector<Tracked>* out) {
     if (core::ParseJson(rows.ColumnText(2), &pk).ok() && pk.is_array())
       for (const core::Json& column : pk.items)
         tracked.pk.push_back(column.text);
+    status = ParseTrackOptions(rows.ColumnText(3), &tracked.merge);
+    if (!status.ok()) return status.WithPrefix("table \"" + tracked.name + "\": ");
     out->push_back(std::move(tracked));
   }
 }
@@ -102,6 +105,7 @@ Status PlanTable(sqlite3* db, const Tracked& tracked, Plan* plan) {
   status = LoadTableShape(db, current, &table);
   if (!status.ok()) return status;
   table.tid = tracked.tid;
+  table.merge = tracked.merge;
 
   std::vector<CaptureTrigger> desired;
   bool key_changed = KeyChanged(tracked.pk, table);

@@ -9,6 +9,7 @@
 
 #include "core/changeset.h"
 #include "core/hlc.h"
+#include "sqlite_extension/column_capture.h"
 #include "sqlite_extension/conflicts.h"
 #include "sqlite_extension/ddl.h"
 #include "sqlite_extension/gc.h"
@@ -374,6 +375,7 @@ constexpr char kConfigName[] = "syncline_config";
 constexpr char kCapturingName[] = "syncline_capturing";
 constexpr char kKeyName[] = "syncline_key";
 constexpr char kStampName[] = "syncline_stamp";
+constexpr char kColumnStampsName[] = "syncline_column_stamps";
 constexpr char kRowExistsName[] = "syncline_row_exists";
 constexpr char kForgetName[] = "syncline_forget";
 constexpr char kRetryConflictsName[] = "syncline_retry_conflicts";
@@ -439,6 +441,7 @@ constexpr Function kFunctions[] = {
     {kCapturingName, 0, 2, kTrigger, Call<kCapturingName, SqlCapturing>},
     {kKeyName, -1, -1, kTrigger | SQLITE_DETERMINISTIC, Call<kKeyName, SqlKey>},
     {kStampName, 1, 1, kTrigger, Call<kStampName, SqlStamp>},
+    {kColumnStampsName, -1, -1, kTrigger, Call<kColumnStampsName, SqlColumnStamps>},
     {kRowExistsName, 2, 2, kTrigger, Call<kRowExistsName, SqlRowExists>},
 };
 

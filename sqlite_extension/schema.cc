@@ -162,12 +162,7 @@ bool DefaultLiteral(const Value& value, std::string* out) {
       return true;
     case Value::Type::kText: {
       if (value.bytes.find('\0') != std::string::npos) return false;
-      std::string quoted = "'";
-      for (char c : value.bytes) {
-        if (c == '\'') quoted.push_back('\'');
-        quoted.push_back(c);
-      }
-      *out = quoted + "'";
+      *out = QuoteText(value.bytes);
       return true;
     }
     case Value::Type::kBlob: *out = "X'" + Hex(value.bytes) + "'"; return true;

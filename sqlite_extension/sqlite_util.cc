@@ -120,15 +120,24 @@ Status SqliteError(sqlite3* db, int rc) {
   return Status((rc & 0xff) == SQLITE_CONSTRAINT ? Code::kConstraint : Code::kInternal, sqlite3_errmsg(db));
 }
 
-std::string QuoteIdentifier(std::string_view name) {
-  std::string quoted = "\"";
-  for (char c : name) {
-    if (c == '"') quoted.push_back('"');
+namespace {
+
+// `text` between `quote` characters, each one inside doubled.
+std::string Quote(std::string_view text, char quote) {
+  std::string quoted(1, quote);
+  for (char c : text) {
+    if (c == quote) quoted.push_back(quote);
     quoted.push_back(c);
   }
-  quoted.push_back('"');
+  quoted.push_back(quote);
   return quoted;
 }
+
+}  // namespace
+
+std::string QuoteIdentifier(std::string_view name) { return Quote(name, '"'); }
+
+std::string QuoteText(std::string_view text) { return Quote(text, '\''); }
 
 bool SameName(std::string_view a, std::string_view b) {
   return a.size() == b.size() && sqlite3_strnicmp(a.data(), b.data(), static_cast<int>(a.size())) == 0;

@@ -76,6 +76,8 @@ core::Status SqliteError(sqlite3* db, int rc);
 
 // "name" -> "\"name\"": an identifier quoted for SQL text (doubling quotes).
 std::string QuoteIdentifier(std::string_view name);
+// A string literal: 'text', quotes doubled.
+std::string QuoteText(std::string_view text);
 // Whether two identifiers name one object: SQLite compares them without
 // regard to ASCII case.
 bool SameName(std::string_view a, std::string_view b);

@@ -5,6 +5,7 @@
 #include <functional>
 #include <limits>
 
+#include "core/json.h"
 #include "core/node_id.h"
 #include "sqlite_extension/ddl.h"
 #include "sqlite_extension/sqlite_util.h"
@@ -18,9 +19,11 @@ using core::Value;
 namespace {
 
 // 2: a key of one UUID text column is stored as a 17-byte blob
-// (EncodeMetadataKey). Unreleased versions are not upgraded: a file of another
-// version is refused with an error.
-constexpr int kMetadataVersion = 2;
+// (EncodeMetadataKey). 3: syncline_rows.cols, the column stamps of
+// column-merge tables (core/column_merge.h); a version-2 file is upgraded in
+// place (the column is added, NULL: every column at its row's stamp). Older
+// unreleased versions are refused with an error.
+constexpr int kMetadataVersion = 3;
 
 // Fixed, quoted-safe names (STYLE.md): every object the extension creates
 // starts with "syncline_", and tables of that prefix cannot be tracked.
@@ -40,6 +43,7 @@ CREATE TABLE IF NOT EXISTS syncline_rows(
   hlc INTEGER NOT NULL,
   node INTEGER NOT NULL,
   deleted INTEGER NOT NULL,
+  cols TEXT,
   UNIQUE (tid, pk));
 CREATE TABLE IF NOT EXISTS syncline_displaced(tid INTEGER NOT NULL, pk NOT NULL, PRIMARY KEY (tid, pk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS syncline_peers(
@@ -96,6 +100,14 @@ Status EnsureMetadata(sqlite3* db) {
       if (!status.ok()) return status;
       if (found) version = probe.ColumnText(0);
     }
+  }
+  if (found && version == "2") {
+    Savepoint savepoint(db, "syncline_upgrade");
+    if (!savepoint.status().ok()) return savepoint.status();
+    Status status = Exec(db, "ALTER TABLE syncline_rows ADD COLUMN cols TEXT;\n"
+                             "UPDATE syncline_meta SET value = '3' WHERE key = 'metadata_version'");
+    if (!status.ok()) return status.WithPrefix("upgrading syncline metadata from version 2 to 3: ");
+    return savepoint.Release();
   }
   if (found) {
     if (version != std::to_string(kMetadataVersion))
@@ -166,6 +178,24 @@ Value FromStoredForm(const TableInfo& table, std::size_t column, Value value) {
   return value;
 }
 
+Status ParseTrackOptions(const std::string& text, core::MergeMode* merge) {
+  *merge = core::MergeMode::kRow;
+  if (text.empty()) return Status::Ok();
+  core::Json json;
+  Status status = core::ParseJson(text, &json);
+  if (!status.ok()) return status.WithPrefix("options: ");
+  if (!json.is_object()) return Status(Code::kInvalidInput, "options: must be a JSON object");
+  for (const auto& [key, value] : json.members) {
+    if (key != "merge")
+      return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\" (known: \"merge\")");
+    if (value.is_string() && value.text == "column")
+      *merge = core::MergeMode::kColumn;
+    else if (!value.is_string() || value.text != "row")
+      return Status(Code::kInvalidInput, "options: \"merge\" is \"row\" or \"column\", not " + core::JsonText(value));
+  }
+  return Status::Ok();
+}
+
 Status LoadTableShape(sqlite3* db, const std::string& name, TableInfo* out) {
   *out = TableInfo{};
   Statement schema;
@@ -218,12 +248,15 @@ namespace {
 Status FindTracked(sqlite3* db, const char* where, const std::function<void(Statement&)>& bind, TableInfo* out,
                    bool* found) {
   Statement stmt;
-  Status status = stmt.Prepare(db, std::string("SELECT tid, name FROM syncline_tables WHERE ") + where);
+  Status status = stmt.Prepare(db, std::string("SELECT tid, name, options FROM syncline_tables WHERE ") + where);
   if (!status.ok()) return status;
   bind(stmt);
   status = stmt.Step(found);
   if (!status.ok() || !*found) return status;
   std::int64_t tid = stmt.ColumnInt(0);
+  core::MergeMode merge = core::MergeMode::kRow;
+  status = ParseTrackOptions(stmt.ColumnText(2), &merge);
+  if (!status.ok()) return status.WithPrefix("syncline_tables.options of \"" + stmt.ColumnText(1) + "\": ");
   // Read-only: a table renamed since the last SyncSchema is found by its
   // triggers (a pull may run where nothing can be written).
   std::string current;
@@ -232,6 +265,7 @@ Status FindTracked(sqlite3* db, const char* where, const std::function<void(Stat
   status = LoadTableShape(db, current, out);
   if (!status.ok()) return status;
   out->tid = tid;
+  out->merge = merge;
   return Status::Ok();
 }
 

@@ -6,10 +6,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "core/column_merge.h"
 #include "core/hlc.h"
 #include "core/status.h"
 #include "core/value.h"
@@ -59,6 +61,7 @@ struct ConnectionState {
   core::Hlc clock = 0;  // last stamp issued or received here
   bool clock_loaded = false;
   std::int64_t clock_skew_ms = 0;
+  std::map<std::int64_t, std::string> node_ids;  // syncline_nodes, ref -> node id, as read (refs never change)
   std::string key_buffer;  // reused by syncline_key on every captured write  // syncline_config('clock_skew_ms'):
                            // simulated clock offset
   std::int64_t WallMs() const { return core::WallClockMs() + clock_skew_ms; }
@@ -105,7 +108,12 @@ struct TableInfo {
   std::vector<bool> not_null;
   std::vector<int> pk;  // indexes into columns, in primary key order
   bool strict = false;
+  core::MergeMode merge = core::MergeMode::kRow;  // syncline_track's "merge" option (tracked tables only)
 };
+
+// The options syncline_track keeps for a table (syncline_tables.options):
+// {"merge": "row" | "column"}; anything else is an error naming it.
+core::Status ParseTrackOptions(const std::string& text, core::MergeMode* merge);
 
 // Whether a column holds a NaN faithfully, as the text 'NaN' (kNanText in
 // sqlite_util.h): a column with REAL affinity in a table that is not STRICT

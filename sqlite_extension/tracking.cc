@@ -46,7 +46,7 @@ std::string KeyCall(const TableInfo& table, const std::string& prefix) {
 // to the next version. The SELECT never reads syncline_rows: if it did, SQLite
 // would copy its result into a temporary table for every row.
 std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, const std::string& from_where,
-                       const std::string& update_where = "") {
+                       const std::string& update_where = "", const std::string& cols = "") {
   std::string tid_text = std::to_string(tid);
   std::string deleted_text = std::to_string(deleted);
   // One row (no FROM): VALUES, which SQLite evaluates in line, without the
@@ -56,7 +56,31 @@ std::string MetaUpsert(std::int64_t tid, const std::string& key, int deleted, co
          std::string(one_row ? "VALUES (" : "SELECT ") + "NULL, " + tid_text + ", " + key +
          ", 1, syncline_stamp(NULL), 0, " + deleted_text + (one_row ? ")" : " " + from_where) +
          " ON CONFLICT (tid, pk) DO UPDATE SET version = " + kNextVersionPerConflict + ", " + kNextClock +
-         ", hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + update_where + ";\n";
+         ", hlc = syncline_stamp(hlc), node = 0, deleted = " + deleted_text + (cols.empty() ? "" : ", cols = " + cols) +
+         update_where + ";\n";
+}
+
+// A column-merge table's cols for an UPDATE (column_capture.cc): the stored
+// value of every column before and after. Evaluated after hlc, which
+// precedes it in syncline_rows.
+std::string ColumnStampsCall(const TableInfo& table) {
+  std::string list;
+  core::JsonWriter writer(&list);
+  writer.BeginArray();
+  writer.BeginArray();
+  for (const std::string& column : table.columns)
+    writer.String(column);
+  writer.EndArray();
+  writer.BeginArray();
+  for (int index : table.pk)
+    writer.Int(index);
+  writer.EndArray();
+  writer.EndArray();
+  std::string call =
+      "syncline_column_stamps(cols, hlc, node, deleted, " + std::to_string(table.tid) + ", " + QuoteText(list);
+  for (const std::string& column : table.columns)
+    call += ", OLD." + QuoteIdentifier(column) + ", NEW." + QuoteIdentifier(column);
+  return call + ")";
 }
 
 }  // namespace
@@ -160,9 +184,14 @@ std::vector<CaptureTrigger> CreateTriggers(const TableInfo& table, const UniqueK
                         "DELETE FROM syncline_displaced WHERE tid = " + std::to_string(tid) + ";\n";
   }
 
-  out.push_back(
-      Trigger("insert", table.name,
-              " AFTER INSERT ON " + quoted + when + displaced_capture + MetaUpsert(tid, key_new, 0, "") + "END"));
+  // A column-merge table's metadata also keeps its columns' stamps: an
+  // INSERT and a DELETE put every column at the row's stamp (NULL), an
+  // UPDATE only the columns it changed.
+  const bool columns = table.merge == core::MergeMode::kColumn;
+  const std::string whole_row = columns ? "NULL" : "";
+  out.push_back(Trigger("insert", table.name,
+                        " AFTER INSERT ON " + quoted + when + displaced_capture +
+                            MetaUpsert(tid, key_new, 0, "", "", whole_row) + "END"));
   // An UPDATE that changes the primary key is a delete of the old key and an
   // upsert of the new one. The delete has its own trigger, UPDATE OF the key
   // columns, so that the common update (of other columns) neither fires it
@@ -170,15 +199,16 @@ std::vector<CaptureTrigger> CreateTriggers(const TableInfo& table, const UniqueK
   std::string key_columns;
   for (std::size_t i = 0; i < table.pk.size(); ++i)
     key_columns += (i > 0 ? ", " : "") + QuoteIdentifier(table.columns[table.pk[i]]);
-  out.push_back(
-      Trigger("update", table.name,
-              " AFTER UPDATE ON " + quoted + when + displaced_capture + MetaUpsert(tid, key_new, 0, "") + "END"));
+  out.push_back(Trigger("update", table.name,
+                        " AFTER UPDATE ON " + quoted + when + displaced_capture +
+                            MetaUpsert(tid, key_new, 0, "", "", columns ? ColumnStampsCall(table) : "") + "END"));
   out.push_back(Trigger("rekey", table.name,
                         " AFTER UPDATE OF " + key_columns + " ON " + quoted + " WHEN " + capturing_old + " AND " +
-                            key_old + " IS NOT " + key_new + " BEGIN\n" + MetaUpsert(tid, key_old, 1, "") + "END"));
+                            key_old + " IS NOT " + key_new + " BEGIN\n" +
+                            MetaUpsert(tid, key_old, 1, "", "", whole_row) + "END"));
   out.push_back(Trigger("delete", table.name,
                         " AFTER DELETE ON " + quoted + " WHEN " + capturing_old + " BEGIN\n" +
-                            MetaUpsert(tid, key_old, 1, "") + "END"));
+                            MetaUpsert(tid, key_old, 1, "", "", whole_row) + "END"));
   return out;
 }
 
@@ -208,21 +238,6 @@ std::string CreateSql(const std::vector<CaptureTrigger>& triggers) {
   return sql;
 }
 
-namespace {
-
-Status CheckTrackOptions(const std::string& options) {
-  if (options.empty()) return Status::Ok();
-  core::Json json;
-  Status status = core::ParseJson(options, &json);
-  if (!status.ok()) return status.WithPrefix("options: ");
-  if (!json.is_object()) return Status(Code::kInvalidInput, "options: must be a JSON object");
-  if (!json.members.empty())
-    return Status(Code::kInvalidInput, "options: unknown option \"" + json.members[0].first + "\"");
-  return Status::Ok();
-}
-
-}  // namespace
-
 std::string PkColumnsJson(const TableInfo& table) {
   std::string out;
   core::JsonWriter writer(&out);
@@ -244,7 +259,8 @@ std::string KeyPredicate(const TableInfo& table) {
 
 Status Track(ConnectionState& state, const std::string& name, const std::string& options, std::string* result) {
   sqlite3* db = state.db;
-  Status status = CheckTrackOptions(options);
+  core::MergeMode merge = core::MergeMode::kRow;
+  Status status = ParseTrackOptions(options, &merge);
   if (!status.ok()) return status;
   status = EnsureMetadata(db);
   if (!status.ok()) return status;
@@ -271,17 +287,31 @@ Status Track(ConnectionState& state, const std::string& name, const std::string&
 
   const std::string pk_columns = PkColumnsJson(table);
 
+  // Options given replace the table's; none keep them (a new table merges
+  // by row).
   Statement insert;
-  status = insert.Prepare(db, "INSERT INTO syncline_tables(name, pk_columns) VALUES (?1, ?2) "
-                              "ON CONFLICT (name) DO UPDATE SET pk_columns = excluded.pk_columns RETURNING tid");
+  status = insert.Prepare(db, "INSERT INTO syncline_tables(name, pk_columns, options) VALUES (?1, ?2, "
+                              "coalesce(?3, '{}')) ON CONFLICT (name) DO UPDATE SET pk_columns = excluded.pk_columns, "
+                              "options = coalesce(?3, options) RETURNING tid, options");
   if (!status.ok()) return status;
   insert.BindText(1, table.name);
   insert.BindText(2, pk_columns);
+  if (!options.empty()) insert.BindText(3, merge == core::MergeMode::kColumn ? "{\"merge\":\"column\"}" : "{}");
   bool has_row = false;
   status = insert.Step(&has_row);
   if (!status.ok()) return status;
   table.tid = insert.ColumnInt(0);
+  status = ParseTrackOptions(insert.ColumnText(1), &table.merge);
+  if (!status.ok()) return status;
   insert = Statement();
+
+  // Switching modes needs no rewrite: a row-merge row's stamps are all its
+  // own (cols NULL) in either mode; a row-merge table keeps no cols.
+  if (table.merge == core::MergeMode::kRow) {
+    status = Exec(db, "UPDATE syncline_rows SET cols = NULL WHERE tid = " + std::to_string(table.tid) +
+                          " AND cols IS NOT NULL");
+    if (!status.ok()) return status;
+  }
 
   // Re-tracking refreshes the triggers (the table's keys may have changed).
   OwnDdl own(state);
@@ -316,6 +346,8 @@ Status Track(ConnectionState& state, const std::string& name, const std::string&
   out.Raw(pk_columns);
   out.Key("backfilled");
   out.Int(backfilled);
+  out.Key("merge");
+  out.String(table.merge == core::MergeMode::kColumn ? "column" : "row");
   out.EndObject();
   return Status::Ok();
 }

@@ -174,8 +174,8 @@ SELECT throws_ok(format('SELECT syncline.apply_push(%L)', batch(:remote,
                    up('ok3', 'fine', hlc(-100), :remote))),
                  '22023', 'syncline.apply_push: change 0 (table "notes"): primary key column "id" is null',
                  'a null key rejects the batch');
-SELECT throws_like($$SELECT syncline.apply_push('{"format": 2, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": []}')$$,
-                   '%unsupported format 2%', 'a batch of another format');
+SELECT throws_like($$SELECT syncline.apply_push('{"format": 3, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": []}')$$,
+                   '%unsupported format 3%', 'a batch of another format');
 SELECT throws_like($$SELECT syncline.apply_push('{"format": 1, "changes": [')$$, '%batch: malformed JSON at byte 26%',
                    'malformed JSON is refused (batches arrive as text, read once by the codec)');
 SELECT throws_like($$SELECT syncline.apply_push('{"format": 1, "source": "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11", "changes": [], "x": "\udc00"}')$$,

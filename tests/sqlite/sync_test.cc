@@ -440,7 +440,7 @@ TEST_F(SyncTest, BadBatchesAreRejectedWhole) {
   std::vector<Case> cases = {
       {"malformed JSON", "{\"format\":1,", "batch: malformed JSON at byte"},
       {"not an object", "[1]", "batch: must be a JSON object"},
-      {"wrong format version", R"({"format":2,"source":")" + remote + R"(","changes":[]})", "unsupported format 2"},
+      {"wrong format version", R"({"format":3,"source":")" + remote + R"(","changes":[]})", "unsupported format 3"},
       {"unknown table", with(change("nope", R"({"id":"x"})", row)), "change 1 (table \"nope\"): no such table"},
       {"untracked table", with(change("untracked", R"({"id":"x"})", R"({"id":"x"})")),
        "change 1 (table \"untracked\"): table is not tracked"},

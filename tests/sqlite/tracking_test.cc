@@ -173,7 +173,7 @@ TEST_F(Tracking, OnlyAUuidInOneCaseTakesTheCompactKey) {
 TEST_F(Tracking, MetadataOfAnotherVersionIsRefused) {
   db.Text("SELECT syncline_track('notes')");
   db.Exec("UPDATE syncline_meta SET value = '1' WHERE key = 'metadata_version'");
-  EXPECT_NE(db.Error("SELECT syncline_pull_since(NULL, 10)").find("metadata version 1; this build reads version 2"),
+  EXPECT_NE(db.Error("SELECT syncline_pull_since(NULL, 10)").find("metadata version 1; this build reads version 3"),
             std::string::npos);
 }
 

@@ -48,6 +48,13 @@ TEST(Upgrade, VersionTwoFileKeepsSyncing) {
     Sync(db, peer);
     EXPECT_EQ(peer.Dump("notes"), db.Dump("notes"));
     EXPECT_EQ(peer.Dump("users"), db.Dump("users"));
+    // Upgraded in place to version 3: the column stamps' column, empty.
+    EXPECT_EQ(db.Text("SELECT value FROM syncline_meta WHERE key = 'metadata_version'"), "3");
+    EXPECT_EQ(db.Int("SELECT count(*) FROM syncline_rows WHERE cols IS NOT NULL"), 0);
+    // A table switched to column merge there stamps its columns.
+    db.Text("SELECT syncline_track('notes', '{\"merge\": \"column\"}')");
+    db.Exec("UPDATE notes SET body = 'b3' WHERE id = 'n2'");
+    EXPECT_EQ(db.Int("SELECT count(*) FROM syncline_rows WHERE cols LIKE '%\"body\":0%'"), 1);
   }
   EXPECT_EQ(std::filesystem::file_size(DataFile("v2.db")), size);
 }

@@ -162,9 +162,13 @@ Status DecodeChecked(std::string_view text, Batch* out) {
   bool fast = DecodeBatchStreaming(text, &streamed);
   Batch tree;
   Status status = DecodeBatchTree(text, &tree);
-  EXPECT_EQ(fast, status.ok()) << "streaming reader " << (fast ? "accepted" : "refused") << " a batch the tree reader "
-                               << (status.ok() ? "accepts" : "refuses: " + status.message()) << "\n"
-                               << text;
+  // Format 2 is the tree reader's alone.
+  const bool format2 = status.ok() && tree.format == 2;
+  if (format2) EXPECT_FALSE(fast) << "the streaming reader took a format-2 batch";
+  EXPECT_EQ(fast || format2, status.ok())
+      << "streaming reader " << (fast ? "accepted" : "refused") << " a batch the tree reader "
+      << (status.ok() ? "accepts" : "refuses: " + status.message()) << "\n"
+      << text;
   if (fast && status.ok()) ExpectSameBatch(streamed, tree);
   Status result = DecodeBatch(text, out);
   EXPECT_EQ(result.ok(), status.ok());
@@ -608,7 +612,8 @@ TEST(ChangesetReject, BatchShape) {
 
 TEST(ChangesetReject, Format) {
   const std::string rest = R"("source":")" + kSource + R"(","changes":[]})";
-  ExpectBadBatch(R"({"format":2,)" + rest, "unsupported format 2 (this node reads format 1)");
+  ExpectBadBatch(R"({"format":3,)" + rest, "unsupported format 3 (this node reads formats 1 and 2)");
+  EXPECT_TRUE(DecodeText(R"({"format":2,)" + rest).ok());
   ExpectBadBatch(R"({"format":0,)" + rest, "unsupported format 0");
   ExpectBadBatch(R"({"format":1.0,)" + rest, "unsupported format 1.0");
   ExpectBadBatch(R"({"format":"1",)" + rest, "unsupported format string");
@@ -1133,4 +1138,83 @@ TEST(ChangesetSchema, BadSchemaFields) {
   ExpectBadBatch(head + R"("schema_version":1.5})", "\"schema_version\" must be a non-negative integer");
   ExpectBadBatch(head + R"("schema_version":"1"})", "\"schema_version\" must be a non-negative integer");
   ExpectBadBatch(head + R"("schema":[]})", "\"schema\" must be an object");
+}
+
+// Format 2 (docs/protocol.md, "Column-level merge"): a column-merge row's
+// change carries the stamps of its columns that differ from its own, and a
+// delete its own stamp under the row's version; the writer says format 2
+// only when a change does.
+TEST(ChangesetColumns, RoundTripAndFormat) {
+  const std::string other = "0b6f6f2e-6a86-4c1c-9d1e-5a2f9a0d7c11";
+  Change upsert;
+  upsert.table = "notes";
+  upsert.pk = {{"id", Value::Text("n1")}};
+  upsert.row = {{"id", Value::Text("n1")}, {"title", Value::Text("t")}, {"body", Value::Text("b")}};
+  upsert.clock = 3;
+  upsert.hlc = 0x1a206db8fa10001;
+  upsert.node = kSource;
+  upsert.column_stamps = {{"body", Stamp{0x1a206db8fa00000, other}}};
+  Change tombstone;
+  tombstone.table = "notes";
+  tombstone.op = Op::kDelete;
+  tombstone.pk = {{"id", Value::Text("n2")}};
+  tombstone.clock = 2;
+  tombstone.hlc = 0x1a206db8fa20000;
+  tombstone.node = kSource;
+  tombstone.has_delete_stamp = true;
+  tombstone.delete_stamp = Stamp{0x1a206db8fa00005, other};
+
+  BatchWriter plain(kSource);
+  Change row_only = upsert;
+  row_only.column_stamps.clear();
+  plain.Add(row_only);
+  EXPECT_EQ(plain.Finish("", false).compare(0, 11, "{\"format\":1"), 0);
+
+  BatchWriter writer(kSource);
+  writer.Add(upsert);
+  writer.Add(tombstone);
+  const std::string text = writer.Finish("", false);
+  EXPECT_EQ(text.compare(0, 11, "{\"format\":2"), 0) << text;
+  EXPECT_NE(text.find(R"("columns":{"body":{"hlc":"01a206db8fa00000","node":")" + other + "\"}}"), std::string::npos);
+  Batch batch;
+  ASSERT_TRUE(DecodeBatch(text, &batch).ok());
+  EXPECT_EQ(batch.format, 2);
+  ASSERT_EQ(batch.changes.size(), 2u);
+  ASSERT_EQ(batch.changes[0].column_stamps.size(), 1u);
+  EXPECT_EQ(batch.changes[0].column_stamps[0].first, "body");
+  EXPECT_EQ(batch.changes[0].column_stamps[0].second.node, other);
+  EXPECT_TRUE(batch.changes[1].has_delete_stamp);
+  EXPECT_EQ(batch.changes[1].delete_stamp.hlc, 0x1a206db8fa00005u);
+
+  // A page that leaves the format-2 change out stays format 1.
+  BatchWriter page(kSource);
+  bool added = false;
+  ASSERT_TRUE(page.AddToPage(row_only, 1 << 20, &added).ok());
+  ASSERT_TRUE(page.AddToPage(upsert, 10, &added).ok());
+  EXPECT_FALSE(added);
+  EXPECT_EQ(page.Finish("", true).compare(0, 11, "{\"format\":1"), 0);
+}
+
+void ExpectBadColumns(const std::string& text, const std::string& why) {
+  Status status = DecodeText(text);
+  ASSERT_FALSE(status.ok()) << text;
+  EXPECT_NE(status.message().find("change 0 (table \"t\"): "), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find(why), std::string::npos) << "message: " << status.message() << "\nbatch: " << text;
+}
+
+TEST(ChangesetColumns, Rejected) {
+  const std::string head = R"({"format":2,"source":")" + kSource + R"(","changes":[{"table":"t","op":"upsert",)" +
+                           R"("pk":{"id":1},"row":{"id":1,"a":2},"clock":1,"hlc":"0000000000000010","node":")" +
+                           kSource + "\"";
+  const std::string stamp = R"({"hlc":"0000000000000001","node":")" + kSource + "\"}";
+  EXPECT_TRUE(DecodeText(head + R"(,"columns":{"a":)" + stamp + "}}]}").ok());
+  ExpectBadColumns(head + R"(,"columns":{"b":)" + stamp + "}}]}",
+                   "\"columns\" names \"b\", which \"row\" does not carry");
+  ExpectBadColumns(head + R"(,"columns":{"a":{"hlc":"0000000000000001"}}}]})", "a stamp is {");
+  ExpectBadColumns(head + R"(,"columns":{"a":{"hlc":"00000000000000ff","node":")" + kSource + "\"}}}]}",
+                   "stamped after the change");
+  ExpectBadColumns(head + R"(,"delete_stamp":)" + stamp + "}]}", "an upsert carries no \"delete_stamp\"");
+  std::string format1 = head + R"(,"columns":{"a":)" + stamp + "}}]}";
+  format1.replace(10, 1, "1");
+  ExpectBadColumns(format1, "unknown field \"columns\" (format 2 only)");
 }

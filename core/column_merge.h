@@ -1,0 +1,83 @@
+// Column-level merge (docs/protocol.md, "Column-level merge"): on a table
+// tracked with {"merge": "column"}, every column of a row has its own stamp,
+// and concurrent edits of different columns are all kept. Per column the
+// greater (hlc, node) wins; a delete is a row-level version that beats every
+// column stamp older than it, whose columns read NULL once the row comes
+// back. The state of a row is a join (per column, the greater stamp with its
+// value), so replicas that saw the same writes hold the same row whatever
+// the order. Written once here; the engines store the stamps (metadata text,
+// ColumnStampsText) and write what MergeColumns decides.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/version_order.h"
+
+namespace syncline::core {
+
+// How a tracked table merges concurrent versions of a row.
+enum class MergeMode { kRow, kColumn };
+
+// A row of a column-merge table as a replica holds it. A tombstone's
+// columns are all at its stamp; so are the columns a delete cleared in a row
+// that came back after it.
+struct ColumnRow {
+  bool exists = false;        // a version of the row is known here
+  bool deleted = false;       // its latest version is a delete
+  std::vector<Stamp> stamps;  // one per column, table order
+};
+
+// An incoming version: a delete (a row-level stamp), or an upsert with the
+// stamps of the columns it carries (table order; nullopt: not carried).
+struct ColumnVersion {
+  bool deleted = false;
+  Stamp stamp;  // a delete's stamp; an upsert's is the greatest of its columns'
+  std::vector<std::optional<Stamp>> columns;
+};
+
+// What a version does to a row.
+struct ColumnMerge {
+  enum class Kind {
+    kNothing,    // every column it carries is older than the row's (or the same write)
+    kWrite,      // write the columns in `take` (the version's values) and `clear` (NULL)
+    kTombstone,  // the row is deleted: every column was older than the delete
+  };
+  Kind kind = Kind::kNothing;
+  std::vector<bool> take;   // per column
+  std::vector<bool> clear;  // per column: older than a delete, or not written when the row came back
+  bool revives = false;     // kWrite on a deleted (or unknown) row: the row is inserted
+  ColumnRow after;
+};
+
+// The one rule. `row.stamps` and `version.columns` have one entry per column
+// of the table. An upsert of a row unknown here takes what it carries and
+// leaves the rest to the engine (NULL or the column's default, as for a
+// partial row, docs/protocol.md "Schema changes"); one that brings a
+// deleted row back sets what it does not carry to NULL at the delete's
+// stamp: the row's content before the delete is gone everywhere.
+ColumnMerge MergeColumns(const ColumnRow& row, const ColumnVersion& version);
+
+// The greatest of a row's stamps: its version's stamp (the metadata's hlc
+// and node).
+Stamp LatestStamp(const std::vector<Stamp>& stamps);
+
+// The per-column stamps in metadata, relative to the row's latest stamp
+// (docs/protocol.md, "Column-level merge"): "" when every column is at it
+// (every row of a row-merge table, a new row, a tombstone), else the JSON
+// text [base, {"column": stamp, ...}] where `base` is the stamp of the
+// columns not named and a stamp is 0 (the latest), d (the latest's hlc - d,
+// the latest's node) or [d, "node"]. Columns are named, so that the text
+// survives added, dropped and reordered columns.
+std::string ColumnStampsText(const std::vector<std::string>& columns, const std::vector<Stamp>& stamps,
+                             const Stamp& latest);
+// Reads it back for the table's columns as they are now: a column the text
+// does not name is at the base (a column added since), a name the table no
+// longer has is ignored (a dropped column).
+Status ReadColumnStamps(std::string_view text, const std::vector<std::string>& columns, const Stamp& latest,
+                        std::vector<Stamp>* stamps);
+
+}  // namespace syncline::core
