@@ -81,3 +81,28 @@ Status ReadColumnStamps(std::string_view text, const std::vector<std::string>& c
                         std::vector<Stamp>* stamps);
 
 }  // namespace syncline::core
+
+namespace syncline::core {
+
+struct MergeTable;
+struct RowVersion;
+struct MergeChange;
+
+// The merge's part for a change of a column-merge table (core/merge.cc):
+// the row's state (`previous`, an earlier change of the row in the batch,
+// or `stored`), the change as a ColumnVersion, and what MergeColumns
+// decides: fills the change's `columns`, `took`, `write_op` and the `row`
+// it writes (an earlier winner's columns included). Returns the kind.
+Status PlanColumnWrite(const RowVersion& stored, const MergeChange* previous, MergeChange& change,
+                       ColumnMerge::Kind* kind);
+// The version the row's metadata records: the greatest stamp, or, when
+// `restamp` (a server, whose format-1 readers see rows as one version) and
+// the content changed beneath the row's stamp, the least stamp above it by
+// `local_node`; and the column stamps' text relative to it.
+void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, bool restamp,
+                      const std::string& local_node, MergeChange& change);
+// After the merge moved a column-merge row's stamp (a rewrite): the columns
+// it took are at the new stamp.
+void RestampTakenColumns(MergeChange& change);
+
+}  // namespace syncline::core

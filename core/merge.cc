@@ -163,7 +163,7 @@ Status WriteInOrder(const std::vector<MergeChange*>& winners, MergeStore& store,
       run.clear();
       run.push_back(changes[i]);
       while (i + run.size() < changes.size() && changes[i + run.size()]->table == run[0]->table &&
-             changes[i + run.size()]->change->op == run[0]->change->op)
+             changes[i + run.size()]->write_op == run[0]->write_op)
         run.push_back(changes[i + run.size()]);
       std::size_t written = 0;
       Status status = store.WriteRows(run, &written);
@@ -207,6 +207,17 @@ Status WriteInOrder(const std::vector<MergeChange*>& winners, MergeStore& store,
                                     " be applied in any order)");
   }
   return status;
+}
+
+// The version a change won with, as the next change of its row sees it.
+RowVersion VersionOf(const MergeChange& change) {
+  RowVersion version;
+  version.exists = true;
+  version.hlc = change.hlc;
+  version.node = change.node;
+  version.deleted = change.deleted;
+  version.cols = change.cols;
+  return version;
 }
 
 bool HasKey(const MergeChange& change) { return change.table != nullptr && change.meta_key.type != Value::Type::kNull; }
@@ -428,8 +439,13 @@ class Merger {
       if (refused_[change.index]) continue;
       const Change& incoming = *change.change;
       MergeChange*& previous = latest_[RowId{change.table, &change.meta_key}];
+      if (change.table->merge == MergeMode::kColumn) {
+        Status status = DecideColumns(change, previous);
+        if (!status.ok()) return status;
+        continue;
+      }
       RowVersion current = change.stored;
-      if (previous != nullptr) current = RowVersion{true, previous->hlc, previous->node, previous->deleted};
+      if (previous != nullptr) current = VersionOf(*previous);
       Status status;
       switch (Decide(incoming, current, options_.local_node)) {
         case Verdict::kOlder: ++result_->skipped; continue;
@@ -465,11 +481,43 @@ class Merger {
       change.hlc = incoming.hlc;
       change.node = incoming.node;
       change.deleted = incoming.op == Op::kDelete;
+      change.write_op = incoming.op;
       if (previous != nullptr) wins_[previous->index] = false;
       wins_[change.index] = true;
       previous = &change;
       ++result_->applied;
     }
+    return Status::Ok();
+  }
+
+  // A change of a column-merge table: merged column by column
+  // (core/column_merge.h). No same-stamp or copied-database check: a
+  // column's equal stamp is the same write, and is skipped.
+  Status DecideColumns(MergeChange& change, MergeChange*& previous) {
+    ColumnMerge::Kind kind;
+    Status status = PlanColumnWrite(change.stored, previous, change, &kind);
+    if (!status.ok()) return WithContext(status, change);
+    if (kind == ColumnMerge::Kind::kNothing) {
+      ++result_->skipped;
+      return Status::Ok();
+    }
+    const RowVersion current = previous != nullptr ? VersionOf(*previous) : change.stored;
+    status = CheckWatermark(change, current);
+    if (status.ok()) status = store_.Admit(change);
+    if (!status.ok()) {
+      if (Refused(change, WithContext(status, change))) return Status::Ok();
+      result_->failed = change.index;
+      return WithContext(status, change);
+    }
+    // A node that serves format-1 readers (all but a device) shows them a
+    // changed row as a new version.
+    StampColumnWrite(change.stored, previous, options_.role != MergeRole::kDevice, options_.local_node, change);
+    if (CompareStamps(change.hlc, change.node, change.change->hlc, change.change->node) > 0)
+      store_.ReceiveStamp(change.hlc);
+    if (previous != nullptr) wins_[previous->index] = false;
+    wins_[change.index] = true;
+    previous = &change;
+    ++result_->applied;
     return Status::Ok();
   }
 
@@ -563,6 +611,7 @@ class Merger {
       change.clock = NextClock(change.clock);
       change.node = options_.local_node;
       store_.ReceiveStamp(change.hlc);
+      if (change.table->merge == MergeMode::kColumn) RestampTakenColumns(change);
     }
     if (change.rewritten || change.above_watermark || change.has_sent_key) ++result_->rewritten;
     if (change.has_sent_key) {
@@ -573,6 +622,7 @@ class Merger {
       tombstone.clock = NextClock(change.change->clock);
       tombstone.node = options_.local_node;
       tombstone.deleted = true;
+      tombstone.cols.clear();
       store_.ReceiveStamp(tombstone.hlc);
     }
     return Status::Ok();
@@ -590,8 +640,7 @@ class Merger {
     if (!HasKey(change)) return;
     RowVersion current = change.stored;
     auto winner = written_.find(RowId{change.table, &change.meta_key});
-    if (winner != written_.end())
-      current = RowVersion{true, winner->second->hlc, winner->second->node, winner->second->deleted};
+    if (winner != written_.end()) current = VersionOf(*winner->second);
     const Change& refused = *change.change;
     if (current.exists && CompareStamps(refused.hlc, refused.node, current.hlc, current.node) <= 0) return;
     refusal->answered = true;
@@ -607,6 +656,7 @@ class Merger {
     answer.clock = NextClock(refused.clock);
     answer.node = options_.local_node;
     answer.deleted = !current.exists || current.deleted;
+    answer.cols.clear();  // a column-merge row: every column at the answer's stamp
     store_.ReceiveStamp(answer.hlc);
   }
 

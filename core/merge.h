@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/changeset.h"
+#include "core/column_merge.h"
 #include "core/cursor.h"
 #include "core/status.h"
 #include "core/value.h"
@@ -35,6 +36,9 @@ struct MergeTable {
   // An upsert may lack columns (its sender has not added them yet): the
   // store keeps the row's values of those, or the defaults for a new row.
   bool partial_rows = false;
+  // Column-merge tables (docs/protocol.md, "Column-level merge") merge
+  // each column by its own stamp.
+  MergeMode merge = MergeMode::kRow;
 };
 
 // A row's current version: stored, or written earlier in the same batch.
@@ -43,6 +47,7 @@ struct RowVersion {
   Hlc hlc = 0;
   std::string node;  // canonical node id
   bool deleted = false;
+  std::string cols;  // a column-merge row's column stamps (ColumnStampsText), "" when all are at its stamp
 };
 
 // One change of a batch on its way through the merge.
@@ -78,6 +83,13 @@ struct MergeChange {
   // the row, stamped above the refused one, or above its own version when
   // the device forgets its copy (the row's scope stays as is).
   bool answer = false;
+  // What the write does: the change's op, but on a column-merge table a
+  // delete that clears only some columns is an upsert of NULLs, and `row`
+  // then holds what is written (null: kept as stored; `partial`).
+  Op write_op = Op::kUpsert;
+  ColumnRow columns;       // a column-merge row after this change
+  std::string cols;        // what WriteVersions records: ColumnStampsText of `columns`
+  std::vector<bool> took;  // a column-merge write: the columns it took from the change (the rest cleared or kept)
 };
 
 // A change a node refused on its own, leaving the rest of the batch to apply

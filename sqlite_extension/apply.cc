@@ -1,6 +1,7 @@
 // apply_push for SQLite: the store the core merge (core/merge.h) writes
 // through, and the checks that keep SQLite's column affinity from storing
 // another value than the origin wrote (docs/sqlite.md, "syncline_apply_push").
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -58,7 +59,40 @@ struct ApplyTable : core::MergeTable {
   Statement upsert;                // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
   Statement remove;                // DELETE by primary key
   Statement same_row;              // 1 when the current row equals the bound values
+  // Column-merge writes of some columns, by the columns they write.
+  std::map<std::vector<bool>, Statement> partial_upserts;
 };
+
+// INSERT ... ON CONFLICT DO UPDATE of the columns `present` marks: a
+// column-merge write keeps the columns it does not write, and a new row
+// takes their defaults.
+Status PartialUpsert(sqlite3* db, ApplyTable* table, const std::vector<bool>& present, Statement** out) {
+  auto it = table->partial_upserts.find(present);
+  if (it == table->partial_upserts.end()) {
+    const TableInfo& info = table->info;
+    std::string columns, values, updates, pk_columns;
+    int n = 0;
+    for (std::size_t i = 0; i < info.columns.size(); ++i) {
+      if (!present[i]) continue;
+      const std::string column = QuoteIdentifier(info.columns[i]);
+      columns += (n > 0 ? ", " : "") + column;
+      values += (n > 0 ? ", ?" : "?") + std::to_string(n + 1);
+      ++n;
+      if (std::find(info.pk.begin(), info.pk.end(), static_cast<int>(i)) == info.pk.end())
+        updates += (updates.empty() ? "" : ", ") + column + " = excluded." + column;
+    }
+    for (std::size_t k = 0; k < info.pk.size(); ++k)
+      pk_columns += (k > 0 ? ", " : "") + QuoteIdentifier(info.columns[info.pk[k]]);
+    Statement upsert;
+    Status status = upsert.Prepare(db, "INSERT INTO " + QuoteIdentifier(info.name) + "(" + columns + ") VALUES (" +
+                                           values + ") ON CONFLICT (" + pk_columns + ") DO " +
+                                           (updates.empty() ? "NOTHING" : "UPDATE SET " + updates));
+    if (!status.ok()) return status;
+    it = table->partial_upserts.emplace(present, std::move(upsert)).first;
+  }
+  *out = &it->second;
+  return Status::Ok();
+}
 
 std::string Placeholders(std::size_t count, std::size_t first = 1) {
   std::string sql;
@@ -186,16 +220,16 @@ class SqliteStore : public core::MergeStore {
 
   Status PrepareStatements() {
     Status status =
-        read_meta_.Prepare(db_, "SELECT m.hlc, m.node, m.deleted, n.node_id FROM syncline_rows m "
+        read_meta_.Prepare(db_, "SELECT m.hlc, m.node, m.deleted, n.node_id, m.cols FROM syncline_rows m "
                                 "LEFT JOIN syncline_nodes n ON n.ref = m.node WHERE m.tid = ?1 AND m.pk = ?2");
     if (!status.ok()) return status;
     // A new row takes the next rowid, which is the next version (one more
     // than the highest); a known row moves to the next version.
-    status = write_meta_.Prepare(db_, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted) VALUES ("
-                                      "NULL, ?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tid, pk) DO UPDATE SET version = "
-                                      "(SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), "
+    status = write_meta_.Prepare(db_, "INSERT INTO syncline_rows(version, tid, pk, clock, hlc, node, deleted, cols) "
+                                      "VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tid, pk) DO UPDATE SET "
+                                      "version = (SELECT coalesce(max(version), 0) + 1 FROM syncline_rows), "
                                       "clock = excluded.clock, hlc = excluded.hlc, node = excluded.node, "
-                                      "deleted = excluded.deleted");
+                                      "deleted = excluded.deleted, cols = excluded.cols");
     if (!status.ok()) return status;
     status = add_node_.Prepare(db_, "INSERT INTO syncline_nodes(node_id) VALUES (?1) ON CONFLICT DO NOTHING");
     if (!status.ok()) return status;
@@ -224,6 +258,9 @@ class SqliteStore : public core::MergeStore {
         table.affinity.push_back(AffinityOf(affinity));
       table.columns = table.info.columns;
       table.pk = table.info.pk;
+      table.merge = table.info.merge;
+      // A column-merge change may carry some columns (the merge keeps the rest).
+      table.partial_rows = table.merge == core::MergeMode::kColumn;
       status = PrepareApplyTable(db_, &table);
       if (!status.ok()) return status;
       it = tables_.emplace(name, std::move(table)).first;
@@ -251,6 +288,7 @@ class SqliteStore : public core::MergeStore {
     if (resync_ != nullptr) status = resync_->Seen(table.info.tid, change.meta_key);
     if (!status.ok()) return status;
     for (std::size_t c = 0; c < change.row.size(); ++c) {
+      if (change.row[c] == nullptr) continue;  // not carried (a column-merge change)
       status = CheckValue(table, c, *change.row[c]);
       if (!status.ok()) return status;
     }
@@ -270,6 +308,7 @@ class SqliteStore : public core::MergeStore {
         version.hlc = static_cast<core::Hlc>(read_meta_.ColumnInt(0));
         version.node = read_meta_.ColumnInt(1) == kLocalNodeRef ? local_node_ : read_meta_.ColumnText(3);
         version.deleted = read_meta_.ColumnInt(2) != 0;
+        version.cols = read_meta_.ColumnText(4);
       }
       read_meta_.Reset();
     }
@@ -290,11 +329,20 @@ class SqliteStore : public core::MergeStore {
   Status WriteRows(const std::vector<core::MergeChange*>& run, std::size_t* written) override {
     for (*written = 0; *written < run.size(); ++*written) {
       const core::MergeChange& change = *run[*written];
-      const bool upsert = change.change->op == core::Op::kUpsert;
-      Statement& write = upsert ? Of(change).upsert : Of(change).remove;
+      const bool upsert = change.write_op == core::Op::kUpsert;
+      Statement* statement = upsert ? &Of(change).upsert : &Of(change).remove;
+      std::vector<bool> present;
+      if (upsert && change.partial) {
+        for (const Value* value : change.row)
+          present.push_back(value != nullptr);
+        Status status = PartialUpsert(db_, &Of(change), present, &statement);
+        if (!status.ok()) return status;
+      }
+      Statement& write = *statement;
       const std::vector<const Value*>& values = upsert ? change.row : change.key;
-      for (std::size_t i = 0; i < values.size(); ++i)
-        BindBorrowed(write, static_cast<int>(i + 1), *values[i]);
+      int bound = 0;
+      for (const Value* value : values)
+        if (value != nullptr) BindBorrowed(write, ++bound, *value);
       state_.applied_tid = Of(change).info.tid;
       state_.applied_key = &change.meta_key;
       Status status = write.Run();
@@ -316,6 +364,7 @@ class SqliteStore : public core::MergeStore {
       write_meta_.BindInt(4, static_cast<std::int64_t>(change->hlc));
       write_meta_.BindInt(5, node_ref);
       write_meta_.BindInt(6, change->deleted ? 1 : 0);
+      if (!change->cols.empty()) write_meta_.BindText(7, change->cols);  // else NULL: every column at the row's stamp
       status = write_meta_.Run();
       write_meta_.Reset();
       if (!status.ok()) return status;

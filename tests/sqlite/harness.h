@@ -127,8 +127,9 @@ class Db {
 
 // Pulls every change `from` has that `to` did not originate, page by page,
 // and applies each page to `to`. Returns the number of changes applied.
-inline long long Sync(Db& from, Db& to, int page = 50) {
-  std::string options = "{\"exclude_origin\":\"" + to.NodeId() + "\"}";
+// `format` 2: pages carry column-merge rows' column stamps.
+inline long long Sync(Db& from, Db& to, int page = 50, int format = 1) {
+  std::string options = "{\"exclude_origin\":\"" + to.NodeId() + "\", \"format\": " + std::to_string(format) + "}";
   std::string cursor = to.Text("SELECT syncline_peer_cursor(?1, ?2)", {from.NodeId(), options});
   long long applied = 0;
   while (true) {

@@ -164,7 +164,9 @@ Status DecodeChecked(std::string_view text, Batch* out) {
   Status status = DecodeBatchTree(text, &tree);
   // Format 2 is the tree reader's alone.
   const bool format2 = status.ok() && tree.format == 2;
-  if (format2) EXPECT_FALSE(fast) << "the streaming reader took a format-2 batch";
+  if (format2) {
+    EXPECT_FALSE(fast) << "the streaming reader took a format-2 batch";
+  }
   EXPECT_EQ(fast || format2, status.ok())
       << "streaming reader " << (fast ? "accepted" : "refused") << " a batch the tree reader "
       << (status.ok() ? "accepts" : "refuses: " + status.message()) << "\n"

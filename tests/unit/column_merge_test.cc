@@ -23,7 +23,9 @@ const std::string kC = "00000000-0000-4000-8000-00000000000c";
 constexpr std::size_t kColumns = 3;
 
 // A stamp in a few characters: hlc and the node's last digit ("-": no node).
-std::string Short(const Stamp& stamp) { return std::to_string(stamp.hlc) + (stamp.node.empty() ? "-" : stamp.node.substr(35)); }
+std::string Short(const Stamp& stamp) {
+  return std::to_string(stamp.hlc) + (stamp.node.empty() ? "-" : stamp.node.substr(35));
+}
 
 // A write: a delete, or an upsert of some columns at one stamp, or (a
 // replica's state passed on) of every column at its own stamp.
@@ -229,7 +231,8 @@ TEST(ColumnMerge, JoiningStatesIsCommutativeAssociativeAndIdempotent) {
       all.Apply(write);
     Replica everything = Join(Join(a, b), c);
     Replica rest;
-    for (const Write& write : writes) rest.Apply(write);
+    for (const Write& write : writes)
+      rest.Apply(write);
     ASSERT_EQ(Join(everything, rest).View(), all.View()) << "round " << round;
   }
 }

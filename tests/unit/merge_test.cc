@@ -167,7 +167,7 @@ class MemoryStore : public MergeStore {
     for (MergeChange* change : changes) {
       auto it = state.versions.find(IdOf(*change));
       if (it == state.versions.end()) continue;
-      change->stored = RowVersion{true, it->second.hlc, it->second.node, it->second.deleted};
+      change->stored = RowVersion{true, it->second.hlc, it->second.node, it->second.deleted, ""};
     }
     return Status::Ok();
   }
@@ -757,7 +757,7 @@ TEST(MergeRow, SameStampSameContentIsSkipped) {
 
 TEST(MergeRow, DecideVerdicts) {
   const RowVersion none;
-  const RowVersion stored{true, At(5), kNodeB, false};
+  const RowVersion stored{true, At(5), kNodeB, false, ""};
   EXPECT_EQ(Decide(Note("a", "x", At(1), kNodeA), none, kLocal), Verdict::kApply);
   EXPECT_EQ(Decide(Note("a", "x", At(6), kNodeA), stored, kLocal), Verdict::kApply);
   EXPECT_EQ(Decide(Note("a", "x", At(5), kNodeC), stored, kLocal), Verdict::kApply);  // tie, greater node
