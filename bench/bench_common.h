@@ -242,6 +242,7 @@ struct Args {
 // bench/sqlite_gc.cc: mode sqlite-gc, metadata per live row before and after
 // garbage collection.
 void RunSqliteGc(const Args& args);
+void RunSqliteColumn(const Args& args);  // sqlite_column.cc
 
 }  // namespace syncline_bench
 

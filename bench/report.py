@@ -39,6 +39,10 @@ METRICS = {
     "sqlite.pull": ("`syncline_pull_since`, pages of 1000, vs `json_group_array` pages by key", ("ratio", ">=", 0.5)),
     "sqlite.apply": ("`syncline_apply_push` of those pages into an empty tracked file, vs prepared upsert, "
                      "1000 a transaction", ("ratio", ">=", 0.5)),
+    "sqlite.column_merge_update": ("UPDATE of one column of every row, a column-merge table vs the same table "
+                                   "in row mode (time)", ("ratio", "<=", 1.3)),
+    "sqlite.column_merge_metadata": ("metadata per row after that update, column merge vs row mode "
+                                     "(dbstat, after VACUUM)", ("ratio", "<=", 1.2)),
     "wasm.insert_1_txn": ("insert N rows, one `INSERT ... SELECT` (time)", None),
     "wasm.update_all": ("update one column of every row (time)", None),
     "wasm.pull": ("`pullSince` pages of 1000 from JavaScript, vs `json_group_array` pages by key", None),

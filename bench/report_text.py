@@ -35,6 +35,14 @@ around each whole workload, not Google Benchmark: every sample needs its own
 new file and schema outside the timed region and pairs with a baseline
 sample, which Google Benchmark's iteration model does not fit.
 
+**Column merge** (`bench/sqlite_column.cc`, mode `sqlite-column`): the
+same tracked table in row mode and in column mode, new files, interleaved:
+N rows inserted in one transaction and checkpointed, then the timed
+`UPDATE items SET n = n + 1` (capture compares every column before and
+after, and records `n`'s stamp); then `VACUUM` and the bytes of
+`syncline_rows` and its indexes per row (dbstat). The baseline here is row
+mode, not a plain table.
+
 **SQLite as WebAssembly** (`bench/wasm.mjs`): the `web/sqlite` module in
 Node, databases in memory (Node has no OPFS), the same module for syncline
 and baseline. Rows come from one `INSERT ... SELECT` over a recursive CTE

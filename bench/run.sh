@@ -58,6 +58,8 @@ wants() { [[ " $only " == *" $1 "* ]]; }
 if wants sqlite; then
   log "SQLite: capture overhead, storage, pull ($runs runs), insert in 1,000 transactions, apply ($slow_runs runs) of $rows rows"
   "$bench" sqlite --ext "$ext" --dir "$work" --rows "$rows" --runs "$runs" --slow-runs "$slow_runs" >>"$results"
+  log "SQLite: column-merge table against row mode, one-column update of $rows rows and metadata ($runs runs)"
+  "$bench" sqlite-column --ext "$ext" --dir "$work" --rows "$rows" --runs "$runs" >>"$results"
 fi
 
 # ------------------------------------------------------------ WebAssembly

@@ -751,7 +751,7 @@ void Profile(const Args& args) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: sqlite_bench sqlite|sqlite-gc|pg|load-copy|profile|version [--key value ...]\n";
+    std::cerr << "usage: sqlite_bench sqlite|sqlite-gc|sqlite-column|pg|load-copy|profile|version [--key value ...]\n";
     return 2;
   }
   std::string mode = argv[1];
@@ -768,6 +768,8 @@ int main(int argc, char** argv) {
       RunSqlite(args);
     else if (mode == "sqlite-gc")
       RunSqliteGc(args);
+    else if (mode == "sqlite-column")
+      RunSqliteColumn(args);
     else if (mode == "pg")
       RunPg(args);
     else if (mode == "load-copy")

@@ -118,17 +118,18 @@ Status NodeIdOfRef(ConnectionState& state, std::int64_t ref, std::string* out) {
 // values in the table's column order, and cols comes after hlc).
 Status SqlColumnStamps(ConnectionState& state, sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   constexpr int kList = 5, kValues = 6;
-  auto* columns = static_cast<ColumnList*>(sqlite3_get_auxdata(ctx, kList));
-  if (columns == nullptr) {
-    auto parsed = std::make_unique<ColumnList>();
+  // Parsed once per connection: SQLite keeps no auxdata across a trigger's
+  // firings (each runs in a frame of its own).
+  const char* list_text = reinterpret_cast<const char*>(sqlite3_value_text(argv[kList]));
+  std::string key(list_text == nullptr ? "" : list_text);
+  auto cached = state.column_lists.find(key);
+  if (cached == state.column_lists.end()) {
+    auto parsed = std::make_shared<ColumnList>();
     Status status = ParseColumnList(argv[kList], parsed.get());
     if (!status.ok()) return status;
-    columns = parsed.release();
-    sqlite3_set_auxdata(ctx, kList, columns, [](void* list) { delete static_cast<ColumnList*>(list); });
-    // SQLite may have freed it at once (a non-constant argument): read it again.
-    columns = static_cast<ColumnList*>(sqlite3_get_auxdata(ctx, kList));
-    if (columns == nullptr) return Status(Code::kInvalidInput, "the column list must be a constant");
+    cached = state.column_lists.emplace(std::move(key), std::move(parsed)).first;
   }
+  ColumnList* columns = static_cast<ColumnList*>(cached->second.get());
   const std::size_t count = columns->names.size();
   if (static_cast<std::size_t>(argc) != kValues + 2 * count)
     return Status(Code::kInvalidInput,

@@ -77,6 +77,13 @@ Status Request(ConnectionState& state, const std::optional<std::string>& cursor,
     options.pop_back();
     options += std::string(options.size() > 1 ? "," : "") + "\"schema\":" + std::to_string(version) + "}";
   }
+  bool columns = false;
+  Status status = HasColumnMergeTables(state.db, &columns);
+  if (!status.ok()) return status;
+  if (columns) {
+    options.pop_back();
+    options += std::string(options.size() > 1 ? "," : "") + "\"format\":2}";
+  }
   out->clear();
   core::JsonWriter writer(out);
   writer.BeginObject();

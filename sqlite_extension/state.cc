@@ -196,6 +196,13 @@ Status ParseTrackOptions(const std::string& text, core::MergeMode* merge) {
   return Status::Ok();
 }
 
+Status HasColumnMergeTables(sqlite3* db, bool* out) {
+  std::int64_t count = 0;
+  Status status = QueryInt(db, "SELECT count(*) FROM syncline_tables WHERE options = '{\"merge\":\"column\"}'", &count);
+  *out = count > 0;
+  return status;
+}
+
 Status LoadTableShape(sqlite3* db, const std::string& name, TableInfo* out) {
   *out = TableInfo{};
   Statement schema;

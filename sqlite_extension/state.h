@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -62,6 +63,8 @@ struct ConnectionState {
   bool clock_loaded = false;
   std::int64_t clock_skew_ms = 0;
   std::map<std::int64_t, std::string> node_ids;  // syncline_nodes, ref -> node id, as read (refs never change)
+  // column_capture.cc: the column lists of column-merge triggers, parsed.
+  std::map<std::string, std::shared_ptr<void>> column_lists;
   std::string key_buffer;  // reused by syncline_key on every captured write  // syncline_config('clock_skew_ms'):
                            // simulated clock offset
   std::int64_t WallMs() const { return core::WallClockMs() + clock_skew_ms; }
@@ -114,6 +117,10 @@ struct TableInfo {
 // The options syncline_track keeps for a table (syncline_tables.options):
 // {"merge": "row" | "column"}; anything else is an error naming it.
 core::Status ParseTrackOptions(const std::string& text, core::MergeMode* merge);
+// Whether a table of this file merges by column: its sync loop then pulls
+// and pushes format 2, which carries column stamps (and only then, so that
+// a server that predates format 2 keeps serving the others).
+core::Status HasColumnMergeTables(sqlite3* db, bool* out);
 
 // Whether a column holds a NaN faithfully, as the text 'NaN' (kNanText in
 // sqlite_util.h): a column with REAL affinity in a table that is not STRICT

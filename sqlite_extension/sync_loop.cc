@@ -92,11 +92,15 @@ Status PushPage(ConnectionState& state, std::optional<std::string>* batch) {
   if (!push.active) return NotBegun();
   std::string options = R"({"origin":"local")";
   if (push.max_bytes > 0) options += R"(,"max_bytes":)" + std::to_string(push.max_bytes);
+  bool columns = false;
+  Status status = HasColumnMergeTables(state.db, &columns);
+  if (!status.ok()) return status;
+  if (columns) options += R"(,"format":2)";
   options += "}";
   std::string text;
   std::optional<std::string> after;
   if (push.has_acked) after = push.acked;
-  Status status = PullSince(state, after, push.limit, options, &text);
+  status = PullSince(state, after, push.limit, options, &text);
   core::BatchHeader page;
   if (status.ok()) status = core::ReadBatchHeader(text, &page);
   if (!status.ok()) return status.WithPrefix("push: ");

@@ -173,5 +173,20 @@ TEST_F(SyncLoopTest, PullCallsOutOfOrderAreClearErrors) {
   EXPECT_NE(device.Error("SELECT syncline_pull_begin('not-a-node')").find("is not a UUID"), std::string::npos);
 }
 
+TEST_F(SyncLoopTest, AFileWithAColumnMergeTablePullsAndPushesFormatTwo) {
+  const std::string server_node = server.NodeId();
+  auto request_options = [&] {
+    return device.Text("SELECT json_extract(syncline_pull_begin(?1, '{}'), '$.options')", {server_node});
+  };
+  EXPECT_EQ(request_options().find("format"), std::string::npos);  // only where it is needed
+  device.Exec("SELECT syncline_track('notes', '{\"merge\": \"column\"}')");
+  EXPECT_NE(request_options().find("\"format\":2"), std::string::npos) << request_options();
+  device.Exec("UPDATE notes SET body = 'edited' WHERE id = 1");
+  device.Exec("SELECT syncline_push_begin(NULL, '{\"page_size\": 10}')");
+  EXPECT_EQ(NextPage(), 5);
+  EXPECT_EQ(device.Text("SELECT json_extract(?1, '$.format')", {page}), "2");
+  EXPECT_NE(page.find("\"columns\":{\"id\""), std::string::npos) << page;
+}
+
 }  // namespace
 }  // namespace syncline::test
