@@ -34,10 +34,10 @@ void RunSqliteColumn(const Args& args) {
                            static_cast<std::int64_t>(rows.size()))
         Die("sqlite-column: the update did not stamp column n alone");
       db.Exec("VACUUM");
-      bytes[mode].push_back(static_cast<double>(db.Int(
-                                "SELECT sum(pgsize) FROM dbstat WHERE name IN (SELECT name FROM sqlite_schema "
-                                "WHERE tbl_name = 'syncline_rows')")) /
-                            static_cast<double>(rows.size()));
+      bytes[mode].push_back(
+          static_cast<double>(db.Int("SELECT sum(pgsize) FROM dbstat WHERE name IN (SELECT name FROM sqlite_schema "
+                                     "WHERE tbl_name = 'syncline_rows')")) /
+          static_cast<double>(rows.size()));
     }
     Progress("sqlite column merge run " + std::to_string(run + 1) + ": update " + Num(update[1].back()) + " / " +
              Num(update[0].back()) + " ms, metadata " + Num(bytes[1].back()) + " / " + Num(bytes[0].back()) +

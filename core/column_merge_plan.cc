@@ -48,6 +48,11 @@ Status PlanColumnWrite(const RowVersion& stored, const MergeChange* previous, Me
   const ColumnMerge merge = MergeColumns(row, version);
   *kind = merge.kind;
   change.columns = merge.after;
+  change.as_sent = !merge.after.deleted || version.deleted;
+  for (std::size_t c = 0; c < count && change.as_sent; ++c) {
+    const Stamp& sent = version.deleted ? version.stamp : version.columns[c].value_or(Stamp{});
+    change.as_sent = version.deleted || version.columns[c] ? CompareStamps(merge.after.stamps[c], sent) == 0 : false;
+  }
   if (merge.kind == ColumnMerge::Kind::kNothing) return Status::Ok();
   change.took = merge.take;
   if (merge.kind == ColumnMerge::Kind::kTombstone) {
@@ -87,7 +92,12 @@ void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, boo
     before = Stamp{stored.hlc, stored.node};
   const Stamp natural = LatestStamp(change.columns.stamps);
   Stamp latest = Greater(natural, before) ? natural : before;
-  if (restamp && !Greater(natural, before)) latest = Stamp{NextHlc(before.hlc), local_node};
+  // Restamped by this node: a row changed beneath its version's stamp
+  // (format-1 readers would see one stamp with two contents), or one that
+  // is no longer what its sender sent (columns of others kept): under the
+  // sender's stamp, the pulls that skip the sender's own versions
+  // (exclude_origin) would never bring it the rest.
+  if (restamp && (!Greater(natural, before) || !change.as_sent)) latest = Stamp{NextHlc(latest.hlc), local_node};
   change.hlc = latest.hlc;
   change.node = latest.node;
   change.clock = change.change->clock;

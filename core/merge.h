@@ -90,6 +90,7 @@ struct MergeChange {
   ColumnRow columns;       // a column-merge row after this change
   std::string cols;        // what WriteVersions records: ColumnStampsText of `columns`
   std::vector<bool> took;  // a column-merge write: the columns it took from the change (the rest cleared or kept)
+  bool as_sent = false;    // a column-merge row after this change is exactly the change (every column at its stamp)
 };
 
 // A change a node refused on its own, leaving the rest of the batch to apply
