@@ -20,7 +20,7 @@ using core::Status;
 namespace {
 
 // The table's columns and key, from the trigger's constant argument
-// [["id", "title", ...], [0]]: parsed once per statement (auxdata).
+// [["id", "title", ...], [0]]: parsed once per connection (SqlColumnStamps).
 struct ColumnList {
   std::vector<std::string> names;
   std::vector<bool> key;
