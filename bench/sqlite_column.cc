@@ -30,7 +30,7 @@ void RunSqliteColumn(const Args& args) {
       const auto start = Clock::now();
       db.Exec("UPDATE items SET n = n + 1");
       update[mode].push_back(Seconds(start) * 1000);
-      if (mode == 1 && db.Int("SELECT count(*) FROM syncline_rows WHERE cols LIKE '%\"n\":0}]'") !=
+      if (mode == 1 && db.Int("SELECT count(*) FROM syncline_rows WHERE hex(cols) LIKE '%016E00'") !=
                            static_cast<std::int64_t>(rows.size()))
         Die("sqlite-column: the update did not stamp column n alone");
       db.Exec("VACUUM");

@@ -1,11 +1,7 @@
 #include "core/column_merge.h"
 
 #include <algorithm>
-#include <charconv>
 #include <map>
-
-#include "core/json.h"
-#include "core/node_id.h"
 
 namespace syncline::core {
 
@@ -90,44 +86,104 @@ ColumnMerge MergeColumns(const ColumnRow& row, const ColumnVersion& version) {
 
 namespace {
 
-// A stamp relative to the latest one: 0, d, or [d, "node"].
-void WriteRelative(JsonWriter& writer, const Stamp& stamp, const Stamp& latest) {
+// The metadata encoding (docs/protocol.md, "Column-level merge"): unsigned
+// LEB128 varints; a stamp is a tag byte, 0 (the row's stamp), 1 (varint d:
+// the row's hlc minus d, the row's node) or 2 (varint d and the node id's
+// 16 bytes).
+void PutVarint(std::string* out, std::uint64_t value) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+void PutStamp(std::string* out, const Stamp& stamp, const Stamp& latest) {
   const Hlc delta = latest.hlc - stamp.hlc;
   if (stamp.node == latest.node) {
-    writer.Int(static_cast<std::int64_t>(delta));
+    out->push_back(delta == 0 ? 0 : 1);
+    if (delta != 0) PutVarint(out, delta);
     return;
   }
-  writer.BeginArray();
-  writer.Int(static_cast<std::int64_t>(delta));
-  writer.String(stamp.node);
-  writer.EndArray();
-}
-
-Status BadText(const std::string& what) { return Status(Code::kInternal, "column stamps in metadata: " + what); }
-
-Status ReadRelative(const Json& json, const Stamp& latest, Stamp* out) {
-  const Json* delta = &json;
-  std::string node = latest.node;
-  if (json.is_array()) {
-    if (json.items.size() != 2 || !json.items[1].is_string()) return BadText("a stamp is d or [d, \"node\"]");
-    delta = &json.items[0];
-    node = json.items[1].text;
-    if (!CanonicalNodeId(node)) return BadText("\"" + node + "\" is not a node id");
+  out->push_back(2);
+  PutVarint(out, delta);
+  // A canonical node id: 32 lower-case hex digits and four dashes.
+  for (std::size_t i = 0; i + 1 < stamp.node.size(); ++i) {
+    if (stamp.node[i] == '-') continue;
+    out->push_back(static_cast<char>(HexDigit(stamp.node[i]) * 16 + HexDigit(stamp.node[i + 1])));
+    ++i;
   }
-  std::uint64_t d = 0;
-  const std::string& text = delta->text;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), d);
-  if (!delta->is_number() || error != std::errc() || end != text.data() + text.size() || d > latest.hlc)
-    return BadText("a stamp's distance from the row's is an integer from 0 to its hlc, not " + JsonText(*delta));
-  out->hlc = latest.hlc - d;
-  out->node = std::move(node);
-  return Status::Ok();
 }
+
+Status Corrupt(const std::string& what) { return Status(Code::kInternal, "column stamps in metadata: " + what); }
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+  bool done() const { return at_ == bytes_.size(); }
+
+  Status Varint(std::uint64_t* out) {
+    *out = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (done()) return Corrupt("cut short in a number");
+      const auto byte = static_cast<unsigned char>(bytes_[at_++]);
+      *out |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) return Status::Ok();
+    }
+    return Corrupt("a number longer than 64 bits");
+  }
+
+  Status Name(std::string* out) {
+    std::uint64_t size = 0;
+    Status status = Varint(&size);
+    if (!status.ok()) return status;
+    if (size > bytes_.size() - at_) return Corrupt("cut short in a column name");
+    out->assign(bytes_.substr(at_, size));
+    at_ += size;
+    return Status::Ok();
+  }
+
+  Status StampOf(const Stamp& latest, Stamp* out) {
+    if (done()) return Corrupt("cut short before a stamp");
+    const auto tag = static_cast<unsigned char>(bytes_[at_++]);
+    if (tag > 2) return Corrupt("unknown stamp tag " + std::to_string(tag));
+    std::uint64_t delta = 0;
+    if (tag > 0) {
+      Status status = Varint(&delta);
+      if (!status.ok()) return status;
+      if (delta > latest.hlc) return Corrupt("a stamp before 0");
+    }
+    out->hlc = latest.hlc - delta;
+    out->node = latest.node;
+    if (tag == 2) {
+      if (bytes_.size() - at_ < 16) return Corrupt("cut short in a node id");
+      static const char kHex[] = "0123456789abcdef";
+      out->node.clear();
+      for (int i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out->node.push_back('-');
+        const auto byte = static_cast<unsigned char>(bytes_[at_++]);
+        out->node.push_back(kHex[byte >> 4]);
+        out->node.push_back(kHex[byte & 15]);
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string_view bytes_;
+  std::size_t at_ = 0;
+};
 
 }  // namespace
 
-std::string ColumnStampsText(const std::vector<std::string>& columns, const std::vector<Stamp>& stamps,
-                             const Stamp& latest) {
+std::string EncodeColumnStamps(const std::vector<std::string>& columns, const std::vector<Stamp>& stamps,
+                               const Stamp& latest) {
   // The base is the stamp most columns share (the latest when tied), so
   // that a row edited in one column names only that one.
   std::map<std::pair<Hlc, std::string>, std::size_t> counts;
@@ -143,38 +199,33 @@ std::string ColumnStampsText(const std::vector<std::string>& columns, const std:
   }
   if (most == stamps.size() && CompareStamps(base, latest) == 0) return "";
   std::string out;
-  JsonWriter writer(&out);
-  writer.BeginArray();
-  WriteRelative(writer, base, latest);
-  writer.BeginObject();
+  PutStamp(&out, base, latest);
   for (std::size_t i = 0; i < columns.size(); ++i) {
     if (CompareStamps(stamps[i], base) == 0) continue;
-    writer.Key(columns[i]);
-    WriteRelative(writer, stamps[i], latest);
+    PutVarint(&out, columns[i].size());
+    out += columns[i];
+    PutStamp(&out, stamps[i], latest);
   }
-  writer.EndObject();
-  writer.EndArray();
   return out;
 }
 
-Status ReadColumnStamps(std::string_view text, const std::vector<std::string>& columns, const Stamp& latest,
-                        std::vector<Stamp>* stamps) {
+Status DecodeColumnStamps(std::string_view bytes, const std::vector<std::string>& columns, const Stamp& latest,
+                          std::vector<Stamp>* stamps) {
   stamps->assign(columns.size(), latest);
-  if (text.empty()) return Status::Ok();
-  Json json;
-  Status status = ParseJson(text, &json);
-  if (!status.ok()) return BadText(status.message());
-  if (!json.is_array() || json.items.size() != 2 || !json.items[1].is_object())
-    return BadText("expected [base, {\"column\": stamp}], not " + std::string(text.substr(0, 100)));
+  if (bytes.empty()) return Status::Ok();
+  Reader reader(bytes);
   Stamp base;
-  status = ReadRelative(json.items[0], latest, &base);
+  Status status = reader.StampOf(latest, &base);
   if (!status.ok()) return status;
   stamps->assign(columns.size(), base);
-  for (const auto& [name, stamp] : json.items[1].members) {
-    auto column = std::find(columns.begin(), columns.end(), name);
-    if (column == columns.end()) continue;  // dropped since
-    status = ReadRelative(stamp, latest, &(*stamps)[column - columns.begin()]);
+  std::string name;
+  while (!reader.done()) {
+    status = reader.Name(&name);
+    Stamp stamp;
+    if (status.ok()) status = reader.StampOf(latest, &stamp);
     if (!status.ok()) return status;
+    auto column = std::find(columns.begin(), columns.end(), name);
+    if (column != columns.end()) (*stamps)[column - columns.begin()] = std::move(stamp);  // else dropped since
   }
   return Status::Ok();
 }

@@ -6,7 +6,7 @@
 // back. The state of a row is a join (per column, the greater stamp with its
 // value), so replicas that saw the same writes hold the same row whatever
 // the order. Written once here; the engines store the stamps (metadata text,
-// ColumnStampsText) and write what MergeColumns decides.
+// EncodeColumnStamps) and write what MergeColumns decides.
 #pragma once
 
 #include <optional>
@@ -67,18 +67,19 @@ Stamp LatestStamp(const std::vector<Stamp>& stamps);
 
 // The per-column stamps in metadata, relative to the row's latest stamp
 // (docs/protocol.md, "Column-level merge"): "" when every column is at it
-// (every row of a row-merge table, a new row, a tombstone), else the JSON
-// text [base, {"column": stamp, ...}] where `base` is the stamp of the
-// columns not named and a stamp is 0 (the latest), d (the latest's hlc - d,
-// the latest's node) or [d, "node"]. Columns are named, so that the text
-// survives added, dropped and reordered columns.
-std::string ColumnStampsText(const std::vector<std::string>& columns, const std::vector<Stamp>& stamps,
-                             const Stamp& latest);
-// Reads it back for the table's columns as they are now: a column the text
-// does not name is at the base (a column added since), a name the table no
+// (every row of a row-merge table, a new row, a tombstone), else bytes: the
+// base stamp (of the columns not named), then each other column's name and
+// stamp. A stamp is the row's, the row's hlc minus d at the row's node, or
+// that at another node. Columns are named, so that the bytes survive added,
+// dropped and reordered columns. One edited column after an insert takes
+// about 7 bytes.
+std::string EncodeColumnStamps(const std::vector<std::string>& columns, const std::vector<Stamp>& stamps,
+                               const Stamp& latest);
+// Reads them back for the table's columns as they are now: a column they do
+// not name is at the base (a column added since), a name the table no
 // longer has is ignored (a dropped column).
-Status ReadColumnStamps(std::string_view text, const std::vector<std::string>& columns, const Stamp& latest,
-                        std::vector<Stamp>* stamps);
+Status DecodeColumnStamps(std::string_view bytes, const std::vector<std::string>& columns, const Stamp& latest,
+                          std::vector<Stamp>* stamps);
 
 }  // namespace syncline::core
 

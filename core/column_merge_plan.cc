@@ -34,7 +34,7 @@ Status PlanColumnWrite(const RowVersion& stored, const MergeChange* previous, Me
   } else if (stored.exists) {
     row.exists = true;
     row.deleted = stored.deleted;
-    Status status = ReadColumnStamps(stored.cols, table.columns, Stamp{stored.hlc, stored.node}, &row.stamps);
+    Status status = DecodeColumnStamps(stored.cols, table.columns, Stamp{stored.hlc, stored.node}, &row.stamps);
     if (!status.ok()) return status;
   }
   ColumnVersion version;
@@ -102,14 +102,14 @@ void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, boo
   change.node = latest.node;
   change.clock = change.change->clock;
   change.deleted = change.columns.deleted;
-  change.cols = ColumnStampsText(change.table->columns, change.columns.stamps, latest);
+  change.cols = EncodeColumnStamps(change.table->columns, change.columns.stamps, latest);
 }
 
 void RestampTakenColumns(MergeChange& change) {
   const Stamp latest{change.hlc, change.node};
   for (std::size_t c = 0; c < change.took.size() && c < change.columns.stamps.size(); ++c)
     if (change.took[c]) change.columns.stamps[c] = latest;
-  change.cols = ColumnStampsText(change.table->columns, change.columns.stamps, latest);
+  change.cols = EncodeColumnStamps(change.table->columns, change.columns.stamps, latest);
 }
 
 }  // namespace syncline::core

@@ -47,7 +47,7 @@ struct RowVersion {
   Hlc hlc = 0;
   std::string node;  // canonical node id
   bool deleted = false;
-  std::string cols;  // a column-merge row's column stamps (ColumnStampsText), "" when all are at its stamp
+  std::string cols;  // a column-merge row's column stamps (EncodeColumnStamps), "" when all are at its stamp
 };
 
 // One change of a batch on its way through the merge.
@@ -88,7 +88,7 @@ struct MergeChange {
   // then holds what is written (null: kept as stored; `partial`).
   Op write_op = Op::kUpsert;
   ColumnRow columns;       // a column-merge row after this change
-  std::string cols;        // what WriteVersions records: ColumnStampsText of `columns`
+  std::string cols;        // what WriteVersions records: EncodeColumnStamps of `columns`
   std::vector<bool> took;  // a column-merge write: the columns it took from the change (the rest cleared or kept)
   bool as_sent = false;    // a column-merge row after this change is exactly the change (every column at its stamp)
 };

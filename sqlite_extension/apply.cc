@@ -308,7 +308,7 @@ class SqliteStore : public core::MergeStore {
         version.hlc = static_cast<core::Hlc>(read_meta_.ColumnInt(0));
         version.node = read_meta_.ColumnInt(1) == kLocalNodeRef ? local_node_ : read_meta_.ColumnText(3);
         version.deleted = read_meta_.ColumnInt(2) != 0;
-        version.cols = read_meta_.ColumnText(4);
+        version.cols = read_meta_.ColumnValue(4).bytes;  // a blob, or NULL
       }
       read_meta_.Reset();
     }
@@ -364,7 +364,8 @@ class SqliteStore : public core::MergeStore {
       write_meta_.BindInt(4, static_cast<std::int64_t>(change->hlc));
       write_meta_.BindInt(5, node_ref);
       write_meta_.BindInt(6, change->deleted ? 1 : 0);
-      if (!change->cols.empty()) write_meta_.BindText(7, change->cols);  // else NULL: every column at the row's stamp
+      if (!change->cols.empty())
+        write_meta_.BindValue(7, Value::Blob(change->cols));  // else NULL: every column at the row's stamp
       status = write_meta_.Run();
       write_meta_.Reset();
       if (!status.ok()) return status;

@@ -159,22 +159,22 @@ Status SqlColumnStamps(ConnectionState& state, sqlite3_context* ctx, int argc, s
   status = NodeIdOfRef(state, sqlite3_value_int64(argv[2]), &old_latest.node);
   if (!status.ok()) return status;
   std::string old_text;
-  if (sqlite3_value_type(argv[0]) == SQLITE_TEXT)
-    old_text.assign(reinterpret_cast<const char*>(sqlite3_value_text(argv[0])),
+  if (sqlite3_value_type(argv[0]) == SQLITE_BLOB)
+    old_text.assign(static_cast<const char*>(sqlite3_value_blob(argv[0])),
                     static_cast<std::size_t>(sqlite3_value_bytes(argv[0])));
   std::vector<Stamp> stamps;
-  status = core::ReadColumnStamps(old_text, names, old_latest, &stamps);
+  status = core::DecodeColumnStamps(old_text, names, old_latest, &stamps);
   if (!status.ok()) return status;
   Stamp latest{new_hlc, ""};
   status = NodeIdOfRef(state, kLocalNodeRef, &latest.node);
   if (!status.ok()) return status;
   for (std::size_t i = 0; i < names.size(); ++i)
     if (changed[i]) stamps[i] = latest;
-  const std::string text = core::ColumnStampsText(names, stamps, latest);
+  const std::string text = core::EncodeColumnStamps(names, stamps, latest);
   if (text.empty())
     sqlite3_result_null(ctx);
   else
-    sqlite3_result_text(ctx, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    sqlite3_result_blob(ctx, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   return Status::Ok();
 }
 

@@ -76,7 +76,7 @@ Status AddColumnStamps(const TableInfo& table, const std::string& cols, core::Ch
   if (cols.empty()) return Status::Ok();
   const core::Stamp latest{change->hlc, change->node};
   std::vector<core::Stamp> stamps;
-  Status status = core::ReadColumnStamps(cols, table.columns, latest, &stamps);
+  Status status = core::DecodeColumnStamps(cols, table.columns, latest, &stamps);
   if (!status.ok()) return status;
   if (change->op == core::Op::kDelete) {
     change->has_delete_stamp = core::CompareStamps(stamps.empty() ? latest : stamps[0], latest) != 0;
@@ -226,7 +226,7 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
     change.column_stamps.clear();
     change.has_delete_stamp = false;
     if (options.format >= 2 && table.info.merge == core::MergeMode::kColumn) {
-      status = AddColumnStamps(table.info, page.ColumnText(8), &change);
+      status = AddColumnStamps(table.info, page.ColumnValue(8).bytes, &change);
       if (!status.ok())
         return status.WithPrefix("table \"" + table.info.name + "\", row " + MetadataKeyText(stored_key) + ": ");
     }

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS syncline_rows(
   hlc INTEGER NOT NULL,
   node INTEGER NOT NULL,
   deleted INTEGER NOT NULL,
-  cols TEXT,
+  cols BLOB,
   UNIQUE (tid, pk));
 CREATE TABLE IF NOT EXISTS syncline_displaced(tid INTEGER NOT NULL, pk NOT NULL, PRIMARY KEY (tid, pk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS syncline_peers(
@@ -104,7 +104,7 @@ Status EnsureMetadata(sqlite3* db) {
   if (found && version == "2") {
     Savepoint savepoint(db, "syncline_upgrade");
     if (!savepoint.status().ok()) return savepoint.status();
-    Status status = Exec(db, "ALTER TABLE syncline_rows ADD COLUMN cols TEXT;\n"
+    Status status = Exec(db, "ALTER TABLE syncline_rows ADD COLUMN cols BLOB;\n"
                              "UPDATE syncline_meta SET value = '3' WHERE key = 'metadata_version'");
     if (!status.ok()) return status.WithPrefix("upgrading syncline metadata from version 2 to 3: ");
     return savepoint.Release();

@@ -2,7 +2,7 @@
 // cases, and its properties over random writes: the state after a set of
 // writes does not depend on their order or duplicates, and merging two
 // replicas' states is commutative, associative and idempotent. The metadata
-// text of the stamps round-trips and stays small.
+// encoding of the stamps round-trips and stays small.
 #include "core/column_merge.h"
 
 #include <gtest/gtest.h>
@@ -237,30 +237,34 @@ TEST(ColumnMerge, JoiningStatesIsCommutativeAssociativeAndIdempotent) {
   }
 }
 
-TEST(ColumnStampsText, EmptyWhenEveryColumnIsAtTheRowsStamp) {
+TEST(ColumnStamps, EmptyWhenEveryColumnIsAtTheRowsStamp) {
   const std::vector<std::string> columns = {"id", "title", "body"};
   const Stamp latest{HlcFromPhysicalMs(1764750000000), kA};
-  EXPECT_EQ(ColumnStampsText(columns, {latest, latest, latest}, latest), "");
+  EXPECT_EQ(EncodeColumnStamps(columns, {latest, latest, latest}, latest), "");
   std::vector<Stamp> stamps;
-  ASSERT_TRUE(ReadColumnStamps("", columns, latest, &stamps).ok());
+  ASSERT_TRUE(DecodeColumnStamps("", columns, latest, &stamps).ok());
   EXPECT_EQ(stamps.size(), 3u);
   EXPECT_EQ(CompareStamps(stamps[2], latest), 0);
 }
 
-TEST(ColumnStampsText, OneEditedColumnIsOneShortEntry) {
+TEST(ColumnStamps, OneEditedColumnIsOneShortEntry) {
   const std::vector<std::string> columns = {"id", "title", "body", "status"};
   const Stamp insert{HlcFromPhysicalMs(1764750000000), kA};
   const Stamp edit{HlcFromPhysicalMs(1764750002500) + 3, kA};
   const std::vector<Stamp> stamps = {insert, edit, insert, insert};
-  const std::string text = ColumnStampsText(columns, stamps, edit);
-  EXPECT_EQ(text, "[163840003,{\"title\":0}]");
+  const std::string text = EncodeColumnStamps(columns, stamps, edit);
+  // The base (tag 1: the row's node, hlc minus a varint), then "title" at
+  // the row's stamp (tag 0): 12 bytes.
+  EXPECT_EQ(text.size(), 12u);
+  EXPECT_EQ(text[0], 1);
+  EXPECT_EQ(text.substr(text.size() - 7), std::string("\x05title\x00", 7));
   std::vector<Stamp> back;
-  ASSERT_TRUE(ReadColumnStamps(text, columns, edit, &back).ok());
+  ASSERT_TRUE(DecodeColumnStamps(text, columns, edit, &back).ok());
   for (std::size_t i = 0; i < columns.size(); ++i)
     EXPECT_EQ(CompareStamps(back[i], stamps[i]), 0) << columns[i];
 }
 
-TEST(ColumnStampsText, RoundTripsRandomStampsAndFollowsColumnChanges) {
+TEST(ColumnStamps, RoundTripsRandomStampsAndFollowsColumnChanges) {
   std::mt19937_64 rng(7);
   const std::string nodes[] = {kA, kB, kC};
   const std::vector<std::string> columns = {"id", "a", "b", "c", "d"};
@@ -270,27 +274,40 @@ TEST(ColumnStampsText, RoundTripsRandomStampsAndFollowsColumnChanges) {
       stamps.push_back(Stamp{HlcFromPhysicalMs(1764750000000) + rng() % 5, nodes[rng() % 3]});
     const Stamp latest = LatestStamp(stamps);
     std::vector<Stamp> back;
-    ASSERT_TRUE(ReadColumnStamps(ColumnStampsText(columns, stamps, latest), columns, latest, &back).ok());
+    ASSERT_TRUE(DecodeColumnStamps(EncodeColumnStamps(columns, stamps, latest), columns, latest, &back).ok());
     for (std::size_t i = 0; i < columns.size(); ++i)
       ASSERT_EQ(CompareStamps(back[i], stamps[i]), 0);
   }
   // A column added since is at the base; a dropped one is ignored.
   const Stamp insert{1000, kA}, edit{2000, kB};
-  const std::string text = ColumnStampsText({"id", "gone", "title"}, {insert, edit, edit}, edit);
+  const std::string text = EncodeColumnStamps({"id", "gone", "title"}, {insert, edit, edit}, edit);
   std::vector<Stamp> now;
-  ASSERT_TRUE(ReadColumnStamps(text, {"id", "title", "added"}, edit, &now).ok());
+  ASSERT_TRUE(DecodeColumnStamps(text, {"id", "title", "added"}, edit, &now).ok());
   EXPECT_EQ(CompareStamps(now[0], insert), 0);
   EXPECT_EQ(CompareStamps(now[1], edit), 0);
   EXPECT_EQ(CompareStamps(now[2], edit), 0);  // the base: two of three columns were at the edit
 }
 
-TEST(ColumnStampsText, CorruptTextIsAnError) {
+TEST(ColumnStamps, CorruptBytesAreAnError) {
   const Stamp latest{1000, kA};
   std::vector<Stamp> stamps;
-  for (const char* text : {"[", "{}", "[0]", "[0,[]]", "[-1,{}]", "[1001,{}]", "[0,{\"a\":[1]}]",
-                           "[0,{\"a\":[1,\"not-a-node\"]}]", "[0.5,{}]"}) {
-    Status status = ReadColumnStamps(text, {"a"}, latest, &stamps);
-    EXPECT_FALSE(status.ok()) << text;
+  const std::string bad[] = {
+      std::string("\x03", 1),          // an unknown stamp tag
+      std::string("\x01", 1),          // a distance cut short
+      std::string("\x01\x80", 2),      // a varint cut short
+      std::string("\x01\xe9\x07", 3),  // a distance past the row's stamp (1001)
+      std::string("\x00\x05"
+                  "ab",
+                  4),  // a name cut short
+      std::string("\x00\x01"
+                  "a",
+                  3),                                                       // no stamp after the name
+      std::string("\x02\x00\x01\x02", 4),                                   // a node id cut short
+      std::string("\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12),  // more than 64 bits
+  };
+  for (const std::string& bytes : bad) {
+    Status status = DecodeColumnStamps(bytes, {"a"}, latest, &stamps);
+    EXPECT_FALSE(status.ok()) << bytes.size();
     EXPECT_NE(status.message().find("column stamps in metadata"), std::string::npos) << status.message();
   }
 }
