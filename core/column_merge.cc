@@ -88,8 +88,9 @@ namespace {
 
 // The metadata encoding (docs/protocol.md, "Column-level merge"): unsigned
 // LEB128 varints; a stamp is a tag byte, 0 (the row's stamp), 1 (varint d:
-// the row's hlc minus d, the row's node) or 2 (varint d and the node id's
-// 16 bytes).
+// the row's hlc minus d, the row's node), 2 (varint d and the node id's 16
+// bytes) or 3 (never written: a column a new row's first change did not
+// carry, which any write beats).
 void PutVarint(std::string* out, std::uint64_t value) {
   while (value >= 0x80) {
     out->push_back(static_cast<char>((value & 0x7f) | 0x80));
@@ -105,6 +106,10 @@ int HexDigit(char c) {
 }
 
 void PutStamp(std::string* out, const Stamp& stamp, const Stamp& latest) {
+  if (stamp.node.empty()) {
+    out->push_back(3);
+    return;
+  }
   const Hlc delta = latest.hlc - stamp.hlc;
   if (stamp.node == latest.node) {
     out->push_back(delta == 0 ? 0 : 1);
@@ -152,7 +157,11 @@ class Reader {
   Status StampOf(const Stamp& latest, Stamp* out) {
     if (done()) return Corrupt("cut short before a stamp");
     const auto tag = static_cast<unsigned char>(bytes_[at_++]);
-    if (tag > 2) return Corrupt("unknown stamp tag " + std::to_string(tag));
+    if (tag == 3) {
+      *out = Stamp{};
+      return Status::Ok();
+    }
+    if (tag > 3) return Corrupt("unknown stamp tag " + std::to_string(tag));
     std::uint64_t delta = 0;
     if (tag > 0) {
       Status status = Varint(&delta);

@@ -4,7 +4,7 @@
 // core/*.cc) and registered with sqlite3_auto_extension, so every connection
 // gets it the way sqlite3_load_extension would give it.
 //
-// A database with tracked tables (text key, integer composite key, secondary
+// A database with tracked tables (text key merged by column, integer composite key, secondary
 // UNIQUE and NOT NULL, STRICT, WITHOUT ROWID with a foreign key, an untyped
 // key beside a NUMERIC column) and a few rows of local and remote origin is
 // built once per process and serialized.
@@ -182,8 +182,11 @@ Image BuildImage() {
   sqlite3* db = Open();
   PinClock(db);
   Exec(db, kSchema);
+  // notes merges by column (docs/column-merge.md): format-2 changes and
+  // partial writes go through the same properties.
   for (const char* table : kTracked)
-    Query(db, "SELECT syncline_track(?1)", {table});
+    Query(db, "SELECT syncline_track(?1, ?2)",
+          {table, std::string_view(table) == "notes" ? "{\"merge\": \"column\"}" : "{}"});
   Exec(db, kLocalRows);
   std::string error;
   Query(db, "SELECT syncline_apply_push(?1)", {kRemoteBatch}, &error);

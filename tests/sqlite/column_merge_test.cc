@@ -190,5 +190,22 @@ TEST_F(ColumnSync, AFormatOneReaderSeesEachRowAsOneVersion) {
   EXPECT_EQ(old_reader.Dump("notes"), hub.Dump("notes"));
 }
 
+// Found by the apply fuzzer: a new row's change that lacks columns leaves
+// them never written, which the metadata must hold (and read back when the
+// same batch comes again).
+TEST_F(ColumnSync, ARowNewHereFromAChangeLackingColumnsAppliesTwice) {
+  const std::string batch = R"({"format":1,"source":"33333333-3333-4333-8333-333333333333","changes":[)"
+                            R"({"table":"notes","op":"upsert","pk":{"id":"n9"},"row":{"id":"n9","title":"t"},)"
+                            R"("clock":1,"hlc":"018cc25109a00000","node":"33333333-3333-4333-8333-333333333333"}]})";
+  EXPECT_EQ(hub.Text("SELECT json_extract(syncline_apply_push(?1), '$.applied')", {batch}), "1");
+  EXPECT_EQ(hub.Text("SELECT json_extract(syncline_apply_push(?1), '$.skipped')", {batch}), "1");
+  EXPECT_EQ(hub.Text("SELECT quote(title) || quote(body) FROM notes WHERE id = 'n9'"), "'t'NULL");
+  // Any later write of the missing column wins.
+  laptop.Exec("INSERT INTO notes VALUES ('n9', 'laptop', 'body', 'open')");
+  Everyone();
+  for (Db* db : {&hub, &laptop, &phone})
+    EXPECT_EQ(db->Text("SELECT quote(body) FROM notes WHERE id = 'n9'"), "'body'");
+}
+
 }  // namespace
 }  // namespace syncline::test

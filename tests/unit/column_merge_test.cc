@@ -278,6 +278,14 @@ TEST(ColumnStamps, RoundTripsRandomStampsAndFollowsColumnChanges) {
     for (std::size_t i = 0; i < columns.size(); ++i)
       ASSERT_EQ(CompareStamps(back[i], stamps[i]), 0);
   }
+  // A column a new row's first change did not carry was never written.
+  const Stamp written{2000, kA};
+  std::vector<Stamp> back;
+  ASSERT_TRUE(DecodeColumnStamps(EncodeColumnStamps({"id", "a", "b"}, {written, Stamp(), written}, written),
+                                 {"id", "a", "b"}, written, &back)
+                  .ok());
+  EXPECT_TRUE(back[1].node.empty());
+  EXPECT_EQ(back[1].hlc, 0u);
   // A column added since is at the base; a dropped one is ignored.
   const Stamp insert{1000, kA}, edit{2000, kB};
   const std::string text = EncodeColumnStamps({"id", "gone", "title"}, {insert, edit, edit}, edit);
@@ -292,7 +300,7 @@ TEST(ColumnStamps, CorruptBytesAreAnError) {
   const Stamp latest{1000, kA};
   std::vector<Stamp> stamps;
   const std::string bad[] = {
-      std::string("\x03", 1),          // an unknown stamp tag
+      std::string("\x04", 1),          // an unknown stamp tag
       std::string("\x01", 1),          // a distance cut short
       std::string("\x01\x80", 2),      // a varint cut short
       std::string("\x01\xe9\x07", 3),  // a distance past the row's stamp (1001)
