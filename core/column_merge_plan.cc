@@ -21,6 +21,20 @@ Stamp CarriedStamp(const Change& change, const std::string& column) {
   return Stamp{change.hlc, change.node};
 }
 
+// Whether a row after a merge is exactly the version sent: every column at
+// the stamp the version gave it (a delete's, for a delete).
+bool AsSent(const ColumnVersion& version, const ColumnRow& after) {
+  if (after.deleted != version.deleted) return false;
+  for (std::size_t c = 0; c < version.columns.size(); ++c) {
+    if (version.deleted) {
+      if (CompareStamps(after.stamps[c], version.stamp) != 0) return false;
+    } else if (!version.columns[c] || CompareStamps(after.stamps[c], *version.columns[c]) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Status PlanColumnWrite(const RowVersion& stored, const MergeChange* previous, MergeChange& change,
@@ -48,11 +62,7 @@ Status PlanColumnWrite(const RowVersion& stored, const MergeChange* previous, Me
   const ColumnMerge merge = MergeColumns(row, version);
   *kind = merge.kind;
   change.columns = merge.after;
-  change.as_sent = !merge.after.deleted || version.deleted;
-  for (std::size_t c = 0; c < count && change.as_sent; ++c) {
-    const Stamp& sent = version.deleted ? version.stamp : version.columns[c].value_or(Stamp{});
-    change.as_sent = version.deleted || version.columns[c] ? CompareStamps(merge.after.stamps[c], sent) == 0 : false;
-  }
+  change.as_sent = AsSent(version, merge.after);
   if (merge.kind == ColumnMerge::Kind::kNothing) return Status::Ok();
   change.took = merge.take;
   if (merge.kind == ColumnMerge::Kind::kTombstone) {
