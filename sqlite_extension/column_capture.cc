@@ -17,20 +17,20 @@ using core::Code;
 using core::Stamp;
 using core::Status;
 
-namespace {
-
 // The table's columns and key, from the trigger's constant argument
 // [["id", "title", ...], [0]]: parsed once per connection (SqlColumnStamps).
 struct ColumnList {
   std::vector<std::string> names;
   std::vector<bool> key;
-  // The table's columns the list lacks: a trigger made before the app added
-  // them still runs in the statement during which capture rewrote it
-  // (ddl.cc). Their values are not passed, so they count as changed. Checked
-  // once per schema version.
+  // `names`, then the table's columns the list lacks: a trigger made before
+  // the app added them still runs in the statement during which capture
+  // rewrote it (ddl.cc). Their values are not passed, so they count as
+  // changed. Checked once per schema version.
   std::int64_t checked_schema = -2;
-  std::vector<std::string> extra;
+  std::vector<std::string> all;
 };
+
+namespace {
 
 Status FindExtraColumns(ConnectionState& state, std::int64_t tid, ColumnList* list) {
   if (list->checked_schema == state.schema_version) return Status::Ok();
@@ -38,9 +38,9 @@ Status FindExtraColumns(ConnectionState& state, std::int64_t tid, ColumnList* li
   bool found = false;
   Status status = FindTrackedTableById(state.db, tid, &table, &found);
   if (!status.ok()) return status;
-  list->extra.clear();
+  list->all = list->names;
   for (const std::string& column : table.columns)
-    if (std::find(list->names.begin(), list->names.end(), column) == list->names.end()) list->extra.push_back(column);
+    if (std::find(list->names.begin(), list->names.end(), column) == list->names.end()) list->all.push_back(column);
   list->checked_schema = state.schema_version;
   return Status::Ok();
 }
@@ -120,16 +120,16 @@ Status SqlColumnStamps(ConnectionState& state, sqlite3_context* ctx, int argc, s
   constexpr int kList = 5, kValues = 6;
   // Parsed once per connection: SQLite keeps no auxdata across a trigger's
   // firings (each runs in a frame of its own).
-  const char* list_text = reinterpret_cast<const char*>(sqlite3_value_text(argv[kList]));
-  std::string key(list_text == nullptr ? "" : list_text);
-  auto cached = state.column_lists.find(key);
+  const std::string_view list_text(reinterpret_cast<const char*>(sqlite3_value_text(argv[kList])),
+                                   static_cast<std::size_t>(sqlite3_value_bytes(argv[kList])));
+  auto cached = state.column_lists.find(list_text);
   if (cached == state.column_lists.end()) {
     auto parsed = std::make_shared<ColumnList>();
     Status status = ParseColumnList(argv[kList], parsed.get());
     if (!status.ok()) return status;
-    cached = state.column_lists.emplace(std::move(key), std::move(parsed)).first;
+    cached = state.column_lists.emplace(std::string(list_text), std::move(parsed)).first;
   }
-  ColumnList* columns = static_cast<ColumnList*>(cached->second.get());
+  ColumnList* columns = cached->second.get();
   const std::size_t count = columns->names.size();
   if (static_cast<std::size_t>(argc) != kValues + 2 * count)
     return Status(Code::kInvalidInput,
@@ -152,8 +152,7 @@ Status SqlColumnStamps(ConnectionState& state, sqlite3_context* ctx, int argc, s
   }
   Status status = FindExtraColumns(state, sqlite3_value_int64(argv[4]), columns);
   if (!status.ok()) return status;
-  std::vector<std::string> names = columns->names;
-  names.insert(names.end(), columns->extra.begin(), columns->extra.end());
+  const std::vector<std::string>& names = columns->all;
   changed.resize(names.size(), true);
   Stamp old_latest{old_hlc, ""};
   status = NodeIdOfRef(state, sqlite3_value_int64(argv[2]), &old_latest.node);

@@ -19,6 +19,8 @@
 
 namespace syncline::sqlite {
 
+struct ColumnList;  // column_capture.cc
+
 // One per connection that loaded the extension (shared by its functions).
 // A push in progress (sync_loop.h): what syncline_push_page sent last and
 // how the next page is cut.
@@ -64,7 +66,7 @@ struct ConnectionState {
   std::int64_t clock_skew_ms = 0;
   std::map<std::int64_t, std::string> node_ids;  // syncline_nodes, ref -> node id, as read (refs never change)
   // column_capture.cc: the column lists of column-merge triggers, parsed.
-  std::map<std::string, std::shared_ptr<void>> column_lists;
+  std::map<std::string, std::shared_ptr<ColumnList>, std::less<>> column_lists;
   std::string key_buffer;  // reused by syncline_key on every captured write  // syncline_config('clock_skew_ms'):
                            // simulated clock offset
   std::int64_t WallMs() const { return core::WallClockMs() + clock_skew_ms; }
