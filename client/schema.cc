@@ -83,6 +83,13 @@ void LogSchemaChanges(const std::string& summary, const Log& log) {
   list("rebuilt", "rebuilt");
   list("untracked", "untracked (rows kept)");
   list("set_aside", "set aside");
+  if (const core::Json* merges = schema->Find("merge"); merges != nullptr && merges->is_array()) {
+    for (const core::Json& item : merges->items) {
+      const core::Json *table = item.Find("table"), *merge = item.Find("merge");
+      if (table != nullptr && merge != nullptr)
+        changes += std::string(changes.empty() ? "" : ", ") + "merges " + table->text + " by " + merge->text;
+    }
+  }
   const core::Json* version = schema->Find("version");
   log("followed the server's schema" +
       (version != nullptr && version->is_number() ? " to version " + version->text : std::string()) + ": " +

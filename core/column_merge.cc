@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "core/changeset.h"
+
 namespace syncline::core {
 
 namespace {
@@ -236,6 +238,33 @@ Status DecodeColumnStamps(std::string_view bytes, const std::vector<std::string>
     auto column = std::find(columns.begin(), columns.end(), name);
     if (column != columns.end()) (*stamps)[column - columns.begin()] = std::move(stamp);  // else dropped since
   }
+  return Status::Ok();
+}
+
+Status StampChangedColumns(std::string_view cols, const std::vector<std::string>& columns, const Stamp& before,
+                           const std::vector<bool>& changed, const Stamp& now, std::string* out) {
+  std::vector<Stamp> stamps;
+  Status status = DecodeColumnStamps(cols, columns, before, &stamps);
+  if (!status.ok()) return status;
+  for (std::size_t i = 0; i < columns.size(); ++i)
+    if (i >= changed.size() || changed[i]) stamps[i] = now;
+  *out = EncodeColumnStamps(columns, stamps, now);
+  return Status::Ok();
+}
+
+Status AddColumnStamps(const std::vector<std::string>& columns, std::string_view cols, Change* change) {
+  if (cols.empty()) return Status::Ok();
+  const Stamp latest{change->hlc, change->node};
+  std::vector<Stamp> stamps;
+  Status status = DecodeColumnStamps(cols, columns, latest, &stamps);
+  if (!status.ok()) return status;
+  if (change->op == Op::kDelete) {
+    change->has_delete_stamp = CompareStamps(stamps.empty() ? latest : stamps[0], latest) != 0;
+    if (change->has_delete_stamp) change->delete_stamp = stamps[0];
+    return Status::Ok();
+  }
+  for (std::size_t i = 0; i < columns.size(); ++i)
+    if (CompareStamps(stamps[i], latest) != 0) change->column_stamps.emplace_back(columns[i], stamps[i]);
   return Status::Ok();
 }
 

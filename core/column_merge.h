@@ -81,6 +81,19 @@ std::string EncodeColumnStamps(const std::vector<std::string>& columns, const st
 Status DecodeColumnStamps(std::string_view bytes, const std::vector<std::string>& columns, const Stamp& latest,
                           std::vector<Stamp>* stamps);
 
+// Capture of a local UPDATE of a live row: the columns it `changed` move to
+// the row's new stamp `now`, the others keep their stamps. `cols` are the
+// row's stored stamps relative to `before`, its version until now; the
+// result is relative to `now`. The same in both engines' triggers.
+Status StampChangedColumns(std::string_view cols, const std::vector<std::string>& columns, const Stamp& before,
+                           const std::vector<bool>& changed, const Stamp& now, std::string* out);
+
+struct Change;
+// A pull of a column-merge row for a format-2 reader: the stamps of the
+// columns that differ from the change's own ("columns"), or a delete's
+// row-level stamp when the change's is above it ("delete_stamp").
+Status AddColumnStamps(const std::vector<std::string>& columns, std::string_view cols, Change* change);
+
 }  // namespace syncline::core
 
 namespace syncline::core {

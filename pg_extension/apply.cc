@@ -57,18 +57,20 @@ class PgStore : public core::MergeStore {
     // One primary key probe per key, whatever the statistics say (a filter
     // over the table's every row once cost O(rows) per batch): OFFSET 0
     // keeps the planner from turning the lateral subquery into a join.
+    // Column stamps (syncline.rows.cols) from extension version 0.2 on.
+    const std::string cols = has_schema_log_ ? "r.cols" : "NULL::pg_catalog.bytea";
     read_metas_ = pg::Prepare(
-        "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope, r.xid::pg_catalog.text || '.' || r.seq FROM "
-        "pg_catalog.unnest($2) AS k(pk) CROSS JOIN LATERAL (SELECT * FROM syncline.rows r WHERE r.tid = $1 AND "
-        "r.pk = k.pk OFFSET 0) r LEFT JOIN syncline.nodes n ON n.ref = r.node",
+        "SELECT r.pk, r.hlc, r.node, r.deleted, n.node_id, r.scope, r.xid::pg_catalog.text || '.' || r.seq, " + cols +
+            " FROM pg_catalog.unnest($2) AS k(pk) CROSS JOIN LATERAL (SELECT * FROM syncline.rows r WHERE r.tid = $1 "
+            "AND r.pk = k.pk OFFSET 0) r LEFT JOIN syncline.nodes n ON n.ref = r.node",
         {INT4OID, TEXTARRAYOID});
     const std::string columns =
-        "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
-        "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-        "pg_catalog.unnest($7), pg_catalog.unnest($8)) AS c(tid, pk, clock, hlc, node, deleted, "
-        "scope, version)";
-    const std::vector<Oid> types = {INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-                                    INT4ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+        std::string("FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+                    "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+                    "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9)) AS c(tid, pk, clock, hlc, "
+                    "node, deleted, scope, version, cols)");
+    const std::vector<Oid> types = {INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
+                                    BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BYTEAARRAYOID};
     const std::string version =
         "pg_catalog.pg_current_xact_id(), pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)";
     // Decisions are made against the metadata as read, without locks (a bad
@@ -78,14 +80,17 @@ class PgStore : public core::MergeStore {
     // update misses, or one the insert finds (a plain INSERT: cheaper than
     // ON CONFLICT, and the clash ends the apply anyway), is a conflict
     // (WriteChunks).
-    insert_metas_ = pg::Prepare("INSERT INTO syncline.rows (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
-                                "SELECT c.tid, c.pk, c.clock, c.hlc, c.node, c.deleted, c.scope, " +
-                                    version + " " + columns,
+    insert_metas_ = pg::Prepare(std::string("INSERT INTO syncline.rows (tid, pk, clock, hlc, node, deleted, scope, ") +
+                                    (has_schema_log_ ? "cols, " : "") +
+                                    "xid, seq) SELECT c.tid, c.pk, c.clock, c.hlc, c.node, c.deleted, c.scope, " +
+                                    (has_schema_log_ ? "c.cols, " : "") + version + " " + columns,
                                 types);
     update_metas_ =
-        pg::Prepare("UPDATE syncline.rows AS r SET clock = c.clock, hlc = c.hlc, node = c.node, deleted = c.deleted, "
-                    "scope = coalesce(c.scope, r.scope), xid = pg_catalog.pg_current_xact_id(), "
-                    "seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) " +
+        pg::Prepare(std::string("UPDATE syncline.rows AS r SET clock = c.clock, hlc = c.hlc, node = c.node, deleted = "
+                                "c.deleted, scope = coalesce(c.scope, r.scope), ") +
+                        (has_schema_log_ ? "cols = c.cols, " : "") +
+                        "xid = pg_catalog.pg_current_xact_id(), "
+                        "seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) " +
                         columns +
                         " WHERE r.tid = c.tid AND r.pk = c.pk AND r.xid::pg_catalog.text || '.' || r.seq = c.version "
                         "RETURNING r.pk",
@@ -123,6 +128,9 @@ class PgStore : public core::MergeStore {
       for (const ColumnType& column : table.info.columns)
         table.columns.push_back(column.name);
       table.pk = table.info.pk;
+      // A column-merge change may carry some columns (the merge keeps the rest).
+      table.merge = table.info.merge;
+      table.partial_rows = table.merge == core::MergeMode::kColumn;
       // ... and its columns by former names, or lack columns added since:
       // the server keeps what it has (or the default) for those.
       if (has_schema_log_) {
@@ -367,6 +375,7 @@ class PgStore : public core::MergeStore {
     version.node = ResultInt64(row, 3) == 0 ? local_node_ : ResultText(row, 5);
     bool isnull = false;
     version.deleted = DatumGetBool(ResultDatum(row, 4, &isnull));
+    version.cols = ResultBytes(row, 8);
     return version;
   }
 
@@ -426,15 +435,31 @@ class PgStore : public core::MergeStore {
 
 Status PgStore::WriteRows(const std::vector<core::MergeChange*>& run, std::size_t* written) {
   SetTable& table = Of(*run[0]);
-  const bool upsert = run[0]->change->op == core::Op::kUpsert;
+  const bool upsert = run[0]->write_op == core::Op::kUpsert;
+  const bool column_merge = table.merge == core::MergeMode::kColumn;
   std::vector<RowWrite> rows;
   rows.reserve(run.size());
   for (const core::MergeChange* change : run) {
-    const ChangeData& data = data_[change->index];
-    rows.push_back(
-        upsert ? RowWrite{&change->meta_key.bytes, data.row.data(), data.row_nulls.data(), change->row.data(), false,
-                          change->partial}
-               : RowWrite{&change->meta_key.bytes, data.key.data(), data.key_nulls.data(), nullptr, false, false});
+    ChangeData& data = data_[change->index];
+    // A column-merge write is what the merge decided (core::PlanColumnWrite):
+    // some of the change's columns, NULLs, an earlier change's columns.
+    if (upsert && column_merge) {
+      // (a delete that clears some columns is an upsert of NULLs)
+      data.row.resize(table.info.columns.size(), (Datum)0);
+      data.row_nulls.resize(table.info.columns.size(), 'n');
+      for (std::size_t c = 0; c < table.info.columns.size(); ++c) {
+        bool isnull = change->row[c] == nullptr;
+        if (!isnull) {
+          Status status = ValueToDatum(table.info.columns[c], *change->row[c], &data.row[c], &isnull);
+          if (!status.ok()) return status;
+        }
+        data.row_nulls[c] = isnull ? 'n' : ' ';
+      }
+    }
+    rows.push_back(upsert ? RowWrite{&change->meta_key.bytes, data.row.data(), data.row_nulls.data(),
+                                     change->row.data(), false, change->partial, column_merge}
+                          : RowWrite{&change->meta_key.bytes, data.key.data(), data.key_nulls.data(), nullptr, false,
+                                     false, false});
   }
   // The whole run in one statement; when PostgreSQL refuses it, halves of
   // it, down to the change at fault (a few subtransactions per refusal, not
@@ -508,7 +533,7 @@ Status PgStore::LogRefusal(const core::MergeChange& change, core::Refusal* refus
 Status PgStore::WriteChunks(const std::vector<const core::MergeChange*>& changes, SPIPlanPtr plan) {
   for (std::size_t start = 0; start < changes.size(); start += kWriteChunk) {
     const std::size_t count = std::min(kWriteChunk, changes.size() - start);
-    std::vector<std::string> keys, scopes, versions;
+    std::vector<std::string> keys, scopes, versions, cols;
     std::vector<Datum> tids, clocks, hlcs, nodes, deleted;
     for (std::size_t i = start; i < start + count; ++i) {
       const core::MergeChange& change = *changes[i];
@@ -523,6 +548,7 @@ Status PgStore::WriteChunks(const std::vector<const core::MergeChange*>& changes
       hlcs.push_back(Int64GetDatum(static_cast<int64>(change.hlc)));
       nodes.push_back(Int32GetDatum(static_cast<int32>(node_ref)));
       deleted.push_back(BoolGetDatum(change.deleted));
+      cols.push_back(change.cols);
       // A tombstone keeps the scope its row had (an empty one keeps the
       // stored one), and so does an answer to a refused change; an answer
       // for a row the server never had carries the refused row's scope, so
@@ -531,18 +557,19 @@ Status PgStore::WriteChunks(const std::vector<const core::MergeChange*>& changes
       scopes.push_back(keep_scope ? std::string() : data_[change.index].scope);
     }
     AsExtensionOwner owner;
-    Datum args[8] = {ScalarArray(tids, INT4OID),
+    Datum args[9] = {ScalarArray(tids, INT4OID),
                      TextArray(keys),
                      ScalarArray(clocks, INT8OID),
                      ScalarArray(hlcs, INT8OID),
                      ScalarArray(nodes, INT4OID),
                      ScalarArray(deleted, BOOLOID),
                      TextArray(scopes, /*empty_is_null=*/true),
-                     TextArray(versions, /*empty_is_null=*/true)};
+                     TextArray(versions, /*empty_is_null=*/true),
+                     ByteaArray(cols)};
     uint64 written = 0;
     ErrorData* clash = nullptr;
     try {
-      written = Execute(plan, args, "        ", false);
+      written = Execute(plan, args, "         ", false);
     } catch (PgError& error) {
       clash = error.data;
     }

@@ -105,6 +105,28 @@ Datum TextArray(const std::vector<std::string>& texts, bool empty_is_null) {
   return array;
 }
 
+Datum ByteaArray(const std::vector<std::string>& values) {
+  std::vector<Datum> elements(values.size(), (Datum)0);
+  std::vector<char> nulls(values.size(), 0);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (values[i].empty())
+      nulls[i] = 1;
+    else
+      elements[i] = ByteaDatum(values[i]);
+  }
+  Datum array = (Datum)0;
+  Datum* data = elements.data();
+  bool* null_flags = reinterpret_cast<bool*>(nulls.data());
+  const int count = static_cast<int>(values.size());
+  PgGuard([&] {
+    int dims[1] = {count};
+    int lower_bounds[1] = {1};
+    array =
+        PointerGetDatum(construct_md_array(data, null_flags, 1, dims, lower_bounds, BYTEAOID, -1, false, TYPALIGN_INT));
+  });
+  return array;
+}
+
 namespace {
 
 // The upsert of a row that has only the `present` columns (the key among them).
@@ -233,8 +255,9 @@ void WriteRun(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::si
       RowWrite& row = *it->second;
       // A row that lacked columns is stored with values its sender did not
       // send: a rewrite, so that it gets them (docs/protocol.md, "Schema changes").
-      row.rewritten = row.partial;
+      row.rewritten = row.partial && !row.column_merge;
       for (std::size_t c = 0; c < info.columns.size() && !row.rewritten; ++c) {
+        if (row.sent[c] == nullptr) continue;  // a column-merge write keeps it
         bool isnull = false;
         Datum datum = (Datum)0;
         int attnum = static_cast<int>(c + 1);

@@ -40,6 +40,9 @@ struct RowWrite {
   const core::Value* const* sent;  // upserts: the row as sent, table order (null: a column it lacks)
   bool rewritten;                  // set: PostgreSQL stored other values than sent
   bool partial;                    // upserts: the row lacks columns (core::MergeChange::partial)
+  // A column-merge write: the columns it lacks are kept as the merge
+  // decided, not a rewrite; only the ones it writes are compared.
+  bool column_merge;
 };
 
 // An internal subtransaction that leaves the caller's memory context
@@ -58,5 +61,6 @@ bool WriteSet(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::si
 
 Datum ScalarArray(const std::vector<Datum>& values, Oid type);
 Datum TextArray(const std::vector<std::string>& texts, bool empty_is_null = false);
+Datum ByteaArray(const std::vector<std::string>& values);  // "" is NULL
 
 }  // namespace syncline::pg

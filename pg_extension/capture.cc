@@ -7,7 +7,9 @@
 #include <unordered_map>
 
 #include "core/changeset.h"
+#include "core/column_merge.h"
 #include "pg_extension/backend.h"
+#include "pg_extension/column_stamps.h"
 #include "pg_extension/partitions.h"
 #include "pg_extension/pg_boundary.h"
 #include "pg_extension/rows_table.h"
@@ -31,6 +33,7 @@ struct CaptureEntry {
   bool pin_output = false;          // a key or scope column's text form depends on session settings
   MemoryContext context = nullptr;  // owns the entry's type lookups
   TableInfo table;
+  std::vector<std::string> column_names;  // a column-merge table's, for its column stamps
   std::string notify_payload;
 };
 
@@ -38,6 +41,7 @@ struct CaptureEntry {
 // runs when the library loads, nothing with a destructor when it unloads.
 std::unordered_map<Oid, CaptureEntry*>* capture_cache = nullptr;
 SPIPlanPtr truncate_plan = nullptr;
+SPIPlanPtr truncate_columns_plan = nullptr;  // also clears the column stamps (extension version 0.2)
 
 void InvalidateRelation(Datum, Oid relid) {
   InvalidateRowsTable(relid);
@@ -51,7 +55,10 @@ void InvalidateRelation(Datum, Oid relid) {
   if (it != capture_cache->end()) it->second->valid = false;
 }
 
-void ResetOnAbort(XactEvent event, void*) {
+void ResetAtTransactionEnd(XactEvent event, void*) {
+  if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PREPARE ||
+      event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+    ForgetNodeIds();
   if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
     backend().applying = 0;
     backend().applied_keys = nullptr;
@@ -101,6 +108,10 @@ Status Entry(Relation relation, CaptureEntry** out) {
     entry->pin_output |= OutputDependsOnSettings(entry->table.columns[index].base);
   if (entry->table.scope >= 0)
     entry->pin_output |= OutputDependsOnSettings(entry->table.columns[entry->table.scope].base);
+  entry->column_names.clear();
+  if (entry->table.merge == core::MergeMode::kColumn)
+    for (const ColumnType& column : entry->table.columns)
+      entry->column_names.push_back(column.name);
   entry->notify_payload.clear();
   core::JsonWriter writer(&entry->notify_payload);
   writer.BeginObject();
@@ -112,16 +123,22 @@ Status Entry(Relation relation, CaptureEntry** out) {
   return Status::Ok();
 }
 
-void PreparePlans() {
-  if (truncate_plan != nullptr) return;
-  truncate_plan = Prepare(
-      "UPDATE syncline.rows AS r SET clock = " + NextInt8("r.clock") + ", hlc = pg_catalog.int8larger($2, " +
-          NextInt8("r.hlc") +
-          "), node = 0, deleted = true, "
-          "xid = pg_catalog.pg_current_xact_id(), seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass) "
-          "WHERE r.tid OPERATOR(pg_catalog.=) $1 AND NOT r.deleted AND r.xid OPERATOR(pg_catalog.<>) "
-          "pg_catalog.pg_current_xact_id() RETURNING hlc",
-      {INT4OID, INT8OID}, /*keep=*/true);
+// The plans TRUNCATE runs: the second for column-merge tables, which only
+// extension version 0.2 has (its syncline.rows has column stamps).
+std::string TruncateSql(bool column_merge) {
+  return "UPDATE syncline.rows AS r SET clock = " + NextInt8("r.clock") + ", hlc = pg_catalog.int8larger($2, " +
+         NextInt8("r.hlc") +
+         "), node = 0, deleted = true, xid = pg_catalog.pg_current_xact_id(), "
+         "seq = pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)" +
+         (column_merge ? ", cols = NULL" : "") +
+         " WHERE r.tid OPERATOR(pg_catalog.=) $1 AND NOT r.deleted AND r.xid OPERATOR(pg_catalog.<>) "
+         "pg_catalog.pg_current_xact_id() RETURNING hlc";
+}
+
+SPIPlanPtr TruncatePlan(bool column_merge) {
+  SPIPlanPtr& plan = column_merge ? truncate_columns_plan : truncate_plan;
+  if (plan == nullptr) plan = Prepare(TruncateSql(column_merge), {INT4OID, INT8OID}, /*keep=*/true);
+  return plan;
 }
 
 void Notify(const CaptureEntry& entry, const std::string& scope) {
@@ -138,12 +155,25 @@ void Notify(const CaptureEntry& entry, const std::string& scope) {
 class VersionWriter {
  public:
   // `inserting`: the statement's rows are new to the table.
-  VersionWriter(const CaptureEntry& entry, bool inserting) : entry_(entry), inserting_(inserting) {}
+  VersionWriter(const CaptureEntry& entry, bool inserting) : entry_(entry), inserting_(inserting) {
+    restamp_ = [this](const StoredStamps& stored, core::Hlc hlc, std::string* cols) {
+      const core::Stamp before{stored.hlc, NodeIdOfRef(stored.node)};
+      const core::Stamp now{hlc, NodeIdOfRef(0)};
+      core::Status status = core::StampChangedColumns(stored.cols, entry_.column_names, before, *changed_, now, cols);
+      if (!status.ok())
+        throw std::runtime_error("table " + QualifiedName(entry_.table) +
+                                 ": the column stamps of a row: " + status.message());
+    };
+  }
 
-  void Add(const std::string& key, bool deleted, const std::string& scope) {
+  // `changed`: an UPDATE of a column-merge row under the same key, which
+  // stamps only these columns (ChangedColumns); otherwise the whole row is
+  // at the new version.
+  void Add(const std::string& key, bool deleted, const std::string& scope, const std::vector<bool>* changed = nullptr) {
     if (BeingApplied(entry_.table.relid, key)) return;  // a merged change keeps its origin's version
-    std::optional<core::Hlc> written =
-        rows_.Write(entry_.table.tid, key, NextStamp(), deleted, scope, true, inserting_ && !deleted);
+    changed_ = changed;
+    std::optional<core::Hlc> written = rows_.Write(entry_.table.tid, key, NextStamp(), deleted, scope, true,
+                                                   inserting_ && !deleted, changed != nullptr ? &restamp_ : nullptr);
     if (!written) written = Recheck(key, scope);
     ReceiveStamp(*written);
     if (entry_.table.notify) notify_scopes_.insert(scope);
@@ -201,6 +231,8 @@ class VersionWriter {
   const CaptureEntry& entry_;
   const bool inserting_;
   RowsTable rows_;
+  RestampColumns restamp_;
+  const std::vector<bool>* changed_ = nullptr;
   std::set<std::string> notify_scopes_;
   SPIPlanPtr exists_plan_ = nullptr;
 };
@@ -270,6 +302,8 @@ Status CaptureUpdate(const TableInfo& table, TransitionRows& old_rows, Transitio
                      VersionWriter& writer) {
   std::vector<std::pair<std::string, std::string>> moved_from, moved_to;  // key, scope
   std::string old_key, key, old_scope, scope;
+  const bool column_merge = table.merge == core::MergeMode::kColumn;
+  std::vector<bool> changed;
   RowMemory memory;
   while (old_rows.Next()) {
     if (!new_rows.Next()) return Status(Code::kInternal, "an UPDATE's transition tables differ in length");
@@ -280,10 +314,11 @@ Status CaptureUpdate(const TableInfo& table, TransitionRows& old_rows, Transitio
       if (!status.ok()) return status;
       old_scope = RowScope(table, old_rows.slot());
       scope = RowScope(table, new_rows.slot());
+      if (column_merge && old_key == key) ChangedColumns(table, old_rows.slot(), new_rows.slot(), &changed);
     }
     if (old_key == key) {
       if (old_scope != scope) return ScopeMoved(table);
-      writer.Add(key, false, scope);
+      writer.Add(key, false, scope, column_merge ? &changed : nullptr);
     } else {
       moved_from.emplace_back(old_key, old_scope);
       moved_to.emplace_back(key, scope);
@@ -333,7 +368,6 @@ Status CaptureStatement(FunctionCallInfo fcinfo, Datum* result) {
     return Status(Code::kInvalidInput, "table " + QualifiedName(table) +
                                            " has inheritance children, which syncline cannot tell apart from its "
                                            "own rows; untrack it");
-  PreparePlans();
   TupleDesc desc = RelationGetDescr(data->tg_relation);
   // Keys are compared as text: a date or time key must have one text form
   // whatever DateStyle and TimeZone this session uses.
@@ -381,12 +415,11 @@ Status CaptureTruncate(FunctionCallInfo fcinfo, Datum* result) {
     int64 tombstoned = 0;
     return TombstoneVanished(entry->table, &tombstoned);
   }
-  PreparePlans();
   Datum values[2] = {Int32GetDatum(entry->table.tid), Int64GetDatum(static_cast<int64>(NextStamp()))};
   uint64 rows = 0;
   {
     AsExtensionOwner owner;
-    rows = Execute(truncate_plan, values, "  ", false);
+    rows = Execute(TruncatePlan(entry->table.merge == core::MergeMode::kColumn), values, "  ", false);
   }
   for (uint64 r = 0; r < rows; ++r)
     ReceiveStamp(static_cast<core::Hlc>(ResultInt64(r, 1)));
@@ -452,7 +485,7 @@ PG_MODULE_MAGIC;
 void _PG_init(void) {
   CacheRegisterRelcacheCallback(syncline::pg::InvalidateRelation, (Datum)0);
   CacheRegisterSyscacheCallback(EXTENSIONOID, syncline::pg::InvalidateExtensionOwner, (Datum)0);
-  RegisterXactCallback(syncline::pg::ResetOnAbort, nullptr);
+  RegisterXactCallback(syncline::pg::ResetAtTransactionEnd, nullptr);
   RegisterSubXactCallback(syncline::pg::ResetOnSubAbort, nullptr);
   RegisterXactCallback(syncline::pg::boundary::ForgetOnAbort, nullptr);
   RegisterSubXactCallback(syncline::pg::boundary::ForgetOnSubAbort, nullptr);

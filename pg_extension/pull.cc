@@ -45,6 +45,7 @@ class RegisteredSnapshot {
 
 struct PullTable {
   TableInfo info;
+  std::vector<std::string> column_names;  // for column stamps
   SPIPlanPtr select_row = nullptr;
   // Every requested row of a page in one statement: the keys go in as one
   // array per key column, each row comes back with its key's position.
@@ -60,8 +61,10 @@ Status LoadPullTable(int32 tid, PullTable* out) {
   if (!found) return Status(Code::kInternal, "metadata names table id " + std::to_string(tid) + ", not tracked");
   std::string columns, where;
   std::vector<Oid> types;
-  for (std::size_t i = 0; i < out->info.columns.size(); ++i)
+  for (std::size_t i = 0; i < out->info.columns.size(); ++i) {
     columns += (i > 0 ? ", " : "") + Quote(out->info.columns[i].name);
+    out->column_names.push_back(out->info.columns[i].name);
+  }
   for (std::size_t k = 0; k < out->info.pk.size(); ++k) {
     const ColumnType& column = out->info.columns[out->info.pk[k]];
     where += (k > 0 ? " AND " : "") + KeyEquals(column, "$" + std::to_string(k + 1));
@@ -230,6 +233,12 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
         return core::CursorBeforeHorizon(cursor.position, collected);
     }
 
+    // The server's schema version, and (from extension version 0.2 on) the
+    // column stamps a format-2 reader gets.
+    int64 schema_version = 0;
+    const bool has_schema =
+        (options.schema >= 0 || options.format >= 2) && ReadSchemaVersion(&schema_version, snapshot.get());
+    const bool column_stamps = has_schema && options.format >= 2;
     std::string where = "(r.xid, r.seq) > ($1::pg_catalog.xid8, $2) AND r.xid < $3::pg_catalog.xid8";
     std::vector<Oid> types = {TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
     std::vector<Datum> args = {TextDatum(std::to_string(after.xid)), Int64GetDatum(after.seq),
@@ -261,7 +270,8 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     {
       AsExtensionOwner owner;
       SPIPlanPtr plan =
-          Prepare("SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, r.xid::text, r.seq, r.scope FROM " + from +
+          Prepare(std::string("SELECT r.tid, r.pk, r.clock, r.hlc, r.node, r.deleted, r.xid::text, r.seq, r.scope, ") +
+                      (column_stamps ? "r.cols" : "NULL::pg_catalog.bytea") + " FROM " + from +
                       " ORDER BY r.xid, r.seq LIMIT $4",
                   types);
       rows = Execute(plan, args.data(), nulls.data(), true, 0, snapshot.get());
@@ -275,6 +285,7 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       bool deleted;
       Position position;
       std::optional<std::string> scope;
+      std::string cols;
     };
     std::vector<PageRow> page;
     bool has_more = rows > static_cast<uint64>(limit);
@@ -293,6 +304,7 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
       bool scope_null = false;
       ResultDatum(r, 9, &scope_null);
       if (!scope_null) row.scope = ResultText(r, 9);
+      row.cols = ResultBytes(r, 10);
       page.push_back(std::move(row));
     }
     // Node ids, once per page for the refs it holds (a join would rescan
@@ -377,6 +389,13 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
         change.pk.push_back({table.columns[table.pk[k]].name,
                              // The key as stored (a float8 key 2.0), not its key form.
                              row.deleted ? entry.key[k] : change.row[table.pk[k]].value});
+      change.column_stamps.clear();
+      change.has_delete_stamp = false;
+      if (column_stamps && table.merge == core::MergeMode::kColumn) {
+        status = core::AddColumnStamps(entry.table->column_names, row.cols, &change);
+        if (!status.ok())
+          return status.WithPrefix("table " + QualifiedName(table) + ", row " + row.pk + ": column stamps: ");
+      }
       // A page full in bytes ends before this change; the next one begins at it.
       bool added = false;
       status = writer.AddToPage(change, options.max_bytes, &added);
@@ -395,8 +414,7 @@ Status PullSince(FunctionCallInfo fcinfo, Datum* result) {
     if (has_collected && core::ComparePositions(VersionText(end), collected) < 0) end.issued_under = collected;
     // A reader that names its schema version learns the server's, and gets
     // the schema document while it is behind (docs/protocol.md, "Schema changes").
-    int64 schema_version = 0;
-    if (options.schema >= 0 && ReadSchemaVersion(&schema_version, snapshot.get()))
+    if (options.schema >= 0 && has_schema)
       writer.SetSchema(schema_version,
                        schema_version > options.schema ? SchemaDocument(options.schema, snapshot.get()) : "");
     const std::string end_text = PositionText(end);

@@ -35,6 +35,7 @@ struct RowsRelations {
   uint64 generation;      // the count of resets it was built after
   Oid rows, sequence;
   AttrNumber tid, pk, clock, hlc, node, deleted, scope, xid, seq;
+  AttrNumber cols;  // 0 under extension version 0.1, which has no column stamps
   int natts;
   int nindexes;
   int key_index;  // position of the primary key (tid, pk) among the indexes
@@ -69,12 +70,12 @@ int open_tables = 0;  // RowsTable objects alive: a cache in use is not freed
 
 const char* const kMissing = "syncline.rows is not as the install script made it";
 
-AttrNumber Column(TupleDesc desc, const char* name) {
+AttrNumber Column(TupleDesc desc, const char* name, bool required = true) {
   for (int i = 0; i < desc->natts; ++i) {
     Form_pg_attribute attribute = TupleDescAttr(desc, i);
     if (!attribute->attisdropped && strcmp(NameStr(attribute->attname), name) == 0) return attribute->attnum;
   }
-  elog(ERROR, "%s: no column \"%s\"", kMissing, name);
+  if (required) elog(ERROR, "%s: no column \"%s\"", kMissing, name);
   return 0;
 }
 
@@ -91,6 +92,7 @@ void Describe(Relation rel, RowsRelations* out) {
   out->scope = Column(desc, "scope");
   out->xid = Column(desc, "xid");
   out->seq = Column(desc, "seq");
+  out->cols = Column(desc, "cols", false);
   const Oid key_index = RelationGetPrimaryKeyIndex(rel);
   List* indexes = RelationGetIndexList(rel);
   if (list_length(indexes) > kMaxIndexes) elog(ERROR, "%s: more than %d indexes", kMissing, kMaxIndexes);
@@ -256,8 +258,20 @@ struct Version {
   int scope_length;
   bool hold_back;
   bool probably_new;  // an inserted row: its key usually has no version yet
-  bool written;       // out
-  int64 hlc;          // out: the stamp written
+  // A column-merge row's update (RestampColumns): over a live version, the
+  // write first stops with `needs_cols` and the version found; the caller
+  // computes `cols` for it and writes again with `cols_for_found`.
+  bool restamp;
+  bool cols_for_found;  // in: `cols` are for the version in open->found
+  const char* cols;     // in: null writes NULL
+  int cols_length;
+  bool needs_cols;  // out
+  int64 found_hlc;  // out, with needs_cols: the version found
+  int32 found_node;
+  const char* found_cols;  // null: NULL
+  int found_cols_length;
+  bool written;  // out
+  int64 hlc;     // out: the stamp written (with needs_cols: the stamp it will write)
 };
 
 void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
@@ -271,7 +285,8 @@ void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
     bool* nulls = fresh->tts_isnull;
     for (int i = 0; i < r->natts; ++i)
       nulls[i] = true;
-    const bool exists = !v->probably_new && FindVersion(open, tid, pk);
+    const bool exists = v->cols_for_found || (!v->probably_new && FindVersion(open, tid, pk));
+    const char* cols = v->cols_for_found ? v->cols : nullptr;
     int64 clock = 1, hlc = v->stamp;
     nulls[r->scope - 1] = v->scope == nullptr;
     if (v->scope != nullptr)
@@ -289,6 +304,20 @@ void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
       const int64 above =
           static_cast<int64>(core::NextHlc(static_cast<core::Hlc>(DatumGetInt64(found->tts_values[r->hlc - 1]))));
       if (above > hlc) hlc = above;
+      if (v->restamp && !v->cols_for_found && !was_deleted && !v->deleted) {
+        v->needs_cols = true;
+        v->hlc = hlc;
+        v->found_hlc = DatumGetInt64(found->tts_values[r->hlc - 1]);
+        v->found_node = DatumGetInt32(found->tts_values[r->node - 1]);
+        v->found_cols = nullptr;
+        v->found_cols_length = 0;
+        if (r->cols != 0 && !found->tts_isnull[r->cols - 1]) {
+          struct varlena* stored = PG_DETOAST_DATUM_PACKED(found->tts_values[r->cols - 1]);
+          v->found_cols = VARDATA_ANY(stored);
+          v->found_cols_length = static_cast<int>(VARSIZE_ANY_EXHDR(stored));
+        }
+        return;
+      }
       if (v->deleted) {  // a tombstone keeps the row's scope
         nulls[r->scope - 1] = found->tts_isnull[r->scope - 1];
         if (!nulls[r->scope - 1])
@@ -305,6 +334,13 @@ void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
     values[r->seq - 1] = Int64GetDatum(nextval_internal(r->sequence, false));
     for (AttrNumber a : {r->tid, r->pk, r->clock, r->hlc, r->node, r->deleted, r->xid, r->seq})
       nulls[a - 1] = false;
+    if (cols != nullptr && r->cols != 0) {
+      bytea* bytes = static_cast<bytea*>(palloc(v->cols_length + VARHDRSZ));
+      SET_VARSIZE(bytes, v->cols_length + VARHDRSZ);
+      memcpy(VARDATA(bytes), cols, v->cols_length);
+      values[r->cols - 1] = PointerGetDatum(bytes);
+      nulls[r->cols - 1] = false;
+    }
     ExecStoreVirtualTuple(fresh);
     const CommandId command = GetCurrentCommandId(true);
     if (exists) {
@@ -313,7 +349,10 @@ void WriteVersion(const RowsRelations* r, Open* open, Version* v) {
       bool update_indexes = false;
       TM_Result result = table_tuple_update(open->rel, &open->found->tts_tid, fresh, command, InvalidSnapshot,
                                             InvalidSnapshot, true, &failure, &mode, &update_indexes);
-      if (result == TM_Updated || result == TM_Deleted) continue;  // another writer got there first: look again
+      if (result == TM_Updated || result == TM_Deleted) {  // another writer got there first: look again
+        v->cols_for_found = false;
+        continue;
+      }
       if (result != TM_Ok) elog(ERROR, "syncline.rows: unexpected result %d updating a row's version", result);
       if (update_indexes) InsertIndexEntries(r, open, true, false);
     } else if (v->probably_new) {
@@ -373,32 +412,44 @@ RowsTable::~RowsTable() {
 }
 
 std::optional<core::Hlc> RowsTable::Write(int32 tid, const std::string& key, core::Hlc stamp, bool deleted,
-                                          const std::string& scope, bool hold_back, bool probably_new) {
+                                          const std::string& scope, bool hold_back, bool probably_new,
+                                          const RestampColumns* restamp) {
   // Writing a key again in one statement: the update must see the version
   // this object wrote, which a new command id makes visible. The first
   // write gets one too, as SPI gives each statement.
   const bool first = written_.empty();
   if (!written_.insert(std::hash<std::string>()(key)).second || first) PgGuard([] { CommandCounterIncrement(); });
-  Version v{tid,
-            key.data(),
-            static_cast<int>(key.size()),
-            static_cast<int64>(stamp),
-            deleted,
-            scope.empty() ? nullptr : scope.data(),
-            static_cast<int>(scope.size()),
-            hold_back,
-            probably_new,
-            false,
-            0};
+  Version v{};
+  v.tid = tid;
+  v.key = key.data();
+  v.key_length = static_cast<int>(key.size());
+  v.stamp = static_cast<int64>(stamp);
+  v.deleted = deleted;
+  v.scope = scope.empty() ? nullptr : scope.data();
+  v.scope_length = static_cast<int>(scope.size());
+  v.hold_back = hold_back;
+  v.probably_new = probably_new;
+  v.restamp = restamp != nullptr;
   const RowsRelations* r = relations_;
   RowsOpen* open = open_;
   MemoryContext memory = row_memory_;
-  PgGuard([&] {
-    MemoryContext old = MemoryContextSwitchTo(memory);
-    WriteVersion(r, open, &v);
-    MemoryContextSwitchTo(old);
-    MemoryContextReset(memory);
-  });
+  std::string cols;
+  for (;;) {
+    v.needs_cols = false;
+    PgGuard([&] {
+      MemoryContext old = MemoryContextSwitchTo(memory);
+      WriteVersion(r, open, &v);
+      MemoryContextSwitchTo(old);
+      if (!v.needs_cols) MemoryContextReset(memory);  // else it holds found_cols
+    });
+    if (!v.needs_cols) break;
+    const StoredStamps stored{static_cast<core::Hlc>(v.found_hlc), v.found_node,
+                              std::string_view(v.found_cols, static_cast<std::size_t>(v.found_cols_length))};
+    (*restamp)(stored, static_cast<core::Hlc>(v.hlc), &cols);
+    v.cols = cols.empty() ? nullptr : cols.data();
+    v.cols_length = static_cast<int>(cols.size());
+    v.cols_for_found = true;
+  }
   if (!v.written) return std::nullopt;
   return static_cast<core::Hlc>(v.hlc);
 }

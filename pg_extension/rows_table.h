@@ -4,8 +4,10 @@
 // (docs/postgres.md, "Capture").
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 
 #include "core/hlc.h"
@@ -17,6 +19,18 @@ namespace syncline::pg {
 // a relcache reset), and one statement's open state.
 struct RowsRelations;
 struct RowsOpen;
+
+// A live row's version as stored, for restamping its columns.
+struct StoredStamps {
+  core::Hlc hlc;
+  int32 node;  // syncline.nodes.ref, 0 for this database
+  std::string_view cols;
+};
+// The new syncline.rows.cols of a column-merge row that a local UPDATE
+// changed, stamped `hlc` (core::StampChangedColumns). Called outside any
+// call into PostgreSQL, between finding the row's version and writing over
+// it.
+using RestampColumns = std::function<void(const StoredStamps& stored, core::Hlc hlc, std::string* cols)>;
 
 // syncline.rows, open for one statement's writes (RowExclusiveLock, held to
 // the end of the transaction as any writer's).
@@ -35,8 +49,12 @@ class RowsTable {
   // nothing is written and the result is empty. Otherwise the stamp
   // written. `probably_new` (an inserted row) writes first and looks for an
   // older version only when the primary key says there may be one.
+  // `restamp` (a column-merge row's update) sets the version's column
+  // stamps when it writes over a live version with a live one; any other
+  // version has every column at its stamp (cols NULL).
   std::optional<core::Hlc> Write(int32 tid, const std::string& key, core::Hlc stamp, bool deleted,
-                                 const std::string& scope, bool hold_back, bool probably_new);
+                                 const std::string& scope, bool hold_back, bool probably_new,
+                                 const RestampColumns* restamp = nullptr);
 
  private:
   const RowsRelations* relations_ = nullptr;

@@ -119,6 +119,33 @@ std::string ResultText(uint64 row, int column) {
   return text == nullptr ? std::string() : std::string(text);
 }
 
+std::string ResultBytes(uint64 row, int column) {
+  const char* data = nullptr;
+  int size = 0;
+  PgGuard([&] {
+    bool isnull = false;
+    Datum datum = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, column, &isnull);
+    if (isnull) return;
+    struct varlena* bytes = PG_DETOAST_DATUM_PACKED(datum);
+    data = VARDATA_ANY(bytes);
+    size = static_cast<int>(VARSIZE_ANY_EXHDR(bytes));
+  });
+  return data == nullptr ? std::string() : std::string(data, static_cast<std::size_t>(size));
+}
+
+Datum ByteaDatum(const std::string& bytes) {
+  Datum result = (Datum)0;
+  const char* data = bytes.data();
+  const int size = static_cast<int>(bytes.size());
+  PgGuard([&] {
+    bytea* value = static_cast<bytea*>(palloc(size + VARHDRSZ));
+    SET_VARSIZE(value, size + VARHDRSZ);
+    memcpy(VARDATA(value), data, size);
+    result = PointerGetDatum(value);
+  });
+  return result;
+}
+
 Datum TextDatum(const std::string& text) {
   Datum result = (Datum)0;
   const char* data = text.data();

@@ -101,10 +101,12 @@ uint64 ExecuteSql(const std::string& sql, bool read_only);
 // Reads a result column of row `row` of SPI_tuptable.
 Datum ResultDatum(uint64 row, int column, bool* isnull);
 int64 ResultInt64(uint64 row, int column);
-std::string ResultText(uint64 row, int column);  // NULL reads as ""
+std::string ResultText(uint64 row, int column);   // NULL reads as ""
+std::string ResultBytes(uint64 row, int column);  // bytea; NULL reads as ""
 
 // Text and jsonb in and out of Datums (palloc'd in the current context).
 Datum TextDatum(const std::string& text);
+Datum ByteaDatum(const std::string& bytes);
 std::string JsonbText(Datum jsonb);
 Datum JsonbFromText(const std::string& text);
 

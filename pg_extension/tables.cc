@@ -102,7 +102,10 @@ Status FindTracked(const char* where, Oid arg_type, Datum arg, MemoryContext con
   SPIPlanPtr plan = Prepare(std::string("SELECT tid, pg_catalog.to_regclass(pg_catalog.quote_ident(table_schema) "
                                         "OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) "
                                         "pg_catalog.quote_ident(table_name))::oid, scope_column, notify, "
-                                        "table_schema, table_name, authorize FROM syncline.tables WHERE ") +
+                                        "table_schema, table_name, authorize, "
+                                        // 0.1's tables have no merge column: row merge
+                                        "pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'merge' "
+                                        "FROM syncline.tables t WHERE ") +
                                 where,
                             {arg_type});
   Datum args[1] = {arg};
@@ -114,6 +117,7 @@ Status FindTracked(const char* where, Oid arg_type, Datum arg, MemoryContext con
   std::string scope = ResultText(0, 3);
   bool notify = DatumGetBool(ResultDatum(0, 4, &isnull));
   std::string schema = ResultText(0, 5), name = ResultText(0, 6), authorize = ResultText(0, 7);
+  const bool column_merge = ResultText(0, 8) == "column";
   if (isnull)
     return Status(Code::kUndefinedTable, "tracked table " + Quote(schema) + "." + Quote(name) +
                                              " no longer exists; call syncline.untrack or recreate it");
@@ -122,6 +126,7 @@ Status FindTracked(const char* where, Oid arg_type, Datum arg, MemoryContext con
   out->tid = tid;
   out->notify = notify;
   out->authorize = authorize;
+  out->merge = column_merge ? core::MergeMode::kColumn : core::MergeMode::kRow;
   out->scope = -1;
   for (std::size_t i = 0; i < out->columns.size(); ++i) {
     if (!scope.empty() && out->columns[i].name == scope) out->scope = static_cast<int>(i);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/column_merge.h"
 #include "core/status.h"
 #include "core/value.h"
 #include "pg_extension/types.h"
@@ -22,6 +23,7 @@ struct TableInfo {
   int scope = -1;                   // index of the scope column, or -1
   bool notify = true;
   std::string authorize;  // the authorisation hook, "schema.function(jsonb)"; empty when none
+  core::MergeMode merge = core::MergeMode::kRow;
 };
 
 // Reads a relation's shape (columns, primary key). `context` keeps the type

@@ -8,6 +8,7 @@
 #include "pg_extension/backend.h"
 #include "pg_extension/partitions.h"
 #include "pg_extension/pg_boundary.h"
+#include "pg_extension/schema.h"
 #include "pg_extension/spi.h"
 #include "pg_extension/tables.h"
 #include "pg_extension/tracking.h"
@@ -37,7 +38,8 @@ Status CheckOwner(Oid relid) {
 struct TrackOptions {
   std::string scope;
   bool notify = true;
-  std::string authorize;  // function name as given
+  std::string authorize;                 // function name as given
+  std::optional<core::MergeMode> merge;  // none: a tracked table keeps its mode, a new one merges rows
 };
 
 Status ParseTrackOptions(const std::string& text, TrackOptions* out) {
@@ -59,8 +61,13 @@ Status ParseTrackOptions(const std::string& text, TrackOptions* out) {
         return Status(Code::kInvalidInput,
                       "options: \"authorize\" must name a function (scope jsonb) returning boolean");
       out->authorize = value.text;
+    } else if (key == "merge") {
+      if (!value.is_string() || (value.text != "row" && value.text != "column"))
+        return Status(Code::kInvalidInput, "options: \"merge\" must be \"row\" or \"column\"");
+      out->merge = value.text == "column" ? core::MergeMode::kColumn : core::MergeMode::kRow;
     } else {
-      return Status(Code::kInvalidInput, "options: unknown option \"" + key + "\" (known: scope, notify, authorize)");
+      return Status(Code::kInvalidInput,
+                    "options: unknown option \"" + key + "\" (known: scope, notify, authorize, merge)");
     }
   }
   return Status::Ok();
@@ -169,20 +176,54 @@ Status RegisterTable(const TrackOptions& options, const std::string& authorize, 
     return Status(Code::kInvalidInput,
                   "a table named " + Quote(table->name) + " is already tracked in schema " + Quote(ResultText(0, 1)))
         .WithDetail("Batches name tables unqualified, so tracked tables need names unique across schemas.");
-  SPIPlanPtr upsert =
-      Prepare("INSERT INTO syncline.tables (table_schema, table_name, pk_columns, scope_column, notify, authorize) "
-              "VALUES ($1, $2, $3::text[], $4, $5, $6) ON CONFLICT (table_name) DO UPDATE SET pk_columns = "
-              "EXCLUDED.pk_columns, scope_column = EXCLUDED.scope_column, notify = EXCLUDED.notify, "
-              "authorize = EXCLUDED.authorize RETURNING tid",
-              {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID});
-  Datum values[6] = {TextDatum(table->schema),           TextDatum(table->name),
-                     TextDatum(PrimaryKeyArray(*table)), options.scope.empty() ? (Datum)0 : TextDatum(options.scope),
-                     BoolGetDatum(options.notify),       authorize.empty() ? (Datum)0 : TextDatum(authorize)};
-  char nulls[7] = "      ";
+  // 0.1's tables have no merge mode; a column-merge table needs 0.2's
+  // syncline.rows.cols.
+  int64 schema_version = 0;
+  const bool has_merge = ReadSchemaVersion(&schema_version);
+  if (!has_merge && options.merge == core::MergeMode::kColumn)
+    return Status(Code::kInvalidInput, "column-level merge needs syncline 0.2 or later")
+        .WithHint("ALTER EXTENSION syncline UPDATE");
+  const std::string merge_text = options.merge == core::MergeMode::kColumn ? "column" : "row";
+  std::string merge_before;  // "" when not tracked yet
+  if (has_merge) {
+    SPIPlanPtr before = Prepare("SELECT merge FROM syncline.tables WHERE table_name = $1", {TEXTOID});
+    if (Execute(before, names, "  ", true) > 0) merge_before = ResultText(0, 1);
+  }
+  SPIPlanPtr upsert = Prepare(
+      std::string("INSERT INTO syncline.tables AS t (table_schema, table_name, pk_columns, scope_column, notify, "
+                  "authorize") +
+          (has_merge ? ", merge" : "") + ") VALUES ($1, $2, $3::text[], $4, $5, $6" +
+          (has_merge ? ", COALESCE($7, 'row')" : "") +
+          ") ON CONFLICT (table_name) DO UPDATE SET pk_columns = EXCLUDED.pk_columns, scope_column = "
+          "EXCLUDED.scope_column, notify = EXCLUDED.notify, authorize = EXCLUDED.authorize" +
+          (has_merge ? ", merge = COALESCE($7, t.merge) RETURNING tid, merge" : " RETURNING tid, 'row'"),
+      {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID});
+  Datum values[7] = {TextDatum(table->schema),
+                     TextDatum(table->name),
+                     TextDatum(PrimaryKeyArray(*table)),
+                     options.scope.empty() ? (Datum)0 : TextDatum(options.scope),
+                     BoolGetDatum(options.notify),
+                     authorize.empty() ? (Datum)0 : TextDatum(authorize),
+                     TextDatum(merge_text)};
+  char nulls[8] = "       ";
   if (options.scope.empty()) nulls[3] = 'n';
   if (authorize.empty()) nulls[5] = 'n';
+  if (!options.merge) nulls[6] = 'n';
   Execute(upsert, values, nulls, false);
   table->tid = static_cast<int32>(ResultInt64(0, 1));
+  table->merge = ResultText(0, 2) == "column" ? core::MergeMode::kColumn : core::MergeMode::kRow;
+  // Devices follow a change of mode with the server's schema (docs/column-merge.md).
+  if (!merge_before.empty() && merge_before != ResultText(0, 2)) {
+    SPIPlanPtr log = Prepare("SELECT syncline.log_schema($1, 'merge', $2)", {INT4OID, TEXTOID});
+    Datum args[2] = {Int32GetDatum(table->tid), TextDatum(table->name)};
+    Execute(log, args, "  ", false);
+  }
+  // Back to row merge: the rows' column stamps go (every column at its
+  // row's version, which is what a row-merge row is).
+  if (has_merge && options.merge == core::MergeMode::kRow)
+    ExecuteSql("UPDATE syncline.rows SET cols = NULL WHERE tid = " + std::to_string(table->tid) +
+                   " AND cols IS NOT NULL",
+               false);
   return Status::Ok();
 }
 
@@ -228,14 +269,16 @@ namespace {
 // A local version for each row that has no live one (a tombstone is
 // revived, a live version kept).
 SPIPlanPtr PrepareBackfillInsert() {
+  int64 schema_version = 0;
+  const bool has_cols = ReadSchemaVersion(&schema_version);  // 0.2: a revived row's columns are all at its stamp
   AsExtensionOwner owner;
   return Prepare("INSERT INTO syncline.rows AS r (tid, pk, clock, hlc, node, deleted, scope, xid, seq) "
                  "VALUES ($1, $2, 1, $3, 0, false, $4, pg_catalog.pg_current_xact_id(), "
                  "pg_catalog.nextval('syncline.rows_seq'::pg_catalog.regclass)) "
                  "ON CONFLICT (tid, pk) DO UPDATE SET clock = " +
                      NextInt8("r.clock") + ", hlc = pg_catalog.int8larger($3, " + NextInt8("r.hlc") +
-                     "), node = 0, deleted = false, scope = EXCLUDED.scope, xid = EXCLUDED.xid, seq = EXCLUDED.seq "
-                     "WHERE r.deleted",
+                     "), node = 0, deleted = false, scope = EXCLUDED.scope, xid = EXCLUDED.xid, seq = EXCLUDED.seq" +
+                     (has_cols ? ", cols = NULL" : "") + " WHERE r.deleted",
                  {INT4OID, TEXTOID, INT8OID, TEXTOID});
 }
 
@@ -276,6 +319,8 @@ std::string TrackSummary(const TableInfo& table, const TrackOptions& options, in
     out.Null();
   else
     out.String(options.scope);
+  out.Key("merge");
+  out.String(table.merge == core::MergeMode::kColumn ? "column" : "row");
   out.Key("backfilled");
   out.Int(backfilled);
   out.EndObject();

@@ -9,6 +9,14 @@
 -- of: attnum, name and type of every synced column.
 ALTER TABLE syncline.tables ADD COLUMN relid regclass, ADD COLUMN columns jsonb;
 
+-- Column-level merge (docs/column-merge.md): a table merges rows as one
+-- version or each column by its own stamp. A row of a column-merge table
+-- keeps the stamps of its columns in `cols`, relative to the row's version
+-- (bytes, docs/protocol.md "Column-level merge"); NULL: every column is at
+-- the row's version (always so in a row-merge table).
+ALTER TABLE syncline.tables ADD COLUMN merge text NOT NULL DEFAULT 'row' CHECK (merge IN ('row', 'column'));
+ALTER TABLE syncline.rows ADD COLUMN cols bytea;
+
 -- Every schema change of a tracked table, numbered: devices follow the
 -- server's schema version (docs/protocol.md, "Schema changes"), and changes
 -- from devices behind it are read through these (renamed and dropped columns).
@@ -16,7 +24,7 @@ CREATE TABLE syncline.schema_log (
   version bigint PRIMARY KEY,
   tid integer NOT NULL,
   -- track, untrack, drop_table, rename_table, add_column, drop_column,
-  -- rename_column, alter_type
+  -- rename_column, alter_type, merge (the table's merge mode changed)
   event text NOT NULL,
   table_name text NOT NULL,  -- the table's name after the event
   from_name text,            -- renames: the old name
@@ -103,7 +111,7 @@ BEGIN
   UPDATE syncline.rows
      SET clock = CASE WHEN clock < 9223372036854775807 THEN clock + 1 ELSE clock END,
          hlc = CASE WHEN hlc < 9223372036854775807 THEN hlc + 1 ELSE hlc END,
-         node = 0, xid = pg_current_xact_id(), seq = nextval('syncline.rows_seq')
+         node = 0, xid = pg_current_xact_id(), seq = nextval('syncline.rows_seq'), cols = NULL
    WHERE tid = p_tid AND NOT deleted;
   GET DIAGNOSTICS n = ROW_COUNT;
   UPDATE syncline.meta
@@ -348,7 +356,8 @@ SELECT t.table_schema, t.table_name, t.pk_columns AS primary_key, t.scope_column
                  ORDER BY c.conname), '[]'::jsonb)
           FROM pg_constraint c
           JOIN syncline.tables r ON r.relid::oid = c.confrelid
-         WHERE c.contype = 'f' AND c.conrelid = t.relid::oid) AS foreign_keys
+         WHERE c.contype = 'f' AND c.conrelid = t.relid::oid) AS foreign_keys,
+       t.merge
   FROM syncline.tables t;
 
 -- The schema document pages carry to a reader behind the server's schema
@@ -362,7 +371,8 @@ AS $$
   SELECT jsonb_build_object(
     'version', (SELECT value::bigint FROM syncline.meta WHERE key = 'schema_version'),
     'tables', coalesce((SELECT jsonb_agg(jsonb_build_object('name', table_name, 'primary_key', to_jsonb(primary_key),
-                                                            'columns', columns, 'foreign_keys', foreign_keys)
+                                                            'columns', columns, 'foreign_keys', foreign_keys,
+                                                            'merge', merge)
                                          ORDER BY table_name)
                           FROM syncline.tracked_tables), '[]'),
     'changes', coalesce((SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(

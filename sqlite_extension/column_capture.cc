@@ -154,22 +154,19 @@ Status SqlColumnStamps(ConnectionState& state, sqlite3_context* ctx, int argc, s
   if (!status.ok()) return status;
   const std::vector<std::string>& names = columns->all;
   changed.resize(names.size(), true);
-  Stamp old_latest{old_hlc, ""};
-  status = NodeIdOfRef(state, sqlite3_value_int64(argv[2]), &old_latest.node);
+  Stamp before{old_hlc, ""};
+  status = NodeIdOfRef(state, sqlite3_value_int64(argv[2]), &before.node);
   if (!status.ok()) return status;
-  std::string old_text;
+  std::string_view old_cols;
   if (sqlite3_value_type(argv[0]) == SQLITE_BLOB)
-    old_text.assign(static_cast<const char*>(sqlite3_value_blob(argv[0])),
-                    static_cast<std::size_t>(sqlite3_value_bytes(argv[0])));
-  std::vector<Stamp> stamps;
-  status = core::DecodeColumnStamps(old_text, names, old_latest, &stamps);
+    old_cols = std::string_view(static_cast<const char*>(sqlite3_value_blob(argv[0])),
+                                static_cast<std::size_t>(sqlite3_value_bytes(argv[0])));
+  Stamp now{new_hlc, ""};
+  status = NodeIdOfRef(state, kLocalNodeRef, &now.node);
   if (!status.ok()) return status;
-  Stamp latest{new_hlc, ""};
-  status = NodeIdOfRef(state, kLocalNodeRef, &latest.node);
+  std::string text;
+  status = core::StampChangedColumns(old_cols, names, before, changed, now, &text);
   if (!status.ok()) return status;
-  for (std::size_t i = 0; i < names.size(); ++i)
-    if (changed[i]) stamps[i] = latest;
-  const std::string text = core::EncodeColumnStamps(names, stamps, latest);
   if (text.empty())
     sqlite3_result_null(ctx);
   else

@@ -67,29 +67,6 @@ Status IssuedPosition(const std::string& cursor_text, const std::string& node_id
   return Status::Ok();
 }
 
-namespace {
-
-// Format 2: a column-merge row's column stamps that differ from its
-// version's (docs/protocol.md, "Column-level merge"); a tombstone's own
-// stamp when the row's version is above it.
-Status AddColumnStamps(const TableInfo& table, const std::string& cols, core::Change* change) {
-  if (cols.empty()) return Status::Ok();
-  const core::Stamp latest{change->hlc, change->node};
-  std::vector<core::Stamp> stamps;
-  Status status = core::DecodeColumnStamps(cols, table.columns, latest, &stamps);
-  if (!status.ok()) return status;
-  if (change->op == core::Op::kDelete) {
-    change->has_delete_stamp = core::CompareStamps(stamps.empty() ? latest : stamps[0], latest) != 0;
-    if (change->has_delete_stamp) change->delete_stamp = stamps[0];
-    return Status::Ok();
-  }
-  for (std::size_t i = 0; i < table.columns.size(); ++i)
-    if (core::CompareStamps(stamps[i], latest) != 0) change->column_stamps.emplace_back(table.columns[i], stamps[i]);
-  return Status::Ok();
-}
-
-}  // namespace
-
 Status PullSince(ConnectionState& state, const std::optional<std::string>& cursor_text, std::int64_t limit,
                  const std::string& options_text, std::string* batch) {
   sqlite3* db = state.db;
@@ -226,7 +203,7 @@ Status PullSince(ConnectionState& state, const std::optional<std::string>& curso
     change.column_stamps.clear();
     change.has_delete_stamp = false;
     if (options.format >= 2 && table.info.merge == core::MergeMode::kColumn) {
-      status = AddColumnStamps(table.info, page.ColumnValue(8).bytes, &change);
+      status = core::AddColumnStamps(table.info.columns, page.ColumnValue(8).bytes, &change);
       if (!status.ok())
         return status.WithPrefix("table \"" + table.info.name + "\", row " + MetadataKeyText(stored_key) + ": ");
     }

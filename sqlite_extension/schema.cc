@@ -79,7 +79,10 @@ Status ParseTable(const Json& json, const std::string& where, SchemaTable* out) 
   const std::string at = where + " (\"" + out->name + "\")";
   if (out->name.compare(0, 9, "syncline_") == 0) return Invalid(at, "a table's name may not start with syncline_");
   status = NameList(json, "primary_key", at, &out->primary_key);
+  if (status.ok()) status = StringMember(json, "merge", at, true, &out->merge);
   if (!status.ok()) return status;
+  if (!out->merge.empty() && out->merge != "row" && out->merge != "column")
+    return Invalid(at, "\"merge\" must be \"row\" or \"column\"");
   const Json* columns = json.Find("columns");
   if (columns == nullptr || !columns->is_array() || columns->items.empty())
     return Invalid(at, "\"columns\" must be a non-empty list");

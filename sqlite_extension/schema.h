@@ -41,6 +41,7 @@ struct SchemaTable {
   std::vector<std::string> primary_key;
   std::vector<SchemaColumn> columns;
   std::vector<SchemaForeignKey> foreign_keys;
+  std::string merge;  // "row" or "column" (docs/column-merge.md); "" when the server does not say
   const SchemaColumn* Find(std::string_view column) const;  // case-insensitive, as SQLite resolves names
 };
 

@@ -99,7 +99,11 @@ class Follower {
       }
       out.EndArray();
     };
-    names("created", created_);
+    out.Key("created");
+    out.BeginArray();
+    for (const auto& created : created_)
+      out.String(created.first);
+    out.EndArray();
     objects("renamed", renamed_);
     objects("added", added_);
     objects("dropped", dropped_);
@@ -107,6 +111,7 @@ class Follower {
     names("untracked", untracked_);
     objects("set_aside", set_aside_);
     objects("warnings", warnings_);
+    objects("merge", merge_changed_);
   }
 
  private:
@@ -115,16 +120,19 @@ class Follower {
     std::int64_t tid = 0;
     std::string name;
     bool touched = false;  // its syncline triggers are gone until Retrack
+    bool column_merge = false;
+    std::string merge;  // a merge mode the server changed it to ("row" or "column"), set by Retrack
   };
 
   Status LoadTracked() {
     Statement list;
-    Status status = list.Prepare(db_, "SELECT tid, name FROM syncline_tables ORDER BY tid");
+    Status status = list.Prepare(
+        db_, "SELECT tid, name, coalesce(options ->> 'merge' = 'column', 0) FROM syncline_tables ORDER BY tid");
     while (status.ok()) {
       bool has_row = false;
       status = list.Step(&has_row);
       if (!has_row) break;
-      tracked_.push_back({list.ColumnInt(0), list.ColumnText(1), false});
+      tracked_.push_back({list.ColumnInt(0), list.ColumnText(1), false, list.ColumnInt(2) != 0, ""});
     }
     return status;
   }
@@ -267,9 +275,12 @@ class Follower {
     if (!exists) {
       status = Exec(db_, CreateTableSql(desired, desired.name));
       if (!status.ok()) return status.WithPrefix("creating table " + Quoted(desired.name) + ": ");
-      created_.push_back(desired.name);
+      created_.push_back({desired.name, desired.merge});
       return Status::Ok();
     }
+    // The server merges it another way (docs/column-merge.md): so does this file.
+    if (doc_.versioned && !desired.merge.empty() && (desired.merge == "column") != table->column_merge)
+      table->merge = desired.merge;
     TableInfo info;
     status = LoadTableShape(db_, table->name, &info);
     if (!status.ok()) return status;
@@ -370,15 +381,21 @@ class Follower {
   Status Retrack() {
     std::string ignored;
     for (const Tracked& table : tracked_) {
-      if (!table.touched) continue;
-      Status status = Track(state_, table.name, "", &ignored);
+      if (!table.touched && table.merge.empty()) continue;
+      Status status = Track(state_, table.name, MergeOptions(table.merge), &ignored);
       if (!status.ok()) return status.WithPrefix("tracking " + Quoted(table.name) + " again: ");
+      if (!table.merge.empty()) merge_changed_.push_back({{"table", table.name}, {"merge", table.merge}});
     }
-    for (const std::string& name : created_) {
-      Status status = Track(state_, name, "", &ignored);
+    for (const auto& [name, merge] : created_) {
+      Status status = Track(state_, name, MergeOptions(merge), &ignored);
       if (!status.ok()) return status.WithPrefix("tracking " + Quoted(name) + ": ");
     }
     return Status::Ok();
+  }
+
+  // syncline_track's options for a merge mode ("": the table keeps its own).
+  static std::string MergeOptions(const std::string& merge) {
+    return merge.empty() ? "" : "{\"merge\":\"" + merge + "\"}";
   }
 
   ConnectionState& state_;
@@ -387,8 +404,9 @@ class Follower {
   const std::int64_t from_;
   ConnectionFlags flags_;
   std::vector<Tracked> tracked_;
-  std::vector<std::string> created_, rebuilt_, untracked_;
-  std::vector<Entry> renamed_, added_, dropped_, set_aside_, warnings_;
+  std::vector<std::pair<std::string, std::string>> created_;  // name, merge mode
+  std::vector<std::string> rebuilt_, untracked_;
+  std::vector<Entry> renamed_, added_, dropped_, set_aside_, warnings_, merge_changed_;
 };
 
 // SQLite's way to change a column's type or constraints

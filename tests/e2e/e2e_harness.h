@@ -363,6 +363,17 @@ class E2eTest : public ::testing::Test {
     return args;
   }
 
+  // `syncline clone`, and the file opened the way an app opens it.
+  std::unique_ptr<Db> CloneDevice(const std::string& file) {
+    ProcessResult result = Cli("clone", file);
+    EXPECT_EQ(result.exit_code, 0) << result.Describe();
+    return OpenClient(file);
+  }
+  void Sync(const std::string& file) {
+    ProcessResult result = Cli("sync", file);
+    ASSERT_EQ(result.exit_code, 0) << result.Describe();
+  }
+
   // The `status` report as key -> value ("pending local" -> "3 changes").
   std::map<std::string, std::string> StatusReport(const std::string& file) {
     std::map<std::string, std::string> fields;

@@ -24,12 +24,6 @@ class GcTest : public E2eTest {
     server().Exec("INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 1000) g");
   }
 
-  std::unique_ptr<Db> CloneDevice(const std::string& file) {
-    ProcessResult result = Cli("clone", file);
-    EXPECT_EQ(result.exit_code, 0) << result.Describe();
-    return OpenClient(file);
-  }
-
   // `sync --json`'s answer.
   std::string Sync(const std::string& file) {
     ProcessResult result = Cli("sync", file, {"--json"});

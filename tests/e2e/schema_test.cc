@@ -29,18 +29,6 @@ class SchemaTest : public E2eTest {
     return id;
   }
 
-  // A clone, and the file opened the way an app opens it.
-  std::unique_ptr<Db> CloneDevice(const std::string& file) {
-    ProcessResult result = Cli("clone", file);
-    EXPECT_EQ(result.exit_code, 0) << result.Describe();
-    return OpenClient(file);
-  }
-
-  void Sync(const std::string& file) {
-    ProcessResult result = Cli("sync", file);
-    ASSERT_EQ(result.exit_code, 0) << result.Describe();
-  }
-
   // A table's columns, in order, as "name type" lines.
   std::string DeviceColumns(Db& device, const std::string& table) {
     return Lines(SqliteRows(device, "SELECT name FROM pragma_table_info('" + table + "') ORDER BY cid"));

@@ -4,7 +4,7 @@
 -- of the new version has.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(17);
+SELECT plan(18);
 
 DROP EXTENSION syncline;
 CREATE EXTENSION syncline VERSION '0.1';
@@ -26,6 +26,8 @@ SELECT syncline.track('gone');
 INSERT INTO notes VALUES (1, 'server');
 INSERT INTO gone VALUES (1);
 SELECT is(push(2, 'device') ->> 'applied', '1', 'apply_push works on 0.1');
+SELECT throws_like($$SELECT syncline.track('notes', '{"merge": "column"}')$$, '%column-level merge needs syncline 0.2%',
+                   'column-level merge needs the update');
 SELECT is((SELECT count(*) FROM syncline.rows), 3::bigint, 'capture works on 0.1');
 CREATE TEMP TABLE device AS
   SELECT syncline.pull_since(NULL, 1000, '{"schema": 0}')::jsonb ->> 'cursor' AS cursor;
