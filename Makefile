@@ -119,7 +119,9 @@ bench: all pg-install wasm
 check-long:
 	SYNCLINE_LONG=1 SYNCLINE_SIM_SCENARIOS=$${SYNCLINE_SIM_SCENARIOS:-2000} $(MAKE) check
 
-check: unit-test sqlite-test smoke-test static-test wasm-test pg-test web-test sanitize fuzz
+# The quick start's demo is a test too: it fails when the replicas do not
+# converge or an edit is lost.
+check: unit-test sqlite-test smoke-test static-test wasm-test pg-test demo web-test sanitize fuzz
 
 demo: all pg-install
 	client/demo.sh

@@ -129,30 +129,49 @@ Datum ByteaArray(const std::vector<std::string>& values) {
 
 namespace {
 
-// The upsert of a row that has only the `present` columns (the key among them).
-SPIPlanPtr PartialUpsert(SetTable& table, const std::vector<bool>& present) {
-  auto it = table.partial_upserts.find(present);
-  if (it != table.partial_upserts.end()) return it->second;
+// The write of a row that has only the `present` columns (the key among
+// them): an UPDATE of those, and when it finds no row an INSERT (the other
+// columns take their defaults). Not INSERT ... ON CONFLICT DO UPDATE alone,
+// which checks NOT NULL on the row it would insert before it finds the
+// conflict: a write of one column of a row with NOT NULL columns failed.
+// The INSERT keeps ON CONFLICT for a row a concurrent transaction inserts.
+SPIPlanPtr PartialWrite(SetTable& table, const std::vector<bool>& present) {
+  auto it = table.partial_writes.find(present);
+  if (it != table.partial_writes.end()) return it->second;
   const TableInfo& info = table.info;
-  std::string columns, values, updates, keys, all;
+  std::string columns, values, sets, excluded, where, keys, all;
   std::vector<Oid> types;
   for (std::size_t c = 0; c < info.columns.size(); ++c) {
-    const std::string column = Quote(info.columns[c].name);
+    const ColumnType& column_type = info.columns[c];
+    const std::string column = Quote(column_type.name);
     all += (c > 0 ? ", " : "") + column;
     if (!present[c]) continue;
     columns += (columns.empty() ? "" : ", ") + column;
-    types.push_back(info.columns[c].base);
-    values += (values.empty() ? "$" : ", $") + std::to_string(types.size());
-    if (std::find(info.pk.begin(), info.pk.end(), static_cast<int>(c)) == info.pk.end())
-      updates += (updates.empty() ? "" : ", ") + column + " = EXCLUDED." + column;
+    types.push_back(column_type.base);
+    const std::string parameter = "$" + std::to_string(types.size());
+    values += (values.empty() ? "" : ", ") + parameter;
+    if (std::find(info.pk.begin(), info.pk.end(), static_cast<int>(c)) == info.pk.end()) {
+      sets += (sets.empty() ? "" : ", ") + column + " = " + parameter;
+      excluded += (excluded.empty() ? "" : ", ") + column + " = EXCLUDED." + column;
+    } else {
+      where += (where.empty() ? "" : " AND ") + KeyEquals(column_type, parameter);
+    }
   }
   for (std::size_t k = 0; k < info.pk.size(); ++k)
     keys += (k > 0 ? ", " : "") + Quote(info.columns[info.pk[k]].name);
-  SPIPlanPtr plan =
-      Prepare("INSERT INTO " + QualifiedName(info) + " AS t (" + columns + ") VALUES (" + values + ") ON CONFLICT (" +
-                  keys + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates) + " RETURNING " + all,
-              types);
-  table.partial_upserts.emplace(present, plan);
+  const std::string name = QualifiedName(info);
+  std::string sql;
+  if (sets.empty()) {
+    sql = "INSERT INTO " + name + " AS t (" + columns + ") VALUES (" + values + ") ON CONFLICT (" + keys +
+          ") DO NOTHING RETURNING " + all;
+  } else {
+    sql = "WITH updated AS (UPDATE " + name + " AS t SET " + sets + " WHERE " + where + " RETURNING " + all +
+          "), inserted AS (INSERT INTO " + name + " AS t (" + columns + ") SELECT " + values +
+          " WHERE NOT EXISTS (SELECT FROM updated) ON CONFLICT (" + keys + ") DO UPDATE SET " + excluded +
+          " RETURNING " + all + ") SELECT * FROM updated UNION ALL SELECT * FROM inserted";
+  }
+  SPIPlanPtr plan = Prepare(sql, types);
+  table.partial_writes.emplace(present, plan);
   return plan;
 }
 
@@ -225,7 +244,7 @@ void WriteRun(SetTable& table, bool upsert, std::vector<RowWrite>& rows, std::si
         values.push_back(rows[start].values[c]);
         nulls.push_back(rows[start].nulls[c]);
       }
-      returned = Execute(PartialUpsert(table, present), values.data(), nulls.data(), false);
+      returned = Execute(PartialWrite(table, present), values.data(), nulls.data(), false);
     } else if (one_at_a_time) {
       returned = Execute(upsert ? table.upsert_one : table.delete_one, const_cast<Datum*>(rows[start].values),
                          rows[start].nulls, false);

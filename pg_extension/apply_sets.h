@@ -23,10 +23,10 @@ struct SetTable : core::MergeTable {
   SPIPlanPtr upsert_set = nullptr, delete_set = nullptr;
   SPIPlanPtr upsert_one = nullptr, delete_one = nullptr;
   SPIPlanPtr select_row = nullptr;  // by key, every synced column
-  // Upserts of rows that lack columns (core::MergeTable::partial_rows), one
+  // Writes of rows that lack columns (core::MergeTable::partial_rows), one
   // row at a time, by the set of columns present: the others keep their
   // values, or take their defaults in a new row.
-  std::map<std::vector<bool>, SPIPlanPtr> partial_upserts;
+  std::map<std::vector<bool>, SPIPlanPtr> partial_writes;
   std::string notify_payload;
 };
 

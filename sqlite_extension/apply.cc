@@ -53,42 +53,56 @@ Affinity AffinityOf(const std::string& name) {
   return Affinity::kBlob;  // BLOB; anything else would be stored as it is, too
 }
 
+struct PartialWrite {
+  Statement update;  // unprepared when only key columns are written
+  Statement insert;
+};
+
 struct ApplyTable : core::MergeTable {
   TableInfo info;
   std::vector<Affinity> affinity;  // per column of info
   Statement upsert;                // INSERT ... ON CONFLICT (pk) DO UPDATE, all columns in table order
   Statement remove;                // DELETE by primary key
   Statement same_row;              // 1 when the current row equals the bound values
-  // Column-merge writes of some columns, by the columns they write.
-  std::map<std::vector<bool>, Statement> partial_upserts;
+  // Writes of some columns (column merge, or a sender behind the schema),
+  // by the columns they write.
+  std::map<std::vector<bool>, PartialWrite> partial_writes;
 };
 
-// INSERT ... ON CONFLICT DO UPDATE of the columns `present` marks: a
-// column-merge write keeps the columns it does not write, and a new row
-// takes their defaults.
-Status PartialUpsert(sqlite3* db, ApplyTable* table, const std::vector<bool>& present, Statement** out) {
-  auto it = table->partial_upserts.find(present);
-  if (it == table->partial_upserts.end()) {
+// A write of the columns `present` marks: an UPDATE of those columns, and
+// when it finds no row an INSERT of them (the rest take their defaults).
+// Not INSERT ... ON CONFLICT DO UPDATE, which checks NOT NULL on the row it
+// would insert before it finds the conflict: a write of one column of a
+// row with NOT NULL columns failed. Both take the present columns' values
+// as ?1, ?2, ... in table order.
+Status GetPartialWrite(sqlite3* db, ApplyTable* table, const std::vector<bool>& present, PartialWrite** out) {
+  auto it = table->partial_writes.find(present);
+  if (it == table->partial_writes.end()) {
     const TableInfo& info = table->info;
-    std::string columns, values, updates, pk_columns;
+    std::string columns, values, updates, where, pk_columns;
     int n = 0;
     for (std::size_t i = 0; i < info.columns.size(); ++i) {
       if (!present[i]) continue;
       const std::string column = QuoteIdentifier(info.columns[i]);
-      columns += (n > 0 ? ", " : "") + column;
-      values += (n > 0 ? ", ?" : "?") + std::to_string(n + 1);
-      ++n;
+      const std::string parameter = "?" + std::to_string(++n);
+      columns += (n > 1 ? ", " : "") + column;
+      values += (n > 1 ? ", " : "") + parameter;
       if (std::find(info.pk.begin(), info.pk.end(), static_cast<int>(i)) == info.pk.end())
-        updates += (updates.empty() ? "" : ", ") + column + " = excluded." + column;
+        updates += (updates.empty() ? "" : ", ") + column + " = " + parameter;
+      else
+        where += (where.empty() ? "" : " AND ") + column + " = " + parameter;
     }
     for (std::size_t k = 0; k < info.pk.size(); ++k)
       pk_columns += (k > 0 ? ", " : "") + QuoteIdentifier(info.columns[info.pk[k]]);
-    Statement upsert;
-    Status status = upsert.Prepare(db, "INSERT INTO " + QuoteIdentifier(info.name) + "(" + columns + ") VALUES (" +
-                                           values + ") ON CONFLICT (" + pk_columns + ") DO " +
-                                           (updates.empty() ? "NOTHING" : "UPDATE SET " + updates));
+    PartialWrite write;
+    const std::string name = QuoteIdentifier(info.name);
+    Status status;
+    if (!updates.empty()) status = write.update.Prepare(db, "UPDATE " + name + " SET " + updates + " WHERE " + where);
+    if (status.ok())
+      status = write.insert.Prepare(db, "INSERT INTO " + name + "(" + columns + ") VALUES (" + values + ")" +
+                                            (updates.empty() ? " ON CONFLICT (" + pk_columns + ") DO NOTHING" : ""));
     if (!status.ok()) return status;
-    it = table->partial_upserts.emplace(present, std::move(upsert)).first;
+    it = table->partial_writes.emplace(present, std::move(write)).first;
   }
   *out = &it->second;
   return Status::Ok();
@@ -330,24 +344,26 @@ class SqliteStore : public core::MergeStore {
     for (*written = 0; *written < run.size(); ++*written) {
       const core::MergeChange& change = *run[*written];
       const bool upsert = change.write_op == core::Op::kUpsert;
-      Statement* statement = upsert ? &Of(change).upsert : &Of(change).remove;
-      std::vector<bool> present;
-      if (upsert && change.partial) {
-        for (const Value* value : change.row)
-          present.push_back(value != nullptr);
-        Status status = PartialUpsert(db_, &Of(change), present, &statement);
-        if (!status.ok()) return status;
-      }
-      Statement& write = *statement;
       const std::vector<const Value*>& values = upsert ? change.row : change.key;
-      int bound = 0;
-      for (const Value* value : values)
-        if (value != nullptr) BindBorrowed(write, ++bound, *value);
       state_.applied_tid = Of(change).info.tid;
       state_.applied_key = &change.meta_key;
-      Status status = write.Run();
+      Status status;
+      if (upsert && change.partial) {
+        std::vector<bool> present;
+        for (const Value* value : change.row)
+          present.push_back(value != nullptr);
+        PartialWrite* partial = nullptr;
+        status = GetPartialWrite(db_, &Of(change), present, &partial);
+        bool updated = false;
+        if (status.ok() && partial->update.get() != nullptr) {
+          status = Run(partial->update, values);
+          updated = sqlite3_changes(db_) > 0;
+        }
+        if (status.ok() && !updated) status = Run(partial->insert, values);
+      } else {
+        status = Run(upsert ? Of(change).upsert : Of(change).remove, values);
+      }
       state_.applied_key = nullptr;
-      write.Reset();
       if (!status.ok()) return status;
     }
     return Status::Ok();
@@ -405,6 +421,16 @@ class SqliteStore : public core::MergeStore {
 
  private:
   static ApplyTable& Of(const core::MergeChange& change) { return *static_cast<ApplyTable*>(change.table); }
+
+  // Runs a write with the values given (null: a column not written).
+  static Status Run(Statement& write, const std::vector<const Value*>& values) {
+    int bound = 0;
+    for (const Value* value : values)
+      if (value != nullptr) BindBorrowed(write, ++bound, *value);
+    Status status = write.Run();
+    write.Reset();
+    return status;
+  }
 
   Status NodeRef(const std::string& node, std::int64_t* ref) {
     if (node == local_node_) {

@@ -207,5 +207,30 @@ TEST_F(ColumnSync, ARowNewHereFromAChangeLackingColumnsAppliesTwice) {
     EXPECT_EQ(db->Text("SELECT quote(body) FROM notes WHERE id = 'n9'"), "'body'");
 }
 
+// Found by the demo: a write of some columns of a row that exists must not
+// be checked as a new row. INSERT ... ON CONFLICT DO UPDATE checks NOT NULL
+// on the row it would insert before it finds the conflict, so a write of
+// the title alone failed on a NOT NULL column it does not write.
+TEST(ColumnMergeWrites, SomeColumnsOfARowWithNotNullColumns) {
+  TempDir dir;
+  Db hub(dir.File("hub.db")), laptop(dir.File("laptop.db")), phone(dir.File("phone.db"));
+  for (Db* db : {&hub, &laptop, &phone}) {
+    db->Exec("CREATE TABLE tasks(id INTEGER PRIMARY KEY, title TEXT NOT NULL, owner TEXT NOT NULL, "
+             "done INTEGER NOT NULL DEFAULT 0)");
+    db->Text("SELECT syncline_track('tasks', '{\"merge\": \"column\"}')");
+  }
+  hub.Exec("INSERT INTO tasks VALUES (1, 'task', 'ann', 0)");
+  for (Db* device : {&laptop, &phone})
+    Sync(hub, *device, 50, 2);
+  laptop.Exec("UPDATE tasks SET title = 'renamed'");
+  phone.Exec("UPDATE tasks SET done = 1");
+  for (Db* device : {&laptop, &phone})
+    EXPECT_EQ(Sync(*device, hub, 50, 2), 1);
+  for (Db* device : {&laptop, &phone})
+    Sync(hub, *device, 50, 2);
+  for (Db* db : {&hub, &laptop, &phone})
+    EXPECT_EQ(db->Dump("tasks"), "1|'renamed'|'ann'|1");
+}
+
 }  // namespace
 }  // namespace syncline::test
