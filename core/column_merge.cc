@@ -134,6 +134,7 @@ class Reader {
  public:
   explicit Reader(std::string_view bytes) : bytes_(bytes) {}
   bool done() const { return at_ == bytes_.size(); }
+  std::size_t position() const { return at_; }
 
   Status Varint(std::uint64_t* out) {
     *out = 0;
@@ -265,6 +266,36 @@ Status AddColumnStamps(const std::vector<std::string>& columns, std::string_view
   }
   for (std::size_t i = 0; i < columns.size(); ++i)
     if (CompareStamps(stamps[i], latest) != 0) change->column_stamps.emplace_back(columns[i], stamps[i]);
+  return Status::Ok();
+}
+
+Status RenameColumnStamps(std::string_view cols, std::string_view from, std::optional<std::string_view> to,
+                          std::string* out) {
+  out->clear();
+  if (cols.empty()) return Status::Ok();
+  // Stamps are copied as they are; any stamp to read them against will do.
+  const Stamp anywhere{kHlcMax, ""};
+  Reader reader(cols);
+  Stamp ignored;
+  Status status = reader.StampOf(anywhere, &ignored);
+  if (!status.ok()) return status;
+  out->assign(cols.substr(0, reader.position()));
+  std::string name;
+  while (!reader.done()) {
+    status = reader.Name(&name);
+    const std::size_t stamp_at = reader.position();
+    if (status.ok()) status = reader.StampOf(anywhere, &ignored);
+    if (!status.ok()) return status;
+    // A stale entry under the new name (a column dropped before) goes.
+    if (to && name == *to) continue;
+    if (name == from) {
+      if (!to) continue;
+      name = std::string(*to);
+    }
+    PutVarint(out, name.size());
+    *out += name;
+    out->append(cols.substr(stamp_at, reader.position() - stamp_at));
+  }
   return Status::Ok();
 }
 

@@ -88,6 +88,14 @@ Status DecodeColumnStamps(std::string_view bytes, const std::vector<std::string>
 Status StampChangedColumns(std::string_view cols, const std::vector<std::string>& columns, const Stamp& before,
                            const std::vector<bool>& changed, const Stamp& now, std::string* out);
 
+// After a column of a column-merge table was renamed `from` -> `to`: the
+// same stamps under the new name (else the column would fall back to the
+// base stamp, older than its own). With no `to` (the column was dropped),
+// its stamp goes, so that a column added later under its name does not
+// inherit it.
+Status RenameColumnStamps(std::string_view cols, std::string_view from, std::optional<std::string_view> to,
+                          std::string* out);
+
 struct Change;
 // A pull of a column-merge row for a format-2 reader: the stamps of the
 // columns that differ from the change's own ("columns"), or a delete's
@@ -109,11 +117,12 @@ struct MergeChange;
 // it writes (an earlier winner's columns included). Returns the kind.
 Status PlanColumnWrite(const RowVersion& stored, const MergeChange* previous, MergeChange& change,
                        ColumnMerge::Kind* kind);
-// The version the row's metadata records: the greatest stamp, or, when
-// `restamp` (a server, whose format-1 readers see rows as one version) and
-// the content changed beneath the row's stamp, the least stamp above it by
-// `local_node`; and the column stamps' text relative to it.
-void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, bool restamp,
+// The version the row's metadata records: the greatest stamp; or the least
+// stamp above it by `local_node` when the row is not exactly what its
+// sender sent, or when `serves_format1` (a server, whose format-1 readers
+// see rows as one version) and the content changed beneath the row's stamp;
+// and the column stamps' text relative to it.
+void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, bool serves_format1,
                       const std::string& local_node, MergeChange& change);
 // After the merge moved a column-merge row's stamp (a rewrite): the columns
 // it took are at the new stamp.

@@ -93,7 +93,7 @@ Status PlanColumnWrite(const RowVersion& stored, const MergeChange* previous, Me
   return Status::Ok();
 }
 
-void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, bool restamp,
+void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, bool serves_format1,
                       const std::string& local_node, MergeChange& change) {
   Stamp before;
   if (previous != nullptr)
@@ -102,12 +102,14 @@ void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, boo
     before = Stamp{stored.hlc, stored.node};
   const Stamp natural = LatestStamp(change.columns.stamps);
   Stamp latest = Greater(natural, before) ? natural : before;
-  // Restamped by this node: a row changed beneath its version's stamp
-  // (format-1 readers would see one stamp with two contents), or one that
-  // is no longer what its sender sent (columns of others kept): under the
-  // sender's stamp, the pulls that skip the sender's own versions
-  // (exclude_origin) would never bring it the rest.
-  if (restamp && (!Greater(natural, before) || !change.as_sent)) latest = Stamp{NextHlc(latest.hlc), local_node};
+  // Restamped by this node: a row that is no longer what its sender sent
+  // (it keeps columns of others, or this node's own): under the sender's
+  // stamp, the pulls that skip the sender's own versions (exclude_origin)
+  // would never bring it the rest, and a device's push of its own writes
+  // (origin local) would leave out its edit the merge kept. And on a node
+  // that serves format-1 readers, a row changed beneath its version's stamp
+  // (they would see one stamp with two contents).
+  if (!change.as_sent || (serves_format1 && !Greater(natural, before))) latest = Stamp{NextHlc(latest.hlc), local_node};
   change.hlc = latest.hlc;
   change.node = latest.node;
   change.clock = change.change->clock;

@@ -510,7 +510,8 @@ class Merger {
       return WithContext(status, change);
     }
     // A node that serves format-1 readers (all but a device) shows them a
-    // changed row as a new version.
+    // changed row as a new version; every node makes a row that keeps
+    // columns the sender lacks a version of its own.
     StampColumnWrite(change.stored, previous, options_.role != MergeRole::kDevice, options_.local_node, change);
     if (CompareStamps(change.hlc, change.node, change.change->hlc, change.change->node) > 0)
       store_.ReceiveStamp(change.hlc);

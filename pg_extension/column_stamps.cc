@@ -1,7 +1,11 @@
 #include "pg_extension/column_stamps.h"
 
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
+
+#include "core/column_merge.h"
 
 #include "pg_extension/backend.h"
 #include "pg_extension/pg_boundary.h"
@@ -67,4 +71,49 @@ void ForgetNodeIds() {
   node_ids = nullptr;
 }
 
+namespace {
+
+std::string_view BytesArg(FunctionCallInfo fcinfo, int arg) {
+  const char* data = nullptr;
+  int size = 0;
+  Datum datum = PG_GETARG_DATUM(arg);
+  PgGuard([&] {
+    struct varlena* bytes = PG_DETOAST_DATUM_PACKED(datum);
+    data = VARDATA_ANY(bytes);
+    size = static_cast<int>(VARSIZE_ANY_EXHDR(bytes));
+  });
+  return std::string_view(data, static_cast<std::size_t>(size));
+}
+
+// syncline.column_stamps_renamed(cols, from, to): a row's column stamps
+// after column `from` was renamed `to`, or dropped (`to` NULL); the event
+// trigger's follow_table rewrites a column-merge table's rows with it
+// (core::RenameColumnStamps).
+core::Status ColumnStampsRenamed(FunctionCallInfo fcinfo, Datum* result) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) {
+    fcinfo->isnull = true;
+    *result = (Datum)0;
+    return core::Status::Ok();
+  }
+  const std::string_view cols = BytesArg(fcinfo, 0);
+  const std::string_view from = BytesArg(fcinfo, 1);
+  std::optional<std::string_view> to;
+  if (!PG_ARGISNULL(2)) to = BytesArg(fcinfo, 2);
+  std::string renamed;
+  core::Status status = core::RenameColumnStamps(cols, from, to, &renamed);
+  if (!status.ok()) return status;
+  if (renamed.empty()) {
+    fcinfo->isnull = true;
+    *result = (Datum)0;
+    return core::Status::Ok();
+  }
+  *result = ByteaDatum(renamed);
+  return core::Status::Ok();
+}
+
+}  // namespace
+
 }  // namespace syncline::pg
+
+SYNCLINE_PG_FUNCTION(syncline_column_stamps_renamed, "syncline.column_stamps_renamed",
+                     syncline::pg::ColumnStampsRenamed)

@@ -16,6 +16,12 @@ ALTER TABLE syncline.tables ADD COLUMN relid regclass, ADD COLUMN columns jsonb;
 -- the row's version (always so in a row-merge table).
 ALTER TABLE syncline.tables ADD COLUMN merge text NOT NULL DEFAULT 'row' CHECK (merge IN ('row', 'column'));
 ALTER TABLE syncline.rows ADD COLUMN cols bytea;
+-- A row's column stamps after column `from` was renamed `to`, or dropped
+-- (`to` NULL): follow_table keeps them with their columns.
+CREATE FUNCTION syncline.column_stamps_renamed(cols bytea, "from" text, "to" text)
+RETURNS bytea LANGUAGE c IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'syncline_column_stamps_renamed';
 
 -- Every schema change of a tracked table, numbered: devices follow the
 -- server's schema version (docs/protocol.md, "Schema changes"), and changes
@@ -164,10 +170,18 @@ BEGIN
                 HINT = 'Call syncline.untrack first, or keep the column.';
       END IF;
       PERFORM syncline.log_schema(p_tid, 'drop_column', rel_name, p_column => old_col->>'name');
+      IF t.merge = 'column' THEN
+        UPDATE syncline.rows SET cols = syncline.column_stamps_renamed(cols, old_col->>'name', NULL)
+         WHERE tid = p_tid AND cols IS NOT NULL;
+      END IF;
       CONTINUE;
     END IF;
     IF new_col->>'name' <> old_col->>'name' THEN
       PERFORM syncline.log_schema(p_tid, 'rename_column', rel_name, old_col->>'name', new_col->>'name');
+      IF t.merge = 'column' THEN
+        UPDATE syncline.rows SET cols = syncline.column_stamps_renamed(cols, old_col->>'name', new_col->>'name')
+         WHERE tid = p_tid AND cols IS NOT NULL;
+      END IF;
       t.pk_columns := array_replace(t.pk_columns, old_col->>'name', new_col->>'name');
       IF t.scope_column = old_col->>'name' THEN
         t.scope_column := new_col->>'name';

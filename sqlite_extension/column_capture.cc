@@ -174,4 +174,36 @@ Status SqlColumnStamps(ConnectionState& state, sqlite3_context* ctx, int argc, s
   return Status::Ok();
 }
 
+Status RenameColumnInMetadata(sqlite3* db, std::int64_t tid, const std::string& from,
+                              const std::optional<std::string>& to) {
+  std::vector<std::pair<std::int64_t, std::string>> rows;  // version, new cols
+  {
+    Statement read;
+    Status status = read.Prepare(db, "SELECT version, cols FROM syncline_rows WHERE tid = ?1 AND cols IS NOT NULL");
+    if (!status.ok()) return status;
+    read.BindInt(1, tid);
+    for (;;) {
+      bool has_row = false;
+      status = read.Step(&has_row);
+      if (!status.ok()) return status;
+      if (!has_row) break;
+      std::string renamed;
+      status = core::RenameColumnStamps(read.ColumnValue(1).bytes, from,
+                                        to ? std::optional<std::string_view>(*to) : std::nullopt, &renamed);
+      if (!status.ok()) return status;
+      rows.emplace_back(read.ColumnInt(0), std::move(renamed));
+    }
+  }
+  Statement write;
+  Status status = write.Prepare(db, "UPDATE syncline_rows SET cols = ?2 WHERE version = ?1");
+  for (const auto& [version, cols] : rows) {
+    if (!status.ok()) return status;
+    write.BindInt(1, version);
+    if (!cols.empty()) write.BindValue(2, core::Value::Blob(cols));  // else NULL
+    status = write.Run();
+    write.Reset();
+  }
+  return status;
+}
+
 }  // namespace syncline::sqlite

@@ -5,6 +5,7 @@
 #include <sqlite3ext.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -21,5 +22,10 @@ core::Status SqlColumnStamps(ConnectionState& state, sqlite3_context* ctx, int a
 // The node id a syncline_rows.node ref stands for (0: this database's),
 // cached in the connection.
 core::Status NodeIdOfRef(ConnectionState& state, std::int64_t ref, std::string* out);
+
+// After column `from` of table `tid` was renamed `to` (or dropped: no `to`),
+// its rows' column stamps follow (core::RenameColumnStamps).
+core::Status RenameColumnInMetadata(sqlite3* db, std::int64_t tid, const std::string& from,
+                                    const std::optional<std::string>& to);
 
 }  // namespace syncline::sqlite

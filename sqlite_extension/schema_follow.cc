@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "core/json.h"
+#include "sqlite_extension/column_capture.h"
 #include "sqlite_extension/ddl.h"
 #include "sqlite_extension/schema.h"
 #include "sqlite_extension/sqlite_util.h"
@@ -237,6 +238,9 @@ class Follower {
     if (!status.ok())
       return status.WithPrefix("table " + Quoted(table->name) + ": renaming column " + Quoted(change.from) + " to " +
                                Quoted(change.to) + ": ");
+    // A column-merge table's column keeps its own stamp under its new name.
+    if (table->column_merge) status = RenameColumnInMetadata(db_, table->tid, change.from, change.to);
+    if (!status.ok()) return status;
     renamed_.push_back({{"table", table->name}, {"from", change.from}, {"to", change.to}});
     return Status::Ok();
   }
@@ -369,6 +373,9 @@ class Follower {
           .WithHint("Drop or change what uses the column, or migrate this file by hand "
                     "(syncline_config('follow_schema', 'manual')).");
     }
+    // Its stamp goes with it: a column added later under its name starts anew.
+    if (table.column_merge) status = RenameColumnInMetadata(db_, table.tid, column, std::nullopt);
+    if (!status.ok()) return status;
     dropped_.push_back({{"table", table.name}, {"column", column}});
     return Status::Ok();
   }

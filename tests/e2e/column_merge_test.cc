@@ -95,5 +95,27 @@ TEST_F(ColumnMergeTest, DevicesFollowAChangeOfMode) {
   EXPECT_EQ(Lines(SqliteRows(*device, "SELECT title, done FROM tasks")), "'renamed', '1'\n");
 }
 
+// The server renames a column: it keeps its stamp on the server and on the
+// device that follows, so an older edit of it made elsewhere still loses.
+TEST_F(ColumnMergeTest, ARenamedColumnKeepsItsStamp) {
+  const std::string id = NewUuid();
+  server().Exec("INSERT INTO notes VALUES ($1, 'title', 'body', 'open')", {id});
+  const std::string file = ClientFile("device.db");
+  auto device = CloneDevice(file);
+  device->Exec("UPDATE notes SET title = 'edited' WHERE id = '" + id + "'");
+  Sync(file);
+  server().Exec("ALTER TABLE notes RENAME COLUMN title TO heading");
+  Sync(file);
+  // The columns stamped below the row's version, as a format-2 page says.
+  const std::string older_on_server =
+      server().Text("SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_array_elements(syncline.pull_since(NULL, 10, "
+                    "'{\"format\": 2}')::jsonb -> 'changes') c, jsonb_object_keys(c -> 'columns') k");
+  const std::string older_on_device = device->Text(
+      "SELECT group_concat(key, ',') FROM (SELECT key FROM json_each(json_extract(syncline_pull_since(NULL, 10, "
+      "'{\"format\": 2}'), '$.changes[0].columns')) ORDER BY key)");
+  EXPECT_EQ(older_on_server, "body,id,status");
+  EXPECT_EQ(older_on_device, "body,id,status");
+}
+
 }  // namespace
 }  // namespace syncline::test

@@ -5,7 +5,7 @@
 -- No BEGIN/ROLLBACK: pulls only see committed work.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(52);
+SELECT plan(55);
 
 CREATE TABLE notes (id int PRIMARY KEY, title text, body text, status text, score float8, amount numeric);
 CREATE TABLE plain (id int PRIMARY KEY, v text);
@@ -162,6 +162,23 @@ SELECT is(syncline.apply_push(jsonb_build_object('format', 2, 'source', remote()
             ->> 'applied', '1', 'a change of one column of a row with NOT NULL columns');
 SELECT is((SELECT concat_ws('|', title, owner, done) FROM tasks), 'task|ann|t', 'writes that column alone');
 SELECT is((SELECT count(*) FROM syncline.conflicts WHERE table_name = 'tasks'), 0::bigint, 'and refuses nothing');
+
+-- A renamed column keeps its own stamp; a dropped one's goes with it.
+CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
+SELECT syncline.track('docs', '{"merge": "column"}');
+INSERT INTO docs VALUES (1, 'title', 'body');
+UPDATE docs SET title = 'edited';
+CREATE FUNCTION older_docs() RETURNS text LANGUAGE sql AS $$
+  SELECT coalesce(string_agg(k, ',' ORDER BY k), '')
+    FROM jsonb_array_elements(syncline.pull_since(NULL, 1000, '{"format": 2}')::jsonb -> 'changes') c,
+         jsonb_object_keys(coalesce(c -> 'columns', '{}')) k
+   WHERE c ->> 'table' = 'docs' $$;
+SELECT is(older_docs(), 'body,id', 'the title is newer than the rest');
+ALTER TABLE docs RENAME COLUMN title TO heading;
+SELECT is(older_docs(), 'body,id', 'renamed, it keeps its stamp');
+ALTER TABLE docs DROP COLUMN heading;
+ALTER TABLE docs ADD COLUMN heading text;
+SELECT is(older_docs(), 'body,heading,id', 'a column added under a dropped one''s name does not inherit its stamp');
 
 -- Back to row merge, and again.
 SELECT is(syncline.track('notes', '{"merge": "row"}') ->> 'merge', 'row', 'switch to row merge');

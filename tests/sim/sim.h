@@ -122,6 +122,14 @@ class StepLog {
 
   const std::string& path() const { return path_; }
 
+  // What a failed scenario reports: how to replay it, the step, the last
+  // `tail` lines and where the whole log is.
+  std::string Failure(int steps, int step, const std::string& message, std::size_t tail) const {
+    return "seed " + std::to_string(seed_) + " (replay: SYNCLINE_SIM_SEED=" + std::to_string(seed_) +
+           " SYNCLINE_SIM_STEPS=" + std::to_string(steps) + "), step " + std::to_string(step) + ": " + message +
+           "\nlast steps:\n" + Tail(tail) + "full log: " + path_;
+  }
+
  private:
   std::string path_;
   std::uint64_t seed_;

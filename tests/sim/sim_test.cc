@@ -264,9 +264,7 @@ class Scenario : private Random {
   void Fail(const std::string& message) {
     if (failed_) return;
     failed_ = true;
-    ADD_FAILURE() << "seed " << seed_ << " (replay: SYNCLINE_SIM_SEED=" << seed_ << " SYNCLINE_SIM_STEPS=" << steps_
-                  << "), step " << step_ << ": " << message << "\nlast steps:\n"
-                  << log_.Tail(25) << "full log: " << log_.path();
+    ADD_FAILURE() << log_.Failure(steps_, step_, message, 25);
   }
 
   int Index(const Node& node) const {

@@ -232,5 +232,47 @@ TEST(ColumnMergeWrites, SomeColumnsOfARowWithNotNullColumns) {
     EXPECT_EQ(db->Dump("tasks"), "1|'renamed'|'ann'|1");
 }
 
+// Found by the PostgreSQL column simulator: a device pulled (from_server)
+// another device's later edit of a row while its own edit of another column
+// was not pushed yet. The merged row took the other device's version, so
+// its push (origin local) left the row out and the edit never reached the
+// hub. The device moves such a row to a version of its own.
+TEST(ColumnMergeDevice, AnUnpushedEditSurvivesAPullOfANewerEditOfTheRow) {
+  TempDir dir;
+  Db hub(dir.File("hub.db")), d1(dir.File("d1.db")), d2(dir.File("d2.db"));
+  for (Db* db : {&hub, &d1, &d2}) {
+    db->Exec("CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT, b TEXT)");
+    db->Text("SELECT syncline_track('t', '{\"merge\": \"column\"}')");
+  }
+  hub.Exec("INSERT INTO t VALUES ('k', 'x', 'u')");
+  // As the sync client does: pulls applied as from the server, pushes of the
+  // device's own writes.
+  auto pull = [&](Db& device) {
+    const std::string options = "{\"exclude_origin\": \"" + device.NodeId() + "\", \"format\": 2}";
+    const std::string cursor = device.Text("SELECT syncline_peer_cursor(?1, ?2)", {hub.NodeId(), options});
+    const std::string batch = cursor == "NULL" ? hub.Text("SELECT syncline_pull_since(NULL, 100, ?1)", {options})
+                                               : hub.Text("SELECT syncline_pull_since(?1, 100, ?2)", {cursor, options});
+    device.Text("SELECT syncline_apply_push(?1, '{\"from_server\": true}')", {batch});
+  };
+  auto push = [&](Db& device) {
+    const std::string options = "{\"origin\": \"local\", \"format\": 2}";
+    const std::string cursor = hub.Text("SELECT syncline_peer_cursor(?1, ?2)", {device.NodeId(), options});
+    const std::string batch = cursor == "NULL"
+                                  ? device.Text("SELECT syncline_pull_since(NULL, 100, ?1)", {options})
+                                  : device.Text("SELECT syncline_pull_since(?1, 100, ?2)", {cursor, options});
+    hub.Text("SELECT syncline_apply_push(?1)", {batch});
+  };
+  pull(d1);
+  pull(d2);
+  d2.Exec("UPDATE t SET b = 'v'");  // not pushed yet
+  d1.Exec("UPDATE t SET a = 'y'");  // later
+  push(d1);
+  pull(d2);
+  push(d2);
+  pull(d1);
+  for (Db* db : {&hub, &d1, &d2})
+    EXPECT_EQ(db->Dump("t"), "'k'|'y'|'v'");
+}
+
 }  // namespace
 }  // namespace syncline::test

@@ -296,6 +296,33 @@ TEST(ColumnStamps, RoundTripsRandomStampsAndFollowsColumnChanges) {
   EXPECT_EQ(CompareStamps(now[2], edit), 0);  // the base: two of three columns were at the edit
 }
 
+TEST(ColumnStamps, ARenamedColumnKeepsItsStampAndADroppedOneLosesIt) {
+  const Stamp insert{1000, kA}, edit{2000, kB}, latest{3000, kC};
+  const std::vector<Stamp> stamps = {insert, edit, latest, insert};
+  const std::string text = EncodeColumnStamps({"id", "title", "body", "status"}, stamps, latest);
+  std::string renamed;
+  ASSERT_TRUE(RenameColumnStamps(text, "title", std::string_view("heading"), &renamed).ok());
+  std::vector<Stamp> back;
+  ASSERT_TRUE(DecodeColumnStamps(renamed, {"id", "heading", "body", "status"}, latest, &back).ok());
+  for (std::size_t i = 0; i < stamps.size(); ++i)
+    EXPECT_EQ(CompareStamps(back[i], stamps[i]), 0) << i;
+  // Dropped: a column added later under the name is at the base, not at
+  // the dropped column's stamp.
+  std::string dropped;
+  ASSERT_TRUE(RenameColumnStamps(renamed, "heading", std::nullopt, &dropped).ok());
+  ASSERT_TRUE(DecodeColumnStamps(dropped, {"id", "heading", "body", "status"}, latest, &back).ok());
+  EXPECT_EQ(CompareStamps(back[1], insert), 0);  // the base: most columns were at the insert
+  EXPECT_EQ(CompareStamps(back[2], latest), 0);
+  // Renamed onto a name a dropped column left behind: the renamed one's stamp.
+  ASSERT_TRUE(RenameColumnStamps(text, "body", std::string_view("title"), &renamed).ok());
+  ASSERT_TRUE(DecodeColumnStamps(renamed, {"id", "title", "status"}, latest, &back).ok());
+  EXPECT_EQ(CompareStamps(back[1], latest), 0);
+  EXPECT_EQ(CompareStamps(back[2], insert), 0);
+  EXPECT_TRUE(RenameColumnStamps("", "a", std::string_view("b"), &renamed).ok());
+  EXPECT_EQ(renamed, "");
+  EXPECT_FALSE(RenameColumnStamps(std::string("\x04", 1), "a", std::string_view("b"), &renamed).ok());
+}
+
 TEST(ColumnStamps, CorruptBytesAreAnError) {
   const Stamp latest{1000, kA};
   std::vector<Stamp> stamps;

@@ -20,12 +20,13 @@ const web = fileURLToPath(new URL("..", import.meta.url));
 const STATIC = { "/sqlite/": "sqlite/", "/client/": "client/", "/": "demo/page/" };
 const TYPES = { ".html": "text/html", ".mjs": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
 
-/** Creates the demo's table if missing (a tracked notes table). */
+/** Creates the demo's table if missing (a tracked notes table, merged per
+ * column: edits of a note's title and body on two devices are both kept). */
 export async function prepareDatabase(pool) {
   await pool.query(`
     CREATE EXTENSION IF NOT EXISTS syncline;
     CREATE TABLE IF NOT EXISTS notes (id text PRIMARY KEY, title text NOT NULL DEFAULT '', body text NOT NULL DEFAULT '');
-    SELECT syncline.track('notes');`);
+    SELECT syncline.track('notes', '{"merge": "column"}');`);
 }
 
 /** The demo's server on `port` (0: any); resolves with {url, close}. */

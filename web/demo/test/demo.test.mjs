@@ -114,10 +114,10 @@ test('two browser devices edit, one offline, and converge with the server', asyn
   assert.deepEqual(await phone.notes(), ['n1:Shopping:eggs, milk', 'n2:Made offline:on the phone']);
   assert.equal((await serverNotes()).some((n) => n.startsWith('n2:')), false);
 
-  // Back online: the phone's later edit of n1 wins (last writer, by row),
-  // its new note arrives everywhere.
+  // Back online: notes merge per column, so the laptop's title and the
+  // phone's body are both kept; the phone's new note arrives everywhere.
   await phone.network.restore();
-  const expected = ['n1:Shopping:eggs, milk', 'n2:Made offline:on the phone'];
+  const expected = ['n1:Shopping list:eggs, milk', 'n2:Made offline:on the phone'];
   await until('the server', async () => JSON.stringify(await serverNotes()) === JSON.stringify(expected));
   await until('the laptop', async () => JSON.stringify(await laptop.notes()) === JSON.stringify(expected));
   await until('the phone', async () => JSON.stringify(await phone.notes()) === JSON.stringify(expected));
