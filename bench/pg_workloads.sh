@@ -7,6 +7,7 @@
 #   plain     a table with nothing attached (the baseline)
 #   syncline  syncline.track (NOTIFY on, the default)
 #   quiet     syncline.track(t, '{"notify": false}')
+#   column    syncline.track(t, '{"merge": "column"}'): a column-merge table
 #   pgq       PgQ (Debian: postgresql-15-pgq3): pgq.logutriga('q') as an
 #             AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW trigger
 #   audit     what users write by hand: a PL/pgSQL row trigger inserting
@@ -79,6 +80,7 @@ capture_sql() {  # capture_sql KIND TABLE: attaches KIND's capture to TABLE
   case "$1" in
     syncline) echo "SELECT syncline.track('$2');" ;;
     quiet) echo "SELECT syncline.track('$2', '{\"notify\": false}');" ;;
+    column) echo "SELECT syncline.track('$2', '{\"merge\": \"column\"}');" ;;
     pgq) echo "CREATE TRIGGER pgq_capture AFTER INSERT OR UPDATE OR DELETE ON $2
                FOR EACH ROW EXECUTE FUNCTION pgq.logutriga('q');" ;;
     audit) echo "CREATE TRIGGER audit_capture AFTER INSERT OR UPDATE OR DELETE ON $2
@@ -88,7 +90,7 @@ capture_sql() {  # capture_sql KIND TABLE: attaches KIND's capture to TABLE
 
 log_table() {  # log_table DB KIND: the table KIND writes its changes to, if any
   case "$2" in
-    syncline | quiet) echo syncline.rows ;;
+    syncline | quiet | column) echo syncline.rows ;;
     pgq) psql_q -d "$1" -c "SELECT queue_data_pfx || '_' || queue_cur_table FROM pgq.queue WHERE queue_name = 'q'" ;;
     audit) echo audit_log ;;
   esac

@@ -43,6 +43,10 @@ METRICS = {
                                    "in row mode (time)", ("ratio", "<=", 1.3)),
     "sqlite.column_merge_metadata": ("metadata per row after that update, column merge vs row mode "
                                      "(dbstat, after VACUUM)", ("ratio", "<=", 1.2)),
+    "pg.column_merge_update": ("UPDATE of one column of every row, a column-merge table vs the same table "
+                               "in row mode (time)", ("ratio", "<=", 1.3)),
+    "pg.column_merge_metadata": ("metadata per row after that update, column merge vs row mode "
+                                 "(`pg_column_size` of its `syncline.rows` row)", ("ratio", "<=", 1.2)),
     "wasm.insert_1_txn": ("insert N rows, one `INSERT ... SELECT` (time)", None),
     "wasm.update_all": ("update one column of every row (time)", None),
     "wasm.pull": ("`pullSince` pages of 1000 from JavaScript, vs `json_group_array` pages by key", None),

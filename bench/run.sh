@@ -16,7 +16,8 @@
 # 1,000 transactions, SQLite and PostgreSQL apply, clone), BENCH_PGBENCH_RUNS
 # (5), BENCH_PGBENCH_SECONDS (3), BENCH_CG_STATEMENTS (1000, the statements
 # a callgrind run counts), BENCH_ONLY (a space-separated subset of: sqlite
-# wasm pg-capture pgbench instructions logical pg-sync gc clone; logical is the
+# wasm pg-capture pg-column pgbench instructions logical pg-sync gc clone;
+# pg-column a column-merge table against row mode; logical is the
 # second cluster, wal_level=logical, bulk and pgbench; gc the metadata bytes
 # per live row after deleting 90 % of BENCH_ROWS, before and after garbage
 # collection, both engines), SYNCLINE_BENCH_EXT /
@@ -32,7 +33,7 @@ slow_runs="${BENCH_SLOW_RUNS:-3}"
 pgbench_seconds="${BENCH_PGBENCH_SECONDS:-3}"
 pgbench_runs="${BENCH_PGBENCH_RUNS:-5}"
 cg_statements="${BENCH_CG_STATEMENTS:-1000}"
-only="${BENCH_ONLY:-sqlite wasm pg-capture pgbench instructions logical pg-sync gc clone}"
+only="${BENCH_ONLY:-sqlite wasm pg-capture pg-column pgbench instructions logical pg-sync gc clone}"
 ext="${SYNCLINE_BENCH_EXT:-$root/build/syncline.so}"
 cli="${SYNCLINE_BENCH_CLI:-$root/build/bin/syncline}"
 bench="$root/bench/build/sqlite_bench"
@@ -82,6 +83,24 @@ if wants pg-capture; then
       pgq="${bulk[${op}_pgq]}" audit="${bulk[${op}_audit]}"
   done
   dropdb bench_capture
+fi
+
+# ------------------------------------------------- PostgreSQL column merge
+# A column-merge table against the same table in row mode (docs/column-merge.md):
+# the bulk UPDATE above changes one column; then each table's metadata per row.
+if wants pg-column; then
+  log "PostgreSQL: column-merge table against row mode, bulk insert and one-column update of $rows rows ($runs runs)"
+  createdb bench_column
+  contenders_setup_sql | psql_q -d bench_column >/dev/null
+  bulk=()
+  bulk_bench bench_column "$runs" syncline column
+  emit pg.column_merge_update ms "${bulk[update_column]}" "${bulk[update_syncline]}"
+  metadata_bytes() {  # after the last run's update
+    psql_q -d bench_column -c "SELECT round(avg(pg_column_size(r.*)), 1) FROM syncline.rows r
+                                 JOIN syncline.tables t USING (tid) WHERE t.table_name = 'bulk_$1'"
+  }
+  emit pg.column_merge_metadata bytes/row "$(metadata_bytes column)" "$(metadata_bytes syncline)"
+  dropdb bench_column
 fi
 
 # ------------------------------------------------------------------ pgbench
