@@ -3,11 +3,12 @@
 // table over three keys. Random steps insert, update random columns (often
 // to the value they hold), delete and re-insert on a random file, with
 // skewed clocks; or sync a random device with the hub (format 2, random
-// page sizes). A model records every write as the writer's metadata stamped
-// it and computes the rule independently: per column the greatest stamp
-// wins, a delete clears the columns older than it, a row lives while a
-// column is newer than its latest delete. After syncing until nothing moves,
-// every file holds exactly the model's rows.
+// page sizes; the hub's pages applied as a server's or as a peer's). A
+// model records every write as the writer's metadata stamped it and
+// computes the rule independently: per column the greatest stamp wins, a
+// delete clears the columns older than it, a row lives while a column is
+// newer than its latest delete. After syncing until nothing moves, every
+// file holds exactly the model's rows.
 #include <map>
 #include <optional>
 #include <random>
@@ -74,7 +75,7 @@ class ColumnSim {
     if (rng_() % 2)
       Sync(device, *files_[0], page, 2);
     else
-      Sync(*files_[0], device, page, 2);
+      Sync(*files_[0], device, page, 2, rng_() % 2 == 0);  // as a device applies its server's pages, or a peer's
   }
 
   // Syncs until a round moves nothing, then checks every file.
@@ -83,7 +84,7 @@ class ColumnSim {
       long long moved = 0;
       for (int d = 1; d < 4; ++d) {
         moved += Sync(*files_[d], *files_[0], 50, 2);
-        moved += Sync(*files_[0], *files_[d], 50, 2);
+        moved += Sync(*files_[0], *files_[d], 50, 2, true);
       }
       if (moved == 0) break;
     }

@@ -128,7 +128,8 @@ class Db {
 // Pulls every change `from` has that `to` did not originate, page by page,
 // and applies each page to `to`. Returns the number of changes applied.
 // `format` 2: pages carry column-merge rows' column stamps.
-inline long long Sync(Db& from, Db& to, int page = 50, int format = 1) {
+// `from_server`: `to` applies the pages as a device applies its server's.
+inline long long Sync(Db& from, Db& to, int page = 50, int format = 1, bool from_server = false) {
   std::string options = "{\"exclude_origin\":\"" + to.NodeId() + "\", \"format\": " + std::to_string(format) + "}";
   std::string cursor = to.Text("SELECT syncline_peer_cursor(?1, ?2)", {from.NodeId(), options});
   long long applied = 0;
@@ -137,7 +138,8 @@ inline long long Sync(Db& from, Db& to, int page = 50, int format = 1) {
         cursor == "NULL"
             ? from.Text("SELECT syncline_pull_since(NULL, " + std::to_string(page) + ", ?1)", {options})
             : from.Text("SELECT syncline_pull_since(?1, " + std::to_string(page) + ", ?2)", {cursor, options});
-    std::string summary = to.Text("SELECT syncline_apply_push(?1)", {batch});
+    std::string summary =
+        to.Text("SELECT syncline_apply_push(?1, ?2)", {batch, from_server ? "{\"from_server\": true}" : "{}"});
     if (summary.empty()) return applied;
     applied += std::stoll(to.Text("SELECT json_extract(?1, '$.applied')", {summary}));
     cursor = to.Text("SELECT json_extract(?1, '$.cursor')", {summary});
