@@ -117,5 +117,26 @@ TEST_F(ColumnMergeTest, ARenamedColumnKeepsItsStamp) {
   EXPECT_EQ(older_on_device, "body,id,status");
 }
 
+// A device behind the server's schema (offline across an added column and a
+// rename) pushes rows that lack the new column and name the old one: the
+// server maps the name, and the column the device lacks keeps the server's
+// value and stamp.
+TEST_F(ColumnMergeTest, ADeviceBehindTheSchemaTouchesNoColumnItLacks) {
+  const std::string id = NewUuid();
+  server().Exec("INSERT INTO notes VALUES ($1, 'title', 'body', 'open')", {id});
+  const std::string file = ClientFile("device.db");
+  auto device = CloneDevice(file);
+  device->Exec("UPDATE notes SET title = 'offline title', body = 'offline body' WHERE id = '" + id + "'");
+  server().Exec("ALTER TABLE notes ADD COLUMN priority int NOT NULL DEFAULT 0");
+  server().Exec("ALTER TABLE notes RENAME COLUMN body TO text");
+  server().Exec("UPDATE notes SET priority = 2 WHERE id = $1", {id});
+  Sync(file);
+  EXPECT_EQ(Lines(server().Rows("SELECT title, text, status, priority::text FROM notes")),
+            "'offline title', 'offline body', 'open', '2'\n");
+  EXPECT_EQ(Lines(SqliteRows(*device, "SELECT title, text, status, priority FROM notes")),
+            "'offline title', 'offline body', 'open', '2'\n");
+  EXPECT_EQ(StatusReport(file)["pending local"], "0 changes");
+}
+
 }  // namespace
 }  // namespace syncline::test
