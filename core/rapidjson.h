@@ -1,5 +1,6 @@
 // RapidJSON, configured once for every file of the core that includes it
-// (json.cc, changeset.cc): its classes must be defined the same way in each.
+// (json.cc, key.cc, batch_header.cc, changeset_streaming.cc): its classes must
+// be defined the same way in each.
 //
 // SSE2 (part of x86-64) lets RapidJSON skip whitespace and copy unescaped
 // string runs 16 bytes at a time when it reads a NUL-terminated stream
