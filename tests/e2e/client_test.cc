@@ -382,7 +382,7 @@ TEST_F(NotesTest, CloneRefusesADamagedTableDescription) {
   server().Exec("CREATE OR REPLACE VIEW syncline.tracked_tables AS SELECT t.table_schema, t.table_name, "
                 "t.pk_columns AS primary_key, t.scope_column, t.notify, t.authorize, "
                 "'[{\"type\": \"uuid\", \"base_type\": \"uuid\", \"category\": \"U\"}]'::jsonb AS columns, "
-                "'[{\"columns\": [\"id\"]}]'::jsonb AS foreign_keys FROM syncline.tables t");
+                "'[{\"columns\": [\"id\"]}]'::jsonb AS foreign_keys, t.merge FROM syncline.tables t");
   const std::string file = ClientFile("client.db");
   ProcessResult result = Cli("clone", file);
   EXPECT_NE(result.exit_code, 0) << result.Describe();
