@@ -64,6 +64,9 @@ TEST_F(ColumnMergeTest, TheLatestEditWinsNotTheMostEdits) {
   auto late = CloneDevice(late_file);
   for (int i = 0; i < 10; ++i)
     busy->Exec("UPDATE notes SET title = 'busy " + std::to_string(i) + "' WHERE id = '" + id + "'");
+  // A later millisecond: within one, a stamp's counter orders the edits,
+  // and the busy device's tenth is ahead of the late device's first.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
   late->Exec("UPDATE notes SET title = 'late' WHERE id = '" + id + "'");
   Sync(late_file);
   Sync(busy_file);
