@@ -68,6 +68,10 @@ plain, tracked with `{"notify": false}`, tracked with NOTIFY on, PgQ, audit
 (and, in the logical decoding cluster, plain, tracked with `{"notify":
 false}`, slot, slot with a consumer); logs are not emptied between pgbench
 runs, for any contender. The contenders' order rotates from run to run.
+The column-merge pair (`pg-column`) runs the same bulk samples for a table
+tracked by row and one tracked with `{"merge": "column"}` (the UPDATE
+changes one column, `n`); then the average `pg_column_size` of each
+table's `syncline.rows` rows. The baseline there is row mode.
 
 **PostgreSQL capture in instructions** (`bench/instructions.sh`): timings on a
 shared machine vary run to run by more than the differences between the
