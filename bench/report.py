@@ -400,6 +400,7 @@ def main():
                 ("pg.pgbench_", "PostgreSQL capture, pgbench single-row transactions"),
                 ("pg.instructions_", "PostgreSQL capture, instructions a single-row statement"),
                 ("pg.logical.", "PostgreSQL capture, second cluster with wal_level=logical"),
+                ("pg.column_", "PostgreSQL column merge (baseline: the same table in row mode)"),
                 ("pg.pull", "PostgreSQL pull"), ("pg.apply", "PostgreSQL apply"), ("e2e.", "End to end: clone"),
                 ("gc.", "Metadata per live row, before and after garbage collection"))
     order = {name: i for i, name in enumerate(METRICS)}
