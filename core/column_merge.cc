@@ -9,8 +9,6 @@ namespace syncline::core {
 
 namespace {
 
-bool Greater(const Stamp& a, const Stamp& b) { return CompareStamps(a, b) > 0; }
-
 ColumnMerge Nothing(const ColumnRow& row, std::size_t count) {
   ColumnMerge out;
   out.take.assign(count, false);
@@ -36,11 +34,11 @@ ColumnMerge MergeDelete(const ColumnRow& row, const ColumnVersion& version) {
   const std::size_t count = version.columns.size();
   if (!row.exists) return Tombstone(count, version.stamp);
   if (row.deleted)
-    return Greater(version.stamp, LatestStamp(row.stamps)) ? Tombstone(count, version.stamp) : Nothing(row, count);
+    return StampAbove(version.stamp, LatestStamp(row.stamps)) ? Tombstone(count, version.stamp) : Nothing(row, count);
   ColumnMerge out = Nothing(row, count);
   std::size_t cleared = 0;
   for (std::size_t i = 0; i < count; ++i) {
-    if (!Greater(version.stamp, row.stamps[i])) continue;
+    if (!StampAbove(version.stamp, row.stamps[i])) continue;
     out.clear[i] = true;
     out.after.stamps[i] = version.stamp;
     ++cleared;
@@ -55,7 +53,7 @@ ColumnMerge MergeDelete(const ColumnRow& row, const ColumnVersion& version) {
 Stamp LatestStamp(const std::vector<Stamp>& stamps) {
   Stamp latest;
   for (const Stamp& stamp : stamps)
-    if (Greater(stamp, latest)) latest = stamp;
+    if (StampAbove(stamp, latest)) latest = stamp;
   return latest;
 }
 
@@ -67,7 +65,7 @@ ColumnMerge MergeColumns(const ColumnRow& row, const ColumnVersion& version) {
   bool taken = false;
   for (std::size_t i = 0; i < count; ++i) {
     const std::optional<Stamp>& stamp = version.columns[i];
-    if (!stamp || !Greater(*stamp, out.after.stamps[i])) continue;
+    if (!stamp || !StampAbove(*stamp, out.after.stamps[i])) continue;
     out.take[i] = true;
     out.after.stamps[i] = *stamp;
     taken = true;

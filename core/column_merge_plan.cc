@@ -11,8 +11,6 @@ namespace {
 
 const Value kNullValue;
 
-bool Greater(const Stamp& a, const Stamp& b) { return CompareStamps(a, b) > 0; }
-
 // The stamp a change gives each column it carries: its own, or the one
 // "columns" names.
 Stamp CarriedStamp(const Change& change, const std::string& column) {
@@ -101,7 +99,7 @@ void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, boo
   else if (stored.exists)
     before = Stamp{stored.hlc, stored.node};
   const Stamp natural = LatestStamp(change.columns.stamps);
-  Stamp latest = Greater(natural, before) ? natural : before;
+  Stamp latest = StampAbove(natural, before) ? natural : before;
   // Restamped by this node: a row that is no longer what its sender sent
   // (it keeps columns of others, or this node's own): under the sender's
   // stamp, the pulls that skip the sender's own versions (exclude_origin)
@@ -109,7 +107,8 @@ void StampColumnWrite(const RowVersion& stored, const MergeChange* previous, boo
   // (origin local) would leave out its edit the merge kept. And on a node
   // that serves format-1 readers, a row changed beneath its version's stamp
   // (they would see one stamp with two contents).
-  if (!change.as_sent || (serves_format1 && !Greater(natural, before))) latest = Stamp{NextHlc(latest.hlc), local_node};
+  if (!change.as_sent || (serves_format1 && !StampAbove(natural, before)))
+    latest = Stamp{NextHlc(latest.hlc), local_node};
   change.hlc = latest.hlc;
   change.node = latest.node;
   change.clock = change.change->clock;

@@ -23,5 +23,6 @@ inline int CompareStamps(Hlc a_hlc, std::string_view a_node, Hlc b_hlc, std::str
 }
 
 inline int CompareStamps(const Stamp& a, const Stamp& b) { return CompareStamps(a.hlc, a.node, b.hlc, b.node); }
+inline bool StampAbove(const Stamp& a, const Stamp& b) { return CompareStamps(a, b) > 0; }
 
 }  // namespace syncline::core
